@@ -1,0 +1,642 @@
+//! The ordered processor pipeline, transport-agnostic.
+//!
+//! # Semantics
+//!
+//! - **Order.** Request phases run sequentially in the configured order; a mutation made by one
+//!   processor is seen by the next. Response phases run in reverse order, and only for the
+//!   processors whose request phase ran (like tower layers: the outer sees the inner's answer).
+//! - **Decisions.** The first [`Decision::Reject`] or [`Decision::Respond`] stops the request
+//!   phase; the rest are skipped. A decision is never "failed open".
+//! - **Failures.** An error or a timeout is classified ([`FailureClass`](crate::FailureClass)),
+//!   traced, recorded in the [`PipelineReport`] response extension, and handled by the
+//!   processor's [`FailureMode`]: `FailOpen` skips the processor (any change it made before
+//!   failing stays), `FailClosed` answers with an OpenAI-shaped error (500, or 504 for a
+//!   timeout).
+//! - **Time.** Each processor's async phases have a timeout (its own, else the pipeline's
+//!   default); each phase run of the pipeline has an overall deadline. A timer is armed only for
+//!   a processor that does not finish on its first poll.
+//! - **The commit point.** Until the response head is handed to the client, every failure can
+//!   still become an error response. After it (a streamed body is flowing), nothing can change
+//!   the status: a processor that stops the stream or fails — whatever its failure mode, since
+//!   skipping a half-applied stream transformation would corrupt what the client already has —
+//!   ends the stream cleanly with one SSE `event: error` in the API's error shape.
+//!
+//! The drivers: [`PipelineLayer`](crate::PipelineLayer) for tower, and any other that calls the
+//! phase methods ([`Pipeline::prepare_bytes`], [`Pipeline::run_request`],
+//! [`Pipeline::run_response_head`], [`Pipeline::run_response_body`],
+//! [`Pipeline::stream_chain`]) itself, as the pingora adapter does.
+
+mod bounded;
+mod context;
+mod processor;
+mod stream;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, header};
+use tokio::time::Instant;
+
+pub use context::{
+    Exchange, FailureRecord, MODEL_NAME_HEADER, ParsedRequest, PipelineReport, RequestContext,
+    ResponseBody, ResponseContext, RouteDecision,
+};
+pub use processor::{
+    Decision, FailureMode, Phases, Processor, StreamEnd, StreamProcessor, StreamStop,
+};
+pub use stream::StreamChain;
+
+use crate::body::{Body, CollectError, collect_limited};
+use crate::error::{BoxError, FailureClass, ProcessorError, RejectKind, Rejection};
+use crate::payload::{ApiKind, Payload, PayloadError};
+use bounded::Bounded;
+
+/// The default bound on a buffered request body: 2 MiB (as the WG proposal recommends).
+pub const DEFAULT_MAX_REQUEST_BODY: usize = 2 * 1024 * 1024;
+/// The default bound on a buffered non-streamed response body: 16 MiB.
+pub const DEFAULT_MAX_RESPONSE_BODY: usize = 16 * 1024 * 1024;
+/// The default deadline of one phase run of the pipeline: 30 s.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
+
+/// A processor in a pipeline, with the settings that apply to it there.
+pub struct Stage {
+    name: String,
+    processor: Box<dyn Processor>,
+    mode: FailureMode,
+    timeout: Option<Duration>,
+    phases: Phases,
+}
+
+impl Stage {
+    /// A stage with the processor's own name, failure mode, timeout and phases.
+    pub fn new(processor: impl Processor) -> Self {
+        Self {
+            name: processor.name().to_owned(),
+            mode: processor.failure_mode(),
+            timeout: processor.timeout(),
+            phases: processor.phases(),
+            processor: Box::new(processor),
+        }
+    }
+
+    /// Overrides the failure mode.
+    #[must_use]
+    pub fn failure_mode(mut self, mode: FailureMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Overrides the timeout.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Overrides the name.
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+}
+
+impl std::fmt::Debug for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stage")
+            .field("name", &self.name)
+            .field("mode", &self.mode)
+            .field("timeout", &self.timeout)
+            .field("phases", &self.phases)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Pipeline-wide settings.
+#[derive(Debug, Clone)]
+struct Config {
+    max_request_body: usize,
+    max_response_body: usize,
+    deadline: Option<Duration>,
+    default_timeout: Option<Duration>,
+    max_event_size: usize,
+}
+
+/// Builds a [`Pipeline`].
+#[derive(Debug)]
+#[must_use]
+pub struct PipelineBuilder {
+    stages: Vec<Stage>,
+    config: Config,
+}
+
+impl PipelineBuilder {
+    /// Appends a processor with its own settings.
+    pub fn processor(self, processor: impl Processor) -> Self {
+        self.stage(Stage::new(processor))
+    }
+
+    /// Appends a stage (a processor with overridden settings).
+    pub fn stage(mut self, stage: Stage) -> Self {
+        self.stages.push(stage);
+        self
+    }
+
+    /// The bound on a buffered request body (default 2 MiB); over it the answer is 413.
+    pub fn max_request_body(mut self, bytes: usize) -> Self {
+        self.config.max_request_body = bytes;
+        self
+    }
+
+    /// The bound on a buffered non-streamed response body (default 16 MiB), used only when a
+    /// processor takes part in the whole-body phase.
+    pub fn max_response_body(mut self, bytes: usize) -> Self {
+        self.config.max_response_body = bytes;
+        self
+    }
+
+    /// The overall deadline of one phase run (default 30 s); `None` for none.
+    pub fn deadline(mut self, deadline: Option<Duration>) -> Self {
+        self.config.deadline = deadline;
+        self
+    }
+
+    /// The timeout of processors that declare none (default: none, the deadline bounds them).
+    pub fn default_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.config.default_timeout = timeout;
+        self
+    }
+
+    /// The bound on one SSE event of a processed stream (default 1 MiB).
+    pub fn max_event_size(mut self, bytes: usize) -> Self {
+        self.config.max_event_size = bytes;
+        self
+    }
+
+    /// Builds the pipeline.
+    pub fn build(self) -> Pipeline {
+        let mut phases = Phases::NONE;
+        for s in &self.stages {
+            phases = phases.union(s.phases);
+        }
+        Pipeline {
+            inner: Arc::new(Inner {
+                stages: self.stages,
+                config: self.config,
+                phases,
+            }),
+        }
+    }
+}
+
+struct Inner {
+    stages: Vec<Stage>,
+    config: Config,
+    phases: Phases,
+}
+
+/// An ordered list of processors with their failure modes and timeouts. Cheap to clone (one
+/// `Arc`). See the [module docs](self) for the semantics.
+#[derive(Clone)]
+pub struct Pipeline {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("stages", &self.inner.stages)
+            .field("config", &self.inner.config)
+            .finish()
+    }
+}
+
+impl Default for Pipeline {
+    fn default() -> Self {
+        Self::builder().build()
+    }
+}
+
+/// What the request phase decided.
+#[derive(Debug)]
+pub enum RequestOutcome {
+    /// Forward the request upstream.
+    Forward,
+    /// Answer with this response (a rejection or a processor's own answer); run the response
+    /// phases on it for the processors that ran.
+    Respond(http::Response<Body>),
+}
+
+impl Pipeline {
+    /// Starts building a pipeline.
+    pub fn builder() -> PipelineBuilder {
+        PipelineBuilder {
+            stages: Vec::new(),
+            config: Config {
+                max_request_body: DEFAULT_MAX_REQUEST_BODY,
+                max_response_body: DEFAULT_MAX_RESPONSE_BODY,
+                deadline: Some(DEFAULT_DEADLINE),
+                default_timeout: None,
+                max_event_size: crate::sse::DEFAULT_MAX_EVENT_SIZE,
+            },
+        }
+    }
+
+    /// The tower layer that drives this pipeline.
+    pub fn layer(&self) -> crate::PipelineLayer {
+        crate::PipelineLayer::new(self.clone())
+    }
+
+    /// The number of processors.
+    pub fn len(&self) -> usize {
+        self.inner.stages.len()
+    }
+
+    /// Whether the pipeline has no processor.
+    pub fn is_empty(&self) -> bool {
+        self.inner.stages.is_empty()
+    }
+
+    /// The bound on a buffered request body.
+    pub fn max_request_body(&self) -> usize {
+        self.inner.config.max_request_body
+    }
+
+    /// Buffers (bounded) and parses a request body into a [`RequestContext`]; a failure is the
+    /// rejection to answer with (413, 415, 400).
+    pub async fn prepare<B>(
+        &self,
+        head: http::request::Parts,
+        body: B,
+    ) -> Result<RequestContext, Rejection>
+    where
+        B: http_body::Body<Data = Bytes>,
+        B::Error: Into<BoxError>,
+    {
+        // Parsed once: a pipeline further out already did it.
+        if let Some(parsed) = head.extensions.get::<ParsedRequest>() {
+            let hint = body.size_hint();
+            if hint.exact() == Some(parsed.bytes.len() as u64) {
+                let raw = parsed.bytes.clone();
+                let payload = parsed.payload.as_deref().cloned();
+                return Ok(RequestContext::new(head, raw, payload));
+            }
+        }
+        if !has_body(&head) {
+            return Ok(RequestContext::new(head, Bytes::new(), None));
+        }
+        check_content_type(&head.headers)?;
+        let limit = self.inner.config.max_request_body;
+        let bytes = collect_limited(body, limit).await.map_err(|e| match e {
+            CollectError::TooLarge { limit } => too_large(limit),
+            e => Rejection::new(
+                RejectKind::InvalidRequest,
+                format!("the request body could not be read: {e}"),
+            ),
+        })?;
+        self.prepare_bytes(head, bytes)
+    }
+
+    /// Parses an already buffered request body (pingora buffers it in its body filter).
+    pub fn prepare_bytes(
+        &self,
+        head: http::request::Parts,
+        bytes: Bytes,
+    ) -> Result<RequestContext, Rejection> {
+        if bytes.len() > self.inner.config.max_request_body {
+            return Err(too_large(self.inner.config.max_request_body));
+        }
+        if bytes.is_empty() && !has_body(&head) {
+            return Ok(RequestContext::new(head, bytes, None));
+        }
+        check_content_type(&head.headers)?;
+        let api = ApiKind::from_path(head.uri.path());
+        let payload = Payload::parse(api, &bytes).map_err(|e| match e {
+            PayloadError::InvalidUtf8 { .. } => {
+                Rejection::new(RejectKind::InvalidEncoding, e.to_string())
+            }
+            PayloadError::Syntax(_) => Rejection::new(RejectKind::MalformedBody, e.to_string()),
+            PayloadError::Shape(_) => Rejection::new(RejectKind::InvalidRequest, e.to_string()),
+        })?;
+        Ok(RequestContext::new(head, bytes, Some(payload)))
+    }
+
+    /// Runs the request phase: every processor in order, until one decides.
+    pub async fn run_request(&self, cx: &mut RequestContext) -> RequestOutcome {
+        if !self.inner.phases.contains(Phases::REQUEST) {
+            cx.ran = self.inner.stages.len();
+            return RequestOutcome::Forward;
+        }
+        let deadline = self.deadline();
+        for (i, stage) in self.inner.stages.iter().enumerate() {
+            cx.ran = i + 1;
+            if !stage.phases.contains(Phases::REQUEST) {
+                continue;
+            }
+            let res = Bounded::new(
+                stage.processor.on_request(cx),
+                self.timeout_of(stage),
+                deadline,
+            )
+            .await;
+            match self.settle(stage, res, &mut cx.report) {
+                Settled::Continue => {}
+                Settled::Decided(Decision::Continue) => {}
+                Settled::Decided(Decision::Reject(r)) => {
+                    cx.ran = i;
+                    let r = named(r, stage);
+                    tracing::info!(processor = %stage.name, kind = ?r.kind(), "request rejected");
+                    return RequestOutcome::Respond(self.error_response(cx.api, r));
+                }
+                Settled::Decided(Decision::Respond(resp)) => {
+                    cx.ran = i;
+                    return RequestOutcome::Respond(resp);
+                }
+                Settled::Failed(r) => {
+                    cx.ran = i;
+                    return RequestOutcome::Respond(self.error_response(cx.api, r));
+                }
+            }
+        }
+        RequestOutcome::Forward
+    }
+
+    /// Runs the response-head phase in reverse order over the processors that ran. When a
+    /// processor replaces the response, `head` is updated in place and the new body returned;
+    /// processors further out then see the replacement.
+    pub async fn run_response_head(
+        &self,
+        exchange: &mut Exchange,
+        head: &mut http::response::Parts,
+    ) -> Option<Body> {
+        if !self.inner.phases.contains(Phases::RESPONSE) {
+            return None;
+        }
+        let deadline = self.deadline();
+        let mut replaced = None;
+        for stage in self.inner.stages[..exchange.ran].iter().rev() {
+            if !stage.phases.contains(Phases::RESPONSE) {
+                continue;
+            }
+            let res = {
+                let mut cx = ResponseContext::new(head, exchange);
+                Bounded::new(
+                    stage.processor.on_response(&mut cx),
+                    self.timeout_of(stage),
+                    deadline,
+                )
+                .await
+            };
+            let resp = match self.settle(stage, res, &mut exchange.report) {
+                Settled::Continue | Settled::Decided(Decision::Continue) => continue,
+                Settled::Decided(Decision::Reject(r)) => {
+                    self.error_response(exchange.api, named(r, stage))
+                }
+                Settled::Decided(Decision::Respond(resp)) => resp,
+                Settled::Failed(r) => self.error_response(exchange.api, r),
+            };
+            let (parts, body) = resp.into_parts();
+            *head = parts;
+            replaced = Some(body);
+        }
+        replaced
+    }
+
+    /// Whether a non-streamed response should be buffered for the whole-body phase.
+    pub fn wants_response_body(&self, exchange: &Exchange, head: &http::response::Parts) -> bool {
+        self.inner.phases.contains(Phases::RESPONSE_BODY)
+            && !context::is_event_stream(&head.headers)
+            && self.inner.stages[..exchange.ran]
+                .iter()
+                .any(|s| s.phases.contains(Phases::RESPONSE_BODY))
+    }
+
+    /// The bound on a buffered response body.
+    pub fn max_response_body(&self) -> usize {
+        self.inner.config.max_response_body
+    }
+
+    /// Runs the whole-body phase in reverse order; returns the final body (`head` is updated in
+    /// place when a processor replaces the response).
+    pub async fn run_response_body(
+        &self,
+        exchange: &mut Exchange,
+        head: &mut http::response::Parts,
+        bytes: Bytes,
+    ) -> Body {
+        let deadline = self.deadline();
+        let mut body = ResponseBody::new(bytes);
+        for stage in self.inner.stages[..exchange.ran].iter().rev() {
+            if !stage.phases.contains(Phases::RESPONSE_BODY) {
+                continue;
+            }
+            let res = {
+                let mut cx = ResponseContext::new(head, exchange);
+                Bounded::new(
+                    stage.processor.on_response_body(&mut cx, &mut body),
+                    self.timeout_of(stage),
+                    deadline,
+                )
+                .await
+            };
+            let resp = match self.settle(stage, res, &mut exchange.report) {
+                Settled::Continue | Settled::Decided(Decision::Continue) => continue,
+                Settled::Decided(Decision::Reject(r)) => {
+                    self.error_response(exchange.api, named(r, stage))
+                }
+                Settled::Decided(Decision::Respond(resp)) => resp,
+                Settled::Failed(r) => self.error_response(exchange.api, r),
+            };
+            let (parts, new_body) = resp.into_parts();
+            *head = parts;
+            // A replacement ends the phase: the processors further out see its head only.
+            return new_body;
+        }
+        let bytes = body.into_bytes();
+        head.headers
+            .insert(header::CONTENT_LENGTH, http::HeaderValue::from(bytes.len()));
+        Body::full(bytes)
+    }
+
+    /// For an SSE response: the per-event chain of the processors that ran and want the stream,
+    /// or `None` to let it pass untouched.
+    pub fn stream_chain(
+        &self,
+        exchange: &mut Exchange,
+        head: &mut http::response::Parts,
+    ) -> Option<StreamChain> {
+        if !self.inner.phases.contains(Phases::RESPONSE_EVENTS)
+            || !context::is_event_stream(&head.headers)
+        {
+            return None;
+        }
+        let api = exchange.api;
+        let mut stages = Vec::new();
+        let ran = exchange.ran;
+        let mut cx = ResponseContext::new(head, exchange);
+        for stage in self.inner.stages[..ran].iter().rev() {
+            if !stage.phases.contains(Phases::RESPONSE_EVENTS) {
+                continue;
+            }
+            if let Some(p) = stage.processor.on_stream(&mut cx) {
+                stages.push((stage.name.clone(), p));
+            }
+        }
+        if stages.is_empty() {
+            return None;
+        }
+        // The body is rewritten: its length is no longer known.
+        head.headers.remove(header::CONTENT_LENGTH);
+        Some(StreamChain::new(
+            api,
+            self.inner.config.max_event_size,
+            stages,
+        ))
+    }
+
+    /// Tells the processors that ran that the upstream failed without a response.
+    pub fn upstream_failed(&self, exchange: &mut Exchange) {
+        for stage in self.inner.stages[..exchange.ran].iter().rev() {
+            stage.processor.on_upstream_error(exchange);
+        }
+    }
+
+    /// The error response for a rejection, in the shape of the request's API.
+    pub fn error_response(&self, api: ApiKind, rejection: Rejection) -> http::Response<Body> {
+        error_response(api, rejection)
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.inner.config.deadline.map(|d| Instant::now() + d)
+    }
+
+    fn timeout_of(&self, stage: &Stage) -> Option<Duration> {
+        stage.timeout.or(self.inner.config.default_timeout)
+    }
+
+    fn settle(
+        &self,
+        stage: &Stage,
+        res: Result<Result<Decision, ProcessorError>, bounded::Elapsed>,
+        report: &mut PipelineReport,
+    ) -> Settled {
+        let (class, deadline, message) = match res {
+            Ok(Ok(d)) => return Settled::Decided(d),
+            Ok(Err(e)) => (e.class(), false, e.to_string()),
+            Err(el) => (
+                FailureClass::Timeout,
+                el.by_deadline,
+                if el.by_deadline {
+                    "the pipeline deadline passed".to_owned()
+                } else {
+                    "timed out".to_owned()
+                },
+            ),
+        };
+        let skipped = stage.mode == FailureMode::FailOpen;
+        tracing::warn!(
+            processor = %stage.name,
+            class = %class,
+            failure_mode = ?stage.mode,
+            error = %message,
+            "{}",
+            if skipped { "processor failed; failing open (skipped)" } else { "processor failed; failing closed" }
+        );
+        report.failures.push(FailureRecord {
+            processor: stage.name.clone(),
+            class,
+            skipped,
+        });
+        if skipped {
+            return Settled::Continue;
+        }
+        let kind = if deadline {
+            RejectKind::DeadlineExceeded
+        } else {
+            class.reject_kind()
+        };
+        let msg = match class {
+            FailureClass::Timeout if deadline => format!(
+                "the gateway's processing deadline passed while '{}' was running",
+                stage.name
+            ),
+            FailureClass::Timeout => format!("processor '{}' timed out", stage.name),
+            FailureClass::ExternalService => format!(
+                "processor '{}' could not reach a service it depends on",
+                stage.name
+            ),
+            _ => format!("processor '{}' failed", stage.name),
+        };
+        Settled::Failed(Rejection::new(kind, msg).with_processor(stage.name.clone()))
+    }
+}
+
+enum Settled {
+    Continue,
+    Decided(Decision),
+    Failed(Rejection),
+}
+
+fn named(r: Rejection, stage: &Stage) -> Rejection {
+    if r.processor().is_some() {
+        r
+    } else {
+        r.with_processor(stage.name.clone())
+    }
+}
+
+fn too_large(limit: usize) -> Rejection {
+    Rejection::new(
+        RejectKind::BodyTooLarge,
+        format!("the request body is larger than the gateway's limit of {limit} bytes"),
+    )
+}
+
+/// The error response for `rejection`, in the error shape of `api` (Anthropic's for
+/// `/v1/messages`, OpenAI's otherwise), with the rejection in its extensions.
+pub fn error_response(api: ApiKind, rejection: Rejection) -> http::Response<Body> {
+    if api.is_anthropic() {
+        let body = Body::from(rejection.to_anthropic_json().to_string());
+        let mut resp: http::Response<Body> = rejection.clone().into_response();
+        *resp.body_mut() = body;
+        resp
+    } else {
+        rejection.into_response()
+    }
+}
+
+pub(crate) fn is_event_stream_head(head: &http::response::Parts) -> bool {
+    context::is_event_stream(&head.headers)
+}
+
+fn has_body(head: &http::request::Parts) -> bool {
+    if matches!(head.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return false;
+    }
+    let len = head
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    !(len == Some(0) || (len.is_none() && head.method == Method::DELETE))
+}
+
+fn check_content_type(headers: &HeaderMap) -> Result<(), Rejection> {
+    let Some(ct) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(()); // absent: treated as JSON, as every SDK sends JSON
+    };
+    let ok = ct.to_str().is_ok_and(|ct| {
+        let mime = ct.split(';').next().unwrap_or("").trim();
+        mime.eq_ignore_ascii_case("application/json")
+            || mime.len() > 5 && mime[mime.len() - 5..].eq_ignore_ascii_case("+json")
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(Rejection::new(
+            RejectKind::UnsupportedMediaType,
+            "the request body must be JSON (content-type: application/json)",
+        ))
+    }
+}

@@ -1,0 +1,231 @@
+use bytes::{Bytes, BytesMut};
+
+use super::{StreamEnd, StreamProcessor, StreamStop};
+use crate::error::{RejectKind, Rejection};
+use crate::payload::ApiKind;
+use crate::sse::{SseDecoder, SseError, SseEvent, error_event};
+
+/// The per-event chain of one streamed response: decodes SSE chunks, passes every event
+/// through the stream processors (in reverse pipeline order), and encodes what comes out.
+///
+/// Synchronous: the tower driver calls it from `poll_frame`, the pingora driver from its
+/// synchronous body filter. Once a processor stops the stream, the chain emits one SSE error
+/// event and [`StreamChain::is_stopped`] turns true: the driver ends the body there.
+pub struct StreamChain {
+    api: ApiKind,
+    decoder: SseDecoder,
+    stages: Vec<(String, Box<dyn StreamProcessor>)>,
+    cur: Vec<SseEvent>,
+    next: Vec<SseEvent>,
+    ended: bool,
+    stopped: bool,
+}
+
+impl std::fmt::Debug for StreamChain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamChain")
+            .field("api", &self.api)
+            .field("stages", &self.stages.iter().map(|s| &s.0).collect::<Vec<_>>())
+            .field("ended", &self.ended)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StreamChain {
+    pub(crate) fn new(
+        api: ApiKind,
+        max_event_size: usize,
+        stages: Vec<(String, Box<dyn StreamProcessor>)>,
+    ) -> Self {
+        Self {
+            api,
+            decoder: SseDecoder::with_max_event_size(max_event_size),
+            stages,
+            cur: Vec::new(),
+            next: Vec::new(),
+            ended: false,
+            stopped: false,
+        }
+    }
+
+    /// Whether a processor stopped the stream (an error event was emitted).
+    pub fn is_stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// Whether the chain has ended (on_end was delivered).
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Processes one chunk from the upstream; returns the bytes to send to the client (possibly
+    /// empty while an event is incomplete or held back).
+    pub fn on_chunk(&mut self, chunk: &[u8]) -> Bytes {
+        if self.ended {
+            return Bytes::new();
+        }
+        let mut events = std::mem::take(&mut self.cur);
+        if let Err(e) = self.decoder.decode(chunk, &mut events) {
+            self.cur = events;
+            return self.broken(&e);
+        }
+        let mut out = BytesMut::new();
+        self.run(events, &mut out);
+        out.freeze()
+    }
+
+    /// The upstream ended (`end` is `Completed` or `UpstreamError`); flushes what the
+    /// processors held back, and for an upstream error appends an error event.
+    pub fn on_end(&mut self, end: StreamEnd) -> Bytes {
+        if self.ended {
+            return Bytes::new();
+        }
+        let mut out = BytesMut::new();
+        let mut events = std::mem::take(&mut self.cur);
+        let end = match self.decoder.finish(&mut events) {
+            Ok(()) => end,
+            Err(SseError::Truncated { .. }) => {
+                tracing::warn!(api = ?self.api, "upstream SSE stream ended mid-event");
+                StreamEnd::UpstreamError
+            }
+            Err(e) => {
+                self.cur = events;
+                return self.broken(&e);
+            }
+        };
+        self.run(events, &mut out);
+        if self.ended {
+            return out.freeze();
+        }
+        // Whatever could not be decoded is passed on unchanged: nothing is lost.
+        let rest = self.decoder.take_remaining();
+        self.finish_stages(end, &mut out);
+        out.extend_from_slice(&rest);
+        if end == StreamEnd::UpstreamError && !self.stopped {
+            let rej = Rejection::new(
+                RejectKind::UpstreamFailed,
+                "the upstream stream failed before it was complete",
+            );
+            if !rest.is_empty() {
+                out.extend_from_slice(b"\n\n");
+            }
+            error_event(self.api, &rej).encode_into(&mut out);
+        }
+        out.freeze()
+    }
+
+    /// The client went away: tells every processor (no output is possible).
+    pub fn on_client_gone(&mut self) {
+        if !self.ended {
+            let mut sink = BytesMut::new();
+            self.finish_stages(StreamEnd::ClientGone, &mut sink);
+        }
+    }
+
+    fn broken(&mut self, e: &SseError) -> Bytes {
+        tracing::warn!(error = %e, api = ?self.api, "upstream sent a broken SSE stream");
+        let rej = Rejection::new(RejectKind::UpstreamFailed, e.to_string());
+        let mut out = BytesMut::new();
+        self.stop(&rej, &mut out);
+        out.freeze()
+    }
+
+    fn run(&mut self, mut events: Vec<SseEvent>, out: &mut BytesMut) {
+        let mut stopped_by = None;
+        for (name, stage) in &mut self.stages {
+            self.next.clear();
+            for ev in events.drain(..) {
+                if stopped_by.is_some() {
+                    continue; // the stream ends at the event that stopped it
+                }
+                if let Err(stop) = stage.on_event(ev, &mut self.next) {
+                    stopped_by = Some(stop_rejection(name, stop));
+                }
+            }
+            if stopped_by.is_some() {
+                break;
+            }
+            std::mem::swap(&mut events, &mut self.next);
+        }
+        if let Some(rej) = stopped_by {
+            events.clear();
+            self.next.clear();
+            self.cur = events;
+            self.stop(&rej, out);
+            return;
+        }
+        for ev in events.drain(..) {
+            ev.encode_into(out);
+        }
+        self.cur = events;
+    }
+
+    fn stop(&mut self, rej: &Rejection, out: &mut BytesMut) {
+        self.stopped = true;
+        self.finish_stages(StreamEnd::Stopped, &mut BytesMut::new());
+        error_event(self.api, rej).encode_into(out);
+    }
+
+    fn finish_stages(&mut self, end: StreamEnd, out: &mut BytesMut) {
+        self.ended = true;
+        // Each stage flushes what it held; that flows through the later stages' on_event only
+        // while the stream is still healthy.
+        let n = self.stages.len();
+        for i in 0..n {
+            let mut flushed = Vec::new();
+            let (name, stage) = &mut self.stages[i];
+            if let Err(stop) = stage.on_end(end, &mut flushed) {
+                if end == StreamEnd::Completed || end == StreamEnd::UpstreamError {
+                    let rej = stop_rejection(name, stop);
+                    // Tell the remaining stages, then emit the error.
+                    for (_, s) in &mut self.stages[i + 1..] {
+                        let _ = s.on_end(StreamEnd::Stopped, &mut Vec::new());
+                    }
+                    self.stopped = true;
+                    error_event(self.api, &rej).encode_into(out);
+                    return;
+                }
+                continue;
+            }
+            let mut evs = flushed;
+            for (name2, s) in &mut self.stages[i + 1..] {
+                let mut next = Vec::new();
+                for ev in evs.drain(..) {
+                    if let Err(stop) = s.on_event(ev, &mut next) {
+                        tracing::warn!(processor = %name2, ?stop, "stream processor failed while flushing");
+                    }
+                }
+                evs = next;
+            }
+            for ev in &evs {
+                ev.encode_into(out);
+            }
+        }
+    }
+}
+
+fn stop_rejection(name: &str, stop: StreamStop) -> Rejection {
+    match stop {
+        StreamStop::Reject(r) => {
+            tracing::info!(processor = %name, kind = ?r.kind(), "stream stopped by a processor decision");
+            if r.processor().is_some() {
+                r
+            } else {
+                r.with_processor(name.to_owned())
+            }
+        }
+        StreamStop::Fail(e) => {
+            tracing::warn!(
+                processor = %name,
+                class = %e.class(),
+                error = %e,
+                "stream processor failed past the commit point; ending the stream with an error event"
+            );
+            Rejection::new(
+                e.class().reject_kind(),
+                format!("processor '{name}' failed while processing the stream"),
+            )
+            .with_processor(name.to_owned())
+        }
+    }
+}

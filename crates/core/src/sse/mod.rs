@@ -1,0 +1,168 @@
+//! Server-Sent Events: an incremental [`SseDecoder`], the [`SseEvent`] with its encoder, and
+//! typed parsing of OpenAI chat chunks, Responses events and Anthropic events ([`TypedEvent`]),
+//! including usage ([`UsageTracker`]).
+//!
+//! ```
+//! use infergate_core::payload::ApiKind;
+//! use infergate_core::sse::{SseDecoder, UsageTracker};
+//!
+//! let stream = concat!(
+//!     "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n",
+//!     "data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":1,\"total_tokens\":6}}\n\n",
+//!     "data: [DONE]\n\n",
+//! );
+//! let mut events = Vec::new();
+//! SseDecoder::new().decode(stream.as_bytes(), &mut events).unwrap();
+//! let mut usage = UsageTracker::new(ApiKind::ChatCompletions);
+//! for e in &events {
+//!     usage.observe(e);
+//! }
+//! assert_eq!(usage.usage().unwrap().total(), 6);
+//! ```
+
+mod decoder;
+mod event;
+
+pub use decoder::{DEFAULT_MAX_EVENT_SIZE, SseDecoder, SseError};
+pub use event::SseEvent;
+
+use crate::error::Rejection;
+use crate::payload::openai::{ChatCompletionChunk, ResponsesEvent};
+use crate::payload::{ApiKind, TokenUsage, anthropic};
+
+/// A stream event parsed by API.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq)]
+pub enum TypedEvent {
+    /// An OpenAI chat completion chunk.
+    ChatChunk(Box<ChatCompletionChunk>),
+    /// OpenAI's `data: [DONE]`.
+    Done,
+    /// A Responses API event.
+    Responses(Box<ResponsesEvent>),
+    /// An Anthropic Messages event.
+    Anthropic(Box<anthropic::StreamEvent>),
+    /// An error event (`event: error`, or a chunk that is `{"error": ...}`).
+    Error(serde_json::Value),
+    /// A block with no data (comment, keep-alive).
+    Empty,
+}
+
+/// Parses an event's data for `api`.
+pub fn parse_event(api: ApiKind, ev: &SseEvent) -> Result<TypedEvent, serde_json::Error> {
+    let Some(data) = ev.data_str() else {
+        return Ok(TypedEvent::Empty);
+    };
+    if ev.is_done() {
+        return Ok(TypedEvent::Done);
+    }
+    if ev.event_type() == Some("error") {
+        return Ok(TypedEvent::Error(serde_json::from_str(data)?));
+    }
+    Ok(match api {
+        ApiKind::AnthropicMessages => {
+            let e: anthropic::StreamEvent = serde_json::from_str(data)?;
+            match e {
+                anthropic::StreamEvent::Error { error } => TypedEvent::Error(error),
+                e => TypedEvent::Anthropic(Box::new(e)),
+            }
+        }
+        ApiKind::Responses => TypedEvent::Responses(Box::new(serde_json::from_str(data)?)),
+        _ => {
+            if data.trim_start().starts_with("{\"error\"") {
+                TypedEvent::Error(serde_json::from_str(data)?)
+            } else {
+                TypedEvent::ChatChunk(Box::new(serde_json::from_str(data)?))
+            }
+        }
+    })
+}
+
+/// Follows the usage reported in a stream: OpenAI's final usage chunk, the Responses
+/// `response.completed` (or `.incomplete`/`.failed`) event, Anthropic's `message_start` (input)
+/// and `message_delta` (cumulative output) events.
+#[derive(Debug, Clone)]
+pub struct UsageTracker {
+    api: ApiKind,
+    usage: Option<TokenUsage>,
+}
+
+impl UsageTracker {
+    /// A tracker for a stream of `api`.
+    pub fn new(api: ApiKind) -> Self {
+        Self { api, usage: None }
+    }
+
+    /// Looks at one event; returns `true` if it carried usage.
+    pub fn observe(&mut self, ev: &SseEvent) -> bool {
+        let Some(data) = ev.data_str() else {
+            return false;
+        };
+        // Cheap pre-filter: most events carry no usage at all.
+        if !data.contains("usage") {
+            return false;
+        }
+        match parse_event(self.api, ev) {
+            Ok(TypedEvent::ChatChunk(c)) => match &c.usage {
+                Some(u) => {
+                    self.usage = Some(u.into());
+                    true
+                }
+                None => false,
+            },
+            Ok(TypedEvent::Responses(r)) => match r.response.as_ref().and_then(|r| r.usage.as_ref())
+            {
+                Some(u) => {
+                    self.usage = Some(u.into());
+                    true
+                }
+                None => false,
+            },
+            Ok(TypedEvent::Anthropic(e)) => match *e {
+                anthropic::StreamEvent::MessageStart { message } => {
+                    if let Some(u) = &message.usage {
+                        let t = TokenUsage::from(u);
+                        let cur = self.usage.get_or_insert_with(TokenUsage::default);
+                        cur.input_tokens = t.input_tokens;
+                        cur.output_tokens = cur.output_tokens.max(t.output_tokens);
+                        true
+                    } else {
+                        false
+                    }
+                }
+                anthropic::StreamEvent::MessageDelta { usage: Some(u), .. } => {
+                    let cur = self.usage.get_or_insert_with(TokenUsage::default);
+                    if u.input_tokens.is_some()
+                        || u.cache_read_input_tokens.is_some()
+                        || u.cache_creation_input_tokens.is_some()
+                    {
+                        cur.input_tokens = TokenUsage::from(&u).input_tokens;
+                    }
+                    if let Some(o) = u.output_tokens {
+                        cur.output_tokens = o;
+                    }
+                    true
+                }
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
+    /// The usage seen so far.
+    pub fn usage(&self) -> Option<TokenUsage> {
+        self.usage
+    }
+}
+
+/// The SSE error event that ends a stream the gateway has to cut: `event: error` with the
+/// rejection in OpenAI's error shape (Anthropic's for `/v1/messages`), as providers send
+/// mid-stream errors.
+pub fn error_event(api: ApiKind, rejection: &Rejection) -> SseEvent {
+    let body = if api.is_anthropic() {
+        rejection.to_anthropic_json()
+    } else {
+        rejection.to_json()
+    };
+    SseEvent::named("error", body.to_string())
+}
