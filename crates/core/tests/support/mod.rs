@@ -1,0 +1,113 @@
+//! Loopback plumbing for the integration tests: a real hyper server around a tower service, and
+//! a real hyper client.
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
+use infergate_core::BoxError;
+
+/// Serves `svc` on an ephemeral loopback port until the test ends.
+pub async fn serve<S, B>(svc: S) -> SocketAddr
+where
+    S: tower::Service<http::Request<hyper::body::Incoming>, Response = http::Response<B>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let svc = TowerToHyperService::new(svc.clone());
+            tokio::spawn(async move {
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+pub fn client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+pub struct Reply {
+    pub status: http::StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+pub async fn post(addr: SocketAddr, path: &str, ct: Option<&str>, body: impl Into<Bytes>) -> Reply {
+    let mut b = http::Request::post(format!("http://{addr}{path}"));
+    if let Some(ct) = ct {
+        b = b.header("content-type", ct);
+    }
+    send(b.body(Full::new(body.into())).unwrap()).await
+}
+
+pub async fn post_json(addr: SocketAddr, path: &str, v: &serde_json::Value) -> Reply {
+    post(addr, path, Some("application/json"), v.to_string()).await
+}
+
+pub async fn send(req: http::Request<Full<Bytes>>) -> Reply {
+    let resp = client().request(req).await.unwrap();
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+/// An upstream that always answers with `body` as SSE, cut into `chunk`-byte frames.
+pub fn sse_upstream(
+    body: Bytes,
+    chunk: usize,
+) -> impl tower::Service<
+    http::Request<infergate_core::Body>,
+    Response = http::Response<infergate_core::Body>,
+    Error = Infallible,
+    Future = impl Send,
+> + Clone {
+    tower::service_fn(move |_req: http::Request<infergate_core::Body>| {
+        let body = body.clone();
+        async move {
+            let frames: Vec<Result<http_body::Frame<Bytes>, Infallible>> = body
+                .chunks(chunk)
+                .map(|c| Ok(http_body::Frame::data(Bytes::copy_from_slice(c))))
+                .collect();
+            let stream = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+            let mut resp = http::Response::new(infergate_core::Body::new(stream));
+            resp.headers_mut()
+                .insert("content-type", "text/event-stream".parse().unwrap());
+            Ok::<_, Infallible>(resp)
+        }
+    })
+}
