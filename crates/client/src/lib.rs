@@ -238,10 +238,7 @@ impl UpstreamClient {
     }
 
     fn rewrite(&self, req: &mut Request<Body>) -> Result<(), ClientError> {
-        let pq = req
-            .uri()
-            .path_and_query()
-            .map_or("/", PathAndQuery::as_str);
+        let pq = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
         // `/v1/chat/completions` against a base of `.../v1` must not become `/v1/v1/...`.
         let pq = if !self.prefix.is_empty() && pq.starts_with(&self.prefix) {
             pq.to_owned()

@@ -206,13 +206,15 @@ mod tests {
 
     #[tokio::test]
     async fn collects_multiple_frames_and_enforces_limit() {
-        let chunks: Vec<Result<Frame<Bytes>, std::convert::Infallible>> = vec![
-            Ok(Frame::data(Bytes::from_static(b"ab"))),
-            Ok(Frame::data(Bytes::from_static(b"cd"))),
-        ];
-        let body = StreamBody::new(futures_util::stream::iter(chunks.clone()));
+        let chunks = || -> Vec<Result<Frame<Bytes>, std::convert::Infallible>> {
+            vec![
+                Ok(Frame::data(Bytes::from_static(b"ab"))),
+                Ok(Frame::data(Bytes::from_static(b"cd"))),
+            ]
+        };
+        let body = StreamBody::new(futures_util::stream::iter(chunks()));
         assert_eq!(&collect_limited(body, 4).await.unwrap()[..], b"abcd");
-        let body = StreamBody::new(futures_util::stream::iter(chunks));
+        let body = StreamBody::new(futures_util::stream::iter(chunks()));
         assert!(matches!(
             collect_limited(body, 3).await,
             Err(CollectError::TooLarge { limit: 3 })

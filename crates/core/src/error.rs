@@ -123,7 +123,10 @@ impl RejectKind {
 /// Built with [`Rejection::new`] and refined with the builder methods; turned into a response with
 /// [`Rejection::into_response`]. The message is shown to the client: never put a secret in it.
 #[derive(Debug, Clone)]
-pub struct Rejection {
+pub struct Rejection(Box<Inner>);
+
+#[derive(Debug, Clone)]
+struct Inner {
     kind: RejectKind,
     status: StatusCode,
     message: Cow<'static, str>,
@@ -136,7 +139,7 @@ pub struct Rejection {
 impl Rejection {
     /// A rejection of `kind` with its default status and code.
     pub fn new(kind: RejectKind, message: impl Into<Cow<'static, str>>) -> Self {
-        Self {
+        Self(Box::new(Inner {
             kind,
             status: kind.status(),
             message: message.into(),
@@ -144,89 +147,89 @@ impl Rejection {
             param: None,
             processor: None,
             headers: HeaderMap::new(),
-        }
+        }))
     }
 
     /// Overrides the HTTP status.
     #[must_use]
     pub fn with_status(mut self, status: StatusCode) -> Self {
-        self.status = status;
+        self.0.status = status;
         self
     }
 
     /// Overrides the `code` field.
     #[must_use]
     pub fn with_code(mut self, code: impl Into<Cow<'static, str>>) -> Self {
-        self.code = Some(code.into());
+        self.0.code = Some(code.into());
         self
     }
 
     /// Sets the `param` field (the request field at fault).
     #[must_use]
     pub fn with_param(mut self, param: impl Into<Cow<'static, str>>) -> Self {
-        self.param = Some(param.into());
+        self.0.param = Some(param.into());
         self
     }
 
     /// Names the processor that decided.
     #[must_use]
     pub fn with_processor(mut self, name: impl Into<Cow<'static, str>>) -> Self {
-        self.processor = Some(name.into());
+        self.0.processor = Some(name.into());
         self
     }
 
     /// Adds a header to the response (for example `Retry-After`).
     #[must_use]
     pub fn with_header(mut self, name: http::HeaderName, value: HeaderValue) -> Self {
-        self.headers.append(name, value);
+        self.0.headers.append(name, value);
         self
     }
 
     /// The typed reason.
     pub fn kind(&self) -> RejectKind {
-        self.kind
+        self.0.kind
     }
 
     /// The HTTP status of the response.
     pub fn status(&self) -> StatusCode {
-        self.status
+        self.0.status
     }
 
     /// The message shown to the client.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 
     /// The `code` field.
     pub fn code(&self) -> &str {
-        self.code.as_deref().unwrap_or(self.kind.code())
+        self.0.code.as_deref().unwrap_or(self.0.kind.code())
     }
 
     /// The processor that decided, if any.
     pub fn processor(&self) -> Option<&str> {
-        self.processor.as_deref()
+        self.0.processor.as_deref()
     }
 
     /// Extra response headers.
     pub fn headers(&self) -> &HeaderMap {
-        &self.headers
+        &self.0.headers
     }
 
     /// The JSON error body, in OpenAI's shape.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "error": {
-                "message": self.message,
-                "type": self.kind.error_type(),
+                "message": self.0.message,
+                "type": self.0.kind.error_type(),
                 "code": self.code(),
-                "param": self.param,
+                "param": self.0.param,
             }
         })
     }
 
     /// The JSON error body, in Anthropic's shape (`{"type":"error","error":{"type","message"}}`).
     pub fn to_anthropic_json(&self) -> serde_json::Value {
-        let ty = match self.kind {
+        let ty = match self.0.kind {
             RejectKind::RateLimited => "rate_limit_error",
             RejectKind::Unauthorized => "authentication_error",
             RejectKind::BodyTooLarge => "request_too_large",
@@ -239,7 +242,7 @@ impl Rejection {
             RejectKind::UpstreamUnavailable => "overloaded_error",
             _ => "invalid_request_error",
         };
-        serde_json::json!({"type": "error", "error": {"type": ty, "message": self.message}})
+        serde_json::json!({"type": "error", "error": {"type": ty, "message": self.0.message}})
     }
 
     /// The response: status, `content-type: application/json`, extra headers, the OpenAI error
@@ -247,13 +250,13 @@ impl Rejection {
     pub fn into_response<B: From<Bytes>>(self) -> http::Response<B> {
         let body = Bytes::from(self.to_json().to_string());
         let mut resp = http::Response::new(B::from(body));
-        *resp.status_mut() = self.status;
+        *resp.status_mut() = self.0.status;
         let headers = resp.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        for (name, value) in &self.headers {
+        for (name, value) in &self.0.headers {
             headers.append(name.clone(), value.clone());
         }
         resp.extensions_mut().insert(self);
@@ -263,7 +266,7 @@ impl Rejection {
 
 impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({}): {}", self.status, self.code(), self.message)
+        write!(f, "{} ({}): {}", self.0.status, self.code(), self.0.message)
     }
 }
 

@@ -52,17 +52,16 @@
 
 pub mod body;
 pub mod error;
+pub mod layer;
 pub mod payload;
 pub mod pipeline;
 pub mod sse;
-pub mod layer;
 
 pub use body::Body;
 pub use error::{BoxError, FailureClass, ProcessorError, RejectKind, Rejection};
-pub use payload::{ApiKind, Payload};
 pub use layer::{PipelineBody, PipelineLayer, PipelineService};
+pub use payload::{ApiKind, Payload};
 pub use pipeline::{
-    Decision, Exchange, FailureMode, Phases, Pipeline, PipelineBuilder, Processor,
-    RequestContext, ResponseBody, ResponseContext, RouteDecision, Stage, StreamEnd,
-    StreamProcessor, StreamStop,
+    Decision, Exchange, FailureMode, Phases, Pipeline, PipelineBuilder, Processor, RequestContext,
+    ResponseBody, ResponseContext, RouteDecision, Stage, StreamEnd, StreamProcessor, StreamStop,
 };

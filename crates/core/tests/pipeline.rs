@@ -1,6 +1,8 @@
 //! The Pipeline's semantics, each over loopback HTTP through a real hyper server, with the mock
 //! provider (or a fixture-serving upstream) behind it.
 
+#![allow(clippy::unwrap_used, clippy::pedantic, missing_docs)]
+
 mod support;
 
 use std::sync::{Arc, Mutex};
@@ -83,7 +85,11 @@ impl Processor for TestProc {
         self.mode
     }
     async fn on_request(&self, cx: &mut RequestContext) -> Result<Decision, ProcessorError> {
-        let model = cx.payload().and_then(|p| p.model()).unwrap_or("").to_owned();
+        let model = cx
+            .payload()
+            .and_then(|p| p.model())
+            .unwrap_or("")
+            .to_owned();
         self.log.push(format!("req:{}:{model}", self.name));
         let order = cx
             .headers()
@@ -112,7 +118,8 @@ impl Processor for TestProc {
                 ));
                 r.headers_mut()
                     .insert("content-type", HeaderValue::from_static("application/json"));
-                r.headers_mut().insert("x-cache", HeaderValue::from_static("HIT"));
+                r.headers_mut()
+                    .insert("x-cache", HeaderValue::from_static("HIT"));
                 Ok(Decision::Respond(r))
             }
         }
@@ -188,7 +195,14 @@ async fn processors_run_in_order_and_responses_in_reverse() {
     assert_eq!(mock.requests()[0].headers["x-order"], "a,b,c");
     assert_eq!(
         log.get(),
-        ["req:a:gpt-4o", "req:b:gpt-4o", "req:c:gpt-4o", "resp:c", "resp:b", "resp:a"]
+        [
+            "req:a:gpt-4o",
+            "req:b:gpt-4o",
+            "req:c:gpt-4o",
+            "resp:c",
+            "resp:b",
+            "resp:a"
+        ]
     );
 }
 
@@ -253,7 +267,10 @@ async fn the_first_rejection_stops_the_rest_and_is_never_failed_open() {
     assert_eq!(v["error"]["code"], "content_filter");
     assert_eq!(v["error"]["type"], "invalid_request_error");
     assert_eq!(v["error"]["message"], "blocked by test");
-    assert!(mock.requests().is_empty(), "the upstream must not be called");
+    assert!(
+        mock.requests().is_empty(),
+        "the upstream must not be called"
+    );
     // c never ran; a (which ran) saw the rejection in its response phase, b did not.
     assert_eq!(log.get(), ["req:a:gpt-4o", "req:b:gpt-4o", "resp:a"]);
     assert_eq!(r.headers["x-resp-order"], "a");
@@ -301,13 +318,20 @@ async fn fail_open_skips_and_fail_closed_rejects_on_error() {
         .build();
     let addr = gateway(closed, &mock).await;
     let r = post_json(addr, "/v1/chat/completions", &chat(false)).await;
-    assert_eq!(r.status, 502, "an external-service failure is a bad gateway");
+    assert_eq!(
+        r.status, 502,
+        "an external-service failure is a bad gateway"
+    );
     let v = r.json();
     assert_eq!(v["error"]["code"], "external_service_failed");
     // The processor's own error text (which could hold a secret) is not shown.
     assert!(!r.text().contains("redis is down"));
     assert!(v["error"]["message"].as_str().unwrap().contains("guard"));
-    assert_eq!(mock.requests().len(), 1, "the upstream was not called again");
+    assert_eq!(
+        mock.requests().len(),
+        1,
+        "the upstream was not called again"
+    );
 }
 
 #[tokio::test]
@@ -504,7 +528,9 @@ async fn a_client_that_goes_away_mid_stream_is_told_to_the_processors() {
     let addr = gateway(Pipeline::builder().processor(p).build(), &mock).await;
     let req = http::Request::post(format!("http://{addr}/v1/chat/completions"))
         .header("content-type", "application/json")
-        .body(http_body_util::Full::new(Bytes::from(chat(true).to_string())))
+        .body(http_body_util::Full::new(Bytes::from(
+            chat(true).to_string(),
+        )))
         .unwrap();
     let resp = support::client().request(req).await.unwrap();
     let mut body = resp.into_body();
@@ -545,10 +571,30 @@ async fn bad_input_gets_clear_errors_and_the_server_keeps_serving() {
         "x".repeat(2000)
     );
     let cases: Vec<(Option<&str>, Vec<u8>, u16, &str)> = vec![
-        (Some("application/json"), big.into_bytes(), 413, "request_too_large"),
-        (Some("application/json"), b"{\"model\": ".to_vec(), 400, "invalid_json"),
-        (Some("application/json"), b"not json at all".to_vec(), 400, "invalid_json"),
-        (Some("text/plain"), b"{}".to_vec(), 415, "unsupported_media_type"),
+        (
+            Some("application/json"),
+            big.into_bytes(),
+            413,
+            "request_too_large",
+        ),
+        (
+            Some("application/json"),
+            b"{\"model\": ".to_vec(),
+            400,
+            "invalid_json",
+        ),
+        (
+            Some("application/json"),
+            b"not json at all".to_vec(),
+            400,
+            "invalid_json",
+        ),
+        (
+            Some("text/plain"),
+            b"{}".to_vec(),
+            415,
+            "unsupported_media_type",
+        ),
         (
             Some("application/x-www-form-urlencoded"),
             b"a=b".to_vec(),
@@ -561,15 +607,29 @@ async fn bad_input_gets_clear_errors_and_the_server_keeps_serving() {
             400,
             "invalid_utf8",
         ),
-        (Some("application/json"), b"{\"messages\":[]}".to_vec(), 400, "invalid_request"),
-        (Some("application/json"), b"[1,2]".to_vec(), 400, "invalid_request"),
+        (
+            Some("application/json"),
+            b"{\"messages\":[]}".to_vec(),
+            400,
+            "invalid_request",
+        ),
+        (
+            Some("application/json"),
+            b"[1,2]".to_vec(),
+            400,
+            "invalid_request",
+        ),
     ];
     for (ct, body, status, code) in cases {
         let r = post(addr, path, ct, body).await;
         assert_eq!(r.status.as_u16(), status, "{}", r.text());
         let v = r.json();
         assert_eq!(v["error"]["code"], code, "{v}");
-        assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
         assert!(v["error"].get("param").is_some() && v["error"].get("type").is_some());
     }
     assert!(mock.requests().is_empty());

@@ -2,6 +2,8 @@
 //! licences; see fixtures/sse/SOURCE.md) decodes in any chunking, gives back its bytes exactly,
 //! parses into typed events, and re-encodes canonically byte-for-byte where it was canonical.
 
+#![allow(clippy::unwrap_used, clippy::pedantic, missing_docs)]
+
 use std::path::{Path, PathBuf};
 
 use infergate_core::payload::ApiKind;
@@ -62,7 +64,11 @@ fn decode(bytes: &[u8], chunk: usize) -> (Vec<SseEvent>, Vec<u8>) {
 #[test]
 fn every_fixture_decodes_and_round_trips() {
     let files = fixtures();
-    assert!(files.len() >= 35, "expected the copied fixtures, found {}", files.len());
+    assert!(
+        files.len() >= 35,
+        "expected the copied fixtures, found {}",
+        files.len()
+    );
     let mut events_seen = 0;
     let mut canonical_checked = 0;
     for path in &files {
@@ -88,9 +94,8 @@ fn every_fixture_decodes_and_round_trips() {
             if broken {
                 continue;
             }
-            let parsed = parsed.unwrap_or_else(|err| {
-                panic!("{}: {err} in {:?}", path.display(), e.data_str())
-            });
+            let parsed = parsed
+                .unwrap_or_else(|err| panic!("{}: {err} in {:?}", path.display(), e.data_str()));
             assert!(!matches!(parsed, TypedEvent::Empty) || e.data_str().is_none());
             events_seen += 1;
         }
@@ -117,7 +122,10 @@ fn every_fixture_decodes_and_round_trips() {
         }
     }
     assert!(events_seen > 500, "only {events_seen} events parsed");
-    assert!(canonical_checked >= 20, "only {canonical_checked} canonical files");
+    assert!(
+        canonical_checked >= 20,
+        "only {canonical_checked} canonical files"
+    );
 }
 
 #[test]
@@ -177,7 +185,9 @@ fn shared_data_streams_match_the_copies() {
     // nothing was lost in copying.
     let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/sse");
     if !shared.exists() {
-        eprintln!("skipping: ../shared/data/sse is absent (only CI and developer machines have it)");
+        eprintln!(
+            "skipping: ../shared/data/sse is absent (only CI and developer machines have it)"
+        );
         return;
     }
     let mine = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sse");

@@ -1,1 +1,44 @@
-//! placeholder
+//! # infergate
+//!
+//! Embeddable AI-gateway building blocks for Rust: tower `Layer`s that platform teams compose
+//! into their own hyper, axum or pingora server to govern traffic to LLM APIs
+//! (OpenAI-compatible, Anthropic, Bedrock, Vertex, Azure, self-hosted vLLM).
+//!
+//! Everything stands on [`core`]: an ordered processor [`Pipeline`](core::Pipeline) with
+//! `FailOpen`/`FailClosed` failure modes and per-processor timeouts (the Kubernetes WG AI
+//! Gateway payload-processing model), a lossless payload model, incremental SSE, and one
+//! OpenAI-shaped error response.
+//!
+//! ```
+//! use infergate::core::{Body, Pipeline, PipelineLayer};
+//! use tower::ServiceBuilder;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let upstream = infergate::client::UpstreamClient::new("http://127.0.0.1:9").unwrap();
+//! let svc = ServiceBuilder::new()
+//!     .layer(PipelineLayer::new(Pipeline::default()))
+//!     .service(upstream.into_proxy());
+//! # let _ = svc;
+//! # }
+//! ```
+//!
+//! ## Features
+//!
+//! | feature  | default | crate              | what                                                        |
+//! |----------|---------|--------------------|-------------------------------------------------------------|
+//! | (always) | yes     | `infergate-core`   | Pipeline, processors, payload model, SSE, errors            |
+//! | `client` | yes     | `infergate-client` | pooled upstream client (HTTP/1.1, HTTP/2, rustls, timeouts) |
+//! | `mock`   | no      | `infergate-mock`   | mock LLM provider for tests, benchmarks and demos           |
+//! | `full`   | no      | all of the above   |                                                             |
+//!
+//! The building blocks (rate limiter, guardrails, router, cache, provider auth, failover) each
+//! join as a feature of their own as they land.
+
+pub use infergate_core as core;
+
+#[cfg(feature = "client")]
+pub use infergate_client as client;
+
+#[cfg(feature = "mock")]
+pub use infergate_mock as mock;

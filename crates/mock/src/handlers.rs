@@ -17,7 +17,9 @@ use crate::server::{Failure, RecordedRequest, State, error_status, lock};
 type MockBody = BoxBody<Bytes, io::Error>;
 
 fn full(b: impl Into<Bytes>) -> MockBody {
-    Full::new(b.into()).map_err(|e: Infallible| match e {}).boxed()
+    Full::new(b.into())
+        .map_err(|e: Infallible| match e {})
+        .boxed()
 }
 
 fn json_response(status: StatusCode, v: &Value, name: &str) -> Response<MockBody> {
@@ -165,7 +167,11 @@ fn bad_request(state: &State) -> Response<MockBody> {
 fn words(reply: &str) -> Vec<String> {
     let mut out = Vec::new();
     for (i, w) in reply.split(' ').enumerate() {
-        out.push(if i == 0 { w.to_owned() } else { format!(" {w}") });
+        out.push(if i == 0 {
+            w.to_owned()
+        } else {
+            format!(" {w}")
+        });
     }
     out
 }
@@ -176,8 +182,8 @@ fn sse_response(
     disconnect_after: Option<usize>,
 ) -> Response<MockBody> {
     let delay = *lock(&state.token_delay);
-    let stream = futures_util::stream::iter(events.into_iter().enumerate()).then(
-        move |(i, e)| async move {
+    let stream =
+        futures_util::stream::iter(events.into_iter().enumerate()).then(move |(i, e)| async move {
             if i > 0 && !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
@@ -185,15 +191,17 @@ fn sse_response(
                 return Err(io::Error::other("mock: injected disconnect mid-stream"));
             }
             Ok(Frame::data(Bytes::from(e)))
-        },
-    );
+        });
     let mut r = Response::new(BodyExt::boxed(StreamBody::new(stream)));
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
         http::HeaderValue::from_static("text/event-stream; charset=utf-8"),
     );
-    h.insert(header::CACHE_CONTROL, http::HeaderValue::from_static("no-cache"));
+    h.insert(
+        header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-cache"),
+    );
     if let Ok(v) = http::HeaderValue::from_str(&state.name) {
         h.insert("x-mock-name", v);
     }
@@ -218,7 +226,10 @@ fn cut_body(resp: Response<MockBody>, disconnect_after: Option<usize>) -> Respon
 }
 
 fn chat(state: &State, req: &Value, n: u64, cut: Option<usize>) -> Response<MockBody> {
-    let model = req.get("model").and_then(Value::as_str).unwrap_or("mock-gpt");
+    let model = req
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("mock-gpt");
     let stream = req.get("stream").and_then(Value::as_bool) == Some(true);
     let prompt = approx_tokens(req);
     let pieces = words(&state.reply);
@@ -268,7 +279,10 @@ fn chat(state: &State, req: &Value, n: u64, cut: Option<usize>) -> Response<Mock
 }
 
 fn embeddings(state: &State, req: &Value) -> Response<MockBody> {
-    let model = req.get("model").and_then(Value::as_str).unwrap_or("mock-embed");
+    let model = req
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("mock-embed");
     let dims = req
         .get("dimensions")
         .and_then(Value::as_u64)
@@ -311,7 +325,12 @@ fn embed(text: &str, dims: usize) -> Vec<f32> {
             ((h >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) as f32
         })
         .collect();
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::EPSILON);
+    let norm = v
+        .iter()
+        .map(|x| x * x)
+        .sum::<f32>()
+        .sqrt()
+        .max(f32::EPSILON);
     for x in &mut v {
         *x /= norm;
     }

@@ -64,7 +64,10 @@ impl Failure {
             n.parse().ok().map(Self::DisconnectAfter)
         } else {
             let (code, ra) = match v.split_once(';') {
-                Some((c, r)) => (c, Some(r.trim().trim_start_matches("retry-after=").to_owned())),
+                Some((c, r)) => (
+                    c,
+                    Some(r.trim().trim_start_matches("retry-after=").to_owned()),
+                ),
                 None => (v, None),
             };
             code.parse().ok().map(|status| Self::Status {

@@ -664,7 +664,13 @@ mod tests {
             br#"{"id":"m","content":[],"usage":{"input_tokens":3,"cache_read_input_tokens":2,"output_tokens":4}}"#,
         )
         .unwrap();
-        assert_eq!(u, TokenUsage { input_tokens: 5, output_tokens: 4 });
+        assert_eq!(
+            u,
+            TokenUsage {
+                input_tokens: 5,
+                output_tokens: 4
+            }
+        );
         let u = response_usage(
             ApiKind::ChatCompletions,
             br#"{"id":"c","choices":[],"usage":{"prompt_tokens":7,"completion_tokens":1,"total_tokens":8}}"#,

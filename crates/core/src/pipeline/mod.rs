@@ -7,7 +7,7 @@
 //!   processors whose request phase ran (like tower layers: the outer sees the inner's answer).
 //! - **Decisions.** The first [`Decision::Reject`] or [`Decision::Respond`] stops the request
 //!   phase; the rest are skipped. A decision is never "failed open".
-//! - **Failures.** An error or a timeout is classified ([`FailureClass`](crate::FailureClass)),
+//! - **Failures.** An error or a timeout is classified ([`FailureClass`]),
 //!   traced, recorded in the [`PipelineReport`] response extension, and handled by the
 //!   processor's [`FailureMode`]: `FailOpen` skips the processor (any change it made before
 //!   failing stays), `FailClosed` answers with an OpenAI-shaped error (500, or 504 for a
@@ -340,9 +340,8 @@ impl Pipeline {
                 deadline,
             )
             .await;
-            match self.settle(stage, res, &mut cx.report) {
-                Settled::Continue => {}
-                Settled::Decided(Decision::Continue) => {}
+            match Self::settle(stage, res, &mut cx.report) {
+                Settled::Continue | Settled::Decided(Decision::Continue) => {}
                 Settled::Decided(Decision::Reject(r)) => {
                     cx.ran = i;
                     let r = named(r, stage);
@@ -388,7 +387,7 @@ impl Pipeline {
                 )
                 .await
             };
-            let resp = match self.settle(stage, res, &mut exchange.report) {
+            let resp = match Self::settle(stage, res, &mut exchange.report) {
                 Settled::Continue | Settled::Decided(Decision::Continue) => continue,
                 Settled::Decided(Decision::Reject(r)) => {
                     self.error_response(exchange.api, named(r, stage))
@@ -440,7 +439,7 @@ impl Pipeline {
                 )
                 .await
             };
-            let resp = match self.settle(stage, res, &mut exchange.report) {
+            let resp = match Self::settle(stage, res, &mut exchange.report) {
                 Settled::Continue | Settled::Decided(Decision::Continue) => continue,
                 Settled::Decided(Decision::Reject(r)) => {
                     self.error_response(exchange.api, named(r, stage))
@@ -516,7 +515,6 @@ impl Pipeline {
     }
 
     fn settle(
-        &self,
         stage: &Stage,
         res: Result<Result<Decision, ProcessorError>, bounded::Elapsed>,
         report: &mut PipelineReport,

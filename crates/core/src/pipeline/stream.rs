@@ -25,7 +25,10 @@ impl std::fmt::Debug for StreamChain {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StreamChain")
             .field("api", &self.api)
-            .field("stages", &self.stages.iter().map(|s| &s.0).collect::<Vec<_>>())
+            .field(
+                "stages",
+                &self.stages.iter().map(|s| &s.0).collect::<Vec<_>>(),
+            )
             .field("ended", &self.ended)
             .finish_non_exhaustive()
     }

@@ -110,14 +110,15 @@ impl UsageTracker {
                 }
                 None => false,
             },
-            Ok(TypedEvent::Responses(r)) => match r.response.as_ref().and_then(|r| r.usage.as_ref())
-            {
-                Some(u) => {
-                    self.usage = Some(u.into());
-                    true
+            Ok(TypedEvent::Responses(r)) => {
+                match r.response.as_ref().and_then(|r| r.usage.as_ref()) {
+                    Some(u) => {
+                        self.usage = Some(u.into());
+                        true
+                    }
+                    None => false,
                 }
-                None => false,
-            },
+            }
             Ok(TypedEvent::Anthropic(e)) => match *e {
                 anthropic::StreamEvent::MessageStart { message } => {
                     if let Some(u) = &message.usage {

@@ -1,0 +1,176 @@
+//! The gateway's config file (TOML). See `examples/gateway/infergate.toml` for a commented
+//! sample.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// The whole config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on (overridden by `--listen`). Default `127.0.0.1:8080`.
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// Pipeline-wide limits.
+    #[serde(default)]
+    pub pipeline: PipelineConfig,
+    /// Upstream backends by name.
+    #[serde(default)]
+    pub backends: BTreeMap<String, BackendConfig>,
+    /// Which backend serves which endpoint.
+    #[serde(default)]
+    pub routes: RoutesConfig,
+}
+
+/// Pipeline-wide limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Bound on a buffered request body, in bytes (default 2 MiB).
+    #[serde(default = "default_body")]
+    pub max_request_body_bytes: usize,
+    /// Overall deadline of one phase of the pipeline, in milliseconds (default 30000).
+    #[serde(default = "default_deadline")]
+    pub deadline_ms: u64,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            max_request_body_bytes: default_body(),
+            deadline_ms: default_deadline(),
+        }
+    }
+}
+
+fn default_body() -> usize {
+    2 * 1024 * 1024
+}
+
+fn default_deadline() -> u64 {
+    30_000
+}
+
+/// One upstream.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    /// Base URL, e.g. `https://api.openai.com/v1`, or `mock` for the embedded mock provider.
+    pub url: String,
+    /// Connect timeout in milliseconds (default 10000).
+    #[serde(default)]
+    pub connect_timeout_ms: Option<u64>,
+    /// Time to the response head in milliseconds (default 600000).
+    #[serde(default)]
+    pub request_timeout_ms: Option<u64>,
+}
+
+/// Which backend serves which endpoint; each defaults to the only backend when there is one.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutesConfig {
+    /// `/v1/chat/completions`, `/v1/responses` and `/v1/models`.
+    #[serde(default)]
+    pub chat: Option<String>,
+    /// `/v1/embeddings`.
+    #[serde(default)]
+    pub embeddings: Option<String>,
+    /// `/v1/messages` (Anthropic).
+    #[serde(default)]
+    pub messages: Option<String>,
+}
+
+/// Why a config could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The path.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid.
+    #[error("invalid config file {path}: {message}")]
+    Invalid {
+        /// The path.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A route names a backend that does not exist, or none can be chosen.
+    #[error("{0}")]
+    Routes(String),
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|e| match e {
+            ConfigError::Invalid { message, .. } => ConfigError::Invalid {
+                path: path.display().to_string(),
+                message,
+            },
+            e => e,
+        })
+    }
+
+    /// Parses and validates config text.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let cfg: Self = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+            path: "<text>".into(),
+            message: e.to_string(),
+        })?;
+        for (what, route) in [
+            ("chat", &cfg.routes.chat),
+            ("embeddings", &cfg.routes.embeddings),
+            ("messages", &cfg.routes.messages),
+        ] {
+            if let Some(name) = route
+                && !cfg.backends.contains_key(name)
+            {
+                return Err(ConfigError::Routes(format!(
+                    "routes.{what} names backend '{name}', which is not defined under [backends]"
+                )));
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// The backend for an endpoint: the configured one, else the only one.
+    pub fn backend_for(&self, route: Option<&String>) -> Option<String> {
+        route.cloned().or_else(|| {
+            if self.backends.len() == 1 {
+                self.backends.keys().next().cloned()
+            } else {
+                None
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sample_config_parses() {
+        let text = include_str!("../gateway/infergate.toml");
+        let cfg = Config::parse(text).unwrap();
+        assert!(cfg.backends.contains_key("mock"));
+    }
+
+    #[test]
+    fn unknown_backends_and_fields_are_refused() {
+        assert!(Config::parse("[routes]\nchat = \"nope\"").is_err());
+        assert!(Config::parse("lisen = \"x\"").is_err());
+    }
+}

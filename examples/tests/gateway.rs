@@ -1,0 +1,138 @@
+//! The example gateway over loopback: every endpoint, streamed and not, and bad input.
+
+#![allow(clippy::unwrap_used, clippy::pedantic, missing_docs)]
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use infergate_examples::config::Config;
+use infergate_examples::gateway;
+use serde_json::{Value, json};
+
+async fn start(config: &Config) -> (SocketAddr, gateway::Gateway) {
+    let gw = gateway::build(config).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = gw.router.clone();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (addr, gw)
+}
+
+async fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, http::HeaderMap, Bytes) {
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"));
+    if body.is_some() {
+        req = req.header("content-type", "application/json");
+    }
+    let body = body.map_or_else(Bytes::new, |b| Bytes::from(b.to_string()));
+    let resp = client
+        .request(req.body(Full::new(body)).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    (
+        status,
+        headers,
+        resp.into_body().collect().await.unwrap().to_bytes(),
+    )
+}
+
+#[tokio::test]
+async fn serves_every_endpoint_from_the_embedded_mock() {
+    let (addr, _gw) = start(&gateway::default_config()).await;
+    let (s, _, b) = call(addr, "GET", "/healthz", None).await;
+    assert_eq!((s, &b[..]), (200, &b"ok"[..]));
+
+    let chat = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]});
+    let (s, _, b) = call(addr, "POST", "/v1/chat/completions", Some(chat.clone())).await;
+    assert_eq!(s, 200);
+    let v: Value = serde_json::from_slice(&b).unwrap();
+    assert_eq!(v["object"], "chat.completion");
+
+    let mut streamed = chat.clone();
+    streamed["stream"] = json!(true);
+    let (s, h, b) = call(addr, "POST", "/v1/chat/completions", Some(streamed)).await;
+    assert_eq!(s, 200);
+    assert!(
+        h["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    assert!(
+        std::str::from_utf8(&b)
+            .unwrap()
+            .ends_with("data: [DONE]\n\n")
+    );
+
+    let (s, _, b) = call(
+        addr,
+        "POST",
+        "/v1/embeddings",
+        Some(json!({"model": "e", "input": "x"})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&b).unwrap()["object"],
+        "list"
+    );
+
+    let msg = json!({"model": "claude", "max_tokens": 10, "stream": true, "messages": [{"role": "user", "content": "Hi"}]});
+    let (s, _, b) = call(addr, "POST", "/v1/messages", Some(msg)).await;
+    assert_eq!(s, 200);
+    assert!(
+        std::str::from_utf8(&b)
+            .unwrap()
+            .contains("event: message_stop")
+    );
+
+    let (s, _, b) = call(addr, "GET", "/v1/models", None).await;
+    assert_eq!(s, 200);
+    assert!(std::str::from_utf8(&b).unwrap().contains("mock-gpt"));
+
+    let (s, _, b) = call(addr, "GET", "/v2/nothing", None).await;
+    assert_eq!(s, 404);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&b).unwrap()["error"]["code"],
+        "not_found"
+    );
+}
+
+#[tokio::test]
+async fn the_sample_config_serves_and_applies_its_body_limit() {
+    let mut cfg = Config::parse(include_str!("../gateway/infergate.toml")).unwrap();
+    cfg.pipeline.max_request_body_bytes = 256;
+    let (addr, _gw) = start(&cfg).await;
+    let big = json!({"model": "m", "messages": [{"role": "user", "content": "x".repeat(500)}]});
+    let (s, _, b) = call(addr, "POST", "/v1/chat/completions", Some(big)).await;
+    assert_eq!(s, 413);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&b).unwrap()["error"]["code"],
+        "request_too_large"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_backend_is_a_clean_502() {
+    let cfg =
+        Config::parse("[backends.down]\nurl = \"http://127.0.0.1:9\"\nconnect_timeout_ms = 2000\n")
+            .unwrap();
+    let (addr, _gw) = start(&cfg).await;
+    let chat = json!({"model": "m", "messages": [{"role": "user", "content": "Hi"}]});
+    let (s, _, b) = call(addr, "POST", "/v1/chat/completions", Some(chat)).await;
+    assert_eq!(s, 502);
+    let v: Value = serde_json::from_slice(&b).unwrap();
+    assert_eq!(v["error"]["code"], "upstream_unavailable");
+}

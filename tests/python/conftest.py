@@ -1,0 +1,38 @@
+"""Starts the example gateway (with its embedded mock provider) for the SDK tests."""
+
+import os
+import pathlib
+import subprocess
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def gateway_url():
+    binary = os.environ.get("INFERGATE_GATEWAY_BIN", str(ROOT / "target/debug/examples/gateway"))
+    if not pathlib.Path(binary).exists():
+        pytest.fail(f"gateway binary {binary} not found: run `cargo build --example gateway` first")
+    proc = subprocess.Popen(
+        [binary, "--listen", "127.0.0.1:0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "INFERGATE_CONFIG"},
+    )
+    url = None
+    try:
+        for line in proc.stdout:  # blocks until the gateway prints its address
+            if line.startswith("infergate gateway listening on "):
+                url = line.split(" on ", 1)[1].strip()
+                break
+        if url is None:
+            pytest.fail("the gateway exited before printing its address")
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
