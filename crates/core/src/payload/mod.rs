@@ -574,7 +574,7 @@ mod tests {
             ApiKind::ChatCompletions,
             r#"{"model":"gpt-4o","messages":[{"role":"system","content":"be brief","name":"x"},
             {"role":"user","content":[{"type":"text","text":"hi"},{"type":"image_url","image_url":{"url":"data:x","detail":"low"}}]},
-            {"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]},
+            {"role":"assistant","tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]},
             {"role":"tool","tool_call_id":"c1","content":"42"}],
             "stream":true,"stream_options":{"include_usage":false,"x":1},"temperature":0.2,"tools":[{"type":"function"}],
             "logit_bias":{"5":-1},"unknown_future_field":{"deep":[1,2,{"k":null}]}}"#,
@@ -594,6 +594,21 @@ mod tests {
             ApiKind::Embeddings,
             r#"{"model":"e","input":["a","b"],"dimensions":8,"encoding_format":"float"}"#,
         );
+    }
+
+    #[test]
+    fn null_typed_fields_come_back_absent() {
+        // Documented: for the typed fields, `null` and absent are the same (as in the APIs);
+        // an unchanged body is forwarded as its original bytes anyway.
+        let p = Payload::parse(
+            ApiKind::ChatCompletions,
+            br#"{"model":"m","messages":[{"role":"assistant","content":null}],"max_tokens":null,"n":null}"#,
+        )
+        .unwrap();
+        let v: Value = serde_json::from_slice(&p.to_bytes().unwrap()).unwrap();
+        assert!(v["messages"][0].get("content").is_none());
+        assert!(v.get("max_tokens").is_none());
+        assert!(v["n"].is_null(), "untyped fields keep their nulls");
     }
 
     #[test]

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# End-to-end load benchmark, on loopback only, bounded in time: in one run, a bare hyper 1
+# passthrough proxy (no infergate code) and the example gateway (empty pipeline) in front of the
+# same mock provider, measured with wrk. Reports requests/s, p50/p99 latency, CPU per request
+# of the proxy process, and the ratio gateway/passthrough.
+#
+#   bash benches/load.sh                   # 10 s per run, 32 connections, 2 rounds
+#   DURATION=5 CONNS=64 ROUNDS=1 bash benches/load.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-32}
+ROUNDS=${ROUNDS:-2}
+STREAM=${STREAM:-false}
+
+if ! command -v wrk >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk
+fi
+cargo build --release -q -p infergate-benches --bins
+cargo build --release -q -p infergate-examples --example gateway
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+# start NAME CMD... : runs CMD, waits for its "listening on http://ADDR" line, sets $ADDR.
+start() {
+  local name=$1; shift
+  "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
+  pids+=($!)
+  LAST_PID=$!
+  for _ in $(seq 1 100); do
+    ADDR=$(grep -o 'listening on http://[0-9.:]*' "$tmp/$name.out" | head -1 | sed 's|listening on http://||') || true
+    [ -n "${ADDR:-}" ] && return 0
+    sleep 0.1
+  done
+  echo "$name did not start" >&2; cat "$tmp/$name.err" >&2; exit 1
+}
+
+start mock target/release/mock 127.0.0.1:0; MOCK=$ADDR
+start passthrough target/release/passthrough 127.0.0.1:0 "$MOCK"; PASS=$ADDR; PASS_PID=$LAST_PID
+cat >"$tmp/gw.toml" <<TOML
+[backends.mock]
+url = "http://$MOCK"
+TOML
+RUST_LOG=warn start gateway target/release/examples/gateway --listen 127.0.0.1:0 --config "$tmp/gw.toml"; GW=$ADDR; GW_PID=$LAST_PID
+
+cat >"$tmp/post.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["content-type"] = "application/json"
+wrk.headers["authorization"] = "Bearer sk-bench"
+wrk.body = '{"model":"gpt-4o-mini","stream":$STREAM,"messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"What is the capital of France? Answer in one word."}],"max_tokens":64}'
+LUA
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+
+run() { # NAME ADDR PID
+  local before after out rps p50 p99 reqs
+  before=$(cpu_ticks "$3")
+  out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$tmp/post.lua" "http://$2/v1/chat/completions")
+  after=$(cpu_ticks "$3")
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+  p50=$(echo "$out" | awk '$1=="50%" {print $2}')
+  p99=$(echo "$out" | awk '$1=="99%" {print $2}')
+  local non2xx
+  non2xx=$(echo "$out" | awk '/Non-2xx/ {print $4}')
+  local cpu_us
+  cpu_us=$(awk -v a="$after" -v b="$before" -v hz="$hz" -v n="$reqs" 'BEGIN { printf "%.1f", (a-b)/hz*1e6/n }')
+  echo "| $1 | $rps | $p50 | $p99 | $cpu_us | ${non2xx:-0} |"
+  echo "$1 $rps" >>"$tmp/rps"
+}
+
+echo "wrk -t1 -c$CONNS -d${DURATION}s, stream=$STREAM, $(nproc) cores, $(date -u +%Y-%m-%d)"
+echo
+echo "| server | requests/s | p50 | p99 | proxy CPU µs/request | non-2xx |"
+echo "|---|---|---|---|---|---|"
+# Warm-up (pools, page cache), not reported.
+wrk -t1 -c"$CONNS" -d2s -s "$tmp/post.lua" "http://$PASS/v1/chat/completions" >/dev/null
+wrk -t1 -c"$CONNS" -d2s -s "$tmp/post.lua" "http://$GW/v1/chat/completions" >/dev/null
+for _ in $(seq 1 "$ROUNDS"); do
+  run passthrough "$PASS" "$PASS_PID"
+  run gateway "$GW" "$GW_PID"
+done
+awk '{s[$1]+=$2; n[$1]++} END { printf "\nratio gateway/passthrough (mean requests/s): %.3f\n", (s["gateway"]/n["gateway"])/(s["passthrough"]/n["passthrough"]) }' "$tmp/rps"
