@@ -2,6 +2,7 @@
 //! client and no infergate code at all. `passthrough LISTEN UPSTREAM_AUTHORITY`.
 
 use hyper::body::Incoming;
+
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
@@ -32,10 +33,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .to_owned();
                 let uri = format!("http://{upstream}{pq}");
                 async move {
-                    *req.uri_mut() = uri.parse()?;
+                    *req.uri_mut() = uri.parse().map_err(std::io::Error::other)?;
                     req.headers_mut().remove(http::header::HOST);
-                    let resp = client.request(req).await?;
-                    Ok::<_, Box<dyn std::error::Error + Send + Sync>>(resp)
+                    client.request(req).await.map_err(std::io::Error::other)
                 }
             });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
