@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end load benchmark, on loopback only, bounded in time: in one run, a bare hyper 1
-# passthrough proxy (no infergate code) and the example gateway (empty pipeline) in front of the
-# same mock provider, measured with wrk. Reports requests/s, p50/p99 latency, CPU per request
+# passthrough proxy (no infergate code), the empty PipelineLayer over UpstreamClient on plain
+# hyper (`layered`), and the example gateway (axum, empty pipeline) in front of the same mock, measured with wrk. Reports requests/s, p50/p99 latency, CPU per request
 # of the proxy process, and the ratio gateway/passthrough.
 #
 #   bash benches/load.sh                   # 10 s per run, 32 connections, 2 rounds
@@ -40,6 +40,7 @@ start() {
 
 start mock target/release/mock 127.0.0.1:0; MOCK=$ADDR
 start passthrough target/release/passthrough 127.0.0.1:0 "$MOCK"; PASS=$ADDR; PASS_PID=$LAST_PID
+start layered target/release/layered 127.0.0.1:0 "http://$MOCK"; LAY=$ADDR; LAY_PID=$LAST_PID
 cat >"$tmp/gw.toml" <<TOML
 [backends.mock]
 url = "http://$MOCK"
@@ -79,9 +80,13 @@ echo "| server | requests/s | p50 | p99 | proxy CPU µs/request | non-2xx |"
 echo "|---|---|---|---|---|---|"
 # Warm-up (pools, page cache), not reported.
 wrk -t1 -c"$CONNS" -d2s -s "$tmp/post.lua" "http://$PASS/v1/chat/completions" >/dev/null
+wrk -t1 -c"$CONNS" -d2s -s "$tmp/post.lua" "http://$LAY/v1/chat/completions" >/dev/null
 wrk -t1 -c"$CONNS" -d2s -s "$tmp/post.lua" "http://$GW/v1/chat/completions" >/dev/null
 for _ in $(seq 1 "$ROUNDS"); do
   run passthrough "$PASS" "$PASS_PID"
+  run layered "$LAY" "$LAY_PID"
   run gateway "$GW" "$GW_PID"
 done
-awk '{s[$1]+=$2; n[$1]++} END { printf "\nratio gateway/passthrough (mean requests/s): %.3f\n", (s["gateway"]/n["gateway"])/(s["passthrough"]/n["passthrough"]) }' "$tmp/rps"
+awk '{s[$1]+=$2; n[$1]++} END {
+  printf "\nratio layered/passthrough (mean requests/s): %.3f\n", (s["layered"]/n["layered"])/(s["passthrough"]/n["passthrough"]);
+  printf "ratio gateway/passthrough (mean requests/s): %.3f\n", (s["gateway"]/n["gateway"])/(s["passthrough"]/n["passthrough"]) }' "$tmp/rps"

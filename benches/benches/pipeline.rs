@@ -55,6 +55,29 @@ fn bench_pipeline(c: &mut Criterion) {
     let body = chat_body();
     let answer = Bytes::from_static(br#"{"id":"x","object":"chat.completion","choices":[]}"#);
     let mut group = c.benchmark_group("pipeline_request");
+    {
+        // The same request and upstream without any pipeline: what the harness itself costs.
+        let answer = answer.clone();
+        let upstream = tower::service_fn(move |_req: http::Request<Body>| {
+            let a = answer.clone();
+            async move {
+                let mut r = http::Response::new(Body::full(a));
+                r.headers_mut()
+                    .insert("content-type", "application/json".parse().unwrap());
+                Ok::<_, Infallible>(r)
+            }
+        });
+        group.bench_function("baseline_without_pipeline", |bch| {
+            bch.to_async(&rt).iter(|| {
+                let svc = upstream.clone();
+                let req = http::Request::post("/v1/chat/completions")
+                    .header("content-type", "application/json")
+                    .body(Body::full(body.clone()))
+                    .unwrap();
+                async move { svc.oneshot(req).await.unwrap() }
+            });
+        });
+    }
     for n in [0usize, 1, 8] {
         let mut b = Pipeline::builder();
         for _ in 0..n {
@@ -80,6 +103,34 @@ fn bench_pipeline(c: &mut Criterion) {
                     .body(Body::full(body.clone()))
                     .unwrap();
                 async move { svc.oneshot(req).await.unwrap() }
+            });
+        });
+    }
+    group.finish();
+
+    // The processors' share alone: the request and response-head phases on a prepared context
+    // (no body plumbing), which is what each added processor costs.
+    let mut group = c.benchmark_group("pipeline_phases");
+    for n in [0usize, 1, 8] {
+        let mut b = Pipeline::builder();
+        for _ in 0..n {
+            b = b.processor(Noop);
+        }
+        let pipeline = b.build();
+        group.bench_function(format!("{n}_noop_processors"), |bch| {
+            bch.to_async(&rt).iter(|| {
+                let pipeline = pipeline.clone();
+                async move {
+                    let (head, ()) = http::Request::post("/v1/chat/completions")
+                        .body(())
+                        .unwrap()
+                        .into_parts();
+                    let mut cx = RequestContext::new(head, Bytes::new(), None);
+                    let _ = pipeline.run_request(&mut cx).await;
+                    let (_req, mut ex) = cx.into_request();
+                    let (mut parts, ()) = http::Response::new(()).into_parts();
+                    pipeline.run_response_head(&mut ex, &mut parts).await
+                }
             });
         });
     }

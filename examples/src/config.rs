@@ -62,7 +62,7 @@ pub struct BackendConfig {
     /// Connect timeout in milliseconds (default 10000).
     #[serde(default)]
     pub connect_timeout_ms: Option<u64>,
-    /// Time to the response head in milliseconds (default 600000).
+    /// Time to the response head in milliseconds (default 600000; 0 for none).
     #[serde(default)]
     pub request_timeout_ms: Option<u64>,
 }

@@ -1,24 +1,50 @@
-//! The gateway: an axum router serving `/v1/chat/completions`, `/v1/responses`,
-//! `/v1/embeddings`, `/v1/messages`, `/v1/models` and `/healthz`, each through the same
-//! infergate pipeline in front of its backend.
+//! The gateway: `/v1/chat/completions`, `/v1/responses`, `/v1/embeddings`, `/v1/messages`,
+//! `/v1/models` and `/healthz`, each through the same infergate pipeline in front of its
+//! backend, served by plain hyper 1 with a small exact-path router.
+//!
+//! (An axum `Router` works as well — every infergate service mounts with `route_service` — but
+//! in the load benchmark its routing and body boxing cost about 4 µs of CPU per request, more
+//! than the whole pipeline; see docs/benchmarks.md.)
 
 use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::Router;
-use axum::routing::{any_service, get};
-use infergate::client::UpstreamClient;
-use infergate::core::{Pipeline, PipelineLayer, RejectKind, Rejection};
+use bytes::Bytes;
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
+use infergate::client::{Proxy, UpstreamClient};
+use infergate::core::{
+    Body, Pipeline, PipelineBody, PipelineLayer, PipelineService, RejectKind, Rejection,
+};
 use infergate::mock::MockProvider;
-use tower::Layer;
+use tower::{Layer, Service};
 
 use crate::config::{BackendConfig, Config, ConfigError};
+
+/// The service behind one route: the pipeline in front of a backend.
+type Route = PipelineService<Proxy>;
+
+/// The response body of the gateway: a pipeline's, or a small local one (health, 404).
+pub type GatewayBody = Either<PipelineBody<Body>, Full<Bytes>>;
+
+/// The gateway's root service: dispatches by exact path.
+#[derive(Clone, Debug)]
+pub struct GatewayService {
+    routes: Arc<BTreeMap<&'static str, Route>>,
+}
 
 /// A gateway ready to serve, with the mock provider it embeds (if any) kept alive.
 #[derive(Debug)]
 pub struct Gateway {
-    /// The router.
-    pub router: Router,
+    /// The root service.
+    pub service: GatewayService,
     /// The embedded mock provider, when a backend's URL is `mock` or there is no config.
     pub mock: Option<MockProvider>,
 }
@@ -65,13 +91,15 @@ pub async fn build(config: &Config) -> Result<Gateway, ConfigError> {
         if let Some(ms) = b.connect_timeout_ms {
             builder = builder.connect_timeout(Duration::from_millis(ms));
         }
-        if let Some(ms) = b.request_timeout_ms {
-            builder = builder.request_timeout(Duration::from_millis(ms));
+        match b.request_timeout_ms {
+            Some(0) => builder = builder.no_request_timeout(),
+            Some(ms) => builder = builder.request_timeout(Duration::from_millis(ms)),
+            None => {}
         }
-        let client = builder
+        let upstream = builder
             .build(&url)
             .map_err(|e| ConfigError::Routes(format!("backend '{name}': {e}")))?;
-        clients.insert(name.clone(), client);
+        clients.insert(name.clone(), upstream);
     }
 
     let pipeline = Pipeline::builder()
@@ -80,8 +108,8 @@ pub async fn build(config: &Config) -> Result<Gateway, ConfigError> {
         .build();
     let layer = PipelineLayer::new(pipeline);
 
-    let mut router = Router::new().route("/healthz", get(|| async { "ok" }));
-    let routes: [(&[&str], Option<&String>); 3] = [
+    let mut routes = BTreeMap::new();
+    let table: [(&[&'static str], Option<&String>); 3] = [
         (
             &["/v1/chat/completions", "/v1/responses", "/v1/models"],
             config.routes.chat.as_ref(),
@@ -89,26 +117,119 @@ pub async fn build(config: &Config) -> Result<Gateway, ConfigError> {
         (&["/v1/embeddings"], config.routes.embeddings.as_ref()),
         (&["/v1/messages"], config.routes.messages.as_ref()),
     ];
-    for (paths, route) in routes {
+    for (paths, route) in table {
         let Some(backend) = config.backend_for(route) else {
             continue;
         };
         let Some(upstream) = clients.get(&backend) else {
             continue;
         };
-        let svc = layer.clone().layer(upstream.clone().into_proxy());
+        let svc = layer.layer(upstream.clone().into_proxy());
         for path in paths {
-            router = router.route(path, any_service(svc.clone()));
+            routes.insert(*path, svc.clone());
         }
     }
-    let router = router.fallback(|uri: http::Uri| async move {
-        Rejection::new(
-            RejectKind::InvalidRequest,
-            format!("no route for {}", uri.path()),
-        )
-        .with_status(http::StatusCode::NOT_FOUND)
-        .with_code("not_found")
-        .into_response::<axum::body::Body>()
-    });
-    Ok(Gateway { router, mock })
+    Ok(Gateway {
+        service: GatewayService {
+            routes: Arc::new(routes),
+        },
+        mock,
+    })
+}
+
+impl Service<http::Request<Incoming>> for GatewayService {
+    type Response = http::Response<GatewayBody>;
+    type Error = Infallible;
+    type Future = futures_util::future::Either<
+        MapLeft<<Route as Service<http::Request<Incoming>>>::Future>,
+        std::future::Ready<Result<Self::Response, Infallible>>,
+    >;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<Incoming>) -> Self::Future {
+        let path = req.uri().path();
+        if let Some(route) = self.routes.get(path) {
+            // Routes are always ready (the proxy never applies backpressure), so calling a
+            // clone without poll_ready is sound here.
+            let mut route = route.clone();
+            return futures_util::future::Either::Left(MapLeft(route.call(req)));
+        }
+        let resp = if path == "/healthz" {
+            let mut r = http::Response::new(Either::Right(Full::new(Bytes::from_static(b"ok"))));
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("text/plain"),
+            );
+            r
+        } else {
+            Rejection::new(RejectKind::InvalidRequest, format!("no route for {path}"))
+                .with_status(http::StatusCode::NOT_FOUND)
+                .with_code("not_found")
+                .into_response::<Full<Bytes>>()
+                .map(Either::Right)
+        };
+        futures_util::future::Either::Right(std::future::ready(Ok(resp)))
+    }
+}
+
+/// Maps a route's response into the gateway's body type.
+pub struct MapLeft<F>(F);
+
+impl<F> std::fmt::Debug for MapLeft<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MapLeft")
+    }
+}
+
+impl<F> Future for MapLeft<F>
+where
+    F: Future<Output = Result<http::Response<PipelineBody<Body>>, Infallible>> + Unpin,
+{
+    type Output = Result<http::Response<GatewayBody>, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.map(|resp| resp.map(Either::Left)))
+    }
+}
+
+/// Serves the gateway on `listener` until `shutdown` completes, then lets open connections
+/// finish (up to 10 s).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    service: GatewayService,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = builder
+            .serve_connection(
+                TokioIo::new(stream),
+                TowerToHyperService::new(service.clone()),
+            )
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+    Ok(())
 }

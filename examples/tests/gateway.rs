@@ -16,8 +16,8 @@ async fn start(config: &Config) -> (SocketAddr, gateway::Gateway) {
     let gw = gateway::build(config).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let router = gw.router.clone();
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let service = gw.service.clone();
+    tokio::spawn(gateway::serve(listener, service, std::future::pending()));
     (addr, gw)
 }
 

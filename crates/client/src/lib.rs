@@ -117,6 +117,13 @@ impl UpstreamClientBuilder {
         self
     }
 
+    /// No timeout to the response head (the caller bounds the request, e.g. a failover
+    /// layer's per-attempt timeout), which saves a timer per request.
+    pub fn no_request_timeout(mut self) -> Self {
+        self.request_timeout = None;
+        self
+    }
+
     /// How long idle pooled connections are kept (default 90 s).
     pub fn pool_idle_timeout(mut self, d: Duration) -> Self {
         self.pool_idle_timeout = Some(d);
