@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::pedantic, missing_docs)]
 
-mod support;
+use infergate_testkit as support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -597,6 +597,19 @@ mod tests {
     }
 
     #[test]
+    fn numbers_round_trip_exactly() {
+        // Fuzzer finding (fuzz/artifacts/payload_parse/crash-b2a5...): without serde_json's
+        // float_roundtrip, 5e90 came back as 4.999999999999999e90.
+        let p = Payload::parse(ApiKind::Other, b"5e90").unwrap();
+        let again = Payload::parse(ApiKind::Other, &p.to_bytes().unwrap()).unwrap();
+        assert_eq!(p, again);
+        roundtrip(
+            ApiKind::ChatCompletions,
+            r#"{"model":"m","messages":[],"temperature":0.30000000000000004,"top_p":1e-7,"x":[5e90,-2.2250738585072014e-308]}"#,
+        );
+    }
+
+    #[test]
     fn null_typed_fields_come_back_absent() {
         // Documented: for the typed fields, `null` and absent are the same (as in the APIs);
         // an unchanged body is forwarded as its original bytes anyway.

@@ -1,6 +1,11 @@
-//! Loopback plumbing for the integration tests: a real hyper server around a tower service, and
-//! a real hyper client.
-#![allow(dead_code, unreachable_pub, missing_docs)]
+//! Test support for infergate's crates: a real hyper server on loopback around any tower
+//! service, a real hyper client, an upstream that replays SSE fixtures, and a `redis-server`
+//! process.
+#![allow(missing_docs, clippy::missing_panics_doc, clippy::unwrap_used)]
+
+mod redis;
+
+pub use redis::RedisServer;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -47,6 +52,7 @@ pub fn client() -> Client<HttpConnector, Full<Bytes>> {
     Client::builder(TokioExecutor::new()).build_http()
 }
 
+#[derive(Debug)]
 pub struct Reply {
     pub status: http::StatusCode,
     pub headers: http::HeaderMap,

@@ -1,0 +1,163 @@
+//! Limits and the limiter's configuration.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use infergate_core::FailureMode;
+use serde::Deserialize;
+
+use crate::key::KeyExtractor;
+use crate::store::Store;
+
+/// The limits of one key (or one key and model). Every field is optional; an absent one does
+/// not limit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Requests per minute.
+    #[serde(default)]
+    pub requests_per_minute: Option<u64>,
+    /// Input plus output tokens per minute.
+    #[serde(default)]
+    pub tokens_per_minute: Option<u64>,
+    /// Input (prompt) tokens per minute.
+    #[serde(default)]
+    pub input_tokens_per_minute: Option<u64>,
+    /// Output (completion) tokens per minute.
+    #[serde(default)]
+    pub output_tokens_per_minute: Option<u64>,
+    /// Input plus output tokens per UTC day.
+    #[serde(default)]
+    pub tokens_per_day: Option<u64>,
+}
+
+impl Limits {
+    /// Fields of `over` replace those of `self` where set.
+    #[must_use]
+    pub fn merged(&self, over: &Self) -> Self {
+        Self {
+            requests_per_minute: over.requests_per_minute.or(self.requests_per_minute),
+            tokens_per_minute: over.tokens_per_minute.or(self.tokens_per_minute),
+            input_tokens_per_minute: over
+                .input_tokens_per_minute
+                .or(self.input_tokens_per_minute),
+            output_tokens_per_minute: over
+                .output_tokens_per_minute
+                .or(self.output_tokens_per_minute),
+            tokens_per_day: over.tokens_per_day.or(self.tokens_per_day),
+        }
+    }
+
+    /// Whether any token limit is set (then prompts are counted and usage reconciled).
+    pub fn has_token_limits(&self) -> bool {
+        self.tokens_per_minute.is_some()
+            || self.input_tokens_per_minute.is_some()
+            || self.output_tokens_per_minute.is_some()
+            || self.tokens_per_day.is_some()
+    }
+
+    /// Whether any limit is set.
+    pub fn is_empty(&self) -> bool {
+        self.requests_per_minute.is_none() && !self.has_token_limits()
+    }
+}
+
+/// Configures a [`TokenRateLimiter`](crate::TokenRateLimiter).
+#[derive(Clone)]
+#[must_use]
+pub struct RateLimitConfig {
+    pub(crate) default: Limits,
+    pub(crate) overrides: HashMap<String, Limits>,
+    pub(crate) models: HashMap<String, Limits>,
+    pub(crate) key: KeyExtractor,
+    pub(crate) default_max_output_tokens: u64,
+    pub(crate) failure_mode: FailureMode,
+    pub(crate) refund_on_upstream_error: bool,
+    pub(crate) store: Option<Arc<dyn Store>>,
+    pub(crate) memo_capacity: u64,
+}
+
+impl std::fmt::Debug for RateLimitConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Override keys are raw tenant ids or API keys: not printed.
+        f.debug_struct("RateLimitConfig")
+            .field("default", &self.default)
+            .field("overrides", &self.overrides.len())
+            .field("models", &self.models)
+            .field("key", &self.key)
+            .field("default_max_output_tokens", &self.default_max_output_tokens)
+            .field("failure_mode", &self.failure_mode)
+            .field("refund_on_upstream_error", &self.refund_on_upstream_error)
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RateLimitConfig {
+    /// Limits that apply to every key unless overridden.
+    pub fn new(default: Limits) -> Self {
+        Self {
+            default,
+            overrides: HashMap::new(),
+            models: HashMap::new(),
+            key: KeyExtractor::default(),
+            default_max_output_tokens: 1024,
+            failure_mode: FailureMode::FailOpen,
+            refund_on_upstream_error: true,
+            store: None,
+            memo_capacity: 100_000,
+        }
+    }
+
+    /// How the key is derived (default: the API key).
+    pub fn key(mut self, key: KeyExtractor) -> Self {
+        self.key = key;
+        self
+    }
+
+    /// Limits for one key, given by its raw part values (e.g. `["acme"]` for a tenant header);
+    /// set fields replace the defaults.
+    pub fn override_key(mut self, raw_parts: &[&str], limits: Limits) -> Self {
+        self.overrides
+            .insert(crate::key::hash_parts(raw_parts), limits);
+        self
+    }
+
+    /// Extra limits per key for one model (exact name), in buckets of their own.
+    pub fn model(mut self, model: impl Into<String>, limits: Limits) -> Self {
+        self.models.insert(model.into(), limits);
+        self
+    }
+
+    /// Output tokens reserved when a request sets no `max_tokens` (default 1024).
+    pub fn default_max_output_tokens(mut self, n: u64) -> Self {
+        self.default_max_output_tokens = n;
+        self
+    }
+
+    /// What happens when the store fails: `FailOpen` (default) falls back to an in-memory
+    /// limiter, `FailClosed` answers 503.
+    pub fn failure_mode(mut self, mode: FailureMode) -> Self {
+        self.failure_mode = mode;
+        self
+    }
+
+    /// Whether an upstream error (an error status, or no response) gives the tokens back
+    /// (default true; the request still counts).
+    pub fn refund_on_upstream_error(mut self, yes: bool) -> Self {
+        self.refund_on_upstream_error = yes;
+        self
+    }
+
+    /// Where bucket state lives (default: in memory).
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// How many message token counts are remembered (default 100 000).
+    pub fn memo_capacity(mut self, n: u64) -> Self {
+        self.memo_capacity = n;
+        self
+    }
+}

@@ -1,0 +1,644 @@
+//! The rate-limiting processor.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use infergate_core::payload::{TokenUsage, response_usage};
+use infergate_core::pipeline::StreamStop;
+use infergate_core::sse::{SseEvent, UsageTracker};
+use infergate_core::{
+    ApiKind, Decision, Exchange, FailureMode, Payload, Phases, Processor, ProcessorError,
+    RejectKind, Rejection, RequestContext, ResponseBody, ResponseContext, StreamEnd,
+    StreamProcessor,
+};
+use tokio::sync::broadcast;
+
+use crate::config::{Limits, RateLimitConfig};
+use crate::count::TokenCounter;
+use crate::store::{BucketKind, BucketState, Charge, MemoryStore, Reservation, Store};
+
+/// What a bucket limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Requests,
+    Tokens,
+    InputTokens,
+    OutputTokens,
+    DailyTokens,
+}
+
+impl Role {
+    fn describe(self) -> &'static str {
+        match self {
+            Self::Requests => "requests per minute (RPM)",
+            Self::Tokens => "tokens per minute (TPM)",
+            Self::InputTokens => "input tokens per minute",
+            Self::OutputTokens => "output tokens per minute",
+            Self::DailyTokens => "tokens per day",
+        }
+    }
+
+    fn suffix(self) -> &'static str {
+        match self {
+            Self::Requests => "rpm",
+            Self::Tokens => "tpm",
+            Self::InputTokens => "itpm",
+            Self::OutputTokens => "otpm",
+            Self::DailyTokens => "tpd",
+        }
+    }
+
+    /// The amount this bucket takes for input and output tokens.
+    fn amount(self, input: u64, output: u64) -> i64 {
+        let v = match self {
+            Self::Requests => 1,
+            Self::Tokens | Self::DailyTokens => input + output,
+            Self::InputTokens => input,
+            Self::OutputTokens => output,
+        };
+        i64::try_from(v).unwrap_or(i64::MAX)
+    }
+}
+
+/// How a request's tokens were settled.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettledBy {
+    /// With the usage the provider reported.
+    ReportedUsage,
+    /// With an estimate: the stream ended without usage (client gone, upstream failure), so the
+    /// output counts one token per content delta received.
+    Estimate,
+    /// The tokens were given back (upstream error).
+    Refund,
+    /// The reservation was kept as it was (a response without usage).
+    Reservation,
+}
+
+/// A settled request, broadcast to [`TokenRateLimiter::subscribe`]rs (metrics, tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement {
+    /// The hashed rate-limit key.
+    pub key: String,
+    /// The reservation: input and output estimate.
+    pub reserved: TokenUsage,
+    /// What was finally charged.
+    pub charged: TokenUsage,
+    /// How.
+    pub by: SettledBy,
+}
+
+/// Per-request state between admission and settlement.
+#[derive(Clone, Debug)]
+struct Pending {
+    key: String,
+    charges: Vec<(Role, Charge)>,
+    fallback: bool,
+    reserved: TokenUsage,
+    headers: HeaderMap,
+    hide_usage: bool,
+    api: ApiKind,
+}
+
+impl Pending {
+    fn has_tokens(&self) -> bool {
+        self.charges.iter().any(|(r, _)| *r != Role::Requests)
+    }
+}
+
+struct Shared {
+    cfg: RateLimitConfig,
+    store: Arc<dyn Store>,
+    fallback: Arc<MemoryStore>,
+    counter: TokenCounter,
+    settled: broadcast::Sender<Settlement>,
+    any_tokens: bool,
+}
+
+/// The token rate limiter: a [`Processor`] (put it in a [`Pipeline`](infergate_core::Pipeline))
+/// or, through [`TokenRateLimitLayer`](crate::TokenRateLimitLayer), a layer of its own.
+///
+/// Request phase: derive the key, count the prompt (memoised), reserve
+/// `prompt + max output` in every bucket at once, or answer 429 with `Retry-After` and
+/// OpenAI's `x-ratelimit-*` headers. Response phases: settle the reservation against the real
+/// usage (non-streamed body; the stream's usage events, asked for upstream and hidden from a
+/// client that did not ask; an estimate if the stream is cut), or refund it on an upstream
+/// error.
+#[derive(Clone)]
+pub struct TokenRateLimiter {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for TokenRateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenRateLimiter")
+            .field("config", &self.shared.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenRateLimiter {
+    /// A limiter for `config` (loads the tokenizers once).
+    pub fn new(config: RateLimitConfig) -> Self {
+        TokenCounter::warm_up();
+        let store: Arc<dyn Store> = config
+            .store
+            .clone()
+            .unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        let any_tokens = config.default.has_token_limits()
+            || config.overrides.values().any(Limits::has_token_limits)
+            || config.models.values().any(Limits::has_token_limits);
+        let (settled, _) = broadcast::channel(4096);
+        Self {
+            shared: Arc::new(Shared {
+                counter: TokenCounter::new(config.memo_capacity),
+                cfg: config,
+                store,
+                fallback: Arc::new(MemoryStore::new()),
+                settled,
+                any_tokens,
+            }),
+        }
+    }
+
+    /// Settlements as they happen.
+    pub fn subscribe(&self) -> broadcast::Receiver<Settlement> {
+        self.shared.settled.subscribe()
+    }
+
+    /// The token counter (memoised).
+    pub fn counter(&self) -> &TokenCounter {
+        &self.shared.counter
+    }
+
+    /// Admission alone: the charges of a request and the store's answer (used by benchmarks
+    /// and by the processor).
+    async fn admit(&self, cx: &mut RequestContext) -> Result<Decision, ProcessorError> {
+        let Some(payload) = cx.payload() else {
+            return Ok(Decision::Continue);
+        };
+        let s = &*self.shared;
+        let key = s.cfg.key.key(cx);
+        let limits = match s.cfg.overrides.get(&key) {
+            Some(o) => s.cfg.default.merged(o),
+            None => s.cfg.default.clone(),
+        };
+        let model = payload.model().unwrap_or_default();
+        let model_limits = s.cfg.models.get(model);
+        if limits.is_empty() && model_limits.is_none_or(Limits::is_empty) {
+            return Ok(Decision::Continue);
+        }
+        let needs_tokens =
+            limits.has_token_limits() || model_limits.is_some_and(Limits::has_token_limits);
+        let (input, output) = if needs_tokens {
+            (
+                s.counter.count_prompt(payload),
+                payload
+                    .max_output_tokens()
+                    .unwrap_or(s.cfg.default_max_output_tokens),
+            )
+        } else {
+            (0, 0)
+        };
+        let mut charges = Vec::with_capacity(6);
+        push_charges(&mut charges, &format!("{{{key}}}"), &limits, input, output);
+        if let Some(ml) = model_limits {
+            push_charges(
+                &mut charges,
+                &format!("{{{key}}}:m:{model}"),
+                ml,
+                input,
+                output,
+            );
+        }
+        let plain: Vec<Charge> = charges.iter().map(|(_, c)| c.clone()).collect();
+        let (res, fallback) = match s.store.reserve(&plain).await {
+            Ok(r) => (r, false),
+            Err(e) => match s.cfg.failure_mode {
+                FailureMode::FailOpen => {
+                    tracing::warn!(error = %e, "rate-limit store failed; using the local limiter (FailOpen)");
+                    (s.fallback.reserve_sync(&plain), true)
+                }
+                FailureMode::FailClosed => {
+                    tracing::warn!(error = %e, "rate-limit store failed; refusing (FailClosed)");
+                    return Ok(Decision::Reject(
+                        Rejection::new(
+                            RejectKind::ExternalServiceFailed,
+                            "rate limiting is temporarily unavailable; try again shortly",
+                        )
+                        .with_status(StatusCode::SERVICE_UNAVAILABLE)
+                        .with_code("rate_limit_unavailable")
+                        .with_header(http::header::RETRY_AFTER, HeaderValue::from_static("1")),
+                    ));
+                }
+            },
+        };
+        let headers = ratelimit_headers(&charges, &res.states);
+        if !res.admitted {
+            return Ok(Decision::Reject(rejection(
+                &charges, &res, &headers, model, input, output,
+            )));
+        }
+        let api = cx.api();
+        let hide_usage = if needs_tokens && wants_hidden_usage(cx.payload()) {
+            cx.payload_mut().is_some_and(Payload::ensure_stream_usage)
+        } else {
+            false
+        };
+        cx.state_mut().insert(Pending {
+            key,
+            charges,
+            fallback,
+            reserved: TokenUsage {
+                input_tokens: input,
+                output_tokens: output,
+            },
+            headers,
+            hide_usage,
+            api,
+        });
+        Ok(Decision::Continue)
+    }
+
+    fn settle(&self, p: &Pending, actual: Option<TokenUsage>, by: SettledBy) {
+        settle(&self.shared, p, actual, by);
+    }
+}
+
+fn wants_hidden_usage(p: Option<&Payload>) -> bool {
+    match p {
+        Some(Payload::Chat(r)) => {
+            r.stream == Some(true)
+                && r.stream_options.as_ref().and_then(|o| o.include_usage) != Some(true)
+        }
+        _ => false,
+    }
+}
+
+fn push_charges(out: &mut Vec<(Role, Charge)>, scope: &str, l: &Limits, input: u64, output: u64) {
+    let minute = Duration::from_secs(60);
+    let mut add = |role: Role, limit: Option<u64>, daily: bool| {
+        if let Some(limit) = limit {
+            out.push((
+                role,
+                Charge {
+                    key: format!("{scope}:{}", role.suffix()),
+                    kind: if daily {
+                        BucketKind::Daily { limit }
+                    } else {
+                        BucketKind::Rate {
+                            limit,
+                            period: minute,
+                        }
+                    },
+                    amount: role.amount(input, output),
+                },
+            ));
+        }
+    };
+    add(Role::Requests, l.requests_per_minute, false);
+    add(Role::Tokens, l.tokens_per_minute, false);
+    add(Role::InputTokens, l.input_tokens_per_minute, false);
+    add(Role::OutputTokens, l.output_tokens_per_minute, false);
+    add(Role::DailyTokens, l.tokens_per_day, true);
+}
+
+/// OpenAI's duration format for reset headers: `20ms`, `1.5s`, `6m0s`.
+fn fmt_reset(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        let s = format!("{:.3}", d.as_secs_f64());
+        format!("{}s", s.trim_end_matches('0').trim_end_matches('.'))
+    } else {
+        let secs = d.as_secs();
+        let (h, m, s) = (secs / 3600, (secs / 60) % 60, secs % 60);
+        if h > 0 {
+            format!("{h}h{m}m{s}s")
+        } else {
+            format!("{m}m{s}s")
+        }
+    }
+}
+
+fn ratelimit_headers(charges: &[(Role, Charge)], states: &[BucketState]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    let mut put = |name: &'static str, v: String| {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            h.insert(HeaderName::from_static(name), v);
+        }
+    };
+    if let Some(i) = charges.iter().position(|(r, _)| *r == Role::Requests) {
+        let st = states[i];
+        put("x-ratelimit-limit-requests", st.limit.to_string());
+        put("x-ratelimit-remaining-requests", st.remaining.to_string());
+        put("x-ratelimit-reset-requests", fmt_reset(st.reset));
+    }
+    // The tightest per-minute token bucket (else the daily one).
+    let tightest = charges
+        .iter()
+        .enumerate()
+        .filter(|(_, (r, _))| matches!(r, Role::Tokens | Role::InputTokens | Role::OutputTokens))
+        .min_by_key(|(i, _)| states[*i].remaining)
+        .or_else(|| {
+            charges
+                .iter()
+                .enumerate()
+                .find(|(_, (r, _))| *r == Role::DailyTokens)
+        })
+        .map(|(i, _)| i);
+    if let Some(i) = tightest {
+        let st = states[i];
+        put("x-ratelimit-limit-tokens", st.limit.to_string());
+        put("x-ratelimit-remaining-tokens", st.remaining.to_string());
+        put("x-ratelimit-reset-tokens", fmt_reset(st.reset));
+    }
+    h
+}
+
+fn rejection(
+    charges: &[(Role, Charge)],
+    res: &Reservation,
+    headers: &HeaderMap,
+    model: &str,
+    input: u64,
+    output: u64,
+) -> Rejection {
+    let i = res.denied.unwrap_or(0);
+    let (role, charge) = &charges[i];
+    let st = res.states[i];
+    let scope = if charge.key.contains(":m:") {
+        format!(" for model {model}")
+    } else {
+        String::new()
+    };
+    let requested = role.amount(input, output);
+    let mut msg = format!(
+        "Rate limit reached{scope} on {}: limit {}, remaining {}, requested {requested}.",
+        role.describe(),
+        st.limit,
+        st.remaining
+    );
+    let mut rej = if let Some(wait) = res.retry_after {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let _ = write!(msg, " Please try again in {}.", fmt_reset(wait));
+        Rejection::new(RejectKind::RateLimited, msg)
+            .with_header(http::header::RETRY_AFTER, HeaderValue::from(secs.max(1)))
+    } else {
+        msg.push_str(
+            " The request is larger than the limit and can never be admitted; \
+             reduce the prompt or max_tokens.",
+        );
+        Rejection::new(RejectKind::RateLimited, msg).with_code("request_too_large_for_limit")
+    };
+    for (name, value) in headers {
+        rej = rej.with_header(name.clone(), value.clone());
+    }
+    rej.with_processor("token-rate-limit")
+}
+
+fn settle(s: &Arc<Shared>, p: &Pending, actual: Option<TokenUsage>, by: SettledBy) {
+    let charged = match by {
+        SettledBy::Refund => TokenUsage::default(),
+        _ => actual.unwrap_or(p.reserved),
+    };
+    let adjustments: Vec<Charge> = p
+        .charges
+        .iter()
+        .filter(|(r, _)| *r != Role::Requests)
+        .map(|(r, c)| Charge {
+            amount: r.amount(charged.input_tokens, charged.output_tokens)
+                - r.amount(p.reserved.input_tokens, p.reserved.output_tokens),
+            ..c.clone()
+        })
+        .filter(|c| c.amount != 0)
+        .collect();
+    let settlement = Settlement {
+        key: p.key.clone(),
+        reserved: p.reserved,
+        charged,
+        by,
+    };
+    if adjustments.is_empty() {
+        let _ = s.settled.send(settlement);
+        return;
+    }
+    if p.fallback {
+        s.fallback.adjust_sync(&adjustments);
+        let _ = s.settled.send(settlement);
+        return;
+    }
+    if s.store.adjust_now(&adjustments) {
+        let _ = s.settled.send(settlement);
+        return;
+    }
+    let s2 = s.clone();
+    let run = async move {
+        if let Err(e) = s2.store.adjust(&adjustments).await {
+            tracing::warn!(error = %e, "rate-limit settlement failed; the reservation stands");
+        }
+        let _ = s2.settled.send(settlement);
+    };
+    if let Ok(h) = tokio::runtime::Handle::try_current() {
+        h.spawn(run);
+    } else {
+        tracing::warn!("no runtime to settle a rate-limit reservation on");
+    }
+}
+
+#[async_trait]
+impl Processor for TokenRateLimiter {
+    fn name(&self) -> &str {
+        "token-rate-limit"
+    }
+
+    fn failure_mode(&self) -> FailureMode {
+        self.shared.cfg.failure_mode
+    }
+
+    fn phases(&self) -> Phases {
+        if self.shared.any_tokens {
+            Phases::ALL
+        } else {
+            Phases::REQUEST | Phases::RESPONSE
+        }
+    }
+
+    async fn on_request(&self, cx: &mut RequestContext) -> Result<Decision, ProcessorError> {
+        self.admit(cx).await
+    }
+
+    async fn on_response(&self, cx: &mut ResponseContext<'_>) -> Result<Decision, ProcessorError> {
+        let Some(p) = cx.exchange().state().get::<Pending>() else {
+            return Ok(Decision::Continue);
+        };
+        let headers = p.headers.clone();
+        for (k, v) in headers {
+            if let Some(k) = k {
+                cx.headers_mut().insert(k, v);
+            }
+        }
+        let status = cx.status();
+        let p = cx.exchange().state().get::<Pending>().cloned();
+        if let Some(p) = p
+            && (!p.has_tokens() || !status.is_success())
+        {
+            cx.exchange_mut().state_mut().remove::<Pending>();
+            if p.has_tokens() {
+                if self.shared.cfg.refund_on_upstream_error {
+                    self.settle(&p, None, SettledBy::Refund);
+                } else {
+                    self.settle(&p, None, SettledBy::Reservation);
+                }
+            }
+        }
+        Ok(Decision::Continue)
+    }
+
+    async fn on_response_body(
+        &self,
+        cx: &mut ResponseContext<'_>,
+        body: &mut ResponseBody,
+    ) -> Result<Decision, ProcessorError> {
+        if let Some(p) = cx.exchange_mut().state_mut().remove::<Pending>() {
+            match response_usage(p.api, body.bytes()) {
+                Some(u) => self.settle(&p, Some(u), SettledBy::ReportedUsage),
+                None => self.settle(&p, None, SettledBy::Reservation),
+            }
+        }
+        Ok(Decision::Continue)
+    }
+
+    fn on_stream(&self, cx: &mut ResponseContext<'_>) -> Option<Box<dyn StreamProcessor>> {
+        let p = cx.exchange_mut().state_mut().remove::<Pending>()?;
+        Some(Box::new(UsageStream {
+            shared: self.shared.clone(),
+            tracker: UsageTracker::new(p.api),
+            deltas: 0,
+            pending: Some(p),
+        }))
+    }
+
+    fn on_upstream_error(&self, exchange: &mut Exchange) {
+        if let Some(p) = exchange.state_mut().remove::<Pending>()
+            && p.has_tokens()
+        {
+            let by = if self.shared.cfg.refund_on_upstream_error {
+                SettledBy::Refund
+            } else {
+                SettledBy::Reservation
+            };
+            self.settle(&p, None, by);
+        }
+    }
+}
+
+/// Follows a stream's usage, hides the usage the gateway asked for on the client's behalf, and
+/// settles when the stream ends — however it ends.
+struct UsageStream {
+    shared: Arc<Shared>,
+    pending: Option<Pending>,
+    tracker: UsageTracker,
+    deltas: u64,
+}
+
+impl UsageStream {
+    fn hide(&self) -> bool {
+        self.pending.as_ref().is_some_and(|p| p.hide_usage)
+    }
+}
+
+fn is_content_delta(api: ApiKind, data: &str) -> bool {
+    match api {
+        ApiKind::AnthropicMessages => data.contains("\"content_block_delta\""),
+        ApiKind::Responses => data.contains(".delta\""),
+        _ => {
+            data.contains("\"content\":\"") && !data.contains("\"content\":\"\"")
+                || data.contains("\"arguments\":\"") && !data.contains("\"arguments\":\"\"")
+                || data.contains("\"refusal\":\"") && !data.contains("\"refusal\":\"\"")
+        }
+    }
+}
+
+impl StreamProcessor for UsageStream {
+    fn on_event(&mut self, mut event: SseEvent, out: &mut Vec<SseEvent>) -> Result<(), StreamStop> {
+        let api = self.pending.as_ref().map_or(ApiKind::Other, |p| p.api);
+        let carried = self.tracker.observe(&event);
+        if let Some(data) = event.data_str() {
+            if is_content_delta(api, data) {
+                self.deltas += 1;
+            }
+            if self.hide() {
+                if carried && data.contains("\"choices\":[]") {
+                    return Ok(()); // the usage chunk the client did not ask for
+                }
+                if data.contains("\"usage\":null") {
+                    let cleaned = data
+                        .replace(",\"usage\":null", "")
+                        .replace("\"usage\":null,", "");
+                    event.set_data(cleaned);
+                }
+            }
+        }
+        out.push(event);
+        Ok(())
+    }
+
+    fn on_end(&mut self, end: StreamEnd, _out: &mut Vec<SseEvent>) -> Result<(), StreamStop> {
+        let Some(p) = self.pending.take() else {
+            return Ok(());
+        };
+        if !p.has_tokens() {
+            return Ok(());
+        }
+        let reported = self.tracker.usage();
+        match (end, reported) {
+            (StreamEnd::Completed, Some(u)) if u.output_tokens > 0 || self.deltas == 0 => {
+                settle(&self.shared, &p, Some(u), SettledBy::ReportedUsage);
+            }
+            _ => {
+                let input = reported
+                    .map(|u| u.input_tokens)
+                    .filter(|n| *n > 0)
+                    .unwrap_or(p.reserved.input_tokens);
+                let output = reported.map_or(0, |u| u.output_tokens).max(self.deltas);
+                settle(
+                    &self.shared,
+                    &p,
+                    Some(TokenUsage {
+                        input_tokens: input,
+                        output_tokens: output,
+                    }),
+                    SettledBy::Estimate,
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for UsageStream {
+    fn drop(&mut self) {
+        // The pipeline always calls on_end; this is the last resort if a driver did not.
+        if self.pending.is_some() {
+            let _ = self.on_end(StreamEnd::ClientGone, &mut Vec::new());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reset_format_matches_openai() {
+        assert_eq!(fmt_reset(Duration::from_millis(20)), "20ms");
+        assert_eq!(fmt_reset(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(fmt_reset(Duration::from_secs(2)), "2s");
+        assert_eq!(fmt_reset(Duration::from_secs(360)), "6m0s");
+    }
+}
