@@ -73,7 +73,10 @@ async fn run() -> Result<(), String> {
     }
     match &config_path {
         Some(p) => println!("config: {}", p.display()),
-        None => println!("no config given: every endpoint is served by the embedded mock provider"),
+        None => println!(
+            "no config given: every endpoint is served by the embedded mock provider, with an empty pipeline\n\
+             (the building blocks: --config examples/gateway/infergate.toml)"
+        ),
     }
     println!("infergate gateway listening on http://{local}");
     println!(

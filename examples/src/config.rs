@@ -22,6 +22,63 @@ pub struct Config {
     /// Which backend serves which endpoint.
     #[serde(default)]
     pub routes: RoutesConfig,
+    /// The token rate limiter (absent: off).
+    #[serde(default)]
+    pub ratelimit: Option<RateLimitSection>,
+}
+
+/// `[ratelimit]`: the token rate limiter.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSection {
+    /// What the key is made of, in order: `api_key`, `user`, `model`, `header:NAME`.
+    #[serde(default = "default_key")]
+    pub key: Vec<String>,
+    /// The default limits of every key.
+    #[serde(default)]
+    pub limits: infergate::ratelimit::Limits,
+    /// Per-key limits, by raw key value (parts joined with `|`): the tenant id, ...
+    #[serde(default)]
+    pub overrides: BTreeMap<String, infergate::ratelimit::Limits>,
+    /// Extra limits per key for one model.
+    #[serde(default)]
+    pub models: BTreeMap<String, infergate::ratelimit::Limits>,
+    /// Output tokens reserved when a request sets no max_tokens (default 1024).
+    #[serde(default)]
+    pub default_max_output_tokens: Option<u64>,
+    /// `fail_open` (default: fall back to a local limiter) or `fail_closed` (503) when Redis
+    /// fails.
+    #[serde(default)]
+    pub failure_mode: Option<FailureModeName>,
+    /// Share buckets between replicas through this Redis (`redis://127.0.0.1:6379`).
+    #[serde(default)]
+    pub redis_url: Option<String>,
+    /// Whether an upstream error gives the tokens back (default true).
+    #[serde(default)]
+    pub refund_on_upstream_error: Option<bool>,
+}
+
+fn default_key() -> Vec<String> {
+    vec!["api_key".into()]
+}
+
+/// A failure mode, as written in the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureModeName {
+    /// Skip or fall back.
+    FailOpen,
+    /// Refuse.
+    FailClosed,
+}
+
+impl From<FailureModeName> for infergate::core::FailureMode {
+    fn from(m: FailureModeName) -> Self {
+        match m {
+            FailureModeName::FailOpen => Self::FailOpen,
+            FailureModeName::FailClosed => Self::FailClosed,
+        }
+    }
 }
 
 /// Pipeline-wide limits.
@@ -140,6 +197,19 @@ impl Config {
                 return Err(ConfigError::Routes(format!(
                     "routes.{what} names backend '{name}', which is not defined under [backends]"
                 )));
+            }
+        }
+        if let Some(rl) = &cfg.ratelimit {
+            for part in &rl.key {
+                let ok = matches!(part.as_str(), "api_key" | "user" | "model")
+                    || part
+                        .strip_prefix("header:")
+                        .is_some_and(|h| http::HeaderName::try_from(h).is_ok());
+                if !ok {
+                    return Err(ConfigError::Routes(format!(
+                        "ratelimit.key: unknown part '{part}' (api_key, user, model, header:NAME)"
+                    )));
+                }
             }
         }
         Ok(cfg)

@@ -26,7 +26,11 @@ use infergate::core::{
 use infergate::mock::MockProvider;
 use tower::{Layer, Service};
 
-use crate::config::{BackendConfig, Config, ConfigError};
+use infergate::ratelimit::{
+    KeyExtractor, KeyPart, RateLimitConfig, RedisStore, RedisStoreConfig, TokenRateLimiter,
+};
+
+use crate::config::{BackendConfig, Config, ConfigError, RateLimitSection};
 
 /// The service behind one route: the pipeline in front of a backend.
 type Route = PipelineService<Proxy>;
@@ -102,10 +106,13 @@ pub async fn build(config: &Config) -> Result<Gateway, ConfigError> {
         clients.insert(name.clone(), upstream);
     }
 
-    let pipeline = Pipeline::builder()
+    let mut pipeline = Pipeline::builder()
         .max_request_body(config.pipeline.max_request_body_bytes)
-        .deadline(Some(Duration::from_millis(config.pipeline.deadline_ms)))
-        .build();
+        .deadline(Some(Duration::from_millis(config.pipeline.deadline_ms)));
+    if let Some(rl) = &config.ratelimit {
+        pipeline = pipeline.processor(rate_limiter(rl)?);
+    }
+    let pipeline = pipeline.build();
     let layer = PipelineLayer::new(pipeline);
 
     let mut routes = BTreeMap::new();
@@ -135,6 +142,45 @@ pub async fn build(config: &Config) -> Result<Gateway, ConfigError> {
         },
         mock,
     })
+}
+
+/// The rate limiter of a `[ratelimit]` section.
+fn rate_limiter(rl: &RateLimitSection) -> Result<TokenRateLimiter, ConfigError> {
+    let parts = rl
+        .key
+        .iter()
+        .map(|p| match p.as_str() {
+            "user" => KeyPart::User,
+            "model" => KeyPart::Model,
+            p => p
+                .strip_prefix("header:")
+                .and_then(|h| http::HeaderName::try_from(h).ok())
+                .map_or(KeyPart::ApiKey, KeyPart::Header),
+        })
+        .collect();
+    let mut cfg = RateLimitConfig::new(rl.limits.clone()).key(KeyExtractor::new(parts));
+    for (raw, limits) in &rl.overrides {
+        let parts: Vec<&str> = raw.split('|').collect();
+        cfg = cfg.override_key(&parts, limits.clone());
+    }
+    for (model, limits) in &rl.models {
+        cfg = cfg.model(model.clone(), limits.clone());
+    }
+    if let Some(n) = rl.default_max_output_tokens {
+        cfg = cfg.default_max_output_tokens(n);
+    }
+    if let Some(m) = rl.failure_mode {
+        cfg = cfg.failure_mode(m.into());
+    }
+    if let Some(r) = rl.refund_on_upstream_error {
+        cfg = cfg.refund_on_upstream_error(r);
+    }
+    if let Some(url) = &rl.redis_url {
+        let store = RedisStore::new(RedisStoreConfig::new(url.clone()))
+            .map_err(|e| ConfigError::Routes(format!("ratelimit.redis_url: {e}")))?;
+        cfg = cfg.store(Arc::new(store));
+    }
+    Ok(TokenRateLimiter::new(cfg))
 }
 
 impl Service<http::Request<Incoming>> for GatewayService {

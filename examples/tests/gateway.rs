@@ -136,3 +136,61 @@ async fn an_unreachable_backend_is_a_clean_502() {
     let v: Value = serde_json::from_slice(&b).unwrap();
     assert_eq!(v["error"]["code"], "upstream_unavailable");
 }
+
+#[tokio::test]
+async fn the_rate_limiter_from_the_config_answers_429_with_headers() {
+    let cfg = Config::parse(
+        r#"
+[backends.mock]
+url = "mock"
+[ratelimit]
+key = ["header:x-tenant-id"]
+[ratelimit.limits]
+requests_per_minute = 2
+tokens_per_minute = 100000
+[ratelimit.overrides."vip"]
+requests_per_minute = 100
+"#,
+    )
+    .unwrap();
+    let (addr, _gw) = start(&cfg).await;
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    let send = |tenant: &'static str| {
+        let client = client.clone();
+        async move {
+            let req = http::Request::post(format!("http://{addr}/v1/chat/completions"))
+                .header("content-type", "application/json")
+                .header("x-tenant-id", tenant)
+                .body(Full::new(Bytes::from(
+                    json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]})
+                        .to_string(),
+                )))
+                .unwrap();
+            client.request(req).await.unwrap()
+        }
+    };
+    for _ in 0..2 {
+        let r = send("t1").await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["x-ratelimit-limit-tokens"], "100000");
+    }
+    let r = send("t1").await;
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    for _ in 0..3 {
+        assert_eq!(send("vip").await.status(), 200);
+    }
+}
+
+#[tokio::test]
+async fn the_sample_config_with_every_block_serves() {
+    let cfg = Config::parse(include_str!("../gateway/infergate.toml")).unwrap();
+    assert!(cfg.ratelimit.is_some());
+    let (addr, _gw) = start(&cfg).await;
+    let chat = json!({"model": "gpt-4o", "stream": true, "messages": [{"role": "user", "content": "Hi"}]});
+    let (s, h, b) = call(addr, "POST", "/v1/chat/completions", Some(chat)).await;
+    assert_eq!(s, 200);
+    assert!(h.contains_key("x-ratelimit-remaining-tokens"));
+    let text = std::str::from_utf8(&b).unwrap();
+    assert!(text.ends_with("data: [DONE]\n\n") && !text.contains("usage"));
+}

@@ -29,11 +29,13 @@
 //! |----------|---------|--------------------|-------------------------------------------------------------|
 //! | (always) | yes     | `infergate-core`   | Pipeline, processors, payload model, SSE, errors            |
 //! | `client` | yes     | `infergate-client` | pooled upstream client (HTTP/1.1, HTTP/2, rustls, timeouts) |
+//! | `ratelimit` | yes  | `infergate-ratelimit` | token and request rate limits, reserve then reconcile    |
+//! | `redis`  | no      | `infergate-ratelimit` | the shared Redis store for the rate limiter              |
 //! | `mock`   | no      | `infergate-mock`   | mock LLM provider for tests, benchmarks and demos           |
 //! | `full`   | no      | all of the above   |                                                             |
 //!
-//! The building blocks (rate limiter, guardrails, router, cache, provider auth, failover) each
-//! join as a feature of their own as they land.
+//! The other building blocks (guardrails, router, cache, provider auth, failover) each join as a
+//! feature of their own as they land.
 
 pub use infergate_core as core;
 
@@ -42,3 +44,6 @@ pub use infergate_client as client;
 
 #[cfg(feature = "mock")]
 pub use infergate_mock as mock;
+
+#[cfg(feature = "ratelimit")]
+pub use infergate_ratelimit as ratelimit;
