@@ -10,8 +10,7 @@ use infergate_core::payload::{ApiKind, Payload};
 use infergate_core::{Processor, RequestContext};
 use infergate_ratelimit::store::{BucketKind, Charge, Store};
 use infergate_ratelimit::{
-    Encoding, Limits, RateLimitConfig, RedisStore, RedisStoreConfig, TokenCounter,
-    TokenRateLimiter,
+    Encoding, Limits, RateLimitConfig, RedisStore, RedisStoreConfig, TokenCounter, TokenRateLimiter,
 };
 use infergate_testkit::RedisServer;
 
@@ -66,7 +65,9 @@ fn bench(c: &mut Criterion) {
     });
 
     // A 20-turn conversation of ~400-byte messages, counted as a whole each turn.
-    let turns: Vec<String> = (0..20).map(|i| format!("Turn {i}: {}", &text[..400])).collect();
+    let turns: Vec<String> = (0..20)
+        .map(|i| format!("Turn {i}: {}", &text[..400]))
+        .collect();
     let convo = chat_payload(&turns);
     let memo = TokenCounter::default();
     memo.count_prompt(&convo);

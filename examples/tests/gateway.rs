@@ -187,7 +187,8 @@ async fn the_sample_config_with_every_block_serves() {
     let cfg = Config::parse(include_str!("../gateway/infergate.toml")).unwrap();
     assert!(cfg.ratelimit.is_some());
     let (addr, _gw) = start(&cfg).await;
-    let chat = json!({"model": "gpt-4o", "stream": true, "messages": [{"role": "user", "content": "Hi"}]});
+    let chat =
+        json!({"model": "gpt-4o", "stream": true, "messages": [{"role": "user", "content": "Hi"}]});
     let (s, h, b) = call(addr, "POST", "/v1/chat/completions", Some(chat)).await;
     assert_eq!(s, 200);
     assert!(h.contains_key("x-ratelimit-remaining-tokens"));

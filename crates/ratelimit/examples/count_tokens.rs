@@ -10,7 +10,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let enc = match std::env::args().nth(1).as_deref() {
         Some("cl100k_base") => Encoding::Cl100kBase,
         Some("o200k_base") => Encoding::O200kBase,
-        other => return Err(format!("unknown encoding {other:?}; use o200k_base or cl100k_base").into()),
+        other => {
+            return Err(format!("unknown encoding {other:?}; use o200k_base or cl100k_base").into());
+        }
     };
     let stdin = std::io::stdin();
     let mut out = std::io::BufWriter::new(std::io::stdout());
