@@ -11,7 +11,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some("cl100k_base") => Encoding::Cl100kBase,
         Some("o200k_base") => Encoding::O200kBase,
         other => {
-            return Err(format!("unknown encoding {other:?}; use o200k_base or cl100k_base").into());
+            return Err(
+                format!("unknown encoding {other:?}; use o200k_base or cl100k_base").into(),
+            );
         }
     };
     let stdin = std::io::stdin();
