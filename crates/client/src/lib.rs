@@ -25,6 +25,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -174,21 +175,28 @@ impl UpstreamClientBuilder {
         let prefix = base.path().trim_end_matches('/').to_owned();
         Ok(UpstreamClient {
             client: cb.build(https),
-            scheme: base.scheme().cloned().unwrap_or(Scheme::HTTP),
-            authority: base.authority().cloned().ok_or_else(|| {
-                ClientError::new(ErrorKind::InvalidUri, "base URL without a host")
-            })?,
-            prefix,
-            base,
-            request_timeout: self.request_timeout,
+            target: Arc::new(Target {
+                scheme: base.scheme().cloned().unwrap_or(Scheme::HTTP),
+                authority: base.authority().cloned().ok_or_else(|| {
+                    ClientError::new(ErrorKind::InvalidUri, "base URL without a host")
+                })?,
+                prefix,
+                base,
+                request_timeout: self.request_timeout,
+            }),
         })
     }
 }
 
-/// A pooled HTTP client for one upstream base URL. Cheap to clone (the pool is shared).
+/// A pooled HTTP client for one upstream base URL. Cheap to clone (the pool and the target
+/// are shared): services are cloned on every request.
 #[derive(Clone)]
 pub struct UpstreamClient {
     client: Client<HttpsConnector<HttpConnector>, Body>,
+    target: Arc<Target>,
+}
+
+struct Target {
     base: Uri,
     scheme: Scheme,
     authority: http::uri::Authority,
@@ -199,8 +207,8 @@ pub struct UpstreamClient {
 impl std::fmt::Debug for UpstreamClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UpstreamClient")
-            .field("base", &self.base)
-            .field("request_timeout", &self.request_timeout)
+            .field("base", &self.target.base)
+            .field("request_timeout", &self.target.request_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -236,7 +244,7 @@ impl UpstreamClient {
 
     /// The base URL.
     pub fn base_url(&self) -> &Uri {
-        &self.base
+        &self.target.base
     }
 
     /// Wraps the client so that errors become OpenAI-shaped 502/504 responses.
@@ -245,20 +253,21 @@ impl UpstreamClient {
     }
 
     fn rewrite(&self, req: &mut Request<Body>) -> Result<(), ClientError> {
+        let t = &*self.target;
         let pq = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
         // `/v1/chat/completions` against a base of `.../v1` must not become `/v1/v1/...`.
-        let pq = if !self.prefix.is_empty() && pq.starts_with(&self.prefix) {
+        let pq = if !t.prefix.is_empty() && pq.starts_with(&t.prefix) {
             pq.to_owned()
         } else if let Some(rest) = pq.strip_prefix("/v1")
-            && self.prefix.ends_with("/v1")
+            && t.prefix.ends_with("/v1")
         {
-            format!("{}{rest}", self.prefix)
+            format!("{}{rest}", t.prefix)
         } else {
-            format!("{}{pq}", self.prefix)
+            format!("{}{pq}", t.prefix)
         };
         let uri = Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
+            .scheme(t.scheme.clone())
+            .authority(t.authority.clone())
             .path_and_query(pq)
             .build()
             .map_err(|e| ClientError::new(ErrorKind::InvalidUri, e.to_string()))?;
@@ -293,7 +302,7 @@ impl tower::Service<Request<Body>> for UpstreamClient {
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
         let rewritten = self.rewrite(&mut req);
         let fut = self.client.request(req);
-        let timeout = self.request_timeout;
+        let timeout = self.target.request_timeout;
         Box::pin(async move {
             rewritten?;
             let res = match timeout {

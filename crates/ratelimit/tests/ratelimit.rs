@@ -446,3 +446,36 @@ async fn redis_outage_follows_the_failure_mode_and_recovers() {
     assert!(recovered, "FailClosed recovers when Redis returns");
     assert_eq!(chat_as(open, "k", chat(10, false)).await.status, 200);
 }
+
+#[tokio::test]
+async fn a_daily_quota_runs_out_until_utc_midnight() {
+    let mock = MockProvider::start().await.unwrap();
+    let cfg = RateLimitConfig::new(Limits {
+        tokens_per_day: Some(300),
+        ..Limits::default()
+    });
+    let (addr, limiter) = gateway(cfg, &mock).await;
+    let mut rx = limiter.subscribe();
+    // Each request reserves its prompt + 100; the real usage (~25) is what stays charged.
+    let mut admitted = 0;
+    loop {
+        let r = chat_as(addr, "sk-day", chat(100, false)).await;
+        if r.status == 429 {
+            let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+            assert!((1..=86_400).contains(&retry), "{retry}");
+            assert!(
+                r.json()["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("tokens per day")
+            );
+            break;
+        }
+        assert_eq!(r.status, 200);
+        next_settlement(&mut rx).await;
+        admitted += 1;
+        assert!(admitted < 50, "the quota never ran out");
+    }
+    // ~25 tokens per request against 300 per day: reconciliation let about 8 through, not 2.
+    assert!(admitted >= 6, "{admitted}");
+}

@@ -181,16 +181,16 @@ impl RequestContext {
     /// Ends the request without forwarding it (the pipeline answered): the [`Exchange`] for
     /// the response phases of the processors that ran.
     pub fn into_exchange(self) -> Exchange {
-        Exchange {
-            api: self.api,
-            method: self.head.method,
-            uri: self.head.uri,
-            payload: self.payload.map(Arc::new),
-            state: self.state,
-            route: self.route,
-            ran: self.ran,
-            report: self.report,
-        }
+        let payload = self.payload.map(Arc::new);
+        Exchange::new(
+            self.api,
+            &self.head,
+            payload,
+            self.state,
+            self.route,
+            self.ran,
+            self.report,
+        )
     }
 
     /// Ends the request phase: re-serialises the payload if it changed, fixes `content-length`,
@@ -218,16 +218,15 @@ impl RequestContext {
             bytes: bytes.clone(),
             payload: payload.clone(),
         });
-        let exchange = Exchange {
-            api: self.api,
-            method: self.head.method.clone(),
-            uri: self.head.uri.clone(),
+        let exchange = Exchange::new(
+            self.api,
+            &self.head,
             payload,
-            state: self.state,
-            route: self.route,
-            ran: self.ran,
-            report: self.report,
-        };
+            self.state,
+            self.route,
+            self.ran,
+            self.report,
+        );
         (
             http::Request::from_parts(self.head, crate::Body::full(bytes)),
             exchange,
@@ -251,6 +250,27 @@ pub struct Exchange {
 }
 
 impl Exchange {
+    fn new(
+        api: ApiKind,
+        head: &http::request::Parts,
+        payload: Option<Arc<Payload>>,
+        state: http::Extensions,
+        route: Option<RouteDecision>,
+        ran: usize,
+        report: PipelineReport,
+    ) -> Self {
+        Self {
+            api,
+            method: head.method.clone(),
+            uri: head.uri.clone(),
+            payload,
+            state,
+            route,
+            ran,
+            report,
+        }
+    }
+
     /// The API of the request.
     pub fn api(&self) -> ApiKind {
         self.api

@@ -387,13 +387,8 @@ impl Pipeline {
                 )
                 .await
             };
-            let resp = match Self::settle(stage, res, &mut exchange.report) {
-                Settled::Continue | Settled::Decided(Decision::Continue) => continue,
-                Settled::Decided(Decision::Reject(r)) => {
-                    self.error_response(exchange.api, named(r, stage))
-                }
-                Settled::Decided(Decision::Respond(resp)) => resp,
-                Settled::Failed(r) => self.error_response(exchange.api, r),
+            let Some(resp) = self.replacement(stage, res, exchange) else {
+                continue;
             };
             let (parts, body) = resp.into_parts();
             *head = parts;
@@ -439,13 +434,8 @@ impl Pipeline {
                 )
                 .await
             };
-            let resp = match Self::settle(stage, res, &mut exchange.report) {
-                Settled::Continue | Settled::Decided(Decision::Continue) => continue,
-                Settled::Decided(Decision::Reject(r)) => {
-                    self.error_response(exchange.api, named(r, stage))
-                }
-                Settled::Decided(Decision::Respond(resp)) => resp,
-                Settled::Failed(r) => self.error_response(exchange.api, r),
+            let Some(resp) = self.replacement(stage, res, exchange) else {
+                continue;
             };
             let (parts, new_body) = resp.into_parts();
             *head = parts;
@@ -512,6 +502,23 @@ impl Pipeline {
 
     fn timeout_of(&self, stage: &Stage) -> Option<Duration> {
         stage.timeout.or(self.inner.config.default_timeout)
+    }
+
+    /// A response phase's outcome: the response that replaces the current one, if any.
+    fn replacement(
+        &self,
+        stage: &Stage,
+        res: Result<Result<Decision, ProcessorError>, bounded::Elapsed>,
+        exchange: &mut Exchange,
+    ) -> Option<http::Response<Body>> {
+        match Self::settle(stage, res, &mut exchange.report) {
+            Settled::Continue | Settled::Decided(Decision::Continue) => None,
+            Settled::Decided(Decision::Reject(r)) => {
+                Some(self.error_response(exchange.api, named(r, stage)))
+            }
+            Settled::Decided(Decision::Respond(resp)) => Some(resp),
+            Settled::Failed(r) => Some(self.error_response(exchange.api, r)),
+        }
     }
 
     fn settle(
