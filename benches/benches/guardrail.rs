@@ -22,7 +22,7 @@ fn bench(c: &mut Criterion) {
     prompt.truncate(1900);
     prompt.push_str(" Reach me at jane.doe@example.com or +44 7700 900123.");
     c.bench_function("guardrail/pii_scan_2kb_prompt", |b| {
-        b.iter(|| scan_pii(&prompt).len())
+        b.iter(|| scan_pii(&prompt).len());
     });
 }
 

@@ -1,15 +1,42 @@
 //! # infergate-guardrail (in progress)
 //!
-//! Guardrails for LLM traffic. This first part holds the built-in PII detectors; the processor
-//! (block, redact, annotate; requests and streamed responses), secrets, deny lists,
-//! prompt-injection scoring and external moderation follow.
+//! Guardrails for LLM traffic: a list of [`Check`]s, each a [`Detector`] with an [`Action`]
+//! (block, redact or annotate), on requests, responses, or both — streamed responses included,
+//! through a hold-back window that catches matches split across chunks.
 //!
 //! ```
-//! use infergate_guardrail::detect::{scan_pii, EntityKind};
+//! use infergate_core::Body;
+//! use infergate_guardrail::{Action, Check, Detector, GuardrailConfig, GuardrailLayer};
+//! use tower::{Layer, ServiceExt};
 //!
-//! let found = scan_pii("Mail jane@example.com or call +44 7700 900123, card 4111 1111 1111 1111.");
-//! let kinds: Vec<_> = found.iter().map(|f| f.kind).collect();
-//! assert_eq!(kinds, [EntityKind::Email, EntityKind::Phone, EntityKind::CreditCard]);
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let config = GuardrailConfig::new()
+//!     .check(Check::new("secrets", Detector::Secrets, Action::Block))
+//!     .check(Check::new("pii", Detector::Pii(vec![]), Action::Redact));
+//! // The upstream echoes the request it receives.
+//! let upstream = tower::service_fn(|req: http::Request<Body>| async move {
+//!     Ok::<_, std::convert::Infallible>(http::Response::new(req.into_body()))
+//! });
+//! let svc = GuardrailLayer::new(config).layer(upstream);
+//! let req = http::Request::post("/v1/chat/completions")
+//!     .body(Body::from(r#"{"model":"m","messages":[{"role":"user","content":"mail me: jo@example.com"}]}"#))
+//!     .unwrap();
+//! let resp = svc.oneshot(req).await.unwrap();
+//! let body = http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes();
+//! assert!(std::str::from_utf8(&body).unwrap().contains("mail me: [EMAIL]"));
+//! # }
 //! ```
+//!
+//! Built so far: PII ([`detect::scan_pii`]), secrets ([`detect::scan_secrets`]), deny lists and
+//! named regexes, a prompt-length limit, and the processor for requests, whole responses and
+//! streams. Still to come: the prompt-injection scorer and external moderation.
 
+mod check;
 pub mod detect;
+mod guardrail;
+mod layer;
+
+pub use check::{Action, Applies, Check, Detector, Hit};
+pub use guardrail::{FINDINGS_HEADER, Guardrail, GuardrailConfig};
+pub use layer::GuardrailLayer;

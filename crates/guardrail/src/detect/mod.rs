@@ -1,8 +1,12 @@
 //! Detectors: each finds spans of one or more [`EntityKind`]s in a text.
 
+mod deny;
 mod pii;
+mod secrets;
 
+pub use deny::{DenyList, PatternError, RegexList};
 pub use pii::scan_pii;
+pub use secrets::scan_secrets;
 
 /// What a finding is.
 #[non_exhaustive]
@@ -22,9 +26,37 @@ pub enum EntityKind {
     Ipv4,
     /// An IPv6 address.
     Ipv6,
+    /// An AWS access key id (`AKIA…`, `ASIA…`).
+    AwsAccessKey,
+    /// A GitHub token (`ghp_…`, `github_pat_…`).
+    GithubToken,
+    /// A Slack token (`xoxb-…`).
+    SlackToken,
+    /// An OpenAI API key (`sk-…`).
+    OpenAiKey,
+    /// An Anthropic API key (`sk-ant-…`).
+    AnthropicKey,
+    /// A PEM private-key block.
+    PrivateKey,
+    /// A JSON Web Token.
+    Jwt,
 }
 
 impl EntityKind {
+    /// Whether this is a secret (rather than personal data).
+    pub fn is_secret(self) -> bool {
+        matches!(
+            self,
+            Self::AwsAccessKey
+                | Self::GithubToken
+                | Self::SlackToken
+                | Self::OpenAiKey
+                | Self::AnthropicKey
+                | Self::PrivateKey
+                | Self::Jwt
+        )
+    }
+
     /// The default redaction mask, e.g. `[EMAIL]`.
     pub fn mask(self) -> &'static str {
         match self {
@@ -34,6 +66,13 @@ impl EntityKind {
             Self::Iban => "[IBAN]",
             Self::UsSsn => "[SSN]",
             Self::Ipv4 | Self::Ipv6 => "[IP_ADDRESS]",
+            Self::PrivateKey => "[PRIVATE_KEY]",
+            Self::Jwt => "[JWT]",
+            Self::AwsAccessKey
+            | Self::GithubToken
+            | Self::SlackToken
+            | Self::OpenAiKey
+            | Self::AnthropicKey => "[SECRET]",
         }
     }
 
@@ -47,6 +86,13 @@ impl EntityKind {
             Self::UsSsn => "us_ssn",
             Self::Ipv4 => "ipv4",
             Self::Ipv6 => "ipv6",
+            Self::AwsAccessKey => "aws_access_key",
+            Self::GithubToken => "github_token",
+            Self::SlackToken => "slack_token",
+            Self::OpenAiKey => "openai_key",
+            Self::AnthropicKey => "anthropic_key",
+            Self::PrivateKey => "private_key",
+            Self::Jwt => "jwt",
         }
     }
 }

@@ -1,0 +1,249 @@
+//! The guardrail over loopback HTTP: requests blocked and redacted before the upstream sees
+//! them, responses checked whole, and streams checked as they flow.
+
+#![allow(clippy::unwrap_used, clippy::pedantic, missing_docs)]
+
+use bytes::Bytes;
+use infergate_client::UpstreamClient;
+use infergate_guardrail::detect::{DenyList, EntityKind};
+use infergate_guardrail::{Action, Applies, Check, Detector, GuardrailConfig, GuardrailLayer};
+use infergate_mock::MockProvider;
+use infergate_testkit::{post_json, serve, sse_upstream};
+use serde_json::{Value, json};
+use tower::Layer;
+
+fn chat(content: &str, stream: bool) -> Value {
+    json!({"model": "gpt-4o-mini", "stream": stream, "messages": [{"role": "user", "content": content}]})
+}
+
+/// An OpenAI chat stream whose deltas are `pieces`.
+fn stream_of(pieces: &[&str]) -> Bytes {
+    let mut s = String::new();
+    for p in pieces {
+        let chunk = json!({"id": "c1", "object": "chat.completion.chunk", "model": "m",
+            "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": null}]});
+        s.push_str(&format!("data: {chunk}\n\n"));
+    }
+    let last = json!({"id": "c1", "object": "chat.completion.chunk", "model": "m",
+        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]});
+    s.push_str(&format!("data: {last}\n\ndata: [DONE]\n\n"));
+    Bytes::from(s)
+}
+
+fn delta_text(sse: &str) -> String {
+    sse.split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| {
+            v.pointer("/choices/0/delta/content")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_secret_in_a_request_is_blocked_before_the_upstream() {
+    let mock = MockProvider::start().await.unwrap();
+    let layer = GuardrailLayer::new(GuardrailConfig::new().check(Check::new(
+        "secrets",
+        Detector::Secrets,
+        Action::Block,
+    )));
+    let addr = serve(layer.layer(UpstreamClient::new(&mock.url()).unwrap().into_proxy())).await;
+    let r = post_json(
+        addr,
+        "/v1/chat/completions",
+        &chat("use this key AKIAIOSFODNN7EXAMPLE please", false),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    let v = r.json();
+    assert_eq!(v["error"]["code"], "content_filter");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("'secrets' (aws_access_key)")
+    );
+    assert!(!r.text().contains("AKIA"), "the secret is not echoed");
+    assert!(mock.requests().is_empty());
+}
+
+#[tokio::test]
+async fn pii_in_a_request_is_redacted_and_reported() {
+    let mock = MockProvider::start().await.unwrap();
+    let layer = GuardrailLayer::new(
+        GuardrailConfig::new()
+            .check(
+                Check::new("pii", Detector::Pii(vec![]), Action::Redact).applies(Applies::Request),
+            )
+            .check(Check::new(
+                "topics",
+                Detector::DenyList(DenyList::new(["project falcon"]).unwrap()),
+                Action::Annotate,
+            )),
+    );
+    let addr = serve(layer.layer(UpstreamClient::new(&mock.url()).unwrap().into_proxy())).await;
+    let r = post_json(
+        addr,
+        "/v1/chat/completions",
+        &chat(
+            "About Project Falcon: mail jane@example.com, card 4111 1111 1111 1111.",
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let sent = mock.requests()[0].json().unwrap();
+    assert_eq!(
+        sent["messages"][0]["content"],
+        "About Project Falcon: mail [EMAIL], card [CREDIT_CARD]."
+    );
+    let findings = r.headers["x-guardrail-findings"].to_str().unwrap();
+    assert!(
+        findings.contains("pii:email=1") && findings.contains("topics:project falcon=1"),
+        "{findings}"
+    );
+}
+
+#[tokio::test]
+async fn a_match_split_across_two_sse_chunks_is_caught() {
+    // "jane@example.com" arrives in three deltas; nothing of it may reach the client.
+    let upstream = sse_upstream(
+        stream_of(&["Write to ja", "ne@exam", "ple.com for more."]),
+        40,
+    );
+    let layer = GuardrailLayer::new(
+        GuardrailConfig::new().check(
+            Check::new("pii", Detector::Pii(vec![EntityKind::Email]), Action::Block)
+                .applies(Applies::Response),
+        ),
+    );
+    let addr = serve(layer.layer(upstream)).await;
+    let r = post_json(addr, "/v1/chat/completions", &chat("hi", true)).await;
+    assert_eq!(
+        r.status, 200,
+        "the status was sent before the match was complete"
+    );
+    let text = r.text();
+    assert!(!text.contains("ne@exam"), "{text}");
+    assert!(!text.contains("[DONE]"));
+    let err = text
+        .split("\n\n")
+        .find(|e| e.starts_with("event: error"))
+        .expect("an error event");
+    let v: Value = serde_json::from_str(err.trim_start_matches("event: error\ndata: ")).unwrap();
+    assert_eq!(v["error"]["code"], "content_filter");
+}
+
+#[tokio::test]
+async fn a_streamed_response_is_redacted_as_it_flows() {
+    let pieces = [
+        "Sure! Call +44 77",
+        "00 900123 or mail ",
+        "jane@",
+        "example.com",
+        ". Bye now, see you.",
+    ];
+    for chunk_size in [7, 64, 100_000] {
+        let upstream = sse_upstream(stream_of(&pieces), chunk_size);
+        let layer = GuardrailLayer::new(GuardrailConfig::new().check(
+            Check::new("pii", Detector::Pii(vec![]), Action::Redact).applies(Applies::Response),
+        ));
+        let addr = serve(layer.layer(upstream)).await;
+        let r = post_json(addr, "/v1/chat/completions", &chat("hi", true)).await;
+        let text = r.text();
+        assert_eq!(
+            delta_text(&text),
+            "Sure! Call [PHONE] or mail [EMAIL]. Bye now, see you.",
+            "chunks of {chunk_size}"
+        );
+        assert!(text.ends_with("data: [DONE]\n\n"));
+        assert!(!text.contains("example.com") && !text.contains("900123"));
+    }
+}
+
+#[tokio::test]
+async fn without_response_checks_streams_pass_untouched() {
+    let body = stream_of(&["my mail is jane@example.com"]);
+    let upstream = sse_upstream(body.clone(), 9);
+    let layer =
+        GuardrailLayer::new(GuardrailConfig::new().check(
+            Check::new("pii", Detector::Pii(vec![]), Action::Block).applies(Applies::Request),
+        ));
+    let addr = serve(layer.layer(upstream)).await;
+    let r = post_json(addr, "/v1/chat/completions", &chat("hi", true)).await;
+    assert_eq!(r.body, body);
+}
+
+#[tokio::test]
+async fn a_non_streamed_response_is_checked_whole() {
+    let mock = MockProvider::builder()
+        .reply("Here is the key: sk-proj-abcdefghijklmnopqrstuvwxyz0123456789")
+        .start()
+        .await
+        .unwrap();
+    let block = GuardrailLayer::new(GuardrailConfig::new().check(Check::new(
+        "secrets",
+        Detector::Secrets,
+        Action::Block,
+    )));
+    let addr = serve(block.layer(UpstreamClient::new(&mock.url()).unwrap().into_proxy())).await;
+    let r = post_json(
+        addr,
+        "/v1/chat/completions",
+        &chat("what is the key?", false),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(!r.text().contains("sk-proj"));
+
+    let redact = GuardrailLayer::new(GuardrailConfig::new().check(Check::new(
+        "secrets",
+        Detector::Secrets,
+        Action::Redact,
+    )));
+    let addr = serve(redact.layer(UpstreamClient::new(&mock.url()).unwrap().into_proxy())).await;
+    let r = post_json(
+        addr,
+        "/v1/chat/completions",
+        &chat("what is the key?", false),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json()["choices"][0]["message"]["content"],
+        "Here is the key: [SECRET]"
+    );
+    assert_eq!(
+        r.headers["x-guardrail-response-findings"],
+        "secrets:openai_key=1"
+    );
+}
+
+#[tokio::test]
+async fn a_prompt_over_the_length_limit_is_refused() {
+    let mock = MockProvider::start().await.unwrap();
+    let layer = GuardrailLayer::new(GuardrailConfig::new().check(Check::new(
+        "length",
+        Detector::MaxChars(20),
+        Action::Block,
+    )));
+    let addr = serve(layer.layer(UpstreamClient::new(&mock.url()).unwrap().into_proxy())).await;
+    assert_eq!(
+        post_json(addr, "/v1/chat/completions", &chat("short", false))
+            .await
+            .status,
+        200
+    );
+    let r = post_json(
+        addr,
+        "/v1/chat/completions",
+        &chat(&"long ".repeat(10), false),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["code"], "prompt_too_long");
+}
