@@ -25,6 +25,54 @@ pub struct Config {
     /// The token rate limiter (absent: off).
     #[serde(default)]
     pub ratelimit: Option<RateLimitSection>,
+    /// Guardrail checks (absent: off).
+    #[serde(default)]
+    pub guardrail: Option<GuardrailSection>,
+}
+
+/// `[guardrail]`: checks on requests and responses.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardrailSection {
+    /// Bytes of streamed text held back to catch matches split across chunks (default 64).
+    #[serde(default)]
+    pub hold_back_bytes: Option<usize>,
+    /// Inspect only these roles (default: all).
+    #[serde(default)]
+    pub roles: Option<Vec<String>>,
+    /// The checks, in order.
+    #[serde(default)]
+    pub checks: Vec<CheckSection>,
+}
+
+/// `[[guardrail.checks]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckSection {
+    /// The check's name.
+    pub name: String,
+    /// `pii`, `secrets`, `deny_list`, `regex` or `max_chars`.
+    pub detector: String,
+    /// `block`, `redact` or `annotate`.
+    pub action: String,
+    /// `request`, `response` or `both` (default).
+    #[serde(default)]
+    pub applies: Option<String>,
+    /// For `pii`: the entities (default all): email, phone, credit_card, iban, us_ssn, ipv4, ipv6.
+    #[serde(default)]
+    pub entities: Option<Vec<String>>,
+    /// For `deny_list`: the words and phrases.
+    #[serde(default)]
+    pub terms: Option<Vec<String>>,
+    /// For `regex`: name -> pattern.
+    #[serde(default)]
+    pub patterns: Option<BTreeMap<String, String>>,
+    /// For `max_chars`: the limit.
+    #[serde(default)]
+    pub max_chars: Option<usize>,
+    /// A mask for every finding.
+    #[serde(default)]
+    pub mask: Option<String>,
 }
 
 /// `[ratelimit]`: the token rate limiter.
@@ -197,6 +245,11 @@ impl Config {
                 return Err(ConfigError::Routes(format!(
                     "routes.{what} names backend '{name}', which is not defined under [backends]"
                 )));
+            }
+        }
+        if let Some(g) = &cfg.guardrail {
+            for c in &g.checks {
+                crate::gateway::build_check(c).map_err(ConfigError::Routes)?;
             }
         }
         if let Some(rl) = &cfg.ratelimit {

@@ -30,7 +30,12 @@ use infergate::ratelimit::{
     KeyExtractor, KeyPart, RateLimitConfig, RedisStore, RedisStoreConfig, TokenRateLimiter,
 };
 
-use crate::config::{BackendConfig, Config, ConfigError, RateLimitSection};
+use infergate::guardrail::detect::{DenyList, EntityKind, RegexList};
+use infergate::guardrail::{Action, Applies, Check, Detector, Guardrail, GuardrailConfig};
+
+use crate::config::{
+    BackendConfig, CheckSection, Config, ConfigError, GuardrailSection, RateLimitSection,
+};
 
 /// The service behind one route: the pipeline in front of a backend.
 type Route = PipelineService<Proxy>;
@@ -109,8 +114,13 @@ pub async fn build(config: &Config) -> Result<Gateway, ConfigError> {
     let mut pipeline = Pipeline::builder()
         .max_request_body(config.pipeline.max_request_body_bytes)
         .deadline(Some(Duration::from_millis(config.pipeline.deadline_ms)));
+    // The rate limiter first: it counts every request (blocked ones too) and refunds the
+    // tokens of those the guardrail rejects.
     if let Some(rl) = &config.ratelimit {
         pipeline = pipeline.processor(rate_limiter(rl)?);
+    }
+    if let Some(g) = &config.guardrail {
+        pipeline = pipeline.processor(guardrail(g).map_err(ConfigError::Routes)?);
     }
     let pipeline = pipeline.build();
     let layer = PipelineLayer::new(pipeline);
@@ -142,6 +152,83 @@ pub async fn build(config: &Config) -> Result<Gateway, ConfigError> {
         },
         mock,
     })
+}
+
+/// One guardrail check from its config.
+pub fn build_check(c: &CheckSection) -> Result<Check, String> {
+    let err = |m: &str| format!("guardrail check '{}': {m}", c.name);
+    let detector = match c.detector.as_str() {
+        "pii" => {
+            let mut kinds = Vec::new();
+            for e in c.entities.iter().flatten() {
+                let k = match e.as_str() {
+                    "email" => EntityKind::Email,
+                    "phone" => EntityKind::Phone,
+                    "credit_card" => EntityKind::CreditCard,
+                    "iban" => EntityKind::Iban,
+                    "us_ssn" => EntityKind::UsSsn,
+                    "ipv4" => EntityKind::Ipv4,
+                    "ipv6" => EntityKind::Ipv6,
+                    other => return Err(err(&format!("unknown entity '{other}'"))),
+                };
+                kinds.push(k);
+            }
+            Detector::Pii(kinds)
+        }
+        "secrets" => Detector::Secrets,
+        "deny_list" => Detector::DenyList(
+            DenyList::new(
+                c.terms
+                    .clone()
+                    .ok_or_else(|| err("deny_list needs terms"))?,
+            )
+            .map_err(|e| err(&e.to_string()))?,
+        ),
+        "regex" => Detector::Regex(
+            RegexList::new(
+                c.patterns
+                    .clone()
+                    .ok_or_else(|| err("regex needs patterns"))?,
+            )
+            .map_err(|e| err(&e.to_string()))?,
+        ),
+        "max_chars" => Detector::MaxChars(
+            c.max_chars
+                .ok_or_else(|| err("max_chars needs max_chars"))?,
+        ),
+        other => return Err(err(&format!("unknown detector '{other}'"))),
+    };
+    let action = match c.action.as_str() {
+        "block" => Action::Block,
+        "redact" => Action::Redact,
+        "annotate" => Action::Annotate,
+        other => return Err(err(&format!("unknown action '{other}'"))),
+    };
+    let applies = match c.applies.as_deref().unwrap_or("both") {
+        "request" => Applies::Request,
+        "response" => Applies::Response,
+        "both" => Applies::Both,
+        other => return Err(err(&format!("unknown applies '{other}'"))),
+    };
+    let mut check = Check::new(c.name.clone(), detector, action).applies(applies);
+    if let Some(m) = &c.mask {
+        check = check.mask(m.clone());
+    }
+    Ok(check)
+}
+
+fn guardrail(g: &GuardrailSection) -> Result<Guardrail, String> {
+    let mut cfg = GuardrailConfig::new();
+    if let Some(h) = g.hold_back_bytes {
+        cfg = cfg.hold_back(h);
+    }
+    if let Some(r) = &g.roles {
+        cfg = cfg.roles(r.clone());
+    }
+    for c in &g.checks {
+        cfg = cfg.check(build_check(c)?);
+    }
+    Ok(Guardrail::new(cfg))
 }
 
 /// The rate limiter of a `[ratelimit]` section.

@@ -195,3 +195,33 @@ async fn the_sample_config_with_every_block_serves() {
     let text = std::str::from_utf8(&b).unwrap();
     assert!(text.ends_with("data: [DONE]\n\n") && !text.contains("usage"));
 }
+
+#[tokio::test]
+async fn the_sample_guardrail_blocks_secrets_and_redacts_pii() {
+    let cfg = Config::parse(include_str!("../gateway/infergate.toml")).unwrap();
+    assert_eq!(cfg.guardrail.as_ref().unwrap().checks.len(), 4);
+    let (addr, _gw) = start(&cfg).await;
+    let secret = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "key AKIAIOSFODNN7EXAMPLE"}]});
+    let (s, h, b) = call(addr, "POST", "/v1/chat/completions", Some(secret)).await;
+    assert_eq!(s, 400);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&b).unwrap()["error"]["code"],
+        "content_filter"
+    );
+    // The rate limiter ran first and still reports its headers on the rejection.
+    assert!(h.contains_key("x-ratelimit-remaining-requests"));
+    let pii = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "I am jane@example.com, about Project Falcon"}]});
+    let (s, h, _) = call(addr, "POST", "/v1/chat/completions", Some(pii)).await;
+    assert_eq!(s, 200);
+    let findings = h["x-guardrail-findings"].to_str().unwrap();
+    assert!(findings.contains("pii:email=1") && findings.contains("codenames:project falcon=1"));
+}
+
+#[test]
+fn bad_guardrail_config_is_a_clear_error() {
+    let e = Config::parse(
+        "[guardrail]\n[[guardrail.checks]]\nname = \"x\"\ndetector = \"pii\"\naction = \"explode\"\n",
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("unknown action 'explode'"), "{e}");
+}

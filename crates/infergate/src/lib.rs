@@ -31,11 +31,12 @@
 //! | `client` | yes     | `infergate-client` | pooled upstream client (HTTP/1.1, HTTP/2, rustls, timeouts) |
 //! | `ratelimit` | yes  | `infergate-ratelimit` | token and request rate limits, reserve then reconcile    |
 //! | `redis`  | no      | `infergate-ratelimit` | the shared Redis store for the rate limiter              |
+//! | `guardrail` | yes  | `infergate-guardrail` | PII, secrets, deny lists: block, redact, annotate; streams too |
 //! | `mock`   | no      | `infergate-mock`   | mock LLM provider for tests, benchmarks and demos           |
 //! | `full`   | no      | all of the above   |                                                             |
 //!
-//! The other building blocks (guardrails, router, cache, provider auth, failover) each join as a
-//! feature of their own as they land.
+//! The other building blocks (router, cache, provider auth, failover) each join as a feature of
+//! their own as they land.
 
 pub use infergate_core as core;
 
@@ -47,3 +48,6 @@ pub use infergate_mock as mock;
 
 #[cfg(feature = "ratelimit")]
 pub use infergate_ratelimit as ratelimit;
+
+#[cfg(feature = "guardrail")]
+pub use infergate_guardrail as guardrail;
