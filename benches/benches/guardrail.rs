@@ -3,7 +3,7 @@
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use infergate_guardrail::detect::scan_pii;
+use infergate_guardrail::detect::{DenyList, injection_score, scan_pii, scan_secrets};
 
 const PROSE: &str = "The committee met on a grey morning to review the proposal. Several members \
     argued that the budget, although modest, would stretch the team too thin over the coming \
@@ -17,6 +17,17 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("guardrail");
     g.throughput(Throughput::Bytes(big.len() as u64));
     g.bench_function("pii_scan_prose_1mb", |b| b.iter(|| scan_pii(&big).len()));
+    g.finish();
+    let deny = DenyList::new(["project falcon", "internal only", "do not distribute"]).unwrap();
+    let all = |t: &str| {
+        scan_pii(t).len()
+            + scan_secrets(t).len()
+            + deny.find(t).len()
+            + usize::from(injection_score(t).0 > 2.0)
+    };
+    let mut g = c.benchmark_group("guardrail_all_detectors");
+    g.throughput(Throughput::Bytes(big.len() as u64));
+    g.bench_function("prose_1mb", |b| b.iter(|| all(&big)));
     g.finish();
     let mut prompt = PROSE.repeat(2048 / PROSE.len() + 1);
     prompt.truncate(1900);

@@ -51,7 +51,7 @@ pub struct GuardrailSection {
 pub struct CheckSection {
     /// The check's name.
     pub name: String,
-    /// `pii`, `secrets`, `deny_list`, `regex` or `max_chars`.
+    /// `pii`, `secrets`, `deny_list`, `regex`, `max_chars` or `injection`.
     pub detector: String,
     /// `block`, `redact` or `annotate`.
     pub action: String,
@@ -73,6 +73,9 @@ pub struct CheckSection {
     /// A mask for every finding.
     #[serde(default)]
     pub mask: Option<String>,
+    /// For `injection`: the score threshold (default 2.0).
+    #[serde(default)]
+    pub threshold: Option<f32>,
 }
 
 /// `[ratelimit]`: the token rate limiter.

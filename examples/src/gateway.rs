@@ -30,7 +30,7 @@ use infergate::ratelimit::{
     KeyExtractor, KeyPart, RateLimitConfig, RedisStore, RedisStoreConfig, TokenRateLimiter,
 };
 
-use infergate::guardrail::detect::{DenyList, EntityKind, RegexList};
+use infergate::guardrail::detect::{DEFAULT_INJECTION_THRESHOLD, DenyList, EntityKind, RegexList};
 use infergate::guardrail::{Action, Applies, Check, Detector, Guardrail, GuardrailConfig};
 
 use crate::config::{
@@ -196,6 +196,9 @@ pub fn build_check(c: &CheckSection) -> Result<Check, String> {
             c.max_chars
                 .ok_or_else(|| err("max_chars needs max_chars"))?,
         ),
+        "injection" => Detector::Injection {
+            threshold: c.threshold.unwrap_or(DEFAULT_INJECTION_THRESHOLD),
+        },
         other => return Err(err(&format!("unknown detector '{other}'"))),
     };
     let action = match c.action.as_str() {

@@ -50,6 +50,13 @@ pub enum Detector {
     Regex(RegexList),
     /// The inspected request text may not be longer than this many characters (requests only).
     MaxChars(usize),
+    /// Prompt injection and jailbreaks: a text scoring at or above the threshold is one finding
+    /// spanning the whole text (see [`crate::detect::injection_score`]; default threshold
+    /// [`crate::detect::DEFAULT_INJECTION_THRESHOLD`]).
+    Injection {
+        /// The score at which a text counts as an injection.
+        threshold: f32,
+    },
 }
 
 /// A finding of a check in one piece of text.
@@ -154,6 +161,19 @@ impl Check {
                 })
                 .collect(),
             Detector::MaxChars(_) => Vec::new(),
+            Detector::Injection { threshold } => {
+                let (score, _) = crate::detect::injection_score(text);
+                if score >= *threshold {
+                    vec![Hit {
+                        start: 0,
+                        end: text.len(),
+                        label: Cow::Borrowed("prompt_injection"),
+                        mask: mask("[REMOVED: prompt injection]"),
+                    }]
+                } else {
+                    Vec::new()
+                }
+            }
         };
         hits.sort_by_key(|h| (h.start, std::cmp::Reverse(h.end)));
         let mut kept: Vec<Hit> = Vec::with_capacity(hits.len());

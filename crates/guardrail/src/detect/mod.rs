@@ -1,10 +1,12 @@
 //! Detectors: each finds spans of one or more [`EntityKind`]s in a text.
 
 mod deny;
+mod injection;
 mod pii;
 mod secrets;
 
 pub use deny::{DenyList, PatternError, RegexList};
+pub use injection::{DEFAULT_INJECTION_THRESHOLD, injection_score};
 pub use pii::scan_pii;
 pub use secrets::scan_secrets;
 
