@@ -28,12 +28,22 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("guardrail_all_detectors");
     g.throughput(Throughput::Bytes(big.len() as u64));
     g.bench_function("prose_1mb", |b| b.iter(|| all(&big)));
+    g.bench_function("secrets_only_prose_1mb", |b| {
+        b.iter(|| scan_secrets(&big).len())
+    });
+    g.bench_function("deny_only_prose_1mb", |b| b.iter(|| deny.find(&big).len()));
+    g.bench_function("injection_only_prose_1mb", |b| {
+        b.iter(|| injection_score(&big).0)
+    });
     g.finish();
     let mut prompt = PROSE.repeat(2048 / PROSE.len() + 1);
     prompt.truncate(1900);
     prompt.push_str(" Reach me at jane.doe@example.com or +44 7700 900123.");
     c.bench_function("guardrail/pii_scan_2kb_prompt", |b| {
         b.iter(|| scan_pii(&prompt).len());
+    });
+    c.bench_function("guardrail/all_detectors_2kb_prompt", |b| {
+        b.iter(|| all(&prompt));
     });
 }
 

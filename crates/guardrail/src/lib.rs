@@ -29,8 +29,9 @@
 //! ```
 //!
 //! Built so far: PII ([`detect::scan_pii`]), secrets ([`detect::scan_secrets`]), deny lists and
-//! named regexes, a prompt-length limit, and the processor for requests, whole responses and
-//! streams. Still to come: the prompt-injection scorer and external moderation.
+//! named regexes, a prompt-length limit, a scored prompt-injection detector
+//! ([`detect::injection_score`]), and the processor for requests, whole responses and streams.
+//! Still to come: external moderation.
 
 mod check;
 pub mod detect;

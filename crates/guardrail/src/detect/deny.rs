@@ -26,6 +26,7 @@ impl DenyList {
         let ac = AhoCorasick::builder()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::LeftmostLongest)
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
             .build(&terms)
             .map_err(|e| PatternError(e.to_string()))?;
         Ok(Self { ac, terms })
