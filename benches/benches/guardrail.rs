@@ -29,11 +29,11 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(big.len() as u64));
     g.bench_function("prose_1mb", |b| b.iter(|| all(&big)));
     g.bench_function("secrets_only_prose_1mb", |b| {
-        b.iter(|| scan_secrets(&big).len())
+        b.iter(|| scan_secrets(&big).len());
     });
     g.bench_function("deny_only_prose_1mb", |b| b.iter(|| deny.find(&big).len()));
     g.bench_function("injection_only_prose_1mb", |b| {
-        b.iter(|| injection_score(&big).0)
+        b.iter(|| injection_score(&big).0);
     });
     g.finish();
     let mut prompt = PROSE.repeat(2048 / PROSE.len() + 1);

@@ -8,8 +8,8 @@ use http::{HeaderValue, StatusCode};
 use infergate_core::pipeline::StreamStop;
 use infergate_core::sse::SseEvent;
 use infergate_core::{
-    ApiKind, Decision, Phases, Processor, ProcessorError, RejectKind, Rejection, RequestContext,
-    ResponseBody, ResponseContext, StreamEnd, StreamProcessor,
+    ApiKind, Decision, FailureMode, Phases, Processor, ProcessorError, RejectKind, Rejection,
+    RequestContext, ResponseBody, ResponseContext, StreamEnd, StreamProcessor,
 };
 use serde_json::Value;
 
@@ -23,6 +23,7 @@ pub const FINDINGS_HEADER: &str = "x-guardrail-findings";
 #[must_use]
 pub struct GuardrailConfig {
     checks: Vec<Check>,
+    moderations: Vec<crate::Moderation>,
     roles: Option<Vec<String>>,
     hold_back: usize,
     block_status: StatusCode,
@@ -32,6 +33,7 @@ impl Default for GuardrailConfig {
     fn default() -> Self {
         Self {
             checks: Vec::new(),
+            moderations: Vec::new(),
             roles: None,
             hold_back: 64,
             block_status: StatusCode::BAD_REQUEST,
@@ -48,6 +50,12 @@ impl GuardrailConfig {
     /// Adds a check.
     pub fn check(mut self, check: Check) -> Self {
         self.checks.push(check);
+        self
+    }
+
+    /// Adds an external moderation check (requests only; runs after the local checks).
+    pub fn moderation(mut self, m: crate::Moderation) -> Self {
+        self.moderations.push(m);
         self
     }
 
@@ -151,10 +159,11 @@ impl Processor for Guardrail {
             .iter()
             .filter(|c| c.applies.request())
             .collect();
-        if checks.is_empty() {
+        if checks.is_empty() && self.cfg.moderations.is_empty() {
             return Ok(Decision::Continue);
         }
         let mut findings = Findings::default();
+        let mut inspected = String::new();
         let mut block: Option<Rejection> = None;
         let mut redact_needed = false;
         let mut chars = 0usize;
@@ -163,6 +172,12 @@ impl Processor for Guardrail {
                 return;
             }
             chars += t.text.chars().count();
+            if !self.cfg.moderations.is_empty() {
+                if !inspected.is_empty() {
+                    inspected.push('\n');
+                }
+                inspected.push_str(t.text);
+            }
             for c in &checks {
                 if let Detector::MaxChars(max) = c.detector {
                     if chars > max {
@@ -191,6 +206,47 @@ impl Processor for Guardrail {
         if let Some(r) = block {
             tracing::info!(reason = r.message(), "guardrail blocked a request");
             return Ok(Decision::Reject(r));
+        }
+        for m in &self.cfg.moderations {
+            match tokio::time::timeout(m.timeout, m.moderator.moderate(&inspected)).await {
+                Ok(Ok(v)) if v.flagged => {
+                    let label = if v.categories.is_empty() {
+                        "flagged".to_owned()
+                    } else {
+                        v.categories.join("+")
+                    };
+                    return Ok(Decision::Reject(
+                        Rejection::new(
+                            RejectKind::ContentBlocked,
+                            format!("blocked by moderation '{}' ({label})", m.name),
+                        )
+                        .with_status(self.cfg.block_status)
+                        .with_processor("guardrail"),
+                    ));
+                }
+                Ok(Ok(_)) => {}
+                outcome => {
+                    let why = match outcome {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => format!("timed out after {:?}", m.timeout),
+                    };
+                    if m.failure_mode == FailureMode::FailOpen {
+                        tracing::warn!(moderation = %m.name, error = %why, "moderation failed; failing open");
+                        findings.add(&m.name, "unavailable");
+                    } else {
+                        tracing::warn!(moderation = %m.name, error = %why, "moderation failed; failing closed");
+                        return Ok(Decision::Reject(
+                            Rejection::new(
+                                RejectKind::ExternalServiceFailed,
+                                format!("moderation '{}' is unavailable", m.name),
+                            )
+                            .with_status(StatusCode::SERVICE_UNAVAILABLE)
+                            .with_code("moderation_unavailable")
+                            .with_processor("guardrail"),
+                        ));
+                    }
+                }
+            }
         }
         if redact_needed && let Some(p) = cx.payload_mut() {
             let cfg = self.cfg.clone();

@@ -31,13 +31,16 @@
 //! Built so far: PII ([`detect::scan_pii`]), secrets ([`detect::scan_secrets`]), deny lists and
 //! named regexes, a prompt-length limit, a scored prompt-injection detector
 //! ([`detect::injection_score`]), and the processor for requests, whole responses and streams.
-//! Still to come: external moderation.
+//! External moderation ([`Moderator`]: OpenAI-compatible `/v1/moderations` or a webhook) runs
+//! on requests after the local checks, with its own timeout and failure mode.
 
 mod check;
 pub mod detect;
 mod guardrail;
 mod layer;
+pub mod moderation;
 
 pub use check::{Action, Applies, Check, Detector, Hit};
 pub use guardrail::{FINDINGS_HEADER, Guardrail, GuardrailConfig};
 pub use layer::GuardrailLayer;
+pub use moderation::{Moderation, Moderator, OpenAiModerator, Verdict, WebhookModerator};

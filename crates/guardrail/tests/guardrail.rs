@@ -247,3 +247,77 @@ async fn a_prompt_over_the_length_limit_is_refused() {
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error"]["code"], "prompt_too_long");
 }
+
+mod moderation {
+    use std::time::Duration;
+
+    use infergate_core::FailureMode;
+    use infergate_guardrail::{Moderation, OpenAiModerator};
+
+    use super::*;
+
+    async fn gateway_with(mock: &MockProvider, moderation: Moderation) -> std::net::SocketAddr {
+        let layer = GuardrailLayer::new(GuardrailConfig::new().moderation(moderation));
+        serve(layer.layer(UpstreamClient::new(&mock.url()).unwrap().into_proxy())).await
+    }
+
+    #[tokio::test]
+    async fn a_flagged_request_is_blocked_and_a_clean_one_passes() {
+        let mock = MockProvider::start().await.unwrap();
+        let m = Moderation::new(
+            "openai-moderation",
+            OpenAiModerator::new(&mock.url(), Some("sk-mod".into())).unwrap(),
+        );
+        let addr = gateway_with(&mock, m).await;
+        let r = post_json(
+            addr,
+            "/v1/chat/completions",
+            &chat("some flagged-content here", false),
+        )
+        .await;
+        assert_eq!(r.status, 400);
+        assert!(
+            r.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("(violence)")
+        );
+        let r = post_json(addr, "/v1/chat/completions", &chat("hello there", false)).await;
+        assert_eq!(r.status, 200);
+        let paths: Vec<String> = mock.requests().iter().map(|r| r.path.clone()).collect();
+        assert_eq!(
+            paths,
+            ["/v1/moderations", "/v1/moderations", "/v1/chat/completions"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_moderator_that_times_out_follows_its_failure_mode() {
+        // The moderation service is a mock that answers far too late.
+        let slow = MockProvider::builder()
+            .latency(Duration::from_secs(30))
+            .start()
+            .await
+            .unwrap();
+        let upstream = MockProvider::start().await.unwrap();
+        let make = |mode| {
+            Moderation::new("slow", OpenAiModerator::new(&slow.url(), None).unwrap())
+                .timeout(Duration::from_millis(50))
+                .failure_mode(mode)
+        };
+        let open = gateway_with(&upstream, make(FailureMode::FailOpen)).await;
+        let r = post_json(open, "/v1/chat/completions", &chat("hello", false)).await;
+        assert_eq!(r.status, 200, "FailOpen lets the request through");
+        assert_eq!(r.headers["x-guardrail-findings"], "slow:unavailable=1");
+
+        let closed = gateway_with(&upstream, make(FailureMode::FailClosed)).await;
+        let r = post_json(closed, "/v1/chat/completions", &chat("hello", false)).await;
+        assert_eq!(r.status, 503);
+        assert_eq!(r.json()["error"]["code"], "moderation_unavailable");
+        assert_eq!(
+            upstream.requests().len(),
+            1,
+            "only the FailOpen request went upstream"
+        );
+    }
+}

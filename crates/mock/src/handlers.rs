@@ -143,6 +143,10 @@ pub(crate) async fn handle(
             Some(v) => embeddings(&state, &v),
             None => bad_request(&state),
         },
+        (&Method::POST, p) if p.ends_with("/moderations") => match parsed {
+            Some(v) => moderations(&state, &v),
+            None => bad_request(&state),
+        },
         (&Method::POST, p) if p.ends_with("/messages") => match parsed {
             Some(v) => messages(&state, &v, n, disconnect_after),
             None => bad_request(&state),
@@ -309,6 +313,32 @@ fn embeddings(state: &State, req: &Value) -> Response<MockBody> {
         StatusCode::OK,
         &json!({"object": "list", "data": data, "model": model,
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}),
+        &state.name,
+    )
+}
+
+/// `/v1/moderations`: flags every input containing the word `flagged-content` (category
+/// `violence`), so tests can ask for either verdict.
+fn moderations(state: &State, req: &Value) -> Response<MockBody> {
+    let inputs: Vec<String> = match req.get("input") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| v.as_str().unwrap_or_default().to_owned())
+            .collect(),
+        _ => vec![String::new()],
+    };
+    let results: Vec<Value> = inputs
+        .iter()
+        .map(|t| {
+            let flagged = t.contains("flagged-content");
+            json!({"flagged": flagged, "categories": {"violence": flagged, "hate": false},
+                   "category_scores": {"violence": if flagged { 0.97 } else { 0.01 }, "hate": 0.0}})
+        })
+        .collect();
+    json_response(
+        StatusCode::OK,
+        &json!({"id": "modr-mock", "model": "omni-moderation-latest", "results": results}),
         &state.name,
     )
 }
