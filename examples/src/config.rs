@@ -43,6 +43,30 @@ pub struct GuardrailSection {
     /// The checks, in order.
     #[serde(default)]
     pub checks: Vec<CheckSection>,
+    /// External moderation services, consulted on requests after the checks.
+    #[serde(default)]
+    pub moderations: Vec<ModerationSection>,
+}
+
+/// `[[guardrail.moderations]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModerationSection {
+    /// The name reported in rejections.
+    pub name: String,
+    /// `openai` (an OpenAI-compatible `/v1/moderations`) or `webhook`.
+    pub kind: String,
+    /// Base URL (`openai`) or full URL (`webhook`); `mock` for the embedded mock provider.
+    pub url: String,
+    /// The environment variable holding the API key (`openai`).
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Bound on one call, in milliseconds (default 2000).
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// `fail_closed` (default: 503) or `fail_open`.
+    #[serde(default)]
+    pub failure_mode: Option<FailureModeName>,
 }
 
 /// `[[guardrail.checks]]`.

@@ -31,10 +31,14 @@ use infergate::ratelimit::{
 };
 
 use infergate::guardrail::detect::{DEFAULT_INJECTION_THRESHOLD, DenyList, EntityKind, RegexList};
-use infergate::guardrail::{Action, Applies, Check, Detector, Guardrail, GuardrailConfig};
+use infergate::guardrail::{
+    Action, Applies, Check, Detector, Guardrail, GuardrailConfig, Moderation, OpenAiModerator,
+    WebhookModerator,
+};
 
 use crate::config::{
-    BackendConfig, CheckSection, Config, ConfigError, GuardrailSection, RateLimitSection,
+    BackendConfig, CheckSection, Config, ConfigError, GuardrailSection, ModerationSection,
+    RateLimitSection,
 };
 
 /// The service behind one route: the pipeline in front of a backend.
@@ -120,7 +124,9 @@ pub async fn build(config: &Config) -> Result<Gateway, ConfigError> {
         pipeline = pipeline.processor(rate_limiter(rl)?);
     }
     if let Some(g) = &config.guardrail {
-        pipeline = pipeline.processor(guardrail(g).map_err(ConfigError::Routes)?);
+        let mock_url = mock.as_ref().map(MockProvider::url);
+        pipeline =
+            pipeline.processor(guardrail(g, mock_url.as_deref()).map_err(ConfigError::Routes)?);
     }
     let pipeline = pipeline.build();
     let layer = PipelineLayer::new(pipeline);
@@ -220,7 +226,39 @@ pub fn build_check(c: &CheckSection) -> Result<Check, String> {
     Ok(check)
 }
 
-fn guardrail(g: &GuardrailSection) -> Result<Guardrail, String> {
+fn moderation(m: &ModerationSection, mock_url: Option<&str>) -> Result<Moderation, String> {
+    let url = if m.url == "mock" {
+        mock_url
+            .ok_or_else(|| format!("moderation '{}': no mock provider is running", m.name))?
+            .to_owned()
+    } else {
+        m.url.clone()
+    };
+    let err = |e: &dyn std::fmt::Display| format!("moderation '{}': {e}", m.name);
+    let mut out = match m.kind.as_str() {
+        "openai" => {
+            let key = m.api_key_env.as_ref().and_then(|v| std::env::var(v).ok());
+            Moderation::new(
+                m.name.clone(),
+                OpenAiModerator::new(&url, key).map_err(|e| err(&e))?,
+            )
+        }
+        "webhook" => Moderation::new(
+            m.name.clone(),
+            WebhookModerator::new(&url).map_err(|e| err(&e))?,
+        ),
+        other => return Err(err(&format!("unknown kind '{other}' (openai, webhook)"))),
+    };
+    if let Some(ms) = m.timeout_ms {
+        out = out.timeout(Duration::from_millis(ms));
+    }
+    if let Some(f) = m.failure_mode {
+        out = out.failure_mode(f.into());
+    }
+    Ok(out)
+}
+
+fn guardrail(g: &GuardrailSection, mock_url: Option<&str>) -> Result<Guardrail, String> {
     let mut cfg = GuardrailConfig::new();
     if let Some(h) = g.hold_back_bytes {
         cfg = cfg.hold_back(h);
@@ -230,6 +268,9 @@ fn guardrail(g: &GuardrailSection) -> Result<Guardrail, String> {
     }
     for c in &g.checks {
         cfg = cfg.check(build_check(c)?);
+    }
+    for m in &g.moderations {
+        cfg = cfg.moderation(moderation(m, mock_url)?);
     }
     Ok(Guardrail::new(cfg))
 }

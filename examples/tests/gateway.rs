@@ -218,6 +218,10 @@ async fn the_sample_guardrail_blocks_secrets_and_redacts_pii() {
             .unwrap()
             .contains("prompt_injection")
     );
+    let flagged = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "this is flagged-content"}]});
+    let (s, _, b) = call(addr, "POST", "/v1/chat/completions", Some(flagged)).await;
+    assert_eq!(s, 400);
+    assert!(std::str::from_utf8(&b).unwrap().contains("moderation"));
     let pii = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "I am jane@example.com, about Project Falcon"}]});
     let (s, h, _) = call(addr, "POST", "/v1/chat/completions", Some(pii)).await;
     assert_eq!(s, 200);

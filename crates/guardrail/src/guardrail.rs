@@ -84,9 +84,10 @@ impl GuardrailConfig {
     }
 }
 
-/// Findings of a request, carried to its response.
-#[derive(Debug, Clone, Default)]
-struct Findings(BTreeMap<String, usize>);
+/// Findings of a request (`check:label` → count), carried to its response and placed in the
+/// response extensions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Findings(pub BTreeMap<String, usize>);
 
 impl Findings {
     fn add(&mut self, check: &str, label: &str) {

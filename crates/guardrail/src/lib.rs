@@ -41,6 +41,6 @@ mod layer;
 pub mod moderation;
 
 pub use check::{Action, Applies, Check, Detector, Hit};
-pub use guardrail::{FINDINGS_HEADER, Guardrail, GuardrailConfig};
+pub use guardrail::{FINDINGS_HEADER, Findings, Guardrail, GuardrailConfig};
 pub use layer::GuardrailLayer;
 pub use moderation::{Moderation, Moderator, OpenAiModerator, Verdict, WebhookModerator};

@@ -1,0 +1,135 @@
+//! Time to first token through a guarded stream compared with an unguarded one, on loopback:
+//! the mock streams 40 words 5 ms apart; the same pipeline runs with no guardrail, with a
+//! request-only guardrail, and with a response guardrail (redacting PII, hold-back 64 bytes and
+//! 16 bytes). `ttft [REQUESTS]` prints p50/p90 of the time to the first non-empty content delta.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
+use infergate_client::UpstreamClient;
+use infergate_core::{Pipeline, PipelineLayer};
+use infergate_guardrail::{Action, Applies, Check, Detector, GuardrailConfig, GuardrailLayer};
+use tower::Layer;
+
+async fn serve<S>(svc: S) -> std::net::SocketAddr
+where
+    S: tower::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = http::Response<infergate_core::PipelineBody<infergate_core::Body>>,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let svc = TowerToHyperService::new(svc.clone());
+            tokio::spawn(async move {
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+async fn ttft(addr: std::net::SocketAddr, n: usize) -> (Duration, Duration) {
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let body =
+        r#"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Hi"}]}"#;
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let req = http::Request::post(format!("http://{addr}/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from_static(body.as_bytes())))
+            .unwrap();
+        let start = Instant::now();
+        let mut resp = client.request(req).await.unwrap().into_body();
+        let mut first = None;
+        while let Some(frame) = resp.frame().await {
+            let Ok(data) = frame.unwrap().into_data() else {
+                continue;
+            };
+            let s = String::from_utf8_lossy(&data);
+            if first.is_none() && s.contains("\"content\":\"") && !s.contains("\"content\":\"\"") {
+                first = Some(start.elapsed());
+            }
+        }
+        times.push(first.unwrap_or_default());
+    }
+    times.sort();
+    (times[n / 2], times[n * 9 / 10])
+}
+
+#[tokio::main]
+async fn main() {
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(100);
+    let reply = (0..40)
+        .map(|i| format!("word{i}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mock = infergate_mock::MockProvider::builder()
+        .reply(reply)
+        .token_delay(Duration::from_millis(5))
+        .record(false)
+        .start()
+        .await
+        .unwrap();
+    let upstream = || UpstreamClient::new(&mock.url()).unwrap().into_proxy();
+    let pii = |applies| Check::new("pii", Detector::Pii(vec![]), Action::Redact).applies(applies);
+    let plain = serve(PipelineLayer::new(Pipeline::default()).layer(upstream())).await;
+    let req_only = serve(
+        GuardrailLayer::new(GuardrailConfig::new().check(pii(Applies::Request))).layer(upstream()),
+    )
+    .await;
+    let resp64 = serve(
+        GuardrailLayer::new(
+            GuardrailConfig::new()
+                .check(pii(Applies::Response))
+                .hold_back(64),
+        )
+        .layer(upstream()),
+    )
+    .await;
+    let resp16 = serve(
+        GuardrailLayer::new(
+            GuardrailConfig::new()
+                .check(pii(Applies::Response))
+                .hold_back(16),
+        )
+        .layer(upstream()),
+    )
+    .await;
+    println!("| pipeline | TTFT p50 | TTFT p90 |\n|---|---|---|");
+    for (name, addr) in [
+        ("no guardrail", plain),
+        ("guardrail on requests only (stream untouched)", req_only),
+        ("response guardrail, hold-back 64 bytes", resp64),
+        ("response guardrail, hold-back 16 bytes", resp16),
+    ] {
+        let _ = ttft(addr, 5).await; // warm-up
+        let (p50, p90) = ttft(addr, n).await;
+        println!(
+            "| {name} | {:.2} ms | {:.2} ms |",
+            p50.as_secs_f64() * 1e3,
+            p90.as_secs_f64() * 1e3
+        );
+    }
+}
