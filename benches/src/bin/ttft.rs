@@ -10,42 +10,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::service::TowerToHyperService;
+use hyper_util::rt::TokioExecutor;
 use infergate_client::UpstreamClient;
 use infergate_core::{Pipeline, PipelineLayer};
 use infergate_guardrail::{Action, Applies, Check, Detector, GuardrailConfig, GuardrailLayer};
+use infergate_testkit::serve;
 use tower::Layer;
-
-async fn serve<S>(svc: S) -> std::net::SocketAddr
-where
-    S: tower::Service<
-            http::Request<hyper::body::Incoming>,
-            Response = http::Response<infergate_core::PipelineBody<infergate_core::Body>>,
-            Error = std::convert::Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            let svc = TowerToHyperService::new(svc.clone());
-            tokio::spawn(async move {
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
-    addr
-}
 
 async fn ttft(addr: std::net::SocketAddr, n: usize) -> (Duration, Duration) {
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();

@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use crate::detect::{DenyList, EntityKind, RegexList, scan_pii, scan_secrets};
+use crate::detect::{DenyList, EntityKind, Finding, RegexList, scan_pii, scan_secrets};
 
 /// What a check does when it finds something.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -124,21 +124,11 @@ impl Check {
             Detector::Pii(kinds) => scan_pii(text)
                 .into_iter()
                 .filter(|f| kinds.is_empty() || kinds.contains(&f.kind))
-                .map(|f| Hit {
-                    start: f.start,
-                    end: f.end,
-                    label: Cow::Borrowed(f.kind.as_str()),
-                    mask: mask(f.kind.mask()),
-                })
+                .map(|f| entity_hit(f, &mask))
                 .collect(),
             Detector::Secrets => scan_secrets(text)
                 .into_iter()
-                .map(|f| Hit {
-                    start: f.start,
-                    end: f.end,
-                    label: Cow::Borrowed(f.kind.as_str()),
-                    mask: mask(f.kind.mask()),
-                })
+                .map(|f| entity_hit(f, &mask))
                 .collect(),
             Detector::DenyList(d) => d
                 .find(text)
@@ -183,6 +173,15 @@ impl Check {
             }
         }
         kept
+    }
+}
+
+fn entity_hit(f: Finding, mask: &dyn Fn(&'static str) -> Cow<'static, str>) -> Hit {
+    Hit {
+        start: f.start,
+        end: f.end,
+        label: Cow::Borrowed(f.kind.as_str()),
+        mask: mask(f.kind.mask()),
     }
 }
 
