@@ -37,6 +37,8 @@ where
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
+            // As real servers do: without it, small stream writes wait for delayed ACKs (~40 ms).
+            let _ = stream.set_nodelay(true);
             let svc = TowerToHyperService::new(svc.clone());
             tokio::spawn(async move {
                 let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
