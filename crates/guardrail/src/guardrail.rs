@@ -77,6 +77,13 @@ impl GuardrailConfig {
         self
     }
 
+    /// Whether text of `role` is inspected (embeddings input always is).
+    fn role_ok(&self, role: &str) -> bool {
+        self.roles
+            .as_ref()
+            .is_none_or(|r| r.iter().any(|x| x == role) || role == "input")
+    }
+
     /// The status of a blocked request (default 400).
     pub fn block_status(mut self, status: StatusCode) -> Self {
         self.block_status = status;
@@ -119,10 +126,7 @@ impl Guardrail {
     }
 
     fn role_ok(&self, role: &str) -> bool {
-        self.cfg
-            .roles
-            .as_ref()
-            .is_none_or(|r| r.iter().any(|x| x == role) || role == "input")
+        self.cfg.role_ok(role)
     }
 
     fn blocked(&self, check: &Check, label: &str) -> Rejection {
@@ -252,11 +256,7 @@ impl Processor for Guardrail {
         if redact_needed && let Some(p) = cx.payload_mut() {
             let cfg = self.cfg.clone();
             p.for_each_text_mut(&mut |role, _, text| {
-                let role_ok = cfg
-                    .roles
-                    .as_ref()
-                    .is_none_or(|r| r.iter().any(|x| x == role) || role == "input");
-                if !role_ok {
+                if !cfg.role_ok(role) {
                     return;
                 }
                 for c in cfg

@@ -477,23 +477,22 @@ impl Processor for TokenRateLimiter {
             return Ok(Decision::Continue);
         };
         let headers = p.headers.clone();
+        let has_tokens = p.has_tokens();
         for (k, v) in headers {
             if let Some(k) = k {
                 cx.headers_mut().insert(k, v);
             }
         }
-        let status = cx.status();
-        let p = cx.exchange().state().get::<Pending>().cloned();
-        if let Some(p) = p
-            && (!p.has_tokens() || !status.is_success())
-        {
-            cx.exchange_mut().state_mut().remove::<Pending>();
-            if p.has_tokens() {
-                if self.shared.cfg.refund_on_upstream_error {
-                    self.settle(&p, None, SettledBy::Refund);
+        // Settled now unless the body (or the stream) will carry the real usage.
+        if !has_tokens || !cx.status().is_success() {
+            let p = cx.exchange_mut().state_mut().remove::<Pending>();
+            if let Some(p) = p.filter(Pending::has_tokens) {
+                let by = if self.shared.cfg.refund_on_upstream_error {
+                    SettledBy::Refund
                 } else {
-                    self.settle(&p, None, SettledBy::Reservation);
-                }
+                    SettledBy::Reservation
+                };
+                self.settle(&p, None, by);
             }
         }
         Ok(Decision::Continue)
