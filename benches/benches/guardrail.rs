@@ -3,7 +3,9 @@
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use infergate_guardrail::detect::{DenyList, injection_score, scan_pii, scan_secrets};
+use infergate_guardrail::detect::{
+    DenyList, ascii_lowercase, injection_score, injection_score_lowered, scan_pii, scan_secrets,
+};
 
 const PROSE: &str = "The committee met on a grey morning to review the proposal. Several members \
     argued that the budget, although modest, would stretch the team too thin over the coming \
@@ -19,11 +21,13 @@ fn bench(c: &mut Criterion) {
     g.bench_function("pii_scan_prose_1mb", |b| b.iter(|| scan_pii(&big).len()));
     g.finish();
     let deny = DenyList::new(["project falcon", "internal only", "do not distribute"]).unwrap();
+    // As a guardrail runs them: the lowercased copy is made once and shared.
     let all = |t: &str| {
+        let lowered = ascii_lowercase(t);
         scan_pii(t).len()
             + scan_secrets(t).len()
-            + deny.find(t).len()
-            + usize::from(injection_score(t).0 > 2.0)
+            + deny.find_lowered(&lowered).len()
+            + usize::from(injection_score_lowered(&lowered).0 > 2.0)
     };
     let mut g = c.benchmark_group("guardrail_all_detectors");
     g.throughput(Throughput::Bytes(big.len() as u64));
@@ -36,6 +40,25 @@ fn bench(c: &mut Criterion) {
         b.iter(|| injection_score(&big).0);
     });
     g.finish();
+    // Real prompts: the benign texts of the labelled jailbreak set (chat questions, XSTest),
+    // when ../shared is there.
+    if let Ok(data) = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/data/jailbreak/combined_labeled.jsonl"
+    )) {
+        let mut benign = String::new();
+        for line in data.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+            if v["label"].as_u64() == Some(0) {
+                benign.push_str(v["text"].as_str().unwrap_or_default());
+                benign.push('\n');
+            }
+        }
+        let mut g2 = c.benchmark_group("guardrail_all_detectors_benign_prompts");
+        g2.throughput(Throughput::Bytes(benign.len() as u64));
+        g2.bench_function("all", |b| b.iter(|| all(&benign)));
+        g2.finish();
+    }
     let mut prompt = PROSE.repeat(2048 / PROSE.len() + 1);
     prompt.truncate(1900);
     prompt.push_str(" Reach me at jane.doe@example.com or +44 7700 900123.");

@@ -75,7 +75,7 @@ pub struct ModerationSection {
 pub struct CheckSection {
     /// The check's name.
     pub name: String,
-    /// `pii`, `secrets`, `deny_list`, `regex`, `max_chars` or `injection`.
+    /// `pii`, `secrets`, `deny_list`, `regex`, `max_chars`, `max_tokens` or `injection`.
     pub detector: String,
     /// `block`, `redact` or `annotate`.
     pub action: String,
@@ -94,6 +94,9 @@ pub struct CheckSection {
     /// For `max_chars`: the limit.
     #[serde(default)]
     pub max_chars: Option<usize>,
+    /// For `max_tokens`: the limit (prompt tokens, tiktoken).
+    #[serde(default)]
+    pub max_tokens: Option<u64>,
     /// A mask for every finding.
     #[serde(default)]
     pub mask: Option<String>,

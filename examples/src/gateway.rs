@@ -202,6 +202,10 @@ pub fn build_check(c: &CheckSection) -> Result<Check, String> {
             c.max_chars
                 .ok_or_else(|| err("max_chars needs max_chars"))?,
         ),
+        "max_tokens" => Detector::MaxTokens(
+            c.max_tokens
+                .ok_or_else(|| err("max_tokens needs max_tokens"))?,
+        ),
         "injection" => Detector::Injection {
             threshold: c.threshold.unwrap_or(DEFAULT_INJECTION_THRESHOLD),
         },

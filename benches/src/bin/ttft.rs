@@ -1,7 +1,7 @@
 //! Time to first token through a guarded stream compared with an unguarded one, on loopback:
 //! the mock streams 40 words 5 ms apart; the same pipeline runs with no guardrail, with a
-//! request-only guardrail, and with a response guardrail (redacting PII, hold-back 64 bytes and
-//! 16 bytes). `ttft [REQUESTS]` prints p50/p90 of the time to the first non-empty content delta.
+//! request-only guardrail, and with response guardrails (PII; PII, secrets and a deny list; a
+//! user regex, which holds back the whole 64 bytes since its shape is unknown). `ttft [REQUESTS]` prints p50/p90 of the time to the first non-empty content delta.
 
 #![allow(clippy::unwrap_used)]
 
@@ -13,6 +13,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use infergate_client::UpstreamClient;
 use infergate_core::{Pipeline, PipelineLayer};
+use infergate_guardrail::detect::{DenyList, RegexList};
 use infergate_guardrail::{Action, Applies, Check, Detector, GuardrailConfig, GuardrailLayer};
 use infergate_testkit::serve;
 use tower::Layer;
@@ -78,12 +79,26 @@ async fn main() {
         .layer(upstream()),
     )
     .await;
-    let resp16 = serve(
+    let all_checks = serve(
         GuardrailLayer::new(
             GuardrailConfig::new()
                 .check(pii(Applies::Response))
-                .hold_back(16),
+                .check(Check::new("secrets", Detector::Secrets, Action::Block))
+                .check(Check::new(
+                    "deny",
+                    Detector::DenyList(DenyList::new(["project falcon", "internal only"]).unwrap()),
+                    Action::Block,
+                )),
         )
+        .layer(upstream()),
+    )
+    .await;
+    let regex = serve(
+        GuardrailLayer::new(GuardrailConfig::new().check(Check::new(
+            "tickets",
+            Detector::Regex(RegexList::new([("ticket", r"TCK-\d{4}")]).unwrap()),
+            Action::Redact,
+        )))
         .layer(upstream()),
     )
     .await;
@@ -91,8 +106,12 @@ async fn main() {
     for (name, addr) in [
         ("no guardrail", plain),
         ("guardrail on requests only (stream untouched)", req_only),
-        ("response guardrail, hold-back 64 bytes", resp64),
-        ("response guardrail, hold-back 16 bytes", resp16),
+        ("response guardrail: PII redaction", resp64),
+        ("response guardrail: PII, secrets, deny list", all_checks),
+        (
+            "response guardrail: a user regex (holds the full 64 bytes)",
+            regex,
+        ),
     ] {
         let _ = ttft(addr, 5).await; // warm-up
         let (p50, p90) = ttft(addr, n).await;

@@ -50,6 +50,11 @@ pub enum Detector {
     Regex(RegexList),
     /// The inspected request text may not be longer than this many characters (requests only).
     MaxChars(usize),
+    /// The request's prompt may not be longer than this many tokens, counted as the rate
+    /// limiter counts them (tiktoken with the model's encoding, chat framing included; every
+    /// role, whatever the role filter says). Requests only; feature `tokens`.
+    #[cfg(feature = "tokens")]
+    MaxTokens(u64),
     /// Prompt injection and jailbreaks: a text scoring at or above the threshold is one finding
     /// spanning the whole text (see [`crate::detect::injection_score`]; default threshold
     /// [`crate::detect::DEFAULT_INJECTION_THRESHOLD`]).
@@ -115,6 +120,12 @@ impl Check {
 
     /// The findings of this check in `text`, ordered and non-overlapping.
     pub fn find(&self, text: &str) -> Vec<Hit> {
+        self.find_in(&Scan::new(text))
+    }
+
+    /// [`Check::find`] on a [`Scan`], which shares the work several checks have in common.
+    pub fn find_in(&self, scan: &Scan<'_>) -> Vec<Hit> {
+        let text = scan.text;
         let mask = |default: &'static str| -> Cow<'static, str> {
             self.mask
                 .as_ref()
@@ -131,7 +142,7 @@ impl Check {
                 .map(|f| entity_hit(f, &mask))
                 .collect(),
             Detector::DenyList(d) => d
-                .find(text)
+                .find_lowered(scan.lowered())
                 .into_iter()
                 .map(|(s, e, i)| Hit {
                     start: s,
@@ -151,8 +162,10 @@ impl Check {
                 })
                 .collect(),
             Detector::MaxChars(_) => Vec::new(),
+            #[cfg(feature = "tokens")]
+            Detector::MaxTokens(_) => Vec::new(),
             Detector::Injection { threshold } => {
-                let (score, _) = crate::detect::injection_score(text);
+                let (score, _) = crate::detect::injection_score_lowered(scan.lowered());
                 if score >= *threshold {
                     vec![Hit {
                         start: 0,
@@ -176,6 +189,124 @@ impl Check {
     }
 }
 
+impl Check {
+    /// Streaming: the position in `window` (the newest text of a stream) from which text must
+    /// still be held back because more text could turn it into a match of this check, or
+    /// extend one. Everything before it can be released as far as this check is concerned.
+    /// `cap` is the configured hold-back, used for user regexes, whose shape is unknown.
+    pub(crate) fn stream_hold(&self, window: &str, cap: usize) -> usize {
+        match &self.detector {
+            Detector::Pii(_) | Detector::Secrets => entity_tail(window),
+            Detector::DenyList(d) => d.open_prefix(window).unwrap_or(window.len()),
+            Detector::Regex(_) => window.len().saturating_sub(cap),
+            _ => window.len(),
+        }
+    }
+
+    /// Streaming: whether a hit ending at the end of the window might stop being a match when
+    /// more text comes (a deny-list word that may continue: "secret" + "ary").
+    pub(crate) fn hit_may_vanish(&self, window: &str, hit: &Hit) -> bool {
+        matches!(self.detector, Detector::DenyList(_))
+            && hit.end == window.len()
+            && window
+                .as_bytes()
+                .last()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+    }
+}
+
+/// Where PII or a secret may still be forming at the end of `window`: the trailing token
+/// (e-mail addresses, keys, tokens and IP addresses contain no whitespace), extended back over
+/// number groups separated by single spaces (phone, card and IBAN numbers), or an unfinished
+/// PEM header.
+fn entity_tail(window: &str) -> usize {
+    let b = window.as_bytes();
+    let numberish = |t: &[u8]| {
+        !t.is_empty()
+            && t.iter()
+                .all(|c| c.is_ascii_alphanumeric() || b"+()-./".contains(c))
+            && ((t.iter().any(u8::is_ascii_digit)
+                && t.iter().filter(|c| c.is_ascii_digit()).count()
+                    >= t.iter().filter(|c| c.is_ascii_alphabetic()).count())
+                || (t.len() <= 4 && t.iter().all(u8::is_ascii_uppercase))
+                || t == b"(")
+    };
+    let token_start = |end: usize| {
+        let mut s = end;
+        while s > 0 && !b[s - 1].is_ascii_whitespace() {
+            s -= 1;
+        }
+        s
+    };
+    let mut hold = b.len();
+    // The token the window ends in (none when it ends in whitespace).
+    let mut end = b.len();
+    let mut start = token_start(end);
+    if start < end {
+        hold = start;
+    } else if end >= 2 && b[end - 1] == b' ' && !b[end - 2].is_ascii_whitespace() {
+        // "+44 7700 ": a number group followed by one space may continue.
+        end -= 1;
+        start = token_start(end);
+        if !numberish(&b[start..end]) {
+            return pem_tail(window, hold);
+        }
+        hold = start;
+    }
+    // Earlier number groups, each separated by one space.
+    while numberish(&b[start..end])
+        && start >= 2
+        && b[start - 1] == b' '
+        && !b[start - 2].is_ascii_whitespace()
+    {
+        let prev_end = start - 1;
+        let prev = token_start(prev_end);
+        if !numberish(&b[prev..prev_end]) {
+            break;
+        }
+        hold = prev;
+        end = prev_end;
+        start = prev;
+    }
+    pem_tail(window, hold)
+}
+
+/// `hold`, or earlier if the window has a PEM header that has not closed yet.
+fn pem_tail(window: &str, hold: usize) -> usize {
+    match window.rfind("-----BEGIN") {
+        Some(p) if !window[p + 10..].contains("-----") => hold.min(p),
+        _ => hold,
+    }
+}
+
+/// A text about to be checked by several checks, with what they share: its ASCII-lowercased
+/// copy (deny lists and the injection detector search it), made at most once.
+#[derive(Debug)]
+pub struct Scan<'a> {
+    text: &'a str,
+    lowered: std::cell::OnceCell<Cow<'a, str>>,
+}
+
+impl<'a> Scan<'a> {
+    /// A scan of `text`.
+    pub fn new(text: &'a str) -> Self {
+        Self {
+            text,
+            lowered: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The text.
+    pub fn text(&self) -> &'a str {
+        self.text
+    }
+
+    fn lowered(&self) -> &str {
+        self.lowered
+            .get_or_init(|| crate::detect::ascii_lowercase(self.text))
+    }
+}
+
 fn entity_hit(f: Finding, mask: &dyn Fn(&'static str) -> Cow<'static, str>) -> Hit {
     Hit {
         start: f.start,
@@ -196,4 +327,29 @@ pub(crate) fn redact(text: &str, hits: &[Hit]) -> String {
     }
     out.push_str(&text[pos..]);
     out
+}
+
+#[cfg(test)]
+mod stream_hold_tests {
+    use super::*;
+
+    #[test]
+    fn holds_only_what_may_still_become_a_match() {
+        fn tail(w: &str) -> &str {
+            &w[entity_tail(w)..]
+        }
+        assert_eq!(tail("Hello there, "), "");
+        assert_eq!(tail("word1 word2 "), "");
+        assert_eq!(tail("Hello there"), "there");
+        assert_eq!(tail("mail jane@exa"), "jane@exa");
+        assert_eq!(tail("Call +44 7700 "), "+44 7700 ");
+        assert_eq!(tail("Call (555) 123-4"), "(555) 123-4");
+        assert_eq!(tail("Account GB82 WEST 1234"), "GB82 WEST 1234");
+        assert_eq!(tail("ok.\n-----BEGIN RSA PRIV"), "-----BEGIN RSA PRIV");
+        assert_eq!(tail("x -----BEGIN RSA PRIVATE KEY-----\nMIIE"), "MIIE");
+        let d = DenyList::new(["project falcon", "secret"]).unwrap();
+        assert_eq!(d.open_prefix("about Project Fal"), Some(6));
+        assert_eq!(d.open_prefix("about projects"), None);
+        assert_eq!(d.open_prefix("the secre"), Some(4));
+    }
 }

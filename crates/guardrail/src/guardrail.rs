@@ -13,7 +13,7 @@ use infergate_core::{
 };
 use serde_json::Value;
 
-use crate::check::{Action, Check, Detector, Hit, redact};
+use crate::check::{Action, Check, Detector, Hit, Scan, redact};
 
 /// The response header that reports findings of `Annotate` (and `Redact`) checks.
 pub const FINDINGS_HEADER: &str = "x-guardrail-findings";
@@ -70,8 +70,11 @@ impl GuardrailConfig {
         self
     }
 
-    /// How many bytes of streamed text are held back so that a match split across chunks is
-    /// still caught before any of it is sent (default 64). Longer matches can leak their start.
+    /// The most bytes of streamed text held back so that a match split across chunks is still
+    /// caught before any of it is sent (default 64). Only text that may still grow into a match
+    /// is held (the trailing word or number, an open deny-list phrase or PEM header; user
+    /// regexes, whose shape is unknown, hold this many bytes), so ordinary text flows on at
+    /// about one token's delay. Matches longer than this can leak their start.
     pub fn hold_back(mut self, bytes: usize) -> Self {
         self.hold_back = bytes;
         self
@@ -167,6 +170,22 @@ impl Processor for Guardrail {
         if checks.is_empty() && self.cfg.moderations.is_empty() {
             return Ok(Decision::Continue);
         }
+        #[cfg(feature = "tokens")]
+        for c in &checks {
+            if let Detector::MaxTokens(max) = c.detector {
+                static COUNTER: std::sync::OnceLock<infergate_ratelimit::TokenCounter> =
+                    std::sync::OnceLock::new();
+                let n = COUNTER
+                    .get_or_init(|| infergate_ratelimit::TokenCounter::new(4096))
+                    .count_prompt(payload);
+                if n > max {
+                    let r = self
+                        .blocked(c, &format!("prompt too long: {n} tokens, limit {max}"))
+                        .with_code("prompt_too_long");
+                    return Ok(Decision::Reject(r));
+                }
+            }
+        }
         let mut findings = Findings::default();
         let mut inspected = String::new();
         let mut block: Option<Rejection> = None;
@@ -183,6 +202,7 @@ impl Processor for Guardrail {
                 }
                 inspected.push_str(t.text);
             }
+            let scan = Scan::new(t.text);
             for c in &checks {
                 if let Detector::MaxChars(max) = c.detector {
                     if chars > max {
@@ -193,7 +213,7 @@ impl Processor for Guardrail {
                     }
                     continue;
                 }
-                for h in c.find(t.text) {
+                for h in c.find_in(&scan) {
                     match c.action {
                         Action::Block => {
                             block = Some(self.blocked(c, &h.label));
@@ -264,6 +284,7 @@ impl Processor for Guardrail {
                     .iter()
                     .filter(|c| c.applies.request() && c.action == Action::Redact)
                 {
+                    // Each redaction changes the text: a fresh scan per check.
                     let hits = c.find(text);
                     if !hits.is_empty() {
                         *text = redact(text, &hits);
@@ -314,8 +335,9 @@ impl Processor for Guardrail {
         let mut findings = Findings::default();
         if let Some(json) = body.json() {
             for text in response_texts(api, json) {
+                let scan = Scan::new(text);
                 for c in &checks {
-                    for h in c.find(text) {
+                    for h in c.find_in(&scan) {
                         match c.action {
                             Action::Block => {
                                 block.get_or_insert_with(|| self.blocked(c, &h.label));
@@ -465,8 +487,8 @@ struct Held {
 }
 
 /// Streamed responses: the text of every event goes into a window; events are released once
-/// their text is at least `hold_back` bytes behind the newest text, so a match split across
-/// chunks is seen whole before any part of it is sent. Block ends the stream with an error
+/// no check sees a possible match still forming in their text (at most `hold_back` bytes are
+/// held), so a match split across chunks is seen whole before any part of it is sent. Block ends the stream with an error
 /// event; Redact rewrites the released events' text.
 struct WindowStream {
     guard: Guardrail,
@@ -479,9 +501,21 @@ struct WindowStream {
 
 impl WindowStream {
     fn flush(&mut self, out: &mut Vec<SseEvent>, last: bool) -> Result<(), StreamStop> {
+        let len = self.window.len();
+        let cap = self.guard.cfg.hold_back;
         let mut spans: Vec<Hit> = Vec::new();
+        // Hold back only what may still become (or extend) a match, and never more than `cap`.
+        let mut safe = len;
+        let scan = Scan::new(&self.window);
         for c in &self.checks {
-            for h in c.find(&self.window) {
+            if !last {
+                safe = safe.min(c.stream_hold(&self.window, cap));
+            }
+            for h in c.find_in(&scan) {
+                if !last && c.hit_may_vanish(&self.window, &h) {
+                    safe = safe.min(h.start);
+                    continue;
+                }
                 match c.action {
                     Action::Block => {
                         return Err(StreamStop::Reject(self.guard.blocked(c, &h.label)));
@@ -492,11 +526,7 @@ impl WindowStream {
             }
         }
         spans.sort_by_key(|h| h.start);
-        let mut safe = if last {
-            self.window.len()
-        } else {
-            self.window.len().saturating_sub(self.guard.cfg.hold_back)
-        };
+        safe = safe.max(len.saturating_sub(cap));
         // Never release part of a redaction.
         for s in &spans {
             if s.start < safe && s.end > safe {

@@ -40,7 +40,7 @@ mod guardrail;
 mod layer;
 pub mod moderation;
 
-pub use check::{Action, Applies, Check, Detector, Hit};
+pub use check::{Action, Applies, Check, Detector, Hit, Scan};
 pub use guardrail::{FINDINGS_HEADER, Findings, Guardrail, GuardrailConfig};
 pub use layer::GuardrailLayer;
 pub use moderation::{Moderation, Moderator, OpenAiModerator, Verdict, WebhookModerator};

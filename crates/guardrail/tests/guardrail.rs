@@ -248,6 +248,128 @@ async fn a_prompt_over_the_length_limit_is_refused() {
     assert_eq!(r.json()["error"]["code"], "prompt_too_long");
 }
 
+#[tokio::test]
+async fn a_prompt_over_the_token_limit_is_refused() {
+    let mock = MockProvider::start().await.unwrap();
+    let layer = GuardrailLayer::new(GuardrailConfig::new().check(Check::new(
+        "tokens",
+        Detector::MaxTokens(30),
+        Action::Block,
+    )));
+    let addr = serve(layer.layer(UpstreamClient::new(&mock.url()).unwrap().into_proxy())).await;
+    // "hello world" is 2 tokens plus 7 of chat framing; 40 words are far over 30.
+    let ok = post_json(addr, "/v1/chat/completions", &chat("hello world", false)).await;
+    assert_eq!(ok.status, 200);
+    let r = post_json(
+        addr,
+        "/v1/chat/completions",
+        &chat(&"word ".repeat(40), false),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["code"], "prompt_too_long");
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("limit 30"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(
+        mock.requests().len(),
+        1,
+        "the long prompt never went upstream"
+    );
+}
+
+/// One OpenAI chat chunk event with `text` as its delta.
+fn event(text: &str) -> Bytes {
+    let chunk = json!({"id": "c1", "object": "chat.completion.chunk", "model": "m",
+        "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": null}]});
+    Bytes::from(format!("data: {chunk}\n\n"))
+}
+
+#[tokio::test]
+async fn ordinary_text_flows_on_while_a_guarded_stream_is_still_running() {
+    use http_body_util::BodyExt;
+    use infergate_testkit::{channel_upstream, read_until};
+
+    let (upstream, tx) = channel_upstream();
+    let layer = GuardrailLayer::new(
+        GuardrailConfig::new()
+            .check(
+                Check::new("pii", Detector::Pii(vec![]), Action::Redact).applies(Applies::Response),
+            )
+            .check(
+                Check::new("secrets", Detector::Secrets, Action::Block).applies(Applies::Response),
+            )
+            .check(
+                Check::new(
+                    "deny",
+                    Detector::DenyList(DenyList::new(["project falcon"]).unwrap()),
+                    Action::Block,
+                )
+                .applies(Applies::Response),
+            ),
+    );
+    let addr = serve(layer.layer(upstream)).await;
+    let req = http::Request::post(format!("http://{addr}/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(Bytes::from(
+            chat("hi", true).to_string(),
+        )))
+        .unwrap();
+    let resp = infergate_testkit::client().request(req).await.unwrap();
+    let mut body = resp.into_body();
+    // Far fewer than the 64 bytes of hold-back, yet released while the upstream is still
+    // writing: nothing in it can grow into a match.
+    tx.send(event("Hello there, ")).unwrap();
+    let seen = read_until(&mut body, "Hello there").await;
+    assert!(!seen.contains("[DONE]"));
+    tx.send(event("mail jane@")).unwrap();
+    tx.send(event("example.com thanks ")).unwrap();
+    let seen2 = read_until(&mut body, "[EMAIL]").await;
+    assert!(!seen2.contains("jane"), "{seen2}");
+    tx.send(event("bye.")).unwrap();
+    tx.send(Bytes::from_static(b"data: [DONE]\n\n")).unwrap();
+    drop(tx);
+    let rest = body.collect().await.unwrap().to_bytes();
+    let all = format!("{seen}{seen2}{}", String::from_utf8_lossy(&rest));
+    assert_eq!(delta_text(&all), "Hello there, mail [EMAIL] thanks bye.");
+    assert!(all.ends_with("data: [DONE]\n\n"));
+}
+
+#[tokio::test]
+async fn a_deny_phrase_split_across_chunks_is_caught_and_a_longer_word_is_not() {
+    let upstream = sse_upstream(
+        stream_of(&["The secret", "ary of project fal", "con is here"]),
+        1000,
+    );
+    let layer = GuardrailLayer::new(
+        GuardrailConfig::new().check(
+            Check::new(
+                "deny",
+                Detector::DenyList(DenyList::new(["project falcon", "secret"]).unwrap()),
+                Action::Block,
+            )
+            .applies(Applies::Response),
+        ),
+    );
+    let addr = serve(layer.layer(upstream)).await;
+    let r = post_json(addr, "/v1/chat/completions", &chat("hi", true)).await;
+    let text = r.text();
+    // "secret" turned into "secretary" (not a whole-word match) and was released; the split
+    // phrase was caught before any of it went out.
+    assert_eq!(delta_text(&text), "The secret", "{text}");
+    assert!(text.contains("event: error"), "{text}");
+    assert!(
+        text.contains("project falcon"),
+        "the error names the term: {text}"
+    );
+    assert!(!text.contains("[DONE]"));
+}
+
 mod moderation {
     use std::time::Duration;
 

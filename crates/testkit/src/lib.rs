@@ -119,3 +119,66 @@ pub fn sse_upstream(
         }
     })
 }
+
+/// An SSE upstream whose body the test writes as it goes: each `Bytes` sent on the returned
+/// sender is one body chunk; dropping the sender ends the body. Serves one request.
+pub fn channel_upstream() -> (
+    impl tower::Service<
+        http::Request<infergate_core::Body>,
+        Response = http::Response<infergate_core::Body>,
+        Error = Infallible,
+        Future = impl Send,
+    > + Clone,
+    tokio::sync::mpsc::UnboundedSender<Bytes>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+    let rx = std::sync::Arc::new(std::sync::Mutex::new(Some(rx)));
+    let svc = tower::service_fn(move |_req: http::Request<infergate_core::Body>| {
+        let rx = rx
+            .lock()
+            .unwrap()
+            .take()
+            .expect("channel_upstream serves one request");
+        async move {
+            let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+                let chunk = rx.recv().await?;
+                Some((Ok::<_, Infallible>(http_body::Frame::data(chunk)), rx))
+            });
+            let body = http_body_util::StreamBody::new(stream);
+            let mut resp = http::Response::new(infergate_core::Body::new(body));
+            resp.headers_mut()
+                .insert("content-type", "text/event-stream".parse().unwrap());
+            Ok::<_, Infallible>(resp)
+        }
+    });
+    (svc, tx)
+}
+
+/// Reads `body` until the text received so far contains `needle`; returns that text. Panics
+/// if the body ends first, or (a guard against hanging forever, not a timing check) if
+/// nothing satisfies it within 30 seconds.
+pub async fn read_until<B>(body: &mut B, needle: &str) -> String
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Debug,
+{
+    let mut seen = Vec::new();
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame.unwrap().into_data() {
+                seen.extend_from_slice(&data);
+                if String::from_utf8_lossy(&seen).contains(needle) {
+                    return;
+                }
+            }
+        }
+        panic!(
+            "the body ended before {needle:?}: {}",
+            String::from_utf8_lossy(&seen)
+        );
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), read)
+        .await
+        .unwrap_or_else(|_| panic!("{needle:?} never arrived"));
+    String::from_utf8_lossy(&seen).into_owned()
+}

@@ -134,33 +134,32 @@ impl StreamChain {
     }
 
     fn run(&mut self, mut events: Vec<SseEvent>, out: &mut BytesMut) {
+        // A stage that stops ends the stream at the event that stopped it: what it released
+        // before that still goes through the later stages and out, then the error event.
         let mut stopped_by = None;
         for (name, stage) in &mut self.stages {
             self.next.clear();
+            let mut stopped_here = false;
             for ev in events.drain(..) {
-                if stopped_by.is_some() {
-                    continue; // the stream ends at the event that stopped it
+                if stopped_here {
+                    continue;
                 }
                 if let Err(stop) = stage.on_event(ev, &mut self.next) {
-                    stopped_by = Some(stop_rejection(name, stop));
+                    stopped_here = true;
+                    let rej = stop_rejection(name, stop);
+                    stopped_by.get_or_insert(rej);
                 }
             }
-            if stopped_by.is_some() {
-                break;
-            }
             std::mem::swap(&mut events, &mut self.next);
-        }
-        if let Some(rej) = stopped_by {
-            events.clear();
-            self.next.clear();
-            self.cur = events;
-            self.stop(&rej, out);
-            return;
         }
         for ev in events.drain(..) {
             ev.encode_into(out);
         }
         self.cur = events;
+        if let Some(rej) = stopped_by {
+            self.next.clear();
+            self.stop(&rej, out);
+        }
     }
 
     fn stop(&mut self, rej: &Rejection, out: &mut BytesMut) {

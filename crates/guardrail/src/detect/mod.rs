@@ -5,8 +5,8 @@ mod injection;
 mod pii;
 mod secrets;
 
-pub use deny::{DenyList, PatternError, RegexList};
-pub use injection::{DEFAULT_INJECTION_THRESHOLD, injection_score};
+pub use deny::{DenyList, PatternError, RegexList, ascii_lowercase};
+pub use injection::{DEFAULT_INJECTION_THRESHOLD, injection_score, injection_score_lowered};
 pub use pii::scan_pii;
 pub use secrets::scan_secrets;
 

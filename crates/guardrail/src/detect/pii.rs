@@ -110,10 +110,11 @@ fn numbers(b: &[u8], out: &mut Vec<Finding>) {
         let c = b[i];
         let starts = c.is_ascii_digit()
             || ((c == b'+' || c == b'(') && b.get(i + 1).is_some_and(u8::is_ascii_digit));
-        if !starts
-            || (i > 0
-                && (b[i - 1].is_ascii_alphanumeric() && c.is_ascii_digit() && !iban_head(b, i)))
-        {
+        if !starts {
+            i = next_candidate(b, i + 1);
+            continue;
+        }
+        if i > 0 && (b[i - 1].is_ascii_alphanumeric() && c.is_ascii_digit() && !iban_head(b, i)) {
             // Inside a word: maybe an IBAN's check digits ("GB56..."), handled by iban_head.
             i += 1;
             continue;
@@ -183,6 +184,32 @@ fn numbers(b: &[u8], out: &mut Vec<Finding>) {
         }
         i = ext_end.max(start + 1);
     }
+}
+
+/// The first position at or after `i` holding a byte in `(`..=`9` (digits, `+`, `(` and a few
+/// punctuation marks), skipping eight bytes at a time where there is none: prose is mostly
+/// letters and spaces, and this is what keeps the number scan near memory speed.
+fn next_candidate(b: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // "Has a byte strictly between 0x27 and 0x3A" (Bit Twiddling Hacks, `hasbetween`); bytes
+    // with the high bit set never count, which is right: they are not ASCII digits.
+    let has_between = |x: u64| {
+        let low = x & (ONES * 127);
+        ((ONES * (127 + 0x3A)).wrapping_sub(low) & !x & (low + ONES * (127 - 0x27)) & HIGH) != 0
+    };
+    while let Some(chunk) = b.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        if has_between(u64::from_le_bytes(word)) {
+            break;
+        }
+        i += 8;
+    }
+    while i < b.len() && !(b'('..=b'9').contains(&b[i]) {
+        i += 1;
+    }
+    i
 }
 
 fn iban_head(b: &[u8], i: usize) -> bool {
@@ -412,6 +439,19 @@ fn is_date(groups: &[usize], seps: &[u8], d: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn candidate_skip_equals_byte_scan() {
+        let mut text: Vec<u8> = "Ünïcode prose, with (brackets) + 12 digits; /*:'&\x7f".into();
+        text.extend((0u8..=255).rev());
+        text.extend(b"abcdefghijklmnopqrstuvwxyz 9");
+        for i in 0..=text.len() {
+            let naive = (i..text.len())
+                .find(|&k| (b'('..=b'9').contains(&text[k]))
+                .unwrap_or(text.len());
+            assert_eq!(next_candidate(&text, i), naive, "from {i}");
+        }
+    }
 
     fn kinds(t: &str) -> Vec<(EntityKind, &str)> {
         scan_pii(t)
