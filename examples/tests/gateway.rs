@@ -199,7 +199,7 @@ async fn the_sample_config_with_every_block_serves() {
 #[tokio::test]
 async fn the_sample_guardrail_blocks_secrets_and_redacts_pii() {
     let cfg = Config::parse(include_str!("../gateway/infergate.toml")).unwrap();
-    assert_eq!(cfg.guardrail.as_ref().unwrap().checks.len(), 5);
+    assert_eq!(cfg.guardrail.as_ref().unwrap().checks.len(), 6);
     let (addr, _gw) = start(&cfg).await;
     let secret = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "key AKIAIOSFODNN7EXAMPLE"}]});
     let (s, h, b) = call(addr, "POST", "/v1/chat/completions", Some(secret)).await;
