@@ -62,6 +62,7 @@ pub use error::{BoxError, FailureClass, ProcessorError, RejectKind, Rejection};
 pub use layer::{PipelineBody, PipelineLayer, PipelineService};
 pub use payload::{ApiKind, Payload};
 pub use pipeline::{
-    Decision, Exchange, FailureMode, Phases, Pipeline, PipelineBuilder, Processor, RequestContext,
-    ResponseBody, ResponseContext, RouteDecision, Stage, StreamEnd, StreamProcessor, StreamStop,
+    Decision, Exchange, FailureMode, MODEL_NAME_HEADER, Phases, Pipeline, PipelineBuilder,
+    Processor, RequestContext, ResponseBody, ResponseContext, RouteDecision, Stage, StreamEnd,
+    StreamProcessor, StreamStop,
 };

@@ -1,0 +1,250 @@
+//! The built-in embedder: hashed features, TF-IDF weights, L2-normalised.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use xxhash_rust::xxh3::xxh3_64_with_seed;
+
+use crate::{EmbedError, Embedder, normalize};
+
+/// Hashed word, word-bigram and character n-gram features with TF-IDF weights (signed feature
+/// hashing into [`HashEmbedder::dim`] buckets, sublinear term frequency), L2-normalised.
+///
+/// Deterministic, needs no model and no download, about a microsecond per short text. Lower
+/// case and ASCII punctuation are folded; character n-grams (3 to 5, word-bounded) make it
+/// robust to inflections and typos ("flight", "flights", "fligth"). Fit it on the texts it will
+/// compare (a router fits it on its routes' utterances) so that rare, telling features weigh more
+/// than common ones; unfitted, every feature weighs the same.
+#[derive(Debug, Clone)]
+pub struct HashEmbedder {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    dim: usize,
+    word_weight: f32,
+    bigram_weight: f32,
+    char_weight: f32,
+    /// Inverse document frequency per bucket (empty: unfitted).
+    idf: Vec<f32>,
+    name: String,
+}
+
+/// Configures a [`HashEmbedder`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct HashEmbedderBuilder {
+    dim: usize,
+    word_weight: f32,
+    bigram_weight: f32,
+    char_weight: f32,
+}
+
+impl Default for HashEmbedderBuilder {
+    fn default() -> Self {
+        Self {
+            dim: 2048,
+            word_weight: 1.0,
+            bigram_weight: 0.5,
+            char_weight: 0.35,
+        }
+    }
+}
+
+impl HashEmbedderBuilder {
+    /// Vector dimension (hash buckets; default 2048).
+    pub fn dim(mut self, dim: usize) -> Self {
+        self.dim = dim.max(16);
+        self
+    }
+
+    /// Weights of whole words, word bigrams and character n-grams (default 1.0, 0.5, 0.35).
+    pub fn weights(mut self, word: f32, bigram: f32, char_ngram: f32) -> Self {
+        self.word_weight = word;
+        self.bigram_weight = bigram;
+        self.char_weight = char_ngram;
+        self
+    }
+
+    /// An embedder with uniform feature weights.
+    pub fn build(self) -> HashEmbedder {
+        self.make(Vec::new())
+    }
+
+    /// An embedder whose feature weights are the inverse document frequencies over `corpus`.
+    pub fn fit<I, S>(self, corpus: I) -> HashEmbedder
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut df = vec![0u32; self.dim];
+        let mut n = 0u32;
+        let mut seen = Vec::new();
+        for text in corpus {
+            n += 1;
+            seen.clear();
+            features(text.as_ref(), &mut |h, _| {
+                seen.push((h % self.dim as u64) as usize)
+            });
+            seen.sort_unstable();
+            seen.dedup();
+            for &b in &seen {
+                df[b] += 1;
+            }
+        }
+        let idf = df
+            .iter()
+            .map(|&d| ((1.0 + n as f32) / (1.0 + d as f32)).ln() + 1.0)
+            .collect();
+        self.make(idf)
+    }
+
+    fn make(self, idf: Vec<f32>) -> HashEmbedder {
+        let name = format!(
+            "infergate-hash-{}-{}-{}-{}{}",
+            self.dim,
+            self.word_weight,
+            self.bigram_weight,
+            self.char_weight,
+            if idf.is_empty() { "" } else { "-idf" }
+        );
+        HashEmbedder {
+            inner: Arc::new(Inner {
+                dim: self.dim,
+                word_weight: self.word_weight,
+                bigram_weight: self.bigram_weight,
+                char_weight: self.char_weight,
+                name: if idf.is_empty() {
+                    name
+                } else {
+                    // Different corpora give different vectors: name them apart.
+                    let mut h = 0u64;
+                    for x in &idf {
+                        h = h.rotate_left(5) ^ u64::from(x.to_bits());
+                    }
+                    format!("{name}-{h:016x}")
+                },
+                idf,
+            }),
+        }
+    }
+}
+
+/// Feature kinds, as hash seeds.
+const WORD: u64 = 1;
+const BIGRAM: u64 = 2;
+const CHARS: u64 = 3;
+
+/// Calls `f(hash, kind)` for every feature of `text`.
+fn features(text: &str, f: &mut dyn FnMut(u64, u64)) {
+    let lower = text.to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .map(|w| w.trim_matches('\''))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut buf = String::new();
+    for (i, w) in words.iter().enumerate() {
+        f(xxh3_64_with_seed(w.as_bytes(), WORD), WORD);
+        if let Some(next) = words.get(i + 1) {
+            buf.clear();
+            buf.push_str(w);
+            buf.push(' ');
+            buf.push_str(next);
+            f(xxh3_64_with_seed(buf.as_bytes(), BIGRAM), BIGRAM);
+        }
+        // Character n-grams of " word ", 3 to 5 characters.
+        let padded: Vec<char> = std::iter::once(' ')
+            .chain(w.chars())
+            .chain(std::iter::once(' '))
+            .collect();
+        for n in 3..=5 {
+            for g in padded.windows(n) {
+                buf.clear();
+                buf.extend(g);
+                f(xxh3_64_with_seed(buf.as_bytes(), CHARS), CHARS);
+            }
+        }
+    }
+}
+
+impl HashEmbedder {
+    /// Configure one.
+    pub fn builder() -> HashEmbedderBuilder {
+        HashEmbedderBuilder::default()
+    }
+
+    /// The vector of one text (synchronous; [`Embedder::embed`] maps this over a batch).
+    pub fn embed_one(&self, text: &str) -> Vec<f32> {
+        let d = &self.inner;
+        let mut tf = vec![0.0f32; d.dim];
+        features(text, &mut |h, kind| {
+            let w = match kind {
+                WORD => d.word_weight,
+                BIGRAM => d.bigram_weight,
+                _ => d.char_weight,
+            };
+            let b = (h % d.dim as u64) as usize;
+            // Signed hashing: collisions cancel out on average instead of piling up.
+            let sign = if h >> 63 == 0 { 1.0 } else { -1.0 };
+            tf[b] += sign * w;
+        });
+        for (i, x) in tf.iter_mut().enumerate() {
+            if *x != 0.0 {
+                // Sublinear term frequency, keeping the sign.
+                let s = x.signum() * (1.0 + x.abs().ln_1p());
+                *x = s * d.idf.get(i).copied().unwrap_or(1.0);
+            }
+        }
+        normalize(&mut tf);
+        tf
+    }
+}
+
+impl Default for HashEmbedder {
+    fn default() -> Self {
+        Self::builder().build()
+    }
+}
+
+#[async_trait]
+impl Embedder for HashEmbedder {
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        Ok(texts.iter().map(|t| self.embed_one(t)).collect())
+    }
+
+    fn dim(&self) -> usize {
+        self.inner.dim
+    }
+
+    fn name(&self) -> &str {
+        &self.inner.name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cosine;
+
+    #[test]
+    fn deterministic_normalised_and_meaningful() {
+        let e = HashEmbedder::default();
+        let a = e.embed_one("Book a flight to Paris");
+        assert_eq!(a, e.embed_one("book a flight to paris!"));
+        assert!((a.iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-4);
+        let b = e.embed_one("book flights to paris");
+        let c = e.embed_one("what is the weather tomorrow");
+        assert!(cosine(&a, &b) > cosine(&a, &c) + 0.2);
+        assert!(e.embed_one("").iter().all(|x| *x == 0.0));
+    }
+
+    #[test]
+    fn fitting_names_the_embedder_apart() {
+        let a = HashEmbedder::builder().fit(["a b", "c d"]);
+        let b = HashEmbedder::builder().fit(["a b", "e f"]);
+        assert_ne!(a.name(), b.name());
+        assert_ne!(HashEmbedder::default().name(), a.name());
+    }
+}

@@ -1,0 +1,290 @@
+//! The router: rules, semantic routes, and the processor.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use http::{HeaderMap, HeaderValue};
+use infergate_core::{
+    Decision, FailureMode, Payload, Phases, Processor, ProcessorError, RequestContext,
+    ResponseContext, RouteDecision,
+};
+use infergate_embed::{Embedder, dot, normalize};
+
+use crate::config::{Match, QueryText, RouterConfig, Rule, SemanticRoute, Target};
+use crate::glob::glob_match;
+
+/// The response header that explains a routing decision (with `explain` on).
+pub const ROUTE_HEADER: &str = "x-infergate-route";
+
+/// Why a router could not be built or could not route.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum RouterError {
+    /// The embedder failed.
+    #[error("embedding failed: {0}")]
+    Embed(#[from] infergate_embed::EmbedError),
+    /// A semantic route has no utterances.
+    #[error("semantic route '{0}' has no utterances")]
+    EmptyRoute(String),
+}
+
+/// Routes requests: a [`Processor`] for a [`Pipeline`](infergate_core::Pipeline), or a tower
+/// layer through [`RouterLayer`](crate::RouterLayer). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Router {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    cfg: RouterConfig,
+    embedder: Arc<dyn Embedder>,
+    /// Per semantic route: its normalised centroid.
+    centroids: Vec<Vec<f32>>,
+    /// Per semantic route: its utterance vectors.
+    vectors: Vec<Vec<Vec<f32>>>,
+}
+
+impl Router {
+    /// Builds a router: embeds every utterance of the semantic routes once.
+    pub async fn build(
+        cfg: RouterConfig,
+        embedder: Arc<dyn Embedder>,
+    ) -> Result<Self, RouterError> {
+        let mut centroids = Vec::with_capacity(cfg.semantic.len());
+        let mut vectors = Vec::with_capacity(cfg.semantic.len());
+        for route in &cfg.semantic {
+            if route.utterances.is_empty() {
+                return Err(RouterError::EmptyRoute(route.name.clone()));
+            }
+            let vs = embedder.embed(&route.utterances).await?;
+            let mut c = vec![0.0f32; embedder.dim()];
+            for v in &vs {
+                for (a, b) in c.iter_mut().zip(v) {
+                    *a += b;
+                }
+            }
+            normalize(&mut c);
+            centroids.push(c);
+            vectors.push(vs);
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                cfg,
+                embedder,
+                centroids,
+                vectors,
+            }),
+        })
+    }
+
+    /// The embedder the semantic routes use.
+    pub fn embedder(&self) -> &Arc<dyn Embedder> {
+        &self.inner.embedder
+    }
+
+    /// The semantic routes.
+    pub fn semantic_routes(&self) -> &[SemanticRoute] {
+        &self.inner.cfg.semantic
+    }
+
+    /// The best semantic route for an embedded query and its score, whether or not the score
+    /// reaches the route's threshold.
+    pub fn best_route(&self, query: &[f32]) -> Option<(usize, f32)> {
+        let inner = &self.inner;
+        // Hashed n-gram vectors are sparse: a dot product over their non-zero entries only.
+        let nz: Vec<(usize, f32)> = query
+            .iter()
+            .enumerate()
+            .filter(|(_, x)| **x != 0.0)
+            .map(|(i, x)| (i, *x))
+            .collect();
+        let sparse = nz.len() * 4 < query.len();
+        let score = |i: usize| match inner.cfg.matching {
+            Match::Centroid if sparse => {
+                let c = &inner.centroids[i];
+                nz.iter().map(|&(j, x)| x * c[j]).sum()
+            }
+            Match::Centroid => dot(query, &inner.centroids[i]),
+            Match::Nearest { k } => {
+                let mut sims: Vec<f32> = inner.vectors[i].iter().map(|v| dot(query, v)).collect();
+                let k = k.clamp(1, sims.len());
+                sims.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+                sims[..k].iter().sum::<f32>() / k as f32
+            }
+        };
+        (0..inner.centroids.len())
+            .map(|i| (i, score(i)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+    }
+
+    /// Decides for a request with this requested model, headers and query text. `None`: no
+    /// rule, route or default applies.
+    pub async fn decide_text(
+        &self,
+        model: Option<&str>,
+        headers: &HeaderMap,
+        text: &str,
+    ) -> Result<Option<RouteDecision>, RouterError> {
+        let cfg = &self.inner.cfg;
+        let decided = |rule: String, t: &Target, score: Option<f32>| RouteDecision {
+            backend: Some(t.backend.clone()),
+            model: t.model.clone(),
+            rule: Some(rule),
+            score,
+        };
+        let lowered = text.to_lowercase();
+        for rule in &cfg.rules {
+            match rule {
+                Rule::Alias(name, t) if model == Some(name.as_str()) => {
+                    return Ok(Some(decided(format!("alias:{name}"), t, None)));
+                }
+                Rule::Glob(p, t) if model.is_some_and(|m| glob_match(p, m)) => {
+                    return Ok(Some(decided(format!("glob:{p}"), t, None)));
+                }
+                Rule::Header(name, value, t)
+                    if headers.get_all(name).iter().any(|v| {
+                        value
+                            .as_ref()
+                            .is_none_or(|want| v.to_str().is_ok_and(|v| v == want))
+                    }) =>
+                {
+                    return Ok(Some(decided(format!("header:{name}"), t, None)));
+                }
+                Rule::Keywords(name, words, t) if words.iter().any(|w| has_word(&lowered, w)) => {
+                    return Ok(Some(decided(format!("keywords:{name}"), t, None)));
+                }
+                _ => {}
+            }
+        }
+        if !cfg.semantic.is_empty() && !text.trim().is_empty() {
+            let v = self.inner.embedder.embed(&[text.to_owned()]).await?;
+            if let Some(q) = v.first()
+                && let Some((i, score)) = self.best_route(q)
+            {
+                let route = &cfg.semantic[i];
+                if score >= route.threshold {
+                    return Ok(Some(decided(
+                        format!("semantic:{}", route.name),
+                        &route.target,
+                        Some(score),
+                    )));
+                }
+            }
+        }
+        Ok(cfg
+            .default
+            .as_ref()
+            .map(|t| decided("default".to_owned(), t, None)))
+    }
+
+    /// The text the keyword and semantic rules read from `payload`.
+    pub fn query_text(&self, payload: &Payload) -> String {
+        match self.inner.cfg.query {
+            QueryText::LastUser => payload
+                .last_user_text()
+                .map(std::borrow::Cow::into_owned)
+                .unwrap_or_default(),
+            q => {
+                let mut out = String::new();
+                payload.for_each_text(&mut |t| {
+                    if q == QueryText::Conversation || t.role == "system" {
+                        if !out.is_empty() {
+                            out.push('\n');
+                        }
+                        out.push_str(t.text);
+                    }
+                });
+                out
+            }
+        }
+    }
+}
+
+/// Whether `word` occurs in `text` with no letter or digit right before or after it.
+fn has_word(text: &str, word: &str) -> bool {
+    if word.is_empty() {
+        return false;
+    }
+    let alnum_at = |i: usize, before: bool| {
+        let c = if before {
+            text[..i].chars().next_back()
+        } else {
+            text[i..].chars().next()
+        };
+        c.is_some_and(char::is_alphanumeric)
+    };
+    text.match_indices(word)
+        .any(|(i, m)| !alnum_at(i, true) && !alnum_at(i + m.len(), false))
+}
+
+#[async_trait]
+impl Processor for Router {
+    fn name(&self) -> &str {
+        "router"
+    }
+
+    fn failure_mode(&self) -> FailureMode {
+        self.inner.cfg.failure_mode
+    }
+
+    fn timeout(&self) -> Option<std::time::Duration> {
+        self.inner.cfg.timeout
+    }
+
+    fn phases(&self) -> Phases {
+        if self.inner.cfg.explain {
+            Phases::REQUEST | Phases::RESPONSE
+        } else {
+            Phases::REQUEST
+        }
+    }
+
+    async fn on_request(&self, cx: &mut RequestContext) -> Result<Decision, ProcessorError> {
+        let Some(payload) = cx.payload() else {
+            return Ok(Decision::Continue);
+        };
+        let model = payload.model().map(str::to_owned);
+        let text = self.query_text(payload);
+        let decision = self
+            .decide_text(model.as_deref(), cx.headers(), &text)
+            .await
+            .map_err(|e| ProcessorError::external(e.to_string()).with_source(e))?;
+        let Some(mut d) = decision else {
+            return Ok(Decision::Continue);
+        };
+        tracing::debug!(rule = ?d.rule, backend = ?d.backend, model = ?d.model, score = ?d.score, "routed");
+        if !self.inner.cfg.rewrite_model
+            && let Some(m) = d.model.take()
+        {
+            // Name the model for the backend without rewriting the body.
+            if let Ok(v) = HeaderValue::from_str(&m) {
+                cx.headers_mut()
+                    .insert(infergate_core::MODEL_NAME_HEADER, v);
+            }
+        } else if d.model.is_none()
+            && let Some(m) = &model
+            && let Ok(v) = HeaderValue::from_str(m)
+        {
+            cx.headers_mut()
+                .insert(infergate_core::MODEL_NAME_HEADER, v);
+        }
+        cx.set_route(d);
+        Ok(Decision::Continue)
+    }
+
+    async fn on_response(&self, cx: &mut ResponseContext<'_>) -> Result<Decision, ProcessorError> {
+        if let Some(d) = cx.exchange().route().cloned()
+            && let Some(rule) = &d.rule
+        {
+            let text = match d.score {
+                Some(s) => format!("{rule}; score={s:.3}"),
+                None => rule.clone(),
+            };
+            if let Ok(v) = HeaderValue::from_str(&text) {
+                cx.headers_mut().insert(ROUTE_HEADER, v);
+            }
+        }
+        Ok(Decision::Continue)
+    }
+}

@@ -1,0 +1,171 @@
+//! The router over loopback HTTP in front of the mock provider: what reaches the upstream
+//! (model, `x-gateway-model-name`), what the client is told (`x-infergate-route`), and what an
+//! embedding failure does.
+
+#![allow(clippy::unwrap_used, clippy::pedantic, missing_docs)]
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use infergate_client::UpstreamClient;
+use infergate_core::FailureMode;
+use infergate_embed::{EmbedError, Embedder, HashEmbedder};
+use infergate_mock::MockProvider;
+use infergate_router::{Router, RouterConfig, RouterLayer, SemanticRoute, Target};
+use infergate_testkit::{post_json, send, serve};
+use serde_json::{Value, json};
+use tower::Layer;
+
+fn config() -> RouterConfig {
+    RouterConfig::new()
+        .alias("fast", Target::new("cheap").model("gpt-4o-mini"))
+        .model_glob("claude-*", Target::new("anthropic"))
+        .header("x-tier", Some("premium"), Target::new("big").model("gpt-4o"))
+        .keywords("code", ["rust", "stack trace"], Target::new("big").model("o3"))
+        .semantic(
+            SemanticRoute::new(
+                "billing",
+                [
+                    "how much do i owe this month",
+                    "pay my invoice",
+                    "update the credit card on my account",
+                    "why was i charged twice",
+                ],
+                Target::new("cheap").model("billing-model"),
+            )
+            .threshold(0.25),
+        )
+        .semantic(
+            SemanticRoute::new(
+                "travel",
+                [
+                    "book a flight to paris",
+                    "find me a hotel in rome",
+                    "what gate does my flight leave from",
+                ],
+                Target::new("cheap").model("travel-model"),
+            )
+            .threshold(0.25),
+        )
+        .default_route(Target::new("default").model("gpt-4o-mini"))
+        .explain(true)
+}
+
+async fn router(cfg: RouterConfig) -> Router {
+    let utterances = cfg.utterances();
+    Router::build(cfg, Arc::new(HashEmbedder::builder().fit(utterances)))
+        .await
+        .unwrap()
+}
+
+fn chat(model: &str, text: &str) -> Value {
+    json!({"model": model, "messages": [
+        {"role": "system", "content": "You are helpful."},
+        {"role": "user", "content": text}]})
+}
+
+#[tokio::test]
+async fn each_kind_of_rule_routes_and_explains_itself() {
+    let mock = MockProvider::start().await.unwrap();
+    let layer = RouterLayer::new(router(config()).await);
+    let addr = serve(layer.layer(UpstreamClient::new(&mock.url()).unwrap().into_proxy())).await;
+    let cases = [
+        (chat("fast", "hello"), "alias:fast", "gpt-4o-mini"),
+        (chat("claude-3-5-haiku", "hello"), "glob:claude-*", "claude-3-5-haiku"),
+        (chat("gpt-4o-mini", "my rust build fails"), "keywords:code", "o3"),
+        (chat("gpt-4o-mini", "I want to pay the invoice I got"), "semantic:billing", "billing-model"),
+        (chat("gpt-4o-mini", "book me a flight to berlin"), "semantic:travel", "travel-model"),
+        (chat("gpt-4o-mini", "tell me a joke about cats"), "default", "gpt-4o-mini"),
+    ];
+    for (i, (body, rule, model)) in cases.iter().enumerate() {
+        let r = post_json(addr, "/v1/chat/completions", body).await;
+        assert_eq!(r.status, 200);
+        let explained = r.headers["x-infergate-route"].to_str().unwrap();
+        assert!(explained.starts_with(rule), "{explained} for {body}");
+        let seen = &mock.requests()[i];
+        assert_eq!(seen.json().unwrap()["model"], *model, "{rule}");
+        assert_eq!(seen.headers["x-gateway-model-name"], *model, "{rule}");
+        if rule.starts_with("semantic") {
+            assert!(explained.contains("score=0."), "{explained}");
+        }
+    }
+    // A header rule.
+    let req = http::Request::post(format!("http://{addr}/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .header("x-tier", "premium")
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            chat("gpt-4o-mini", "hello").to_string(),
+        )))
+        .unwrap();
+    let r = send(req).await;
+    assert_eq!(r.headers["x-infergate-route"], "header:x-tier");
+    assert_eq!(mock.requests().last().unwrap().json().unwrap()["model"], "gpt-4o");
+}
+
+#[tokio::test]
+async fn without_rewriting_the_body_is_forwarded_unchanged() {
+    let mock = MockProvider::start().await.unwrap();
+    let layer = RouterLayer::new(router(config().rewrite_model(false)).await);
+    let addr = serve(layer.layer(UpstreamClient::new(&mock.url()).unwrap().into_proxy())).await;
+    let body = chat("fast", "hello");
+    let r = post_json(addr, "/v1/chat/completions", &body).await;
+    assert_eq!(r.status, 200);
+    let seen = &mock.requests()[0];
+    assert_eq!(seen.body, body.to_string().as_bytes(), "byte for byte");
+    assert_eq!(seen.headers["x-gateway-model-name"], "gpt-4o-mini");
+}
+
+#[tokio::test]
+async fn the_query_text_can_be_the_system_prompt() {
+    let cfg = RouterConfig::new()
+        .keywords("support", ["helpful"], Target::new("support"))
+        .query(infergate_router::QueryText::System)
+        .explain(true);
+    let mock = MockProvider::start().await.unwrap();
+    let layer = RouterLayer::new(router(cfg).await);
+    let addr = serve(layer.layer(UpstreamClient::new(&mock.url()).unwrap().into_proxy())).await;
+    let r = post_json(addr, "/v1/chat/completions", &chat("m", "nothing here")).await;
+    assert_eq!(r.headers["x-infergate-route"], "keywords:support");
+}
+
+#[derive(Debug)]
+struct Broken;
+
+#[async_trait]
+impl Embedder for Broken {
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if texts.len() > 1 {
+            // Building the router works; routing a request does not.
+            return Ok(texts.iter().map(|_| vec![1.0, 0.0]).collect());
+        }
+        Err(EmbedError::Upstream("embedding service down".into()))
+    }
+    fn dim(&self) -> usize {
+        2
+    }
+    fn name(&self) -> &str {
+        "broken"
+    }
+}
+
+#[tokio::test]
+async fn an_embedding_failure_follows_the_failure_mode() {
+    let mock = MockProvider::start().await.unwrap();
+    let cfg = |mode| {
+        RouterConfig::new()
+            .semantic(SemanticRoute::new("r", ["a", "b"], Target::new("x").model("routed")))
+            .failure_mode(mode)
+    };
+    for (mode, status) in [(FailureMode::FailOpen, 200), (FailureMode::FailClosed, 502)] {
+        let router = Router::build(cfg(mode), Arc::new(Broken)).await.unwrap();
+        let addr = serve(
+            RouterLayer::new(router).layer(UpstreamClient::new(&mock.url()).unwrap().into_proxy()),
+        )
+        .await;
+        let r = post_json(addr, "/v1/chat/completions", &chat("asked", "hello")).await;
+        assert_eq!(r.status, status, "{mode:?}: {}", r.text());
+    }
+    // Fail-open: the request went on unrouted, with its own model.
+    assert_eq!(mock.requests().len(), 1);
+    assert_eq!(mock.requests()[0].json().unwrap()["model"], "asked");
+}
