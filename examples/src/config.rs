@@ -28,6 +28,147 @@ pub struct Config {
     /// Guardrail checks (absent: off).
     #[serde(default)]
     pub guardrail: Option<GuardrailSection>,
+    /// The router (absent: off).
+    #[serde(default)]
+    pub router: Option<RouterSection>,
+}
+
+/// A backend and, optionally, the model to ask it for.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSection {
+    /// The backend's name (a key of `[backends]`).
+    pub backend: String,
+    /// The model to ask for (default: the requested one).
+    #[serde(default)]
+    pub model: Option<String>,
+}
+
+/// `[router]`: rules and semantic routes that pick the backend and the model.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouterSection {
+    /// `builtin` (hashed n-gram TF-IDF fitted on the utterances; default) or `openai` (an
+    /// OpenAI-compatible `/v1/embeddings`: `embedder_url`, `embedder_model`, `embedder_dim`).
+    #[serde(default)]
+    pub embedder: Option<String>,
+    /// For `openai`: the base URL (`mock` for the embedded mock provider).
+    #[serde(default)]
+    pub embedder_url: Option<String>,
+    /// For `openai`: the model.
+    #[serde(default)]
+    pub embedder_model: Option<String>,
+    /// For `openai`: the vector dimension.
+    #[serde(default)]
+    pub embedder_dim: Option<usize>,
+    /// `last_user` (default), `conversation` or `system`.
+    #[serde(default)]
+    pub query: Option<String>,
+    /// `centroid` (default) or `nearest` (with `nearest_k`, default 5).
+    #[serde(default)]
+    pub matching: Option<String>,
+    /// For `nearest`: how many utterances.
+    #[serde(default)]
+    pub nearest_k: Option<usize>,
+    /// Whether the chosen model replaces the request's `model` (default true).
+    #[serde(default)]
+    pub rewrite_model: Option<bool>,
+    /// Whether responses carry `x-infergate-route` (default false).
+    #[serde(default)]
+    pub explain: Option<bool>,
+    /// Where requests go when nothing matches (default: the endpoint's backend).
+    #[serde(default)]
+    pub default: Option<TargetSection>,
+    /// Model aliases: `name` -> target.
+    #[serde(default)]
+    pub aliases: Vec<AliasSection>,
+    /// Model globs: `pattern` -> target.
+    #[serde(default)]
+    pub globs: Vec<GlobSection>,
+    /// Header matches.
+    #[serde(default)]
+    pub headers: Vec<HeaderRuleSection>,
+    /// Keyword rules.
+    #[serde(default)]
+    pub keywords: Vec<KeywordSection>,
+    /// Semantic routes.
+    #[serde(default)]
+    pub semantic: Vec<SemanticSection>,
+}
+
+/// `[[router.aliases]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AliasSection {
+    /// The model name clients send.
+    pub name: String,
+    /// The backend it goes to.
+    pub backend: String,
+    /// The model to ask for (default: the requested one).
+    #[serde(default)]
+    pub model: Option<String>,
+}
+
+/// `[[router.globs]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlobSection {
+    /// A model-name pattern (`*`, `?`).
+    pub pattern: String,
+    /// The backend it goes to.
+    pub backend: String,
+    /// The model to ask for (default: the requested one).
+    #[serde(default)]
+    pub model: Option<String>,
+}
+
+/// `[[router.headers]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderRuleSection {
+    /// The header's name.
+    pub name: String,
+    /// Its value (absent: any value).
+    #[serde(default)]
+    pub value: Option<String>,
+    /// The backend it goes to.
+    pub backend: String,
+    /// The model to ask for (default: the requested one).
+    #[serde(default)]
+    pub model: Option<String>,
+}
+
+/// `[[router.keywords]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeywordSection {
+    /// The rule's name.
+    pub name: String,
+    /// Words or phrases (whole words, any case).
+    pub words: Vec<String>,
+    /// The backend it goes to.
+    pub backend: String,
+    /// The model to ask for (default: the requested one).
+    #[serde(default)]
+    pub model: Option<String>,
+}
+
+/// `[[router.semantic]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SemanticSection {
+    /// The route's name.
+    pub name: String,
+    /// Example utterances.
+    pub utterances: Vec<String>,
+    /// The least similarity at which this route may win (default 0.5).
+    #[serde(default)]
+    pub threshold: Option<f32>,
+    /// The backend it goes to.
+    pub backend: String,
+    /// The model to ask for (default: the requested one).
+    #[serde(default)]
+    pub model: Option<String>,
 }
 
 /// `[guardrail]`: checks on requests and responses.

@@ -36,13 +36,47 @@ use infergate::guardrail::{
     WebhookModerator,
 };
 
+use infergate::embed::{CachedEmbedder, Embedder, HashEmbedder, OpenAiEmbedder};
+use infergate::router::{Match, QueryText, Router, RouterConfig, SemanticRoute, Target};
+
 use crate::config::{
     BackendConfig, CheckSection, Config, ConfigError, GuardrailSection, ModerationSection,
-    RateLimitSection,
+    RateLimitSection, RouterSection,
 };
 
-/// The service behind one route: the pipeline in front of a backend.
-type Route = PipelineService<Proxy>;
+/// The service behind one route: the pipeline in front of the backends.
+type Route = PipelineService<Dispatch>;
+
+/// Sends a request to the backend the router chose (a
+/// [`RouteDecision`](infergate::core::RouteDecision) in its extensions), or to the endpoint's
+/// own backend.
+#[derive(Clone, Debug)]
+pub struct Dispatch {
+    default: Proxy,
+    backends: Arc<BTreeMap<String, Proxy>>,
+}
+
+impl Service<http::Request<Body>> for Dispatch {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = <Proxy as Service<http::Request<Body>>>::Future;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        let chosen = req
+            .extensions()
+            .get::<infergate::core::RouteDecision>()
+            .and_then(|d| d.backend.as_ref())
+            .and_then(|b| self.backends.get(b));
+        match chosen {
+            Some(p) => p.clone().call(req),
+            None => self.default.call(req),
+        }
+    }
+}
 
 /// The response body of the gateway: a pipeline's, or a small local one (health, 404).
 pub type GatewayBody = Either<PipelineBody<Body>, Full<Bytes>>;
@@ -118,6 +152,12 @@ pub async fn build(config: &Config) -> Result<Gateway, ConfigError> {
     let mut pipeline = Pipeline::builder()
         .max_request_body(config.pipeline.max_request_body_bytes)
         .deadline(Some(Duration::from_millis(config.pipeline.deadline_ms)));
+    // The router first: the rate limiter's per-model limits and token counts then apply to
+    // the model that will really be asked.
+    if let Some(r) = &config.router {
+        let mock_url = mock.as_ref().map(MockProvider::url);
+        pipeline = pipeline.processor(router(r, config, mock_url.as_deref()).await?);
+    }
     // The rate limiter first: it counts every request (blocked ones too) and refunds the
     // tokens of those the guardrail rejects.
     if let Some(rl) = &config.ratelimit {
@@ -131,6 +171,12 @@ pub async fn build(config: &Config) -> Result<Gateway, ConfigError> {
     let pipeline = pipeline.build();
     let layer = PipelineLayer::new(pipeline);
 
+    let proxies: Arc<BTreeMap<String, Proxy>> = Arc::new(
+        clients
+            .iter()
+            .map(|(k, c)| (k.clone(), c.clone().into_proxy()))
+            .collect(),
+    );
     let mut routes = BTreeMap::new();
     let table: [(&[&'static str], Option<&String>); 3] = [
         (
@@ -147,7 +193,10 @@ pub async fn build(config: &Config) -> Result<Gateway, ConfigError> {
         let Some(upstream) = clients.get(&backend) else {
             continue;
         };
-        let svc = layer.layer(upstream.clone().into_proxy());
+        let svc = layer.layer(Dispatch {
+            default: upstream.clone().into_proxy(),
+            backends: proxies.clone(),
+        });
         for path in paths {
             routes.insert(*path, svc.clone());
         }
@@ -413,4 +462,93 @@ pub async fn serve(
     }
     let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
     Ok(())
+}
+
+/// Builds the router from `[router]`: every target must name a backend.
+async fn router(
+    r: &RouterSection,
+    config: &Config,
+    mock_url: Option<&str>,
+) -> Result<Router, ConfigError> {
+    let err = |m: String| ConfigError::Routes(format!("router: {m}"));
+    let target = |backend: &str, model: &Option<String>| -> Result<Target, ConfigError> {
+        if !config.backends.contains_key(backend) {
+            return Err(err(format!("unknown backend '{backend}'")));
+        }
+        let t = Target::new(backend);
+        Ok(match model {
+            Some(m) => t.model(m.clone()),
+            None => t,
+        })
+    };
+    let mut cfg = RouterConfig::new()
+        .explain(r.explain.unwrap_or(false))
+        .rewrite_model(r.rewrite_model.unwrap_or(true));
+    for a in &r.aliases {
+        cfg = cfg.alias(a.name.clone(), target(&a.backend, &a.model)?);
+    }
+    for g in &r.globs {
+        cfg = cfg.model_glob(g.pattern.clone(), target(&g.backend, &g.model)?);
+    }
+    for h in &r.headers {
+        cfg = cfg.header(&h.name, h.value.as_deref(), target(&h.backend, &h.model)?);
+    }
+    for k in &r.keywords {
+        cfg = cfg.keywords(
+            k.name.clone(),
+            k.words.clone(),
+            target(&k.backend, &k.model)?,
+        );
+    }
+    for s in &r.semantic {
+        let mut route = SemanticRoute::new(
+            s.name.clone(),
+            s.utterances.clone(),
+            target(&s.backend, &s.model)?,
+        );
+        if let Some(t) = s.threshold {
+            route = route.threshold(t);
+        }
+        cfg = cfg.semantic(route);
+    }
+    if let Some(d) = &r.default {
+        cfg = cfg.default_route(target(&d.backend, &d.model)?);
+    }
+    cfg = cfg.query(match r.query.as_deref() {
+        None | Some("last_user") => QueryText::LastUser,
+        Some("conversation") => QueryText::Conversation,
+        Some("system") => QueryText::System,
+        Some(other) => return Err(err(format!("unknown query '{other}'"))),
+    });
+    cfg = cfg.matching(match r.matching.as_deref() {
+        None | Some("centroid") => Match::Centroid,
+        Some("nearest") => Match::Nearest {
+            k: r.nearest_k.unwrap_or(5),
+        },
+        Some(other) => return Err(err(format!("unknown matching '{other}'"))),
+    });
+    let embedder: Arc<dyn Embedder> = match r.embedder.as_deref() {
+        None | Some("builtin") => Arc::new(HashEmbedder::builder().fit(cfg.utterances())),
+        Some("openai") => {
+            let url = match r.embedder_url.as_deref() {
+                Some("mock") | None => mock_url
+                    .ok_or_else(|| err("embedder_url = \"mock\" needs a mock backend".into()))?
+                    .to_owned(),
+                Some(u) => u.to_owned(),
+            };
+            let client = UpstreamClient::new(&url).map_err(|e| err(e.to_string()))?;
+            let e = OpenAiEmbedder::new(
+                client,
+                r.embedder_model
+                    .clone()
+                    .unwrap_or_else(|| "text-embedding-3-small".into()),
+                r.embedder_dim.unwrap_or(1536),
+            );
+            Arc::new(CachedEmbedder::new(e, 100_000))
+        }
+        Some(other) => return Err(err(format!("unknown embedder '{other}'"))),
+    };
+    Router::build(cfg, embedder)
+        .await
+        .map_err(|e| err(e.to_string()))
 }

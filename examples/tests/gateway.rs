@@ -237,3 +237,98 @@ fn bad_guardrail_config_is_a_clear_error() {
     .unwrap_err();
     assert!(e.to_string().contains("unknown action 'explode'"), "{e}");
 }
+
+#[tokio::test]
+async fn the_router_sends_requests_to_the_backend_and_model_it_picks() {
+    let a = infergate::mock::MockProvider::start().await.unwrap();
+    let b = infergate::mock::MockProvider::start().await.unwrap();
+    let toml = format!(
+        r#"
+[backends.big]
+url = "{}"
+[backends.small]
+url = "{}"
+[routes]
+chat = "big"
+[router]
+explain = true
+[[router.aliases]]
+name = "fast"
+backend = "small"
+model = "gpt-4o-mini"
+[[router.semantic]]
+name = "travel"
+utterances = ["book a flight to paris", "find me a hotel in rome", "rent a car at the airport"]
+backend = "small"
+model = "travel-model"
+threshold = 0.25
+"#,
+        a.url(),
+        b.url()
+    );
+    let cfg = Config::parse(&toml).unwrap();
+    let (addr, _gw) = start(&cfg).await;
+    let ask = |model: &str, text: &str| json!({"model": model, "messages": [{"role": "user", "content": text}]});
+    let (s, h, _) = call(
+        addr,
+        "POST",
+        "/v1/chat/completions",
+        Some(ask("fast", "hi")),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(h["x-infergate-route"], "alias:fast");
+    let (_, h, _) = call(
+        addr,
+        "POST",
+        "/v1/chat/completions",
+        Some(ask("gpt-4o", "book me a flight to berlin please")),
+    )
+    .await;
+    assert!(
+        h["x-infergate-route"]
+            .to_str()
+            .unwrap()
+            .starts_with("semantic:travel")
+    );
+    let (_, h, _) = call(
+        addr,
+        "POST",
+        "/v1/chat/completions",
+        Some(ask("gpt-4o", "a poem")),
+    )
+    .await;
+    assert!(
+        h.get("x-infergate-route").is_none(),
+        "no rule: the endpoint's backend"
+    );
+    // What each backend saw.
+    let small: Vec<Value> = b.requests().iter().map(|r| r.json().unwrap()).collect();
+    assert_eq!(small.len(), 2);
+    assert_eq!(small[0]["model"], "gpt-4o-mini");
+    assert_eq!(small[1]["model"], "travel-model");
+    assert_eq!(
+        b.requests()[1].headers["x-gateway-model-name"],
+        "travel-model"
+    );
+    let big: Vec<Value> = a.requests().iter().map(|r| r.json().unwrap()).collect();
+    assert_eq!(big.len(), 1);
+    assert_eq!(big[0]["model"], "gpt-4o");
+}
+
+#[tokio::test]
+async fn a_router_target_must_name_a_backend() {
+    let cfg = Config::parse(
+        r#"
+[backends.mock]
+url = "mock"
+[router]
+[[router.aliases]]
+name = "fast"
+backend = "nowhere"
+"#,
+    )
+    .unwrap();
+    let err = gateway::build(&cfg).await.unwrap_err().to_string();
+    assert!(err.contains("unknown backend 'nowhere'"), "{err}");
+}

@@ -46,13 +46,11 @@ impl<E: Embedder> Embedder for CachedEmbedder<E> {
         let mut out: Vec<Option<Vec<f32>>> = Vec::with_capacity(texts.len());
         let mut missing = Vec::new();
         for (i, k) in keys.iter().enumerate() {
-            match self.cache.get(k).await {
-                Some(v) => out.push(Some(v.as_ref().clone())),
-                None => {
-                    out.push(None);
-                    missing.push(i);
-                }
+            let hit = self.cache.get(k).await;
+            if hit.is_none() {
+                missing.push(i);
             }
+            out.push(hit.map(|v| v.as_ref().clone()));
         }
         if !missing.is_empty() {
             let batch: Vec<String> = missing.iter().map(|&i| texts[i].clone()).collect();

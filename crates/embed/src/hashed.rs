@@ -85,7 +85,7 @@ impl HashEmbedderBuilder {
             n += 1;
             seen.clear();
             features(text.as_ref(), &mut |h, _| {
-                seen.push((h % self.dim as u64) as usize)
+                seen.push((h % self.dim as u64) as usize);
             });
             seen.sort_unstable();
             seen.dedup();

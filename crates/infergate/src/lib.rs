@@ -32,11 +32,14 @@
 //! | `ratelimit` | yes  | `infergate-ratelimit` | token and request rate limits, reserve then reconcile    |
 //! | `redis`  | no      | `infergate-ratelimit` | the shared Redis store for the rate limiter              |
 //! | `guardrail` | yes  | `infergate-guardrail` | PII, secrets, deny lists: block, redact, annotate; streams too |
+//! | `router` | yes     | `infergate-router` | model aliases, globs, header/keyword rules, semantic routes |
+//! | `embed`  | yes (router) | `infergate-embed` | embedders: built-in hashed TF-IDF, OpenAI-compatible, cache |
+//! | `candle` | no      | `infergate-embed`  | local all-MiniLM-L6-v2 with candle (a long build)           |
 //! | `mock`   | no      | `infergate-mock`   | mock LLM provider for tests, benchmarks and demos           |
-//! | `full`   | no      | all of the above   |                                                             |
+//! | `full`   | no      | all of the above but `candle` |                                                  |
 //!
-//! The other building blocks (router, cache, provider auth, failover) each join as a feature of
-//! their own as they land.
+//! The other building blocks (cache, provider auth, failover) each join as a feature of their
+//! own as they land.
 
 pub use infergate_core as core;
 
@@ -51,3 +54,9 @@ pub use infergate_ratelimit as ratelimit;
 
 #[cfg(feature = "guardrail")]
 pub use infergate_guardrail as guardrail;
+
+#[cfg(feature = "embed")]
+pub use infergate_embed as embed;
+
+#[cfg(feature = "router")]
+pub use infergate_router as router;

@@ -95,7 +95,9 @@ async fn main() {
         }
         #[cfg(feature = "candle")]
         "minilm" => {
-            let dir = std::env::args().nth(2).unwrap_or_else(|| "target/minilm".into());
+            let dir = std::env::args()
+                .nth(2)
+                .unwrap_or_else(|| "target/minilm".into());
             Arc::new(infergate_embed::MiniLm::load(dir).unwrap())
         }
         other => panic!("unknown embedder {other} (hash, or minilm with --features candle)"),
@@ -141,7 +143,11 @@ async fn main() {
         }
         let mut cfg = RouterConfig::new().matching(matching);
         for (intent, utts) in &by_intent {
-            cfg = cfg.semantic(SemanticRoute::new(*intent, utts.clone(), Target::new(*intent)));
+            cfg = cfg.semantic(SemanticRoute::new(
+                *intent,
+                utts.clone(),
+                Target::new(*intent),
+            ));
         }
         let router = Router::build(cfg, cached.clone()).await.unwrap();
         let pv = predict(&router, &val);

@@ -107,7 +107,14 @@ impl Router {
             }
             Match::Centroid => dot(query, &inner.centroids[i]),
             Match::Nearest { k } => {
-                let mut sims: Vec<f32> = inner.vectors[i].iter().map(|v| dot(query, v)).collect();
+                let sim = |v: &Vec<f32>| {
+                    if sparse {
+                        nz.iter().map(|&(j, x)| x * v[j]).sum()
+                    } else {
+                        dot(query, v)
+                    }
+                };
+                let mut sims: Vec<f32> = inner.vectors[i].iter().map(sim).collect();
                 let k = k.clamp(1, sims.len());
                 sims.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
                 sims[..k].iter().sum::<f32>() / k as f32

@@ -20,8 +20,16 @@ fn config() -> RouterConfig {
     RouterConfig::new()
         .alias("fast", Target::new("cheap").model("gpt-4o-mini"))
         .model_glob("claude-*", Target::new("anthropic"))
-        .header("x-tier", Some("premium"), Target::new("big").model("gpt-4o"))
-        .keywords("code", ["rust", "stack trace"], Target::new("big").model("o3"))
+        .header(
+            "x-tier",
+            Some("premium"),
+            Target::new("big").model("gpt-4o"),
+        )
+        .keywords(
+            "code",
+            ["rust", "stack trace"],
+            Target::new("big").model("o3"),
+        )
         .semantic(
             SemanticRoute::new(
                 "billing",
@@ -71,11 +79,31 @@ async fn each_kind_of_rule_routes_and_explains_itself() {
     let addr = serve(layer.layer(UpstreamClient::new(&mock.url()).unwrap().into_proxy())).await;
     let cases = [
         (chat("fast", "hello"), "alias:fast", "gpt-4o-mini"),
-        (chat("claude-3-5-haiku", "hello"), "glob:claude-*", "claude-3-5-haiku"),
-        (chat("gpt-4o-mini", "my rust build fails"), "keywords:code", "o3"),
-        (chat("gpt-4o-mini", "I want to pay the invoice I got"), "semantic:billing", "billing-model"),
-        (chat("gpt-4o-mini", "book me a flight to berlin"), "semantic:travel", "travel-model"),
-        (chat("gpt-4o-mini", "tell me a joke about cats"), "default", "gpt-4o-mini"),
+        (
+            chat("claude-3-5-haiku", "hello"),
+            "glob:claude-*",
+            "claude-3-5-haiku",
+        ),
+        (
+            chat("gpt-4o-mini", "my rust build fails"),
+            "keywords:code",
+            "o3",
+        ),
+        (
+            chat("gpt-4o-mini", "I want to pay the invoice I got"),
+            "semantic:billing",
+            "billing-model",
+        ),
+        (
+            chat("gpt-4o-mini", "book me a flight to berlin"),
+            "semantic:travel",
+            "travel-model",
+        ),
+        (
+            chat("gpt-4o-mini", "tell me a joke about cats"),
+            "default",
+            "gpt-4o-mini",
+        ),
     ];
     for (i, (body, rule, model)) in cases.iter().enumerate() {
         let r = post_json(addr, "/v1/chat/completions", body).await;
@@ -99,7 +127,10 @@ async fn each_kind_of_rule_routes_and_explains_itself() {
         .unwrap();
     let r = send(req).await;
     assert_eq!(r.headers["x-infergate-route"], "header:x-tier");
-    assert_eq!(mock.requests().last().unwrap().json().unwrap()["model"], "gpt-4o");
+    assert_eq!(
+        mock.requests().last().unwrap().json().unwrap()["model"],
+        "gpt-4o"
+    );
 }
 
 #[tokio::test]
@@ -153,7 +184,11 @@ async fn an_embedding_failure_follows_the_failure_mode() {
     let mock = MockProvider::start().await.unwrap();
     let cfg = |mode| {
         RouterConfig::new()
-            .semantic(SemanticRoute::new("r", ["a", "b"], Target::new("x").model("routed")))
+            .semantic(SemanticRoute::new(
+                "r",
+                ["a", "b"],
+                Target::new("x").model("routed"),
+            ))
             .failure_mode(mode)
     };
     for (mode, status) in [(FailureMode::FailOpen, 200), (FailureMode::FailClosed, 502)] {
