@@ -166,6 +166,17 @@ impl Payload {
         Ok(Bytes::from(v))
     }
 
+    /// The payload as a JSON value (what [`Payload::to_bytes`] would write).
+    pub fn to_value(&self) -> Result<Value, serde_json::Error> {
+        match self {
+            Self::Chat(r) => serde_json::to_value(r),
+            Self::Embeddings(r) => serde_json::to_value(r),
+            Self::Responses(r) => serde_json::to_value(r),
+            Self::Messages(r) => serde_json::to_value(r),
+            Self::Other(v) => Ok(v.clone()),
+        }
+    }
+
     /// The API this payload belongs to.
     pub fn api(&self) -> ApiKind {
         match self {

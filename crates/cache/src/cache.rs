@@ -1,0 +1,551 @@
+//! The cache processor.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode};
+use infergate_core::sse::SseEvent;
+use infergate_core::{
+    ApiKind, Body, Decision, FailureMode, Payload, Phases, Processor, ProcessorError,
+    RequestContext, ResponseBody, ResponseContext, StreamEnd, StreamProcessor, StreamStop,
+};
+use infergate_embed::Embedder;
+use tokio::sync::watch;
+
+use crate::Answer;
+use crate::answer::{ChatAssembler, chat_to_sse};
+use crate::key::{TenantScope, exact_key, semantic_scope};
+use crate::semantic::SemanticIndex;
+use crate::store::{CacheStore, MemoryStore};
+
+/// The response header that says what the cache did: `HIT`, `MISS` or `BYPASS`.
+pub const CACHE_HEADER: &str = "x-cache";
+/// On a semantic hit: the similarity of the cached request.
+pub const SIMILARITY_HEADER: &str = "x-cache-similarity";
+/// A request header that skips the cache (`x-infergate-cache: bypass`).
+pub const BYPASS_HEADER: &str = "x-infergate-cache";
+
+/// The semantic part of the cache.
+#[derive(Debug, Clone)]
+pub struct SemanticConfig {
+    embedder: Arc<dyn Embedder>,
+    threshold: f32,
+    index: Arc<SemanticIndex>,
+    nonzero_temperature: bool,
+}
+
+impl SemanticConfig {
+    /// Semantic lookups with `embedder`, answering when the similarity reaches `threshold`
+    /// (cosine; 0.95 is a cautious start).
+    pub fn new(embedder: Arc<dyn Embedder>, threshold: f32) -> Self {
+        Self {
+            embedder,
+            threshold,
+            index: Arc::new(SemanticIndex::new(100_000)),
+            nonzero_temperature: false,
+        }
+    }
+
+    /// The index (to share it, or bound it differently).
+    #[must_use]
+    pub fn index(mut self, index: Arc<SemanticIndex>) -> Self {
+        self.index = index;
+        self
+    }
+
+    /// Whether requests with a temperature above 0 (or none given, which means 1) may be
+    /// answered semantically (default: no — a sampled answer to a similar question is a guess).
+    #[must_use]
+    pub fn nonzero_temperature(mut self, yes: bool) -> Self {
+        self.nonzero_temperature = yes;
+        self
+    }
+}
+
+/// Configures a [`Cache`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct CacheConfig {
+    store: Arc<dyn CacheStore>,
+    ttl: Duration,
+    tenant: TenantScope,
+    secret: Vec<u8>,
+    nonzero_temperature: bool,
+    semantic: Option<SemanticConfig>,
+    single_flight: Option<Duration>,
+    failure_mode: FailureMode,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            store: Arc::new(MemoryStore::default()),
+            ttl: Duration::from_secs(3600),
+            tenant: TenantScope::ApiKey,
+            secret: b"infergate".to_vec(),
+            nonzero_temperature: true,
+            semantic: None,
+            single_flight: Some(Duration::from_secs(120)),
+            failure_mode: FailureMode::FailOpen,
+        }
+    }
+}
+
+impl CacheConfig {
+    /// Exact caching in memory, one hour, scoped by API key, single-flight on.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Where exact entries live (default: [`MemoryStore::default`]).
+    pub fn store(mut self, store: Arc<dyn CacheStore>) -> Self {
+        self.store = store;
+        self
+    }
+
+    /// How long entries live (default one hour).
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Who shares entries (default: [`TenantScope::ApiKey`]).
+    pub fn tenant(mut self, scope: TenantScope) -> Self {
+        self.tenant = scope;
+        self
+    }
+
+    /// A secret mixed into every key (set the same one on replicas sharing a Redis store), so
+    /// that nobody can compute another request's key.
+    pub fn key_secret(mut self, secret: impl Into<Vec<u8>>) -> Self {
+        self.secret = secret.into();
+        self
+    }
+
+    /// Whether the exact cache answers requests with a temperature above 0 (default: yes — the
+    /// request is the same, and a stored answer is one the model could have given).
+    pub fn nonzero_temperature(mut self, yes: bool) -> Self {
+        self.nonzero_temperature = yes;
+        self
+    }
+
+    /// Adds the semantic cache.
+    pub fn semantic(mut self, semantic: SemanticConfig) -> Self {
+        self.semantic = Some(semantic);
+        self
+    }
+
+    /// Concurrent identical requests wait up to `wait` for the first one's answer instead of
+    /// going upstream (`None`: off). Default: on, two minutes.
+    pub fn single_flight(mut self, wait: Option<Duration>) -> Self {
+        self.single_flight = wait;
+        self
+    }
+
+    /// What a store failure does (default `FailOpen`: the request goes upstream as a miss).
+    pub fn failure_mode(mut self, mode: FailureMode) -> Self {
+        self.failure_mode = mode;
+        self
+    }
+}
+
+type Flight = watch::Receiver<Option<Option<Arc<Answer>>>>;
+
+#[derive(Debug, Default)]
+struct Flights {
+    map: Mutex<HashMap<u128, Flight>>,
+}
+
+/// The first of concurrent identical requests: publishes its answer (or its failure) to the
+/// others when it ends, whatever way it ends.
+#[derive(Debug)]
+struct Leader {
+    key: u128,
+    tx: watch::Sender<Option<Option<Arc<Answer>>>>,
+    flights: Arc<Flights>,
+}
+
+impl Leader {
+    fn publish(&self, answer: Option<Arc<Answer>>) {
+        if let Ok(mut m) = self.flights.map.lock() {
+            m.remove(&self.key);
+        }
+        self.tx.send_if_modified(|v| {
+            if v.is_none() {
+                *v = Some(answer);
+                true
+            } else {
+                false
+            }
+        });
+    }
+}
+
+impl Drop for Leader {
+    fn drop(&mut self) {
+        self.publish(None);
+    }
+}
+
+/// What the request phase leaves for the response phases.
+#[derive(Debug, Clone)]
+struct Pending {
+    outcome: &'static str,
+    key: Option<u128>,
+    api: ApiKind,
+    store: bool,
+    semantic: Option<(u128, Vec<f32>)>,
+    leader: Option<Arc<Leader>>,
+}
+
+/// The response cache: a [`Processor`] (or a tower layer through
+/// [`CacheLayer`](crate::CacheLayer)). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    cfg: Arc<CacheConfig>,
+    flights: Arc<Flights>,
+}
+
+fn temperature(p: &Payload) -> f64 {
+    match p {
+        Payload::Chat(r) => r
+            .extra
+            .get("temperature")
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(1.0),
+        _ => 0.0,
+    }
+}
+
+fn wants_stream(p: &Payload) -> (bool, bool) {
+    match p {
+        Payload::Chat(r) => {
+            let usage = r
+                .stream_options
+                .as_ref()
+                .and_then(|o| o.include_usage)
+                .unwrap_or(false);
+            (p.is_stream(), usage)
+        }
+        _ => (false, false),
+    }
+}
+
+impl Cache {
+    /// A cache with `config`.
+    pub fn new(config: CacheConfig) -> Self {
+        Self {
+            cfg: Arc::new(config),
+            flights: Arc::new(Flights::default()),
+        }
+    }
+
+    /// The answer as the client asked for it: a JSON body, or a replayed SSE stream.
+    fn respond(
+        answer: &Answer,
+        stream: bool,
+        include_usage: bool,
+        similarity: Option<f32>,
+    ) -> Decision {
+        let (ct, body) = if stream && answer.api == ApiKind::ChatCompletions {
+            match serde_json::from_slice(&answer.body) {
+                Ok(v) => ("text/event-stream", chat_to_sse(&v, include_usage)),
+                Err(_) => ("application/json", answer.body.clone()),
+            }
+        } else {
+            ("application/json", answer.body.clone())
+        };
+        let mut resp = http::Response::new(Body::full(body));
+        let h = resp.headers_mut();
+        h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(ct));
+        h.insert(CACHE_HEADER, HeaderValue::from_static("HIT"));
+        if let Some(s) = similarity
+            && let Ok(v) = HeaderValue::from_str(&format!("{s:.4}"))
+        {
+            h.insert(SIMILARITY_HEADER, v);
+        }
+        Decision::Respond(resp)
+    }
+
+    async fn get(&self, key: u128) -> Result<Option<Answer>, ProcessorError> {
+        match self.cfg.store.get(key).await {
+            Ok(a) => Ok(a),
+            Err(e) if self.cfg.failure_mode == FailureMode::FailOpen => {
+                tracing::warn!(error = %e, "cache store unavailable; treating as a miss");
+                Ok(None)
+            }
+            Err(e) => Err(ProcessorError::external(e.to_string()).with_source(e)),
+        }
+    }
+
+    fn store(&self, key: u128, answer: Answer, semantic: Option<(u128, Vec<f32>)>) {
+        if let (Some(sem), Some((scope, v))) = (&self.cfg.semantic, semantic) {
+            sem.index.insert(scope, &v, key);
+        }
+        let store = self.cfg.store.clone();
+        let ttl = self.cfg.ttl;
+        let fut = async move {
+            if let Err(e) = store.put(key, answer, ttl).await {
+                tracing::warn!(error = %e, "cache store unavailable; answer not stored");
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => {
+                h.spawn(fut);
+            }
+            Err(_) => tracing::warn!("no tokio runtime; answer not stored"),
+        }
+    }
+}
+
+#[async_trait]
+impl Processor for Cache {
+    fn name(&self) -> &str {
+        "cache"
+    }
+
+    fn failure_mode(&self) -> FailureMode {
+        self.cfg.failure_mode
+    }
+
+    fn phases(&self) -> Phases {
+        Phases::ALL
+    }
+
+    async fn on_request(&self, cx: &mut RequestContext) -> Result<Decision, ProcessorError> {
+        let Some(payload) = cx.payload() else {
+            return Ok(Decision::Continue);
+        };
+        let api = cx.api();
+        if !matches!(api, ApiKind::ChatCompletions | ApiKind::Embeddings) {
+            return Ok(Decision::Continue);
+        }
+        let bypass = |cx: &mut RequestContext| {
+            cx.state_mut().insert(Pending {
+                outcome: "BYPASS",
+                key: None,
+                api,
+                store: false,
+                semantic: None,
+                leader: None,
+            });
+            Ok(Decision::Continue)
+        };
+        let headers = cx.headers();
+        let cc = headers
+            .get_all(http::header::CACHE_CONTROL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|d| d.trim().to_ascii_lowercase())
+            .collect::<Vec<_>>();
+        let no_store = cc.iter().any(|d| d == "no-store");
+        let no_cache = cc.iter().any(|d| d == "no-cache");
+        let skip = headers
+            .get(BYPASS_HEADER)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"bypass"));
+        let temp = temperature(payload);
+        if skip || (no_store && no_cache) || (temp > 0.0 && !self.cfg.nonzero_temperature) {
+            return bypass(cx);
+        }
+        let tenant = self.cfg.tenant.tenant(headers);
+        let Some(key) = exact_key(&self.cfg.secret, &tenant, api, payload) else {
+            return bypass(cx);
+        };
+        let (stream, include_usage) = wants_stream(payload);
+        if !no_cache {
+            if let Some(a) = self.get(key).await? {
+                return Ok(Self::respond(&a, stream, include_usage, None));
+            }
+        }
+        let mut semantic = None;
+        if let Some(sem) = &self.cfg.semantic
+            && (temp == 0.0 || sem.nonzero_temperature)
+            && let Some((scope, query)) = semantic_scope(&self.cfg.secret, &tenant, payload)
+        {
+            match sem.embedder.embed(&[query]).await {
+                Ok(mut v) if !v.is_empty() => {
+                    let q = v.swap_remove(0);
+                    if !no_cache
+                        && let Some((k, score)) = sem.index.nearest(scope, &q)
+                        && score >= sem.threshold
+                        && let Some(a) = self.get(k).await?
+                    {
+                        return Ok(Self::respond(&a, stream, include_usage, Some(score)));
+                    }
+                    semantic = Some((scope, q));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "semantic cache: embedding failed; exact only")
+                }
+            }
+        }
+        let mut leader = None;
+        if let Some(wait) = self.cfg.single_flight
+            && !no_store
+        {
+            let existing = {
+                let mut m = self
+                    .flights
+                    .map
+                    .lock()
+                    .map_err(|_| ProcessorError::processor("single-flight lock poisoned"))?;
+                match m.get(&key) {
+                    Some(rx) => Some(rx.clone()),
+                    None => {
+                        let (tx, rx) = watch::channel(None);
+                        m.insert(key, rx);
+                        leader = Some(Arc::new(Leader {
+                            key,
+                            tx,
+                            flights: self.flights.clone(),
+                        }));
+                        None
+                    }
+                }
+            };
+            if let Some(mut rx) = existing {
+                let got = tokio::time::timeout(wait, rx.wait_for(Option::is_some)).await;
+                if let Ok(Ok(v)) = got
+                    && let Some(Some(a)) = v.clone()
+                {
+                    return Ok(Self::respond(&a, stream, include_usage, None));
+                }
+                // The first one failed or took too long: go upstream ourselves.
+            }
+        }
+        cx.state_mut().insert(Pending {
+            outcome: "MISS",
+            key: Some(key),
+            api,
+            store: !no_store,
+            semantic,
+            leader,
+        });
+        Ok(Decision::Continue)
+    }
+
+    async fn on_response(&self, cx: &mut ResponseContext<'_>) -> Result<Decision, ProcessorError> {
+        let Some(p) = cx.exchange().state().get::<Pending>().cloned() else {
+            return Ok(Decision::Continue);
+        };
+        cx.headers_mut()
+            .insert(CACHE_HEADER, HeaderValue::from_static(p.outcome));
+        if cx.status() != StatusCode::OK
+            && let Some(l) = &p.leader
+        {
+            l.publish(None);
+        }
+        Ok(Decision::Continue)
+    }
+
+    async fn on_response_body(
+        &self,
+        cx: &mut ResponseContext<'_>,
+        body: &mut ResponseBody,
+    ) -> Result<Decision, ProcessorError> {
+        let Some(p) = cx.exchange_mut().state_mut().remove::<Pending>() else {
+            return Ok(Decision::Continue);
+        };
+        if let (Some(key), true, StatusCode::OK) = (p.key, p.store, cx.status()) {
+            if body.json().is_some() {
+                let answer = Answer {
+                    api: p.api,
+                    body: body.bytes().clone(),
+                };
+                if let Some(l) = &p.leader {
+                    l.publish(Some(Arc::new(answer.clone())));
+                }
+                self.store(key, answer, p.semantic);
+            }
+        }
+        Ok(Decision::Continue)
+    }
+
+    fn on_stream(&self, cx: &mut ResponseContext<'_>) -> Option<Box<dyn StreamProcessor>> {
+        let p = cx.exchange_mut().state_mut().remove::<Pending>()?;
+        let key = p.key?;
+        if !p.store || cx.status() != StatusCode::OK || p.api != ApiKind::ChatCompletions {
+            return None;
+        }
+        Some(Box::new(Tee {
+            cache: self.clone(),
+            key,
+            semantic: p.semantic,
+            leader: p.leader,
+            assembler: ChatAssembler::default(),
+            failed: false,
+        }))
+    }
+
+    fn on_upstream_error(&self, exchange: &mut infergate_core::Exchange) {
+        if let Some(p) = exchange.state_mut().remove::<Pending>()
+            && let Some(l) = p.leader
+        {
+            l.publish(None);
+        }
+    }
+}
+
+/// A streamed miss: every event goes to the client as it comes; a copy is assembled into a
+/// whole completion, stored only if the stream ends normally.
+struct Tee {
+    cache: Cache,
+    key: u128,
+    semantic: Option<(u128, Vec<f32>)>,
+    leader: Option<Arc<Leader>>,
+    assembler: ChatAssembler,
+    failed: bool,
+}
+
+impl StreamProcessor for Tee {
+    fn on_event(&mut self, event: SseEvent, out: &mut Vec<SseEvent>) -> Result<(), StreamStop> {
+        if !self.failed {
+            if event.event_type().is_some_and(|t| t == "error") {
+                self.failed = true;
+            } else if let Some(d) = event.data_str().filter(|_| !event.is_done()) {
+                match serde_json::from_str::<serde_json::Value>(d) {
+                    Ok(v) if v.get("error").is_some() => self.failed = true,
+                    Ok(v) => self.assembler.push(&v),
+                    Err(_) => self.failed = true,
+                }
+            }
+        }
+        out.push(event);
+        Ok(())
+    }
+
+    fn on_end(&mut self, end: StreamEnd, _out: &mut Vec<SseEvent>) -> Result<(), StreamStop> {
+        let assembled = std::mem::take(&mut self.assembler);
+        let leader = self.leader.take();
+        if end != StreamEnd::Completed || self.failed {
+            tracing::debug!(?end, "cache: stream did not complete; not stored");
+            if let Some(l) = leader {
+                l.publish(None);
+            }
+            return Ok(());
+        }
+        match assembled.finish().and_then(|v| serde_json::to_vec(&v).ok()) {
+            Some(json) => {
+                let answer = Answer {
+                    api: ApiKind::ChatCompletions,
+                    body: Bytes::from(json),
+                };
+                if let Some(l) = leader {
+                    l.publish(Some(Arc::new(answer.clone())));
+                }
+                self.cache.store(self.key, answer, self.semantic.take());
+            }
+            None => {
+                if let Some(l) = leader {
+                    l.publish(None);
+                }
+            }
+        }
+        Ok(())
+    }
+}

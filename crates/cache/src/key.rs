@@ -1,0 +1,193 @@
+//! Cache keys: a canonical hash of what changes the answer, scoped by tenant.
+
+use http::HeaderMap;
+use infergate_core::{ApiKind, Payload};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use xxhash_rust::xxh3::Xxh3;
+
+/// Top-level request fields that do not change the answer and are left out of the key.
+pub(crate) const IGNORED_FIELDS: &[&str] = &[
+    "stream",
+    "stream_options",
+    "user",
+    "metadata",
+    "store",
+    "service_tier",
+    "prompt_cache_key",
+    "safety_identifier",
+];
+
+/// Who a cache entry belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TenantScope {
+    /// The hash of the client's API key (`Authorization: Bearer`, `x-api-key`, `api-key`);
+    /// requests without one share the anonymous tenant.
+    ApiKey,
+    /// The value of this header.
+    Header(http::HeaderName),
+    /// Everyone shares entries (only for single-tenant deployments).
+    Shared,
+}
+
+impl TenantScope {
+    /// The tenant of a request: a SHA-256 of the credential or header value, never the value.
+    pub(crate) fn tenant(&self, headers: &HeaderMap) -> [u8; 32] {
+        let raw: Option<&[u8]> = match self {
+            Self::ApiKey => headers
+                .get(http::header::AUTHORIZATION)
+                .or_else(|| headers.get("x-api-key"))
+                .or_else(|| headers.get("api-key"))
+                .map(http::HeaderValue::as_bytes),
+            Self::Header(h) => headers.get(h).map(http::HeaderValue::as_bytes),
+            Self::Shared => None,
+        };
+        let mut h = Sha256::new();
+        h.update(b"infergate-cache-tenant\0");
+        h.update(raw.unwrap_or(b""));
+        h.finalize().into()
+    }
+}
+
+/// Feeds a JSON value into `h` in a canonical form: object keys sorted, so that field order
+/// never matters; every value tagged by its type.
+pub(crate) fn hash_value(v: &Value, h: &mut Xxh3) {
+    match v {
+        Value::Null => h.update(b"n"),
+        Value::Bool(b) => h.update(if *b { b"t" } else { b"f" }),
+        Value::Number(n) => {
+            h.update(b"#");
+            h.update(n.to_string().as_bytes());
+            h.update(b";");
+        }
+        Value::String(s) => {
+            h.update(b"s");
+            h.update(&(s.len() as u64).to_le_bytes());
+            h.update(s.as_bytes());
+        }
+        Value::Array(a) => {
+            h.update(b"[");
+            h.update(&(a.len() as u64).to_le_bytes());
+            for x in a {
+                hash_value(x, h);
+            }
+        }
+        Value::Object(o) => {
+            let mut keys: Vec<&String> = o.keys().collect();
+            keys.sort_unstable();
+            h.update(b"{");
+            h.update(&(keys.len() as u64).to_le_bytes());
+            for k in keys {
+                h.update(&(k.len() as u64).to_le_bytes());
+                h.update(k.as_bytes());
+                hash_value(&o[k], h);
+            }
+        }
+    }
+}
+
+/// The exact key of a request: tenant, API, and the canonical request minus
+/// [`IGNORED_FIELDS`]. `None` when the payload cannot be represented as JSON.
+pub(crate) fn exact_key(
+    secret: &[u8],
+    tenant: &[u8; 32],
+    api: ApiKind,
+    p: &Payload,
+) -> Option<u128> {
+    let Ok(Value::Object(mut o)) = p.to_value() else {
+        return None;
+    };
+    for f in IGNORED_FIELDS {
+        o.remove(*f);
+    }
+    let mut h = Xxh3::new();
+    h.update(secret);
+    h.update(b"\0exact\0");
+    h.update(tenant);
+    h.update(format!("{api:?}").as_bytes());
+    hash_value(&Value::Object(o), &mut h);
+    Some(h.digest128())
+}
+
+/// The semantic scope of a chat request: tenant, model, the system prompt, the conversation
+/// before the last user message, and every other answer-changing field except the messages —
+/// two requests can only share a semantic entry when all of that is equal.
+pub(crate) fn semantic_scope(
+    secret: &[u8],
+    tenant: &[u8; 32],
+    p: &Payload,
+) -> Option<(u128, String)> {
+    let Payload::Chat(r) = p else {
+        return None;
+    };
+    let last_user = r.messages.iter().rposition(|m| m.role == "user")?;
+    let query = r.messages[last_user]
+        .content
+        .as_ref()?
+        .joined_text()
+        .into_owned();
+    let Ok(Value::Object(mut o)) = p.to_value() else {
+        return None;
+    };
+    for f in IGNORED_FIELDS {
+        o.remove(*f);
+    }
+    // Everything but the last user message: system prompt, earlier turns, later ones (tool
+    // results after it), and the parameters.
+    if let Some(Value::Array(msgs)) = o.get_mut("messages") {
+        if last_user < msgs.len() {
+            msgs[last_user] = Value::Null;
+        }
+    }
+    let mut h = Xxh3::new();
+    h.update(secret);
+    h.update(b"\0semantic\0");
+    h.update(tenant);
+    hash_value(&Value::Object(o), &mut h);
+    Some((h.digest128(), query))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payload(s: &str) -> Payload {
+        Payload::parse(ApiKind::ChatCompletions, s.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn field_order_stream_and_user_do_not_matter() {
+        let t = [0u8; 32];
+        let a =
+            payload(r#"{"model":"m","temperature":0,"messages":[{"role":"user","content":"hi"}]}"#);
+        let b = payload(
+            r#"{"messages":[{"content":"hi","role":"user"}],"stream":true,"user":"u1","temperature":0,"model":"m"}"#,
+        );
+        let c = payload(
+            r#"{"model":"m","temperature":0.5,"messages":[{"role":"user","content":"hi"}]}"#,
+        );
+        let k = |p: &Payload| exact_key(b"s", &t, ApiKind::ChatCompletions, p).unwrap();
+        assert_eq!(k(&a), k(&b));
+        assert_ne!(k(&a), k(&c));
+        assert_ne!(
+            k(&a),
+            exact_key(b"s", &[1u8; 32], ApiKind::ChatCompletions, &a).unwrap()
+        );
+    }
+
+    #[test]
+    fn the_semantic_scope_covers_the_earlier_conversation() {
+        let t = [0u8; 32];
+        let one = payload(
+            r#"{"model":"m","messages":[{"role":"user","content":"about cats"},{"role":"assistant","content":"ok"},{"role":"user","content":"tell me more"}]}"#,
+        );
+        let two = payload(
+            r#"{"model":"m","messages":[{"role":"user","content":"about dogs"},{"role":"assistant","content":"ok"},{"role":"user","content":"tell me more"}]}"#,
+        );
+        let (s1, q1) = semantic_scope(b"s", &t, &one).unwrap();
+        let (s2, q2) = semantic_scope(b"s", &t, &two).unwrap();
+        assert_eq!(q1, q2);
+        assert_ne!(s1, s2);
+    }
+}

@@ -1,0 +1,205 @@
+//! Where exact entries live: in memory (moka) or in Redis.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::Answer;
+
+/// Why a store could not answer.
+#[derive(Debug, thiserror::Error)]
+#[error("cache store: {0}")]
+pub struct StoreError(pub String);
+
+/// A store of exact entries.
+#[async_trait]
+pub trait CacheStore: Send + Sync + std::fmt::Debug {
+    /// The entry under `key`, if any and not expired.
+    async fn get(&self, key: u128) -> Result<Option<Answer>, StoreError>;
+    /// Stores `answer` under `key` for `ttl`.
+    async fn put(&self, key: u128, answer: Answer, ttl: Duration) -> Result<(), StoreError>;
+}
+
+#[derive(Debug, Clone)]
+struct Stored {
+    answer: Arc<Answer>,
+    ttl: Duration,
+}
+
+struct PerEntryTtl;
+
+impl moka::Expiry<u128, Stored> for PerEntryTtl {
+    fn expire_after_create(
+        &self,
+        _key: &u128,
+        value: &Stored,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+/// Entries in memory: moka, bounded by entries and by bytes, each with its own TTL.
+#[derive(Debug, Clone)]
+pub struct MemoryStore {
+    cache: moka::future::Cache<u128, Stored>,
+}
+
+impl MemoryStore {
+    /// At most `max_entries` entries and about `max_bytes` bytes of answers.
+    pub fn new(max_entries: u64, max_bytes: u64) -> Self {
+        // Weigh each entry at least max_bytes / max_entries: then the byte bound also caps the
+        // entry count.
+        let floor = (max_bytes / max_entries.max(1)).max(1);
+        let cache = moka::future::Cache::builder()
+            .max_capacity(max_bytes)
+            .weigher(move |_k: &u128, v: &Stored| {
+                u32::try_from((v.answer.body.len() as u64).max(floor)).unwrap_or(u32::MAX)
+            })
+            .expire_after(PerEntryTtl)
+            .build();
+        Self { cache }
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new(100_000, 256 * 1024 * 1024)
+    }
+}
+
+#[async_trait]
+impl CacheStore for MemoryStore {
+    async fn get(&self, key: u128) -> Result<Option<Answer>, StoreError> {
+        Ok(self
+            .cache
+            .get(&key)
+            .await
+            .map(|s| s.answer.as_ref().clone()))
+    }
+
+    async fn put(&self, key: u128, answer: Answer, ttl: Duration) -> Result<(), StoreError> {
+        self.cache
+            .insert(
+                key,
+                Stored {
+                    answer: Arc::new(answer),
+                    ttl,
+                },
+            )
+            .await;
+        Ok(())
+    }
+}
+
+#[cfg(feature = "redis")]
+pub use redis_store::RedisStore;
+
+#[cfg(feature = "redis")]
+mod redis_store {
+    use std::time::{Duration, Instant};
+
+    use async_trait::async_trait;
+    use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+    use super::{CacheStore, StoreError};
+    use crate::Answer;
+
+    /// Exact entries in Redis, shared by every replica (`SET key value PX ttl`). Each operation
+    /// is bounded by a timeout; while Redis is down, connecting is retried at most once a
+    /// second, and each call fails fast (the cache's failure mode decides what that means).
+    pub struct RedisStore {
+        client: redis::Client,
+        prefix: String,
+        timeout: Duration,
+        conn: tokio::sync::Mutex<(Option<ConnectionManager>, Option<Instant>)>,
+    }
+
+    impl std::fmt::Debug for RedisStore {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("RedisStore")
+                .field("prefix", &self.prefix)
+                .field("timeout", &self.timeout)
+                .finish_non_exhaustive()
+        }
+    }
+
+    impl RedisStore {
+        /// A store at `url` (`redis://host:port/db`), keys prefixed with `infergate:cache:`.
+        pub fn new(url: &str) -> Result<Self, StoreError> {
+            Ok(Self {
+                client: redis::Client::open(url).map_err(|e| StoreError(e.to_string()))?,
+                prefix: "infergate:cache:".into(),
+                timeout: Duration::from_millis(200),
+                conn: tokio::sync::Mutex::new((None, None)),
+            })
+        }
+
+        /// The bound on each operation (default 200 ms).
+        #[must_use]
+        pub fn timeout(mut self, t: Duration) -> Self {
+            self.timeout = t;
+            self
+        }
+
+        async fn connection(&self) -> Result<ConnectionManager, StoreError> {
+            let mut guard = self.conn.lock().await;
+            if let Some(c) = &guard.0 {
+                return Ok(c.clone());
+            }
+            if guard
+                .1
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+            {
+                return Err(StoreError("redis unreachable (retrying)".into()));
+            }
+            guard.1 = Some(Instant::now());
+            let cfg = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(self.timeout))
+                .set_response_timeout(Some(self.timeout));
+            let c = tokio::time::timeout(
+                self.timeout * 2,
+                ConnectionManager::new_with_config(self.client.clone(), cfg),
+            )
+            .await
+            .map_err(|_| StoreError("redis connect timed out".into()))?
+            .map_err(|e| StoreError(e.to_string()))?;
+            guard.0 = Some(c.clone());
+            Ok(c)
+        }
+
+        fn key(&self, key: u128) -> String {
+            format!("{}{key:032x}", self.prefix)
+        }
+    }
+
+    #[async_trait]
+    impl CacheStore for RedisStore {
+        async fn get(&self, key: u128) -> Result<Option<Answer>, StoreError> {
+            let mut c = self.connection().await?;
+            let cmd = redis::cmd("GET").arg(self.key(key)).clone();
+            let v: Option<Vec<u8>> = tokio::time::timeout(self.timeout, cmd.query_async(&mut c))
+                .await
+                .map_err(|_| StoreError("redis GET timed out".into()))?
+                .map_err(|e| StoreError(e.to_string()))?;
+            Ok(v.and_then(|b| Answer::decode(&b)))
+        }
+
+        async fn put(&self, key: u128, answer: Answer, ttl: Duration) -> Result<(), StoreError> {
+            let mut c = self.connection().await?;
+            let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+            let cmd = redis::cmd("SET")
+                .arg(self.key(key))
+                .arg(answer.encode())
+                .arg("PX")
+                .arg(ms)
+                .clone();
+            let () = tokio::time::timeout(self.timeout, cmd.query_async(&mut c))
+                .await
+                .map_err(|_| StoreError("redis SET timed out".into()))?
+                .map_err(|e| StoreError(e.to_string()))?;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! The cache over loopback HTTP in front of the mock provider.
+
+#![allow(clippy::unwrap_used, clippy::pedantic, missing_docs)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use infergate_cache::{CacheConfig, CacheLayer, SemanticConfig};
+use infergate_client::UpstreamClient;
+use infergate_embed::HashEmbedder;
+use infergate_mock::{Failure, MockProvider};
+use infergate_testkit::{Reply, send, serve};
+use serde_json::{Value, json};
+use tower::Layer;
+
+fn chat(text: &str, stream: bool) -> Value {
+    let mut v = json!({"model": "gpt-4o-mini", "temperature": 0,
+        "messages": [{"role": "user", "content": text}]});
+    if stream {
+        v["stream"] = json!(true);
+        v["stream_options"] = json!({"include_usage": true});
+    }
+    v
+}
+
+async fn post(addr: std::net::SocketAddr, body: &Value, key: &str) -> Reply {
+    let req = http::Request::post(format!("http://{addr}/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {key}"))
+        .body(http_body_util::Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    send(req).await
+}
+
+/// The text and usage of a reply, streamed or not.
+fn content(r: &Reply) -> (String, Option<Value>) {
+    let text = r.text();
+    if text.starts_with("data:") {
+        let mut s = String::new();
+        let mut usage = None;
+        for ev in text.split("\n\n").filter_map(|e| e.strip_prefix("data: ")) {
+            if ev == "[DONE]" {
+                continue;
+            }
+            let v: Value = serde_json::from_str(ev).unwrap();
+            if let Some(t) = v
+                .pointer("/choices/0/delta/content")
+                .and_then(Value::as_str)
+            {
+                s.push_str(t);
+            }
+            if v.get("usage").is_some_and(|u| !u.is_null()) {
+                usage = Some(v["usage"].clone());
+            }
+        }
+        assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+        (s, usage)
+    } else {
+        let v = r.json();
+        (
+            v["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+            v.get("usage").cloned(),
+        )
+    }
+}
+
+async fn gateway(mock: &MockProvider, cfg: CacheConfig) -> std::net::SocketAddr {
+    serve(CacheLayer::new(cfg).layer(UpstreamClient::new(&mock.url()).unwrap().into_proxy())).await
+}
+
+#[tokio::test]
+async fn hits_and_misses_across_streamed_and_whole_answers() {
+    let mock = MockProvider::start().await.unwrap();
+    let addr = gateway(&mock, CacheConfig::new()).await;
+    // Whole first, then streamed.
+    let a1 = post(addr, &chat("first question", false), "k").await;
+    assert_eq!(a1.headers["x-cache"], "MISS");
+    let a2 = post(addr, &chat("first question", false), "k").await;
+    assert_eq!(a2.headers["x-cache"], "HIT");
+    assert_eq!(content(&a1), content(&a2));
+    let a3 = post(addr, &chat("first question", true), "k").await;
+    assert_eq!(a3.headers["x-cache"], "HIT");
+    assert_eq!(a3.headers["content-type"], "text/event-stream");
+    assert_eq!(
+        content(&a3),
+        content(&a1),
+        "replayed as SSE, usage included"
+    );
+    assert_eq!(mock.request_count(), 1);
+    // Streamed first (teed), then whole.
+    let b1 = post(addr, &chat("second question", true), "k").await;
+    assert_eq!(b1.headers["x-cache"], "MISS");
+    let b2 = post(addr, &chat("second question", false), "k").await;
+    assert_eq!(b2.headers["x-cache"], "HIT");
+    assert_eq!(content(&b2), content(&b1));
+    let b3 = post(addr, &chat("second question", true), "k").await;
+    assert_eq!(content(&b3), content(&b1));
+    assert_eq!(mock.request_count(), 2);
+    // Field order, `user` and `stream` do not change the key; a parameter does.
+    let reordered: Value = serde_json::from_str(
+        r#"{"messages":[{"content":"first question","role":"user"}],"user":"u7","temperature":0,"model":"gpt-4o-mini"}"#,
+    )
+    .unwrap();
+    assert_eq!(post(addr, &reordered, "k").await.headers["x-cache"], "HIT");
+    let mut hotter = chat("first question", false);
+    hotter["temperature"] = json!(0.7);
+    assert_eq!(post(addr, &hotter, "k").await.headers["x-cache"], "MISS");
+}
+
+#[tokio::test]
+async fn tenants_never_share_entries() {
+    let mock = MockProvider::start().await.unwrap();
+    let addr = gateway(&mock, CacheConfig::new()).await;
+    assert_eq!(
+        post(addr, &chat("q", false), "tenant-a").await.headers["x-cache"],
+        "MISS"
+    );
+    assert_eq!(
+        post(addr, &chat("q", false), "tenant-b").await.headers["x-cache"],
+        "MISS"
+    );
+    assert_eq!(
+        post(addr, &chat("q", false), "tenant-a").await.headers["x-cache"],
+        "HIT"
+    );
+    assert_eq!(mock.request_count(), 2);
+}
+
+#[tokio::test]
+async fn cache_control_and_the_bypass_header_are_honoured() {
+    let mock = MockProvider::start().await.unwrap();
+    let addr = gateway(&mock, CacheConfig::new()).await;
+    let req = |cc: Option<(&str, &str)>| {
+        let mut b = http::Request::post(format!("http://{addr}/v1/chat/completions"))
+            .header("content-type", "application/json");
+        if let Some((k, v)) = cc {
+            b = b.header(k, v);
+        }
+        b.body(http_body_util::Full::new(Bytes::from(
+            chat("cc", false).to_string(),
+        )))
+        .unwrap()
+    };
+    let r = send(req(Some(("cache-control", "no-store")))).await;
+    assert_eq!(r.headers["x-cache"], "MISS");
+    assert_eq!(
+        send(req(None)).await.headers["x-cache"],
+        "MISS",
+        "no-store stored nothing"
+    );
+    assert_eq!(send(req(None)).await.headers["x-cache"], "HIT");
+    assert_eq!(
+        send(req(Some(("cache-control", "no-cache")))).await.headers["x-cache"],
+        "MISS"
+    );
+    assert_eq!(
+        send(req(Some(("x-infergate-cache", "bypass"))))
+            .await
+            .headers["x-cache"],
+        "BYPASS"
+    );
+    assert_eq!(mock.request_count(), 4);
+}
+
+#[tokio::test]
+async fn an_aborted_stream_is_not_stored() {
+    // Tokens a millisecond apart: the response head is out before the connection is cut.
+    let mock = MockProvider::builder()
+        .token_delay(Duration::from_millis(1))
+        .start()
+        .await
+        .unwrap();
+    let addr = gateway(&mock, CacheConfig::new()).await;
+    mock.push_failure(Failure::DisconnectAfter(3));
+    let r = post(addr, &chat("cut short", true), "k").await;
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("event: error"), "{}", r.text());
+    let again = post(addr, &chat("cut short", true), "k").await;
+    assert_eq!(again.headers["x-cache"], "MISS");
+    assert_eq!(mock.request_count(), 2);
+    // An upstream error is not stored either.
+    mock.push_failure(Failure::status(500));
+    assert_eq!(post(addr, &chat("fails", false), "k").await.status, 500);
+    assert_eq!(
+        post(addr, &chat("fails", false), "k").await.headers["x-cache"],
+        "MISS"
+    );
+}
+
+#[tokio::test]
+async fn fifty_concurrent_identical_requests_reach_the_upstream_once() {
+    let mock = MockProvider::builder()
+        .latency(Duration::from_millis(300))
+        .start()
+        .await
+        .unwrap();
+    let addr = gateway(&mock, CacheConfig::new()).await;
+    let calls = (0..50).map(|i| {
+        let body = chat("the same question", i % 2 == 0);
+        async move { post(addr, &body, "k").await }
+    });
+    let replies = futures_util::future::join_all(calls).await;
+    let first = content(&replies[1]).0;
+    for r in &replies {
+        assert_eq!(r.status, 200);
+        assert_eq!(content(r).0, first);
+    }
+    assert_eq!(mock.request_count(), 1);
+}
+
+#[tokio::test]
+async fn the_semantic_cache_answers_paraphrases_but_never_across_conversations() {
+    let mock = MockProvider::start().await.unwrap();
+    let cfg =
+        CacheConfig::new().semantic(SemanticConfig::new(Arc::new(HashEmbedder::default()), 0.8));
+    let addr = gateway(&mock, cfg).await;
+    let conv = |topic: &str, last: &str| {
+        json!({"model": "gpt-4o-mini", "temperature": 0, "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": format!("Tell me about {topic}.")},
+            {"role": "assistant", "content": "Sure."},
+            {"role": "user", "content": last}]})
+    };
+    assert_eq!(
+        post(addr, &conv("cats", "Tell me more about their history"), "k")
+            .await
+            .headers["x-cache"],
+        "MISS"
+    );
+    // Same last message, another conversation: no collision.
+    assert_eq!(
+        post(addr, &conv("dogs", "Tell me more about their history"), "k")
+            .await
+            .headers["x-cache"],
+        "MISS"
+    );
+    // A paraphrase in the first conversation: a semantic hit, with its score.
+    let r = post(
+        addr,
+        &conv("cats", "tell me more about their history!"),
+        "k",
+    )
+    .await;
+    assert_eq!(r.headers["x-cache"], "HIT");
+    let score: f32 = r.headers["x-cache-similarity"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(score >= 0.8 && score < 1.0001, "{score}");
+    // Another tenant does not get it.
+    assert_eq!(
+        post(
+            addr,
+            &conv("cats", "tell me more about their history!"),
+            "other"
+        )
+        .await
+        .headers["x-cache"],
+        "MISS"
+    );
+    // Temperature above 0: not answered semantically by default.
+    let mut warm = conv("cats", "tell me more about their history please");
+    warm["temperature"] = json!(0.9);
+    assert_eq!(post(addr, &warm, "k").await.headers["x-cache"], "MISS");
+    assert_eq!(mock.request_count(), 4);
+}
+
+#[cfg(feature = "redis")]
+mod redis {
+    use infergate_cache::RedisStore;
+    use infergate_testkit::RedisServer;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn redis_down_serves_from_the_upstream_without_errors() {
+        let mock = MockProvider::start().await.unwrap();
+        // Nothing listens on port 1.
+        let store = RedisStore::new("redis://127.0.0.1:1").unwrap();
+        let addr = gateway(&mock, CacheConfig::new().store(Arc::new(store))).await;
+        for _ in 0..3 {
+            let r = post(addr, &chat("q", false), "k").await;
+            assert_eq!(r.status, 200);
+            assert_eq!(r.headers["x-cache"], "MISS");
+        }
+        assert_eq!(mock.request_count(), 3);
+    }
+
+    #[tokio::test]
+    async fn replicas_share_exact_entries_through_redis() {
+        if !RedisServer::available() {
+            return;
+        }
+        let redis = RedisServer::start().await;
+        let mock = MockProvider::start().await.unwrap();
+        let replica = || {
+            CacheConfig::new()
+                .store(Arc::new(RedisStore::new(&redis.url()).unwrap()))
+                .key_secret("shared-secret")
+        };
+        let one = gateway(&mock, replica()).await;
+        let two = gateway(&mock, replica()).await;
+        assert_eq!(
+            post(one, &chat("shared", false), "k").await.headers["x-cache"],
+            "MISS"
+        );
+        // The store write is asynchronous: the second replica sees it once it has landed.
+        let mut hit = false;
+        for _ in 0..100 {
+            if post(two, &chat("shared", false), "k").await.headers["x-cache"] == "HIT" {
+                hit = true;
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(hit);
+    }
+}
