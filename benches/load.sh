@@ -47,6 +47,14 @@ url = "http://$MOCK"
 TOML
 RUST_LOG=warn start gateway target/release/examples/gateway --listen 127.0.0.1:0 --config "$tmp/gw.toml"; GW=$ADDR; GW_PID=$LAST_PID
 
+# The gateway with the response cache on: after the first request every one is an exact hit.
+cat >"$tmp/gwc.toml" <<TOML
+[backends.mock]
+url = "http://$MOCK"
+[cache]
+TOML
+RUST_LOG=warn start gateway-cached target/release/examples/gateway --listen 127.0.0.1:0 --config "$tmp/gwc.toml"; GWC=$ADDR; GWC_PID=$LAST_PID
+
 cat >"$tmp/post.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["content-type"] = "application/json"
@@ -82,11 +90,14 @@ echo "|---|---|---|---|---|---|"
 wrk -t1 -c"$CONNS" -d2s -s "$tmp/post.lua" "http://$PASS/v1/chat/completions" >/dev/null
 wrk -t1 -c"$CONNS" -d2s -s "$tmp/post.lua" "http://$LAY/v1/chat/completions" >/dev/null
 wrk -t1 -c"$CONNS" -d2s -s "$tmp/post.lua" "http://$GW/v1/chat/completions" >/dev/null
+wrk -t1 -c"$CONNS" -d2s -s "$tmp/post.lua" "http://$GWC/v1/chat/completions" >/dev/null
 for _ in $(seq 1 "$ROUNDS"); do
   run passthrough "$PASS" "$PASS_PID"
   run layered "$LAY" "$LAY_PID"
   run gateway "$GW" "$GW_PID"
+  run gateway-cached-hits "$GWC" "$GWC_PID"
 done
 awk '{s[$1]+=$2; n[$1]++} END {
   printf "\nratio layered/passthrough (mean requests/s): %.3f\n", (s["layered"]/n["layered"])/(s["passthrough"]/n["passthrough"]);
-  printf "ratio gateway/passthrough (mean requests/s): %.3f\n", (s["gateway"]/n["gateway"])/(s["passthrough"]/n["passthrough"]) }' "$tmp/rps"
+  printf "ratio gateway/passthrough (mean requests/s): %.3f\n", (s["gateway"]/n["gateway"])/(s["passthrough"]/n["passthrough"]);
+  printf "ratio gateway-cached-hits/passthrough (mean requests/s): %.3f\n", (s["gateway-cached-hits"]/n["gateway-cached-hits"])/(s["passthrough"]/n["passthrough"]) }' "$tmp/rps"

@@ -31,6 +31,48 @@ pub struct Config {
     /// The router (absent: off).
     #[serde(default)]
     pub router: Option<RouterSection>,
+    /// The response cache (absent: off).
+    #[serde(default)]
+    pub cache: Option<CacheSection>,
+}
+
+/// `[cache]`: the response cache.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSection {
+    /// Entry lifetime in seconds (default 3600).
+    #[serde(default)]
+    pub ttl_secs: Option<u64>,
+    /// In-memory bound on entries (default 100,000).
+    #[serde(default)]
+    pub max_entries: Option<u64>,
+    /// In-memory bound on bytes (default 256 MiB).
+    #[serde(default)]
+    pub max_bytes: Option<u64>,
+    /// `api_key` (default), `header:NAME` or `shared`.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// A secret mixed into keys (the same on replicas sharing Redis).
+    #[serde(default)]
+    pub key_secret: Option<String>,
+    /// Share exact entries between replicas through Redis.
+    #[serde(default)]
+    pub redis_url: Option<String>,
+    /// Whether the exact cache answers requests with temperature > 0 (default true).
+    #[serde(default)]
+    pub nonzero_temperature: Option<bool>,
+    /// Concurrent identical requests wait for the first (default true).
+    #[serde(default)]
+    pub single_flight: Option<bool>,
+    /// How long they wait, in milliseconds (default 120000).
+    #[serde(default)]
+    pub single_flight_wait_ms: Option<u64>,
+    /// Turns the semantic cache on with this similarity threshold (built-in embedder).
+    #[serde(default)]
+    pub semantic_threshold: Option<f32>,
+    /// Whether the semantic cache answers requests with temperature > 0 (default false).
+    #[serde(default)]
+    pub semantic_nonzero_temperature: Option<bool>,
 }
 
 /// A backend and, optionally, the model to ask it for.

@@ -36,12 +36,13 @@ use infergate::guardrail::{
     WebhookModerator,
 };
 
+use infergate::cache::{Cache, CacheConfig, MemoryStore, SemanticConfig, TenantScope};
 use infergate::embed::{CachedEmbedder, Embedder, HashEmbedder, OpenAiEmbedder};
 use infergate::router::{Match, QueryText, Router, RouterConfig, SemanticRoute, Target};
 
 use crate::config::{
-    BackendConfig, CheckSection, Config, ConfigError, GuardrailSection, ModerationSection,
-    RateLimitSection, RouterSection,
+    BackendConfig, CacheSection, CheckSection, Config, ConfigError, GuardrailSection,
+    ModerationSection, RateLimitSection, RouterSection,
 };
 
 /// The service behind one route: the pipeline in front of the backends.
@@ -158,15 +159,19 @@ pub async fn build(config: &Config) -> Result<Gateway, ConfigError> {
         let mock_url = mock.as_ref().map(MockProvider::url);
         pipeline = pipeline.processor(router(r, config, mock_url.as_deref()).await?);
     }
-    // The rate limiter first: it counts every request (blocked ones too) and refunds the
-    // tokens of those the guardrail rejects.
-    if let Some(rl) = &config.ratelimit {
-        pipeline = pipeline.processor(rate_limiter(rl)?);
-    }
+    // Then the guardrail (every request is checked, hits included: a similar request must not
+    // slip past it through a semantic hit), the cache (a hit answers here), and the rate
+    // limiter last (a hit spends no provider tokens; a blocked request none either).
     if let Some(g) = &config.guardrail {
         let mock_url = mock.as_ref().map(MockProvider::url);
         pipeline =
             pipeline.processor(guardrail(g, mock_url.as_deref()).map_err(ConfigError::Routes)?);
+    }
+    if let Some(c) = &config.cache {
+        pipeline = pipeline.processor(cache(c)?);
+    }
+    if let Some(rl) = &config.ratelimit {
+        pipeline = pipeline.processor(rate_limiter(rl)?);
     }
     let pipeline = pipeline.build();
     let layer = PipelineLayer::new(pipeline);
@@ -551,4 +556,46 @@ async fn router(
     Router::build(cfg, embedder)
         .await
         .map_err(|e| err(e.to_string()))
+}
+
+/// Builds the response cache from `[cache]`.
+fn cache(c: &CacheSection) -> Result<Cache, ConfigError> {
+    let err = |m: String| ConfigError::Routes(format!("cache: {m}"));
+    let mut cfg = CacheConfig::new()
+        .ttl(Duration::from_secs(c.ttl_secs.unwrap_or(3600)))
+        .nonzero_temperature(c.nonzero_temperature.unwrap_or(true))
+        .single_flight(
+            c.single_flight
+                .unwrap_or(true)
+                .then(|| Duration::from_millis(c.single_flight_wait_ms.unwrap_or(120_000))),
+        );
+    if let Some(s) = &c.key_secret {
+        cfg = cfg.key_secret(s.as_bytes().to_vec());
+    }
+    cfg = cfg.tenant(match c.tenant.as_deref() {
+        None | Some("api_key") => TenantScope::ApiKey,
+        Some("shared") => TenantScope::Shared,
+        Some(h) if h.starts_with("header:") => TenantScope::Header(
+            http::HeaderName::from_bytes(&h.as_bytes()["header:".len()..])
+                .map_err(|e| err(e.to_string()))?,
+        ),
+        Some(other) => return Err(err(format!("unknown tenant '{other}'"))),
+    });
+    if let Some(url) = &c.redis_url {
+        cfg = cfg.store(Arc::new(
+            infergate::cache::RedisStore::new(url).map_err(|e| err(e.to_string()))?,
+        ));
+    } else {
+        cfg = cfg.store(Arc::new(MemoryStore::new(
+            c.max_entries.unwrap_or(100_000),
+            c.max_bytes.unwrap_or(256 * 1024 * 1024),
+        )));
+    }
+    if let Some(t) = c.semantic_threshold {
+        cfg = cfg.semantic(
+            SemanticConfig::new(Arc::new(HashEmbedder::default()), t)
+                .nonzero_temperature(c.semantic_nonzero_temperature.unwrap_or(false)),
+        );
+    }
+    Ok(Cache::new(cfg))
 }

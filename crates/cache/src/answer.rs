@@ -13,6 +13,7 @@ pub struct Answer {
     pub body: Bytes,
 }
 
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 impl Answer {
     /// Serialises for a byte store: one API byte, then the body.
     pub(crate) fn encode(&self) -> Vec<u8> {

@@ -152,7 +152,14 @@ impl CacheConfig {
     }
 }
 
-type Flight = watch::Receiver<Option<Option<Arc<Answer>>>>;
+/// A request in flight: pending, or done with its answer (`None`: it failed).
+#[derive(Debug, Clone)]
+enum FlightState {
+    Pending,
+    Done(Option<Arc<Answer>>),
+}
+
+type Flight = watch::Receiver<FlightState>;
 
 #[derive(Debug, Default)]
 struct Flights {
@@ -164,7 +171,7 @@ struct Flights {
 #[derive(Debug)]
 struct Leader {
     key: u128,
-    tx: watch::Sender<Option<Option<Arc<Answer>>>>,
+    tx: watch::Sender<FlightState>,
     flights: Arc<Flights>,
 }
 
@@ -174,8 +181,8 @@ impl Leader {
             m.remove(&self.key);
         }
         self.tx.send_if_modified(|v| {
-            if v.is_none() {
-                *v = Some(answer);
+            if matches!(v, FlightState::Pending) {
+                *v = FlightState::Done(answer);
                 true
             } else {
                 false
@@ -243,6 +250,13 @@ impl Cache {
         }
     }
 
+    /// The exact key this cache gives a request (to pre-fill or purge a store); `None` when the
+    /// request is not cacheable as such.
+    pub fn key_for(&self, headers: &http::HeaderMap, payload: &Payload) -> Option<u128> {
+        let tenant = self.cfg.tenant.tenant(headers);
+        exact_key(&self.cfg.secret, &tenant, payload.api(), payload)
+    }
+
     /// The answer as the client asked for it: a JSON body, or a replayed SSE stream.
     fn respond(
         answer: &Answer,
@@ -292,11 +306,10 @@ impl Cache {
                 tracing::warn!(error = %e, "cache store unavailable; answer not stored");
             }
         };
-        match tokio::runtime::Handle::try_current() {
-            Ok(h) => {
-                h.spawn(fut);
-            }
-            Err(_) => tracing::warn!("no tokio runtime; answer not stored"),
+        if let Ok(h) = tokio::runtime::Handle::try_current() {
+            h.spawn(fut);
+        } else {
+            tracing::warn!("no tokio runtime; answer not stored");
         }
     }
 }
@@ -356,10 +369,8 @@ impl Processor for Cache {
             return bypass(cx);
         };
         let (stream, include_usage) = wants_stream(payload);
-        if !no_cache {
-            if let Some(a) = self.get(key).await? {
-                return Ok(Self::respond(&a, stream, include_usage, None));
-            }
+        if !no_cache && let Some(a) = self.get(key).await? {
+            return Ok(Self::respond(&a, stream, include_usage, None));
         }
         let mut semantic = None;
         if let Some(sem) = &self.cfg.semantic
@@ -380,7 +391,7 @@ impl Processor for Cache {
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    tracing::warn!(error = %e, "semantic cache: embedding failed; exact only")
+                    tracing::warn!(error = %e, "semantic cache: embedding failed; exact only");
                 }
             }
         }
@@ -394,24 +405,25 @@ impl Processor for Cache {
                     .map
                     .lock()
                     .map_err(|_| ProcessorError::processor("single-flight lock poisoned"))?;
-                match m.get(&key) {
-                    Some(rx) => Some(rx.clone()),
-                    None => {
-                        let (tx, rx) = watch::channel(None);
-                        m.insert(key, rx);
-                        leader = Some(Arc::new(Leader {
-                            key,
-                            tx,
-                            flights: self.flights.clone(),
-                        }));
-                        None
-                    }
+                if let Some(rx) = m.get(&key) {
+                    Some(rx.clone())
+                } else {
+                    let (tx, rx) = watch::channel(FlightState::Pending);
+                    m.insert(key, rx);
+                    leader = Some(Arc::new(Leader {
+                        key,
+                        tx,
+                        flights: self.flights.clone(),
+                    }));
+                    None
                 }
             };
             if let Some(mut rx) = existing {
-                let got = tokio::time::timeout(wait, rx.wait_for(Option::is_some)).await;
+                let got =
+                    tokio::time::timeout(wait, rx.wait_for(|s| matches!(s, FlightState::Done(_))))
+                        .await;
                 if let Ok(Ok(v)) = got
-                    && let Some(Some(a)) = v.clone()
+                    && let FlightState::Done(Some(a)) = v.clone()
                 {
                     return Ok(Self::respond(&a, stream, include_usage, None));
                 }
@@ -451,8 +463,10 @@ impl Processor for Cache {
         let Some(p) = cx.exchange_mut().state_mut().remove::<Pending>() else {
             return Ok(Decision::Continue);
         };
-        if let (Some(key), true, StatusCode::OK) = (p.key, p.store, cx.status()) {
-            if body.json().is_some() {
+        if let (Some(key), true, StatusCode::OK) = (p.key, p.store, cx.status())
+            && body.json().is_some()
+        {
+            {
                 let answer = Answer {
                     api: p.api,
                     body: body.bytes().clone(),

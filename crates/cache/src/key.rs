@@ -135,10 +135,10 @@ pub(crate) fn semantic_scope(
     }
     // Everything but the last user message: system prompt, earlier turns, later ones (tool
     // results after it), and the parameters.
-    if let Some(Value::Array(msgs)) = o.get_mut("messages") {
-        if last_user < msgs.len() {
-            msgs[last_user] = Value::Null;
-        }
+    if let Some(Value::Array(msgs)) = o.get_mut("messages")
+        && last_user < msgs.len()
+    {
+        msgs[last_user] = Value::Null;
     }
     let mut h = Xxh3::new();
     h.update(secret);
@@ -157,6 +157,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::many_single_char_names)]
     fn field_order_stream_and_user_do_not_matter() {
         let t = [0u8; 32];
         let a =

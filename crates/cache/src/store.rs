@@ -43,7 +43,7 @@ impl moka::Expiry<u128, Stored> for PerEntryTtl {
 /// Entries in memory: moka, bounded by entries and by bytes, each with its own TTL.
 #[derive(Debug, Clone)]
 pub struct MemoryStore {
-    cache: moka::future::Cache<u128, Stored>,
+    cache: moka::sync::Cache<u128, Stored>,
 }
 
 impl MemoryStore {
@@ -52,7 +52,7 @@ impl MemoryStore {
         // Weigh each entry at least max_bytes / max_entries: then the byte bound also caps the
         // entry count.
         let floor = (max_bytes / max_entries.max(1)).max(1);
-        let cache = moka::future::Cache::builder()
+        let cache = moka::sync::Cache::builder()
             .max_capacity(max_bytes)
             .weigher(move |_k: &u128, v: &Stored| {
                 u32::try_from((v.answer.body.len() as u64).max(floor)).unwrap_or(u32::MAX)
@@ -72,23 +72,17 @@ impl Default for MemoryStore {
 #[async_trait]
 impl CacheStore for MemoryStore {
     async fn get(&self, key: u128) -> Result<Option<Answer>, StoreError> {
-        Ok(self
-            .cache
-            .get(&key)
-            .await
-            .map(|s| s.answer.as_ref().clone()))
+        Ok(self.cache.get(&key).map(|s| s.answer.as_ref().clone()))
     }
 
     async fn put(&self, key: u128, answer: Answer, ttl: Duration) -> Result<(), StoreError> {
-        self.cache
-            .insert(
-                key,
-                Stored {
-                    answer: Arc::new(answer),
-                    ttl,
-                },
-            )
-            .await;
+        self.cache.insert(
+            key,
+            Stored {
+                answer: Arc::new(answer),
+                ttl,
+            },
+        );
         Ok(())
     }
 }

@@ -251,7 +251,7 @@ async fn the_semantic_cache_answers_paraphrases_but_never_across_conversations()
         .unwrap()
         .parse()
         .unwrap();
-    assert!(score >= 0.8 && score < 1.0001, "{score}");
+    assert!((0.8..1.0001).contains(&score), "{score}");
     // Another tenant does not get it.
     assert_eq!(
         post(

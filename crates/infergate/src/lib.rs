@@ -30,15 +30,16 @@
 //! | (always) | yes     | `infergate-core`   | Pipeline, processors, payload model, SSE, errors            |
 //! | `client` | yes     | `infergate-client` | pooled upstream client (HTTP/1.1, HTTP/2, rustls, timeouts) |
 //! | `ratelimit` | yes  | `infergate-ratelimit` | token and request rate limits, reserve then reconcile    |
-//! | `redis`  | no      | `infergate-ratelimit` | the shared Redis store for the rate limiter              |
+//! | `redis`  | no      | ratelimit, cache   | Redis stores for the rate limiter and the cache             |
 //! | `guardrail` | yes  | `infergate-guardrail` | PII, secrets, deny lists: block, redact, annotate; streams too |
 //! | `router` | yes     | `infergate-router` | model aliases, globs, header/keyword rules, semantic routes |
 //! | `embed`  | yes (router) | `infergate-embed` | embedders: built-in hashed TF-IDF, OpenAI-compatible, cache |
+//! | `cache`  | yes     | `infergate-cache`  | exact and semantic response cache, streams replayed, single-flight |
 //! | `candle` | no      | `infergate-embed`  | local all-MiniLM-L6-v2 with candle (a long build)           |
 //! | `mock`   | no      | `infergate-mock`   | mock LLM provider for tests, benchmarks and demos           |
 //! | `full`   | no      | all of the above but `candle` |                                                  |
 //!
-//! The other building blocks (cache, provider auth, failover) each join as a feature of their
+//! The other building blocks (provider auth, failover) each join as a feature of their
 //! own as they land.
 
 pub use infergate_core as core;
@@ -60,3 +61,6 @@ pub use infergate_embed as embed;
 
 #[cfg(feature = "router")]
 pub use infergate_router as router;
+
+#[cfg(feature = "cache")]
+pub use infergate_cache as cache;
