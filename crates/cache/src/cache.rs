@@ -161,9 +161,127 @@ enum FlightState {
 
 type Flight = watch::Receiver<FlightState>;
 
+/// A leader's stream as it is produced, for followers that stream too: every event the
+/// leader's client gets, in order, and how it ended.
+#[derive(Debug, Default)]
+struct Live {
+    state: Mutex<LiveState>,
+    notify: tokio::sync::Notify,
+    include_usage: bool,
+}
+
+#[derive(Debug, Default)]
+struct LiveState {
+    chunks: Vec<Bytes>,
+    /// `Some(true)`: completed; `Some(false)`: failed.
+    end: Option<bool>,
+}
+
+impl Live {
+    fn push(&self, b: Bytes) {
+        if let Ok(mut s) = self.state.lock() {
+            s.chunks.push(b);
+        }
+        self.notify.notify_waiters();
+    }
+
+    fn end(&self, ok: bool) {
+        if let Ok(mut s) = self.state.lock() {
+            s.end.get_or_insert(ok);
+        }
+        self.notify.notify_waiters();
+    }
+
+    /// Waits until the leader's stream has its first event (`true`) or ended without one
+    /// (`false`: then the follower is better off going upstream itself).
+    async fn started(&self) -> bool {
+        loop {
+            let notified = self.notify.notified();
+            {
+                let Ok(s) = self.state.lock() else {
+                    return false;
+                };
+                if !s.chunks.is_empty() {
+                    return true;
+                }
+                if s.end.is_some() {
+                    return s.end == Some(true);
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// The stream so far and then as it comes; a failed leader ends it with an error event.
+    fn follow(self: Arc<Self>) -> Body {
+        let stream =
+            futures_util::stream::unfold((self, 0usize, false), |(live, mut i, done)| async move {
+                if done {
+                    return None;
+                }
+                loop {
+                    let notified = live.notify.notified();
+                    let next = {
+                        let s = live.state.lock().ok()?;
+                        if i < s.chunks.len() {
+                            i += 1;
+                            Some(Some(s.chunks[i - 1].clone()))
+                        } else {
+                            match s.end {
+                                Some(true) => Some(None),
+                                Some(false) => {
+                                    let rej = infergate_core::Rejection::new(
+                                        infergate_core::RejectKind::UpstreamFailed,
+                                        "the shared upstream stream failed before it was complete",
+                                    );
+                                    let mut b = bytes::BytesMut::new();
+                                    infergate_core::sse::error_event(
+                                        ApiKind::ChatCompletions,
+                                        &rej,
+                                    )
+                                    .encode_into(&mut b);
+                                    return Some((
+                                        Ok::<_, std::convert::Infallible>(http_body::Frame::data(
+                                            b.freeze(),
+                                        )),
+                                        (live.clone(), i, true),
+                                    ));
+                                }
+                                None => None,
+                            }
+                        }
+                    };
+                    match next {
+                        Some(Some(b)) => {
+                            return Some((Ok(http_body::Frame::data(b)), (live.clone(), i, false)));
+                        }
+                        Some(None) => return None,
+                        None => notified.await,
+                    }
+                }
+            });
+        Body::new(http_body_util::StreamBody::new(stream))
+    }
+}
+
+/// A flight as the map keeps it: its id, its outcome, and its live stream (if it streams).
+type FlightEntry = (u64, Flight, Option<Arc<Live>>);
+
 #[derive(Debug, Default)]
 struct Flights {
-    map: Mutex<HashMap<u128, Flight>>,
+    map: Mutex<HashMap<u128, FlightEntry>>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl Flights {
+    /// Forgets flight `id` of `key` (not a newer one under the same key).
+    fn remove(&self, key: u128, id: u64) {
+        if let Ok(mut m) = self.map.lock()
+            && m.get(&key).is_some_and(|f| f.0 == id)
+        {
+            m.remove(&key);
+        }
+    }
 }
 
 /// The first of concurrent identical requests: publishes its answer (or its failure) to the
@@ -171,16 +289,22 @@ struct Flights {
 #[derive(Debug)]
 struct Leader {
     key: u128,
+    id: u64,
     tx: watch::Sender<FlightState>,
     flights: Arc<Flights>,
+    live: Option<Arc<Live>>,
 }
 
 impl Leader {
+    /// Tells the followers. A failure forgets the flight at once; an answer keeps it until
+    /// the answer is in the store (see [`Cache::store`]), so that nobody arriving in between
+    /// goes upstream.
     fn publish(&self, answer: Option<Arc<Answer>>) {
-        if let Ok(mut m) = self.flights.map.lock() {
-            m.remove(&self.key);
+        let failed = answer.is_none();
+        if let Some(l) = &self.live {
+            l.end(!failed);
         }
-        self.tx.send_if_modified(|v| {
+        let first = self.tx.send_if_modified(|v| {
             if matches!(v, FlightState::Pending) {
                 *v = FlightState::Done(answer);
                 true
@@ -188,6 +312,9 @@ impl Leader {
                 false
             }
         });
+        if failed && first {
+            self.flights.remove(self.key, self.id);
+        }
     }
 }
 
@@ -295,15 +422,29 @@ impl Cache {
         }
     }
 
-    fn store(&self, key: u128, answer: Answer, semantic: Option<(u128, Vec<f32>)>) {
+    fn store(
+        &self,
+        key: u128,
+        answer: Answer,
+        semantic: Option<(u128, Vec<f32>)>,
+        leader: Option<Arc<Leader>>,
+    ) {
+        if let Some(l) = &leader {
+            l.publish(Some(Arc::new(answer.clone())));
+        }
         if let (Some(sem), Some((scope, v))) = (&self.cfg.semantic, semantic) {
             sem.index.insert(scope, &v, key);
         }
         let store = self.cfg.store.clone();
         let ttl = self.cfg.ttl;
+        let flight = leader.map(|l| (l.flights.clone(), l.key, l.id));
         let fut = async move {
             if let Err(e) = store.put(key, answer, ttl).await {
                 tracing::warn!(error = %e, "cache store unavailable; answer not stored");
+            }
+            // Now the store answers: the flight can go.
+            if let Some((flights, key, id)) = flight {
+                flights.remove(key, id);
             }
         };
         if let Ok(h) = tokio::runtime::Handle::try_current() {
@@ -405,20 +546,47 @@ impl Processor for Cache {
                     .map
                     .lock()
                     .map_err(|_| ProcessorError::processor("single-flight lock poisoned"))?;
-                if let Some(rx) = m.get(&key) {
-                    Some(rx.clone())
+                if let Some((_, rx, live)) = m.get(&key) {
+                    Some((rx.clone(), live.clone()))
                 } else {
                     let (tx, rx) = watch::channel(FlightState::Pending);
-                    m.insert(key, rx);
+                    let live = (stream && api == ApiKind::ChatCompletions).then(|| {
+                        Arc::new(Live {
+                            include_usage,
+                            ..Live::default()
+                        })
+                    });
+                    let id = self
+                        .flights
+                        .next
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    m.insert(key, (id, rx, live.clone()));
                     leader = Some(Arc::new(Leader {
                         key,
+                        id,
                         tx,
                         flights: self.flights.clone(),
+                        live,
                     }));
                     None
                 }
             };
-            if let Some(mut rx) = existing {
+            if let Some((mut rx, live)) = existing {
+                // A streaming follower of a streaming leader gets the stream as it is produced.
+                if let Some(live) = live
+                    && stream
+                    && live.include_usage == include_usage
+                    && tokio::time::timeout(wait, live.started()).await == Ok(true)
+                {
+                    let mut resp = http::Response::new(live.follow());
+                    let h = resp.headers_mut();
+                    h.insert(
+                        http::header::CONTENT_TYPE,
+                        HeaderValue::from_static("text/event-stream"),
+                    );
+                    h.insert(CACHE_HEADER, HeaderValue::from_static("HIT"));
+                    return Ok(Decision::Respond(resp));
+                }
                 let got =
                     tokio::time::timeout(wait, rx.wait_for(|s| matches!(s, FlightState::Done(_))))
                         .await;
@@ -471,10 +639,7 @@ impl Processor for Cache {
                     api: p.api,
                     body: body.bytes().clone(),
                 };
-                if let Some(l) = &p.leader {
-                    l.publish(Some(Arc::new(answer.clone())));
-                }
-                self.store(key, answer, p.semantic);
+                self.store(key, answer, p.semantic, p.leader.clone());
             }
         }
         Ok(Decision::Continue)
@@ -522,12 +687,18 @@ impl StreamProcessor for Tee {
             if event.event_type().is_some_and(|t| t == "error") {
                 self.failed = true;
             } else if let Some(d) = event.data_str().filter(|_| !event.is_done()) {
+                // (Events go to followers below, whatever their content.)
                 match serde_json::from_str::<serde_json::Value>(d) {
                     Ok(v) if v.get("error").is_some() => self.failed = true,
                     Ok(v) => self.assembler.push(&v),
                     Err(_) => self.failed = true,
                 }
             }
+        }
+        if let Some(live) = self.leader.as_ref().and_then(|l| l.live.as_ref()) {
+            let mut b = bytes::BytesMut::new();
+            event.encode_into(&mut b);
+            live.push(b.freeze());
         }
         out.push(event);
         Ok(())
@@ -549,10 +720,8 @@ impl StreamProcessor for Tee {
                     api: ApiKind::ChatCompletions,
                     body: Bytes::from(json),
                 };
-                if let Some(l) = leader {
-                    l.publish(Some(Arc::new(answer.clone())));
-                }
-                self.cache.store(self.key, answer, self.semantic.take());
+                self.cache
+                    .store(self.key, answer, self.semantic.take(), leader);
             }
             None => {
                 if let Some(l) = leader {

@@ -321,3 +321,61 @@ mod redis {
         assert!(hit);
     }
 }
+
+/// One OpenAI chat chunk event with `text` as its delta.
+fn event(text: &str, finish: Option<&str>) -> Bytes {
+    let chunk = json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+        "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": finish}]});
+    Bytes::from(format!("data: {chunk}\n\n"))
+}
+
+#[tokio::test]
+async fn a_streaming_follower_gets_the_leaders_stream_as_it_is_produced() {
+    use http_body_util::BodyExt;
+    use infergate_testkit::{channel_upstream, read_until};
+
+    // An upstream that serves exactly one request, written by the test as it goes.
+    let (upstream, tx) = channel_upstream();
+    let addr = serve(CacheLayer::new(CacheConfig::new()).layer(upstream)).await;
+    let start = |addr| async move {
+        let req = http::Request::post(format!("http://{addr}/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .header("authorization", "Bearer k")
+            .body(http_body_util::Full::new(Bytes::from(
+                chat("live", true).to_string(),
+            )))
+            .unwrap();
+        infergate_testkit::client().request(req).await.unwrap()
+    };
+    let leader = start(addr).await;
+    assert_eq!(leader.headers()["x-cache"], "MISS");
+    let mut leader = leader.into_body();
+    tx.send(event("Hello", None)).unwrap();
+    read_until(&mut leader, "Hello").await;
+    // The follower arrives mid-stream: it gets what was sent so far, then the rest live.
+    let follower = start(addr).await;
+    assert_eq!(follower.headers()["x-cache"], "HIT");
+    let mut follower = follower.into_body();
+    let seen = read_until(&mut follower, "Hello").await;
+    assert!(!seen.contains("[DONE]"), "the upstream is still streaming");
+    tx.send(event(" world", None)).unwrap();
+    tx.send(event("", Some("stop"))).unwrap();
+    tx.send(Bytes::from_static(b"data: [DONE]\n\n")).unwrap();
+    drop(tx);
+    let rest_l = leader.collect().await.unwrap().to_bytes();
+    let rest_f = follower.collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&rest_l).ends_with("data: [DONE]\n\n"));
+    let all_f = format!("{seen}{}", String::from_utf8_lossy(&rest_f));
+    assert!(
+        all_f.contains("\" world\"") && all_f.ends_with("data: [DONE]\n\n"),
+        "{all_f}"
+    );
+    // And the completed stream was stored: a third request is answered from the cache (the
+    // upstream would refuse a second request).
+    let again = post(addr, &chat("live", false), "k").await;
+    assert_eq!(again.headers["x-cache"], "HIT");
+    assert_eq!(
+        again.json()["choices"][0]["message"]["content"],
+        "Hello world"
+    );
+}
