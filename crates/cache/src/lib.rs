@@ -32,8 +32,11 @@
 //!   `no-cache` (do not answer from the cache) are honoured, and `x-infergate-cache: bypass`
 //!   skips it; TTL per entry; bounds on entries and bytes; `x-cache: HIT | MISS | BYPASS`.
 //! - **Single-flight.** Concurrent identical requests wait for the first one's answer instead of
-//!   all going upstream (followers get the answer once the first completes).
-//! - **Stores.** [`MemoryStore`] (moka) by default; [`RedisStore`] (feature `redis`) shares exact
+//!   all going upstream. A streaming follower of a streaming first request gets its stream as
+//!   it is produced (what was sent so far, then live); the others get the answer when it is
+//!   complete. If the first request fails, the followers go upstream themselves.
+//! - **Stores.** [`MemoryStore`] (quick_cache: bounded by entries and bytes, TTL per entry) by
+//!   default; [`RedisStore`] (feature `redis`) shares exact
 //!   entries between replicas. The semantic index lives in each process (it holds vectors and
 //!   the exact keys of their answers; with Redis, a semantic hit on one replica can answer with
 //!   an entry another replica stored). A store failure follows the failure mode: `FailOpen` by
