@@ -35,11 +35,12 @@
 //! | `router` | yes     | `infergate-router` | model aliases, globs, header/keyword rules, semantic routes |
 //! | `embed`  | yes (router) | `infergate-embed` | embedders: built-in hashed TF-IDF, OpenAI-compatible, cache |
 //! | `cache`  | yes     | `infergate-cache`  | exact and semantic response cache, streams replayed, single-flight |
+//! | `auth`   | yes     | `infergate-auth`   | provider credentials: OpenAI, Azure, Anthropic, SigV4 (Bedrock); rotation |
 //! | `candle` | no      | `infergate-embed`  | local all-MiniLM-L6-v2 with candle (a long build)           |
 //! | `mock`   | no      | `infergate-mock`   | mock LLM provider for tests, benchmarks and demos           |
 //! | `full`   | no      | all of the above but `candle` |                                                  |
 //!
-//! The other building blocks (provider auth, failover) each join as a feature of their
+//! The other building blocks (failover, the pingora adapter) each join as a feature of their
 //! own as they land.
 
 pub use infergate_core as core;
@@ -64,3 +65,6 @@ pub use infergate_router as router;
 
 #[cfg(feature = "cache")]
 pub use infergate_cache as cache;
+
+#[cfg(feature = "auth")]
+pub use infergate_auth as auth;

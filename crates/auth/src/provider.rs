@@ -1,0 +1,274 @@
+//! Providers and the layer that injects their credentials.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::SystemTime;
+
+use http::{HeaderName, HeaderValue, Request, Response};
+use infergate_core::{Body, RejectKind, Rejection};
+
+use crate::aws::{AwsCredentialSource, SigV4Options, sign_sigv4};
+use crate::{AuthError, Keys};
+
+/// Client credential headers removed before injecting (unless pass-through is on).
+pub const CLIENT_CREDENTIAL_HEADERS: [&str; 4] =
+    ["authorization", "x-api-key", "api-key", "x-goog-api-key"];
+
+/// The default `anthropic-version`.
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// How a backend authenticates.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Provider {
+    /// OpenAI and OpenAI-compatible: `Authorization: Bearer <key>`.
+    OpenAi(Keys),
+    /// Azure OpenAI with an `api-key` header; `api_version` is added to the query when the
+    /// request has none.
+    AzureApiKey {
+        /// The keys.
+        keys: Keys,
+        /// `api-version` (e.g. `2024-10-21`).
+        api_version: Option<String>,
+    },
+    /// Anthropic: `x-api-key` and `anthropic-version` (kept if the client sent one).
+    Anthropic {
+        /// The keys.
+        keys: Keys,
+        /// The version sent when the client sends none (default [`ANTHROPIC_VERSION`]).
+        version: String,
+    },
+    /// AWS SigV4 (Bedrock), over the final body, re-signed on every call (so on every retry).
+    Bedrock {
+        /// Where the credentials come from.
+        credentials: AwsCredentialSource,
+        /// The region (`us-east-1`).
+        region: String,
+        /// The signing name (`bedrock`).
+        service: String,
+        /// The backend's base URL: the host and path prefix the request will really go to.
+        endpoint: http::Uri,
+        /// SigV4 settings.
+        options: SigV4Options,
+    },
+}
+
+/// Injects a provider's credentials into every request (a tower layer on the upstream side,
+/// one per backend, so that each failover attempt is signed for its own backend).
+#[derive(Debug, Clone)]
+pub struct ProviderAuthLayer {
+    provider: Arc<Provider>,
+    passthrough: bool,
+}
+
+impl ProviderAuthLayer {
+    /// A layer for `provider`; the client's own credentials are removed first.
+    pub fn new(provider: Provider) -> Self {
+        Self {
+            provider: Arc::new(provider),
+            passthrough: false,
+        }
+    }
+
+    /// Bring your own key: keep the client's credentials and inject nothing when it sent some.
+    #[must_use]
+    pub fn passthrough(mut self, yes: bool) -> Self {
+        self.passthrough = yes;
+        self
+    }
+}
+
+impl<S> tower::Layer<S> for ProviderAuthLayer {
+    type Service = ProviderAuth<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ProviderAuth {
+            inner,
+            provider: self.provider.clone(),
+            passthrough: self.passthrough,
+        }
+    }
+}
+
+/// The service of [`ProviderAuthLayer`].
+#[derive(Debug, Clone)]
+pub struct ProviderAuth<S> {
+    inner: S,
+    provider: Arc<Provider>,
+    passthrough: bool,
+}
+
+fn bearer(v: &str) -> Result<HeaderValue, AuthError> {
+    let mut h = HeaderValue::from_str(&format!("Bearer {v}"))
+        .map_err(|_| AuthError::Signing("the key is not a valid header value".into()))?;
+    h.set_sensitive(true);
+    Ok(h)
+}
+
+fn sensitive(v: &str) -> Result<HeaderValue, AuthError> {
+    let mut h = HeaderValue::from_str(v)
+        .map_err(|_| AuthError::Signing("the key is not a valid header value".into()))?;
+    h.set_sensitive(true);
+    Ok(h)
+}
+
+/// The URL `path_and_query` goes to under `base` (the same joining as the upstream client:
+/// `/v1/...` under a base ending in `/v1` is not doubled).
+fn join(base: &http::Uri, pq: &str) -> String {
+    let prefix = base.path().trim_end_matches('/');
+    let pq = if !prefix.is_empty() && pq.starts_with(prefix) {
+        pq.to_owned()
+    } else if let Some(rest) = pq.strip_prefix("/v1")
+        && prefix.ends_with("/v1")
+    {
+        format!("{prefix}{rest}")
+    } else {
+        format!("{prefix}{pq}")
+    };
+    format!(
+        "{}://{}{pq}",
+        base.scheme_str().unwrap_or("https"),
+        base.authority().map_or("", http::uri::Authority::as_str)
+    )
+}
+
+impl Provider {
+    /// Applies the credentials to a request head whose body is `body`.
+    pub fn apply(&self, parts: &mut http::request::Parts, body: &[u8]) -> Result<(), AuthError> {
+        let h = &mut parts.headers;
+        match self {
+            Self::OpenAi(keys) => {
+                h.insert(http::header::AUTHORIZATION, bearer(keys.next()?.expose())?);
+            }
+            Self::AzureApiKey { keys, api_version } => {
+                h.insert(
+                    HeaderName::from_static("api-key"),
+                    sensitive(keys.next()?.expose())?,
+                );
+                if let Some(v) = api_version {
+                    let has = parts
+                        .uri
+                        .query()
+                        .is_some_and(|q| q.split('&').any(|p| p.starts_with("api-version=")));
+                    if !has {
+                        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+                        let sep = if pq.contains('?') { '&' } else { '?' };
+                        let mut b = http::Uri::builder()
+                            .path_and_query(format!("{pq}{sep}api-version={v}"));
+                        if let (Some(s), Some(a)) = (parts.uri.scheme(), parts.uri.authority()) {
+                            b = b.scheme(s.clone()).authority(a.clone());
+                        }
+                        parts.uri = b.build().map_err(|e| AuthError::Signing(e.to_string()))?;
+                    }
+                }
+            }
+            Self::Anthropic { keys, version } => {
+                h.insert(
+                    HeaderName::from_static("x-api-key"),
+                    sensitive(keys.next()?.expose())?,
+                );
+                if !h.contains_key("anthropic-version") {
+                    h.insert(
+                        HeaderName::from_static("anthropic-version"),
+                        HeaderValue::from_str(version)
+                            .map_err(|e| AuthError::Signing(e.to_string()))?,
+                    );
+                }
+            }
+            Self::Bedrock {
+                credentials,
+                region,
+                service,
+                endpoint,
+                options,
+            } => {
+                let creds = credentials.resolve()?;
+                let url = if parts.uri.scheme().is_some() {
+                    parts.uri.to_string()
+                } else {
+                    join(
+                        endpoint,
+                        parts.uri.path_and_query().map_or("/", |p| p.as_str()),
+                    )
+                };
+                // Sign what the client will send: its Host, without hop-by-hop noise.
+                h.remove(http::header::HOST);
+                h.remove(http::header::CONNECTION);
+                h.remove(http::header::TRANSFER_ENCODING);
+                sign_sigv4(
+                    &parts.method,
+                    &url,
+                    h,
+                    body,
+                    &creds,
+                    region,
+                    service,
+                    SystemTime::now(),
+                    *options,
+                )?;
+                for name in ["authorization", "x-amz-security-token"] {
+                    if let Some(v) = h.get_mut(name) {
+                        v.set_sensitive(true);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<S> tower::Service<Request<Body>> for ProviderAuth<S>
+where
+    S: tower::Service<Request<Body>, Response = Response<Body>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = futures_util::future::Either<
+        S::Future,
+        std::future::Ready<Result<Response<Body>, S::Error>>,
+    >;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let (mut parts, body) = req.into_parts();
+        let client_has_key = CLIENT_CREDENTIAL_HEADERS
+            .iter()
+            .any(|h| parts.headers.contains_key(*h));
+        let result = if self.passthrough && client_has_key {
+            Ok(())
+        } else {
+            for h in CLIENT_CREDENTIAL_HEADERS {
+                parts.headers.remove(h);
+            }
+            match body.as_bytes() {
+                Some(b) => self.provider.apply(&mut parts, b),
+                None if matches!(*self.provider, Provider::Bedrock { .. }) => Err(
+                    AuthError::Signing("SigV4 needs a buffered request body".into()),
+                ),
+                None => self.provider.apply(&mut parts, &[]),
+            }
+        };
+        match result {
+            Ok(()) => futures_util::future::Either::Left(
+                self.inner.call(Request::from_parts(parts, body)),
+            ),
+            Err(e) => {
+                // The reason is logged (it names no secret); the client gets no detail.
+                tracing::warn!(error = %e, "provider credentials unavailable");
+                let resp = Rejection::new(
+                    RejectKind::UpstreamFailed,
+                    "the gateway could not authenticate to the upstream provider",
+                )
+                .with_status(http::StatusCode::BAD_GATEWAY)
+                .with_code("upstream_auth_failed")
+                .into_response();
+                futures_util::future::Either::Right(std::future::ready(Ok(resp)))
+            }
+        }
+    }
+}
