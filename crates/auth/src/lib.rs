@@ -31,6 +31,7 @@ mod aws;
 mod keys;
 mod provider;
 mod secret;
+mod tokens;
 
 pub use aws::{AwsCredentialSource, AwsCredentials, SigV4Options, sign_sigv4};
 pub use keys::{KeySource, Keys};
@@ -38,6 +39,9 @@ pub use provider::{
     ANTHROPIC_VERSION, CLIENT_CREDENTIAL_HEADERS, Provider, ProviderAuth, ProviderAuthLayer,
 };
 pub use secret::Secret;
+pub use tokens::{
+    CachedToken, EntraClientCredentials, MetadataServer, ServiceAccount, Token, TokenSource,
+};
 
 /// Why credentials could not be applied.
 #[non_exhaustive]
@@ -49,4 +53,7 @@ pub enum AuthError {
     /// The request could not be signed.
     #[error("signing failed: {0}")]
     Signing(String),
+    /// An access token could not be obtained.
+    #[error("token fetch failed: {0}")]
+    TokenFetch(String),
 }

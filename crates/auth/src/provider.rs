@@ -1,5 +1,7 @@
 //! Providers and the layer that injects their credentials.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::SystemTime;
@@ -8,7 +10,7 @@ use http::{HeaderName, HeaderValue, Request, Response};
 use infergate_core::{Body, RejectKind, Rejection};
 
 use crate::aws::{AwsCredentialSource, SigV4Options, sign_sigv4};
-use crate::{AuthError, Keys};
+use crate::{AuthError, CachedToken, Keys};
 
 /// Client credential headers removed before injecting (unless pass-through is on).
 pub const CLIENT_CREDENTIAL_HEADERS: [&str; 4] =
@@ -38,6 +40,13 @@ pub enum Provider {
         /// The version sent when the client sends none (default [`ANTHROPIC_VERSION`]).
         version: String,
     },
+    /// GCP Vertex AI: `Authorization: Bearer` with an OAuth2 access token from a service
+    /// account ([`ServiceAccount`](crate::ServiceAccount)) or the metadata server
+    /// ([`MetadataServer`](crate::MetadataServer)), cached and refreshed.
+    GcpVertex(Arc<CachedToken>),
+    /// Azure OpenAI with a Microsoft Entra token
+    /// ([`EntraClientCredentials`](crate::EntraClientCredentials)), cached and refreshed.
+    AzureEntra(Arc<CachedToken>),
     /// AWS SigV4 (Bedrock), over the final body, re-signed on every call (so on every retry).
     Bedrock {
         /// Where the credentials come from.
@@ -134,9 +143,19 @@ fn join(base: &http::Uri, pq: &str) -> String {
 
 impl Provider {
     /// Applies the credentials to a request head whose body is `body`.
-    pub fn apply(&self, parts: &mut http::request::Parts, body: &[u8]) -> Result<(), AuthError> {
+    pub async fn apply(
+        &self,
+        parts: &mut http::request::Parts,
+        body: &[u8],
+    ) -> Result<(), AuthError> {
         let h = &mut parts.headers;
         match self {
+            Self::GcpVertex(t) | Self::AzureEntra(t) => {
+                h.insert(
+                    http::header::AUTHORIZATION,
+                    bearer(t.get().await?.expose())?,
+                );
+            }
             Self::OpenAi(keys) => {
                 h.insert(http::header::AUTHORIZATION, bearer(keys.next()?.expose())?);
             }
@@ -219,56 +238,60 @@ impl Provider {
 
 impl<S> tower::Service<Request<Body>> for ProviderAuth<S>
 where
-    S: tower::Service<Request<Body>, Response = Response<Body>>,
+    S: tower::Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
 {
     type Response = Response<Body>;
     type Error = S::Error;
-    type Future = futures_util::future::Either<
-        S::Future,
-        std::future::Ready<Result<Response<Body>, S::Error>>,
-    >;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, S::Error>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
-        let (mut parts, body) = req.into_parts();
-        let client_has_key = CLIENT_CREDENTIAL_HEADERS
-            .iter()
-            .any(|h| parts.headers.contains_key(*h));
-        let result = if self.passthrough && client_has_key {
-            Ok(())
-        } else {
-            for h in CLIENT_CREDENTIAL_HEADERS {
-                parts.headers.remove(h);
+        // The service that was polled ready goes with this call (tower's clone-and-swap).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let provider = self.provider.clone();
+        let passthrough = self.passthrough;
+        Box::pin(async move {
+            let (mut parts, body) = req.into_parts();
+            let client_has_key = CLIENT_CREDENTIAL_HEADERS
+                .iter()
+                .any(|h| parts.headers.contains_key(*h));
+            let result = if passthrough && client_has_key {
+                Ok(())
+            } else {
+                for h in CLIENT_CREDENTIAL_HEADERS {
+                    parts.headers.remove(h);
+                }
+                match body.as_bytes() {
+                    Some(b) => {
+                        let b = b.to_vec();
+                        provider.apply(&mut parts, &b).await
+                    }
+                    None if matches!(*provider, Provider::Bedrock { .. }) => Err(
+                        AuthError::Signing("SigV4 needs a buffered request body".into()),
+                    ),
+                    None => provider.apply(&mut parts, &[]).await,
+                }
+            };
+            match result {
+                Ok(()) => inner.call(Request::from_parts(parts, body)).await,
+                Err(e) => {
+                    // The reason is logged (it names no secret); the client gets no detail.
+                    tracing::warn!(error = %e, "provider credentials unavailable");
+                    Ok(Rejection::new(
+                        RejectKind::UpstreamFailed,
+                        "the gateway could not authenticate to the upstream provider",
+                    )
+                    .with_status(http::StatusCode::BAD_GATEWAY)
+                    .with_code("upstream_auth_failed")
+                    .into_response())
+                }
             }
-            match body.as_bytes() {
-                Some(b) => self.provider.apply(&mut parts, b),
-                None if matches!(*self.provider, Provider::Bedrock { .. }) => Err(
-                    AuthError::Signing("SigV4 needs a buffered request body".into()),
-                ),
-                None => self.provider.apply(&mut parts, &[]),
-            }
-        };
-        match result {
-            Ok(()) => futures_util::future::Either::Left(
-                self.inner.call(Request::from_parts(parts, body)),
-            ),
-            Err(e) => {
-                // The reason is logged (it names no secret); the client gets no detail.
-                tracing::warn!(error = %e, "provider credentials unavailable");
-                let resp = Rejection::new(
-                    RejectKind::UpstreamFailed,
-                    "the gateway could not authenticate to the upstream provider",
-                )
-                .with_status(http::StatusCode::BAD_GATEWAY)
-                .with_code("upstream_auth_failed")
-                .into_response();
-                futures_util::future::Either::Right(std::future::ready(Ok(resp)))
-            }
-        }
+        })
     }
 }
