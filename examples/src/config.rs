@@ -383,6 +383,68 @@ pub struct BackendConfig {
     /// Time to the response head in milliseconds (default 600000; 0 for none).
     #[serde(default)]
     pub request_timeout_ms: Option<u64>,
+    /// The provider credentials the gateway injects (absent: none; clients' own keys pass).
+    #[serde(default)]
+    pub auth: Option<AuthSection>,
+}
+
+/// `[backends.NAME.auth]`: provider credentials. Keys are written `env:NAME`, `file:PATH`
+/// (re-read when it changes) or `inline:VALUE`; several are used in turn.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSection {
+    /// `openai`, `azure`, `azure_entra`, `anthropic`, `bedrock`, `vertex` or
+    /// `vertex_metadata`.
+    pub provider: String,
+    /// For `openai`, `azure`, `anthropic`: the keys.
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// Keep a client's own key when it sends one (bring your own key).
+    #[serde(default)]
+    pub passthrough: bool,
+    /// For `azure`: `api-version` added to the query.
+    #[serde(default)]
+    pub api_version: Option<String>,
+    /// For `anthropic`: the default `anthropic-version`.
+    #[serde(default)]
+    pub anthropic_version: Option<String>,
+    /// For `bedrock`: the region.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// For `bedrock`: the signing name (default `bedrock`).
+    #[serde(default)]
+    pub service: Option<String>,
+    /// For `bedrock`: `env` (default), `file:PATH` (with `profile`), or `static` with
+    /// `access_key_id` and `secret_access_key` (a key source) and `session_token`.
+    #[serde(default)]
+    pub aws_credentials: Option<String>,
+    /// For `bedrock` with a credentials file: the profile (default `default`).
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// For `bedrock` `static`: the access key id.
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    /// For `bedrock` `static`: the secret access key (a key source).
+    #[serde(default)]
+    pub secret_access_key: Option<String>,
+    /// For `vertex`: the service-account JSON key file.
+    #[serde(default)]
+    pub service_account_file: Option<String>,
+    /// For `vertex_metadata`: the metadata server (default `http://metadata.google.internal`).
+    #[serde(default)]
+    pub metadata_url: Option<String>,
+    /// For `azure_entra`: the authority (default `https://login.microsoftonline.com`).
+    #[serde(default)]
+    pub authority: Option<String>,
+    /// For `azure_entra`: the tenant.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// For `azure_entra`: the client id.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// For `azure_entra`: the client secret (a key source).
+    #[serde(default)]
+    pub client_secret: Option<String>,
 }
 
 /// Which backend serves which endpoint; each defaults to the only backend when there is one.

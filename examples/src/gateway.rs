@@ -36,12 +36,17 @@ use infergate::guardrail::{
     WebhookModerator,
 };
 
+use infergate::auth::{
+    AwsCredentialSource, AwsCredentials, CachedToken, EntraClientCredentials, KeySource, Keys,
+    MetadataServer, Provider, ProviderAuth, ProviderAuthLayer, Secret, ServiceAccount,
+    SigV4Options,
+};
 use infergate::cache::{Cache, CacheConfig, MemoryStore, SemanticConfig, TenantScope};
 use infergate::embed::{CachedEmbedder, Embedder, HashEmbedder, OpenAiEmbedder};
 use infergate::router::{Match, QueryText, Router, RouterConfig, SemanticRoute, Target};
 
 use crate::config::{
-    BackendConfig, CacheSection, CheckSection, Config, ConfigError, GuardrailSection,
+    AuthSection, BackendConfig, CacheSection, CheckSection, Config, ConfigError, GuardrailSection,
     ModerationSection, RateLimitSection, RouterSection,
 };
 
@@ -53,14 +58,17 @@ type Route = PipelineService<Dispatch>;
 /// own backend.
 #[derive(Clone, Debug)]
 pub struct Dispatch {
-    default: Proxy,
-    backends: Arc<BTreeMap<String, Proxy>>,
+    default: Upstream,
+    backends: Arc<BTreeMap<String, Upstream>>,
 }
+
+/// One backend: its client, behind its provider credentials when it has some.
+pub type Upstream = tower::util::Either<ProviderAuth<Proxy>, Proxy>;
 
 impl Service<http::Request<Body>> for Dispatch {
     type Response = http::Response<Body>;
     type Error = Infallible;
-    type Future = <Proxy as Service<http::Request<Body>>>::Future;
+    type Future = <Upstream as Service<http::Request<Body>>>::Future;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
@@ -106,6 +114,7 @@ pub fn default_config() -> Config {
             url: "mock".into(),
             connect_timeout_ms: None,
             request_timeout_ms: None,
+            auth: None,
         },
     );
     Config {
@@ -147,6 +156,14 @@ pub async fn build(config: &Config) -> Result<Gateway, ConfigError> {
         let upstream = builder
             .build(&url)
             .map_err(|e| ConfigError::Routes(format!("backend '{name}': {e}")))?;
+        let upstream: Upstream = match &b.auth {
+            Some(a) => tower::util::Either::Left(
+                provider_auth(a, &url)
+                    .map_err(|e| ConfigError::Routes(format!("backend '{name}' auth: {e}")))?
+                    .layer(upstream.into_proxy()),
+            ),
+            None => tower::util::Either::Right(upstream.into_proxy()),
+        };
         clients.insert(name.clone(), upstream);
     }
 
@@ -176,12 +193,7 @@ pub async fn build(config: &Config) -> Result<Gateway, ConfigError> {
     let pipeline = pipeline.build();
     let layer = PipelineLayer::new(pipeline);
 
-    let proxies: Arc<BTreeMap<String, Proxy>> = Arc::new(
-        clients
-            .iter()
-            .map(|(k, c)| (k.clone(), c.clone().into_proxy()))
-            .collect(),
-    );
+    let proxies: Arc<BTreeMap<String, Upstream>> = Arc::new(clients.clone());
     let mut routes = BTreeMap::new();
     let table: [(&[&'static str], Option<&String>); 3] = [
         (
@@ -199,7 +211,7 @@ pub async fn build(config: &Config) -> Result<Gateway, ConfigError> {
             continue;
         };
         let svc = layer.layer(Dispatch {
-            default: upstream.clone().into_proxy(),
+            default: upstream.clone(),
             backends: proxies.clone(),
         });
         for path in paths {
@@ -598,4 +610,108 @@ fn cache(c: &CacheSection) -> Result<Cache, ConfigError> {
         );
     }
     Ok(Cache::new(cfg))
+}
+
+/// A key source written `env:NAME`, `file:PATH` or `inline:VALUE`.
+fn key_source(spec: &str) -> Result<KeySource, String> {
+    match spec.split_once(':') {
+        Some(("env", n)) => Ok(KeySource::Env(n.to_owned())),
+        Some(("file", p)) => Ok(KeySource::File(p.into())),
+        Some(("inline", v)) => Ok(KeySource::Inline(Secret::new(v))),
+        // Never echo the value: it may be a key written without a prefix.
+        _ => Err("a key must be written env:NAME, file:PATH or inline:VALUE".into()),
+    }
+}
+
+/// The current value of one key source.
+fn read_key(spec: &str) -> Result<Secret, String> {
+    Keys::new([key_source(spec)?])
+        .next()
+        .map_err(|e| e.to_string())
+}
+
+/// Builds a backend's credential layer from `[backends.NAME.auth]`.
+fn provider_auth(a: &AuthSection, url: &str) -> Result<ProviderAuthLayer, String> {
+    let keys = || -> Result<Keys, String> {
+        if a.keys.is_empty() {
+            return Err("no keys".into());
+        }
+        Ok(Keys::new(
+            a.keys
+                .iter()
+                .map(|k| key_source(k))
+                .collect::<Result<Vec<_>, _>>()?,
+        ))
+    };
+    let need =
+        |v: &Option<String>, what: &str| v.clone().ok_or_else(|| format!("{what} is required"));
+    let provider = match a.provider.as_str() {
+        "openai" => Provider::OpenAi(keys()?),
+        "azure" => Provider::AzureApiKey {
+            keys: keys()?,
+            api_version: a.api_version.clone(),
+        },
+        "anthropic" => Provider::Anthropic {
+            keys: keys()?,
+            version: a
+                .anthropic_version
+                .clone()
+                .unwrap_or_else(|| infergate::auth::ANTHROPIC_VERSION.into()),
+        },
+        "bedrock" => {
+            let credentials = match a.aws_credentials.as_deref() {
+                None | Some("env") => AwsCredentialSource::Environment,
+                Some("static") => AwsCredentialSource::Static(AwsCredentials {
+                    access_key_id: need(&a.access_key_id, "access_key_id")?,
+                    secret_access_key: read_key(&need(&a.secret_access_key, "secret_access_key")?)?,
+                    session_token: None,
+                }),
+                Some(f) if f.starts_with("file:") => AwsCredentialSource::File {
+                    path: f["file:".len()..].into(),
+                    profile: a.profile.clone().unwrap_or_default(),
+                },
+                Some(_) => return Err("aws_credentials: env, static or file:PATH".into()),
+            };
+            Provider::Bedrock {
+                credentials,
+                region: need(&a.region, "region")?,
+                service: a.service.clone().unwrap_or_else(|| "bedrock".into()),
+                endpoint: url
+                    .parse()
+                    .map_err(|_| "the backend URL is not a URI".to_owned())?,
+                options: SigV4Options::default(),
+            }
+        }
+        "vertex" => {
+            let path = need(&a.service_account_file, "service_account_file")?;
+            let json = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+            Provider::GcpVertex(CachedToken::new(
+                ServiceAccount::from_json(&json).map_err(|e| e.to_string())?,
+            ))
+        }
+        "vertex_metadata" => Provider::GcpVertex(CachedToken::new(
+            MetadataServer::new(
+                a.metadata_url
+                    .as_deref()
+                    .unwrap_or("http://metadata.google.internal"),
+            )
+            .map_err(|e| e.to_string())?,
+        )),
+        "azure_entra" => Provider::AzureEntra {
+            token: CachedToken::new(
+                EntraClientCredentials::new(
+                    a.authority
+                        .as_deref()
+                        .unwrap_or("https://login.microsoftonline.com"),
+                    &need(&a.tenant, "tenant")?,
+                    need(&a.client_id, "client_id")?,
+                    read_key(&need(&a.client_secret, "client_secret")?)?,
+                )
+                .map_err(|e| e.to_string())?,
+            ),
+            api_version: a.api_version.clone(),
+        },
+        other => return Err(format!("unknown provider '{other}'")),
+    };
+    Ok(ProviderAuthLayer::new(provider).passthrough(a.passthrough))
 }

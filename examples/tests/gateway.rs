@@ -371,3 +371,42 @@ tokens_per_minute = 150
     }
     assert_eq!(mock.request_count(), 1);
 }
+
+#[tokio::test]
+async fn the_gateway_injects_the_backends_key_instead_of_the_clients() {
+    let mock = infergate::mock::MockProvider::start().await.unwrap();
+    let toml = format!(
+        r#"
+[backends.openai]
+url = "{}"
+[backends.openai.auth]
+provider = "openai"
+keys = ["inline:sk-gateway-key"]
+"#,
+        mock.url()
+    );
+    let (addr, _gw) = start(&Config::parse(&toml).unwrap()).await;
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    let req = http::Request::post(format!("http://{addr}/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .header("authorization", "Bearer sk-client-key")
+        .body(Full::new(Bytes::from(
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).to_string(),
+        )))
+        .unwrap();
+    assert_eq!(client.request(req).await.unwrap().status(), 200);
+    assert_eq!(
+        mock.requests()[0].headers["authorization"],
+        "Bearer sk-gateway-key"
+    );
+    // A key written without its source prefix is refused, and not echoed.
+    let bad = toml.replace("inline:sk-gateway-key", "sk-plain-value");
+    let err = gateway::build(&Config::parse(&bad).unwrap())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("env:NAME") && !err.contains("sk-plain-value"),
+        "{err}"
+    );
+}

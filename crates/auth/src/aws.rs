@@ -186,7 +186,13 @@ pub fn sign_sigv4(
         SignableBody::Bytes(body),
     )
     .map_err(|e| AuthError::Signing(e.to_string()))?;
-    let (instructions, _) = sign(signable, &params)
+    // aws-sigv4 traces the canonical request, session token included: it signs with no
+    // subscriber, so that nothing it logs can reach ours (found by the log-capture test).
+    let signed =
+        tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), || {
+            sign(signable, &params)
+        });
+    let (instructions, _) = signed
         .map_err(|e| AuthError::Signing(e.to_string()))?
         .into_parts();
     for (name, value) in instructions.headers() {

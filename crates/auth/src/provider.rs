@@ -25,8 +25,10 @@ pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 pub enum Provider {
     /// OpenAI and OpenAI-compatible: `Authorization: Bearer <key>`.
     OpenAi(Keys),
-    /// Azure OpenAI with an `api-key` header; `api_version` is added to the query when the
-    /// request has none.
+    /// Azure OpenAI with an `api-key` header. OpenAI-style paths (`/v1/chat/completions`)
+    /// become deployment URLs (`/openai/deployments/{model}/chat/completions`, the request's
+    /// model naming the deployment), and `api_version` is added to the query when the request
+    /// has none.
     AzureApiKey {
         /// The keys.
         keys: Keys,
@@ -45,8 +47,14 @@ pub enum Provider {
     /// ([`MetadataServer`](crate::MetadataServer)), cached and refreshed.
     GcpVertex(Arc<CachedToken>),
     /// Azure OpenAI with a Microsoft Entra token
-    /// ([`EntraClientCredentials`](crate::EntraClientCredentials)), cached and refreshed.
-    AzureEntra(Arc<CachedToken>),
+    /// ([`EntraClientCredentials`](crate::EntraClientCredentials)), cached and refreshed;
+    /// deployment URLs and `api-version` as for [`Provider::AzureApiKey`].
+    AzureEntra {
+        /// The token.
+        token: Arc<CachedToken>,
+        /// `api-version`.
+        api_version: Option<String>,
+    },
     /// AWS SigV4 (Bedrock), over the final body, re-signed on every call (so on every retry).
     Bedrock {
         /// Where the credentials come from.
@@ -141,6 +149,46 @@ fn join(base: &http::Uri, pq: &str) -> String {
     )
 }
 
+/// Azure's URL: `/v1/<op>` becomes `/openai/deployments/<model>/<op>` (the body's model), and
+/// `api-version` is added when absent.
+fn azure_url(
+    parts: &mut http::request::Parts,
+    body: &[u8],
+    api_version: Option<&str>,
+) -> Result<(), AuthError> {
+    #[derive(serde::Deserialize)]
+    struct Model {
+        model: String,
+    }
+    let mut pq = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
+    if let Some(op) = pq.strip_prefix("/v1/")
+        && let Ok(m) = serde_json::from_slice::<Model>(body)
+        && !m.model.is_empty()
+        && m.model
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        pq = format!("/openai/deployments/{}/{op}", m.model);
+    }
+    if let Some(v) = api_version
+        && !pq
+            .split_once('?')
+            .is_some_and(|(_, q)| q.split('&').any(|p| p.starts_with("api-version=")))
+    {
+        let sep = if pq.contains('?') { '&' } else { '?' };
+        pq = format!("{pq}{sep}api-version={v}");
+    }
+    let mut b = http::Uri::builder().path_and_query(pq);
+    if let (Some(s), Some(a)) = (parts.uri.scheme(), parts.uri.authority()) {
+        b = b.scheme(s.clone()).authority(a.clone());
+    }
+    parts.uri = b.build().map_err(|e| AuthError::Signing(e.to_string()))?;
+    Ok(())
+}
+
 impl Provider {
     /// Applies the credentials to a request head whose body is `body`.
     pub async fn apply(
@@ -150,11 +198,18 @@ impl Provider {
     ) -> Result<(), AuthError> {
         let h = &mut parts.headers;
         match self {
-            Self::GcpVertex(t) | Self::AzureEntra(t) => {
+            Self::GcpVertex(t) => {
                 h.insert(
                     http::header::AUTHORIZATION,
                     bearer(t.get().await?.expose())?,
                 );
+            }
+            Self::AzureEntra { token, api_version } => {
+                h.insert(
+                    http::header::AUTHORIZATION,
+                    bearer(token.get().await?.expose())?,
+                );
+                azure_url(parts, body, api_version.as_deref())?;
             }
             Self::OpenAi(keys) => {
                 h.insert(http::header::AUTHORIZATION, bearer(keys.next()?.expose())?);
@@ -164,22 +219,7 @@ impl Provider {
                     HeaderName::from_static("api-key"),
                     sensitive(keys.next()?.expose())?,
                 );
-                if let Some(v) = api_version {
-                    let has = parts
-                        .uri
-                        .query()
-                        .is_some_and(|q| q.split('&').any(|p| p.starts_with("api-version=")));
-                    if !has {
-                        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-                        let sep = if pq.contains('?') { '&' } else { '?' };
-                        let mut b = http::Uri::builder()
-                            .path_and_query(format!("{pq}{sep}api-version={v}"));
-                        if let (Some(s), Some(a)) = (parts.uri.scheme(), parts.uri.authority()) {
-                            b = b.scheme(s.clone()).authority(a.clone());
-                        }
-                        parts.uri = b.build().map_err(|e| AuthError::Signing(e.to_string()))?;
-                    }
-                }
+                azure_url(parts, body, api_version.as_deref())?;
             }
             Self::Anthropic { keys, version } => {
                 h.insert(

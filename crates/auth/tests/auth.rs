@@ -233,3 +233,75 @@ async fn no_secret_in_debug_output_or_error_bodies() {
     );
     assert_eq!(mock.requests().len(), 1);
 }
+
+/// Collects everything logged at any level.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn no_secret_in_the_logs_of_successes_and_failures() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    // Global: the servers run on tasks of their own. (Only this test installs one.)
+    tracing::subscriber::set_global_default(subscriber).unwrap();
+
+    let mock = MockProvider::start().await.unwrap();
+    let keys = Keys::new([
+        KeySource::Inline(Secret::new("sk-logged-never-1")),
+        KeySource::Env("INFERGATE_TEST_UNSET_KEY_VAR_2".into()),
+    ]);
+    let addr = gateway(&mock, ProviderAuthLayer::new(Provider::OpenAi(keys))).await;
+    assert_eq!(
+        post(
+            addr,
+            "/v1/chat/completions",
+            &[("authorization", "Bearer sk-client-secret-9")]
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(post(addr, "/v1/chat/completions", &[]).await.status, 502);
+    let creds = AwsCredentials {
+        access_key_id: "AKIDEXAMPLE".into(),
+        secret_access_key: Secret::new("aws-secret-never-logged"),
+        session_token: Some(Secret::new("aws-token-never-logged")),
+    };
+    let layer = ProviderAuthLayer::new(Provider::Bedrock {
+        credentials: AwsCredentialSource::Static(creds),
+        region: "us-east-1".into(),
+        service: "bedrock".into(),
+        endpoint: mock.url().parse().unwrap(),
+        options: SigV4Options::default(),
+    });
+    let addr = gateway(&mock, layer).await;
+    assert_eq!(post(addr, "/v1/chat/completions", &[]).await.status, 200);
+    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    assert!(
+        text.contains("provider credentials unavailable"),
+        "the failure was logged: {text}"
+    );
+    for secret in [
+        "sk-logged-never-1",
+        "sk-client-secret-9",
+        "aws-secret-never-logged",
+        "aws-token-never-logged",
+    ] {
+        let line = text.lines().find(|l| l.contains(secret)).unwrap_or("");
+        assert!(!text.contains(secret), "{secret} in the logs: {line}");
+    }
+}

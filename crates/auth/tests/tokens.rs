@@ -210,7 +210,14 @@ async fn the_metadata_server_and_entra_client_credentials() {
         .unwrap(),
     );
     assert!(!format!("{entra:?}").contains("entra-secret"));
-    let addr = gateway(&mock, Provider::AzureEntra(entra)).await;
+    let addr = gateway(
+        &mock,
+        Provider::AzureEntra {
+            token: entra,
+            api_version: None,
+        },
+    )
+    .await;
     post_json(addr, "/openai/deployments/d/chat/completions", &chat()).await;
     let r = mock.requests();
     assert_eq!(r[0].headers["authorization"], "Bearer metadata-token");
