@@ -118,6 +118,22 @@ async fn token_request(
     })
 }
 
+/// POSTs a form to a token endpoint and reads the token from the answer.
+async fn post_form(
+    client: &UpstreamClient,
+    url: &str,
+    pairs: &[(&str, &str)],
+) -> Result<Token, AuthError> {
+    let req = http::Request::post(url)
+        .header(
+            http::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(Body::full(Bytes::from(form(pairs))))
+        .map_err(|e| AuthError::TokenFetch(e.to_string()))?;
+    token_request(client, req).await
+}
+
 fn form(pairs: &[(&str, &str)]) -> String {
     let enc = |s: &str| {
         s.bytes()
@@ -220,18 +236,16 @@ impl TokenSource for ServiceAccount {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let body = form(&[
-            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
-            ("assertion", &self.assertion(now)?),
-        ]);
-        let req = http::Request::post(self.token_uri.as_str())
-            .header(
-                http::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .body(Body::full(Bytes::from(body)))
-            .map_err(|e| AuthError::TokenFetch(e.to_string()))?;
-        token_request(&self.client, req).await
+        let assertion = self.assertion(now)?;
+        post_form(
+            &self.client,
+            &self.token_uri,
+            &[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                ("assertion", &assertion),
+            ],
+        )
+        .await
     }
 }
 
@@ -298,20 +312,17 @@ impl EntraClientCredentials {
 #[async_trait]
 impl TokenSource for EntraClientCredentials {
     async fn fetch(&self) -> Result<Token, AuthError> {
-        let body = form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", &self.client_id),
-            ("client_secret", self.client_secret.expose()),
-            ("scope", &self.scope),
-        ]);
-        let req = http::Request::post(self.path.as_str())
-            .header(
-                http::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .body(Body::full(Bytes::from(body)))
-            .map_err(|e| AuthError::TokenFetch(e.to_string()))?;
-        token_request(&self.client, req).await
+        post_form(
+            &self.client,
+            &self.path,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", &self.client_id),
+                ("client_secret", self.client_secret.expose()),
+                ("scope", &self.scope),
+            ],
+        )
+        .await
     }
 }
 

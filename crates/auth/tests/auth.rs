@@ -21,6 +21,21 @@ async fn gateway(mock: &MockProvider, layer: ProviderAuthLayer) -> std::net::Soc
     serve(PipelineLayer::new(Pipeline::default()).layer(upstream)).await
 }
 
+/// A Bedrock layer (SigV4, us-east-1) towards `mock` with these credentials.
+fn bedrock(mock: &MockProvider, secret: &str, token: &str) -> ProviderAuthLayer {
+    ProviderAuthLayer::new(Provider::Bedrock {
+        credentials: AwsCredentialSource::Static(AwsCredentials {
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret_access_key: Secret::new(secret),
+            session_token: Some(Secret::new(token)),
+        }),
+        region: "us-east-1".into(),
+        service: "bedrock".into(),
+        endpoint: mock.url().parse().unwrap(),
+        options: SigV4Options::default(),
+    })
+}
+
 async fn post(addr: std::net::SocketAddr, path: &str, headers: &[(&str, &str)]) -> Reply {
     let mut b = http::Request::post(format!("http://{addr}{path}"))
         .header("content-type", "application/json");
@@ -164,18 +179,11 @@ async fn keys_are_used_in_turn_and_a_rotated_file_takes_effect_at_once() {
 #[tokio::test]
 async fn bedrock_requests_are_signed_over_the_body_they_carry() {
     let mock = MockProvider::start().await.unwrap();
-    let creds = AwsCredentials {
-        access_key_id: "AKIDEXAMPLE".into(),
-        secret_access_key: Secret::new("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
-        session_token: Some(Secret::new("session-token-value")),
-    };
-    let layer = ProviderAuthLayer::new(Provider::Bedrock {
-        credentials: AwsCredentialSource::Static(creds),
-        region: "us-east-1".into(),
-        service: "bedrock".into(),
-        endpoint: mock.url().parse().unwrap(),
-        options: SigV4Options::default(),
-    });
+    let layer = bedrock(
+        &mock,
+        "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        "session-token-value",
+    );
     let addr = gateway(&mock, layer).await;
     post(
         addr,
@@ -276,18 +284,7 @@ async fn no_secret_in_the_logs_of_successes_and_failures() {
         200
     );
     assert_eq!(post(addr, "/v1/chat/completions", &[]).await.status, 502);
-    let creds = AwsCredentials {
-        access_key_id: "AKIDEXAMPLE".into(),
-        secret_access_key: Secret::new("aws-secret-never-logged"),
-        session_token: Some(Secret::new("aws-token-never-logged")),
-    };
-    let layer = ProviderAuthLayer::new(Provider::Bedrock {
-        credentials: AwsCredentialSource::Static(creds),
-        region: "us-east-1".into(),
-        service: "bedrock".into(),
-        endpoint: mock.url().parse().unwrap(),
-        options: SigV4Options::default(),
-    });
+    let layer = bedrock(&mock, "aws-secret-never-logged", "aws-token-never-logged");
     let addr = gateway(&mock, layer).await;
     assert_eq!(post(addr, "/v1/chat/completions", &[]).await.status, 200);
     let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();

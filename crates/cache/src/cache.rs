@@ -447,11 +447,7 @@ impl Cache {
                 flights.remove(key, id);
             }
         };
-        if let Ok(h) = tokio::runtime::Handle::try_current() {
-            h.spawn(fut);
-        } else {
-            tracing::warn!("no tokio runtime; answer not stored");
-        }
+        infergate_core::spawn_background(fut, "cache store write");
     }
 }
 

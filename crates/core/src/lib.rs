@@ -58,6 +58,20 @@ pub mod pipeline;
 pub mod sse;
 
 pub use body::Body;
+
+/// Runs `work` on the current tokio runtime without waiting for it (a store write, a
+/// settlement: work a response must not wait for). Without a runtime it cannot run: logged as
+/// `what` was not done.
+pub fn spawn_background<F>(work: F, what: &'static str)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    if let Ok(h) = tokio::runtime::Handle::try_current() {
+        h.spawn(work);
+    } else {
+        tracing::warn!(what, "no tokio runtime: not done");
+    }
+}
 pub use error::{BoxError, FailureClass, ProcessorError, RejectKind, Rejection};
 pub use layer::{PipelineBody, PipelineLayer, PipelineService};
 pub use payload::{ApiKind, Payload};

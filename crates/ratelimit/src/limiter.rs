@@ -443,11 +443,7 @@ fn settle(s: &Arc<Shared>, p: &Pending, actual: Option<TokenUsage>, by: SettledB
         }
         let _ = s2.settled.send(settlement);
     };
-    if let Ok(h) = tokio::runtime::Handle::try_current() {
-        h.spawn(run);
-    } else {
-        tracing::warn!("no runtime to settle a rate-limit reservation on");
-    }
+    infergate_core::spawn_background(run, "rate-limit settlement");
 }
 
 #[async_trait]
