@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# End-to-end load benchmark, on loopback only, bounded in time: in one run, a bare hyper 1
-# passthrough proxy (no infergate code), the empty PipelineLayer over UpstreamClient on plain
-# hyper (`layered`), and the example gateway (axum, empty pipeline) in front of the same mock, measured with wrk. Reports requests/s, p50/p99 latency, CPU per request
-# of the proxy process, and the ratio gateway/passthrough.
+# End-to-end load benchmark, on loopback only, bounded in time: in one run, in front of the same
+# mock, a bare hyper 1 passthrough proxy (no infergate code), the empty PipelineLayer over
+# UpstreamClient on plain hyper (`layered`), the example gateway with an empty pipeline, the
+# gateway with the cache on (the same request: exact hits), and the gateway with every building
+# block on (router, guardrail, cache, rate limiter) and every request different (cache misses).
+# Measured with wrk: requests/s, p50/p99 latency, CPU per request of the proxy process, and the
+# ratios to the passthrough proxy.
 #
 #   bash benches/load.sh                   # 10 s per run, 32 connections, 2 rounds
 #   DURATION=5 CONNS=64 ROUNDS=1 bash benches/load.sh
@@ -55,6 +58,71 @@ url = "http://$MOCK"
 TOML
 RUST_LOG=warn start gateway-cached target/release/examples/gateway --listen 127.0.0.1:0 --config "$tmp/gwc.toml"; GWC=$ADDR; GWC_PID=$LAST_PID
 
+# The gateway with every building block on (router with semantic routes, guardrail, cache,
+# rate limiter), and every request different: all cache misses, all checks run.
+cat >"$tmp/gwa.toml" <<TOML
+[backends.mock]
+url = "http://$MOCK"
+[router]
+[[router.aliases]]
+name = "fast"
+backend = "mock"
+model = "gpt-4o-mini"
+[[router.semantic]]
+name = "billing"
+utterances = ["how much do i owe this month", "pay my invoice", "update the credit card on my account"]
+backend = "mock"
+threshold = 0.3
+[[router.semantic]]
+name = "travel"
+utterances = ["book a flight to paris", "find me a hotel in rome", "rent a car at the airport"]
+backend = "mock"
+threshold = 0.3
+[guardrail]
+[[guardrail.checks]]
+name = "pii"
+detector = "pii"
+action = "redact"
+applies = "both"
+[[guardrail.checks]]
+name = "secrets"
+detector = "secrets"
+action = "block"
+[[guardrail.checks]]
+name = "injection"
+detector = "injection"
+action = "block"
+applies = "request"
+[[guardrail.checks]]
+name = "deny"
+detector = "deny_list"
+terms = ["project falcon", "internal only"]
+action = "block"
+[[guardrail.checks]]
+name = "tokens"
+detector = "max_tokens"
+max_tokens = 32000
+action = "block"
+applies = "request"
+[cache]
+[ratelimit]
+key = ["api_key"]
+[ratelimit.limits]
+requests_per_minute = 100000000
+tokens_per_minute = 100000000000
+TOML
+RUST_LOG=warn start gateway-all-blocks target/release/examples/gateway --listen 127.0.0.1:0 --config "$tmp/gwa.toml"; GWA=$ADDR; GWA_PID=$LAST_PID
+
+# Every request different (a counter in the user message): cache misses throughout.
+cat >"$tmp/unique.lua" <<LUA
+counter = 0
+request = function()
+  counter = counter + 1
+  local body = '{"model":"gpt-4o-mini","stream":$STREAM,"messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"What is the capital of France? Question number ' .. counter .. '. Answer in one word."}],"max_tokens":64}'
+  return wrk.format("POST", "/v1/chat/completions", {["content-type"] = "application/json", ["authorization"] = "Bearer sk-bench"}, body)
+end
+LUA
+
 cat >"$tmp/post.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["content-type"] = "application/json"
@@ -65,17 +133,18 @@ LUA
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 
-run() { # NAME ADDR PID
+run() { # NAME ADDR PID [SCRIPT]
   local before after out rps p50 p99 reqs
+  local script=${4:-$tmp/post.lua}
   before=$(cpu_ticks "$3")
-  out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$tmp/post.lua" "http://$2/v1/chat/completions")
+  out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$script" "http://$2/v1/chat/completions")
   after=$(cpu_ticks "$3")
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   reqs=$(echo "$out" | awk '/requests in/ {print $1}')
   p50=$(echo "$out" | awk '$1=="50%" {print $2}')
   p99=$(echo "$out" | awk '$1=="99%" {print $2}')
   local non2xx
-  non2xx=$(echo "$out" | awk '/Non-2xx/ {print $4}')
+  non2xx=$(echo "$out" | awk '/Non-2xx/ {print $5}')
   local cpu_us
   cpu_us=$(awk -v a="$after" -v b="$before" -v hz="$hz" -v n="$reqs" 'BEGIN { printf "%.1f", (a-b)/hz*1e6/n }')
   echo "| $1 | $rps | $p50 | $p99 | $cpu_us | ${non2xx:-0} |"
@@ -91,13 +160,16 @@ wrk -t1 -c"$CONNS" -d2s -s "$tmp/post.lua" "http://$PASS/v1/chat/completions" >/
 wrk -t1 -c"$CONNS" -d2s -s "$tmp/post.lua" "http://$LAY/v1/chat/completions" >/dev/null
 wrk -t1 -c"$CONNS" -d2s -s "$tmp/post.lua" "http://$GW/v1/chat/completions" >/dev/null
 wrk -t1 -c"$CONNS" -d2s -s "$tmp/post.lua" "http://$GWC/v1/chat/completions" >/dev/null
+wrk -t1 -c"$CONNS" -d2s -s "$tmp/unique.lua" "http://$GWA/v1/chat/completions" >/dev/null
 for _ in $(seq 1 "$ROUNDS"); do
   run passthrough "$PASS" "$PASS_PID"
   run layered "$LAY" "$LAY_PID"
   run gateway "$GW" "$GW_PID"
   run gateway-cached-hits "$GWC" "$GWC_PID"
+  run gateway-all-blocks-misses "$GWA" "$GWA_PID" "$tmp/unique.lua"
 done
 awk '{s[$1]+=$2; n[$1]++} END {
   printf "\nratio layered/passthrough (mean requests/s): %.3f\n", (s["layered"]/n["layered"])/(s["passthrough"]/n["passthrough"]);
   printf "ratio gateway/passthrough (mean requests/s): %.3f\n", (s["gateway"]/n["gateway"])/(s["passthrough"]/n["passthrough"]);
-  printf "ratio gateway-cached-hits/passthrough (mean requests/s): %.3f\n", (s["gateway-cached-hits"]/n["gateway-cached-hits"])/(s["passthrough"]/n["passthrough"]) }' "$tmp/rps"
+  printf "ratio gateway-cached-hits/passthrough (mean requests/s): %.3f\n", (s["gateway-cached-hits"]/n["gateway-cached-hits"])/(s["passthrough"]/n["passthrough"]);
+  printf "ratio gateway-all-blocks-misses/passthrough (mean requests/s): %.3f\n", (s["gateway-all-blocks-misses"]/n["gateway-all-blocks-misses"])/(s["passthrough"]/n["passthrough"]) }' "$tmp/rps"

@@ -56,7 +56,8 @@ pub enum Detector {
     #[cfg(feature = "tokens")]
     MaxTokens(u64),
     /// Prompt injection and jailbreaks: a text scoring at or above the threshold is one finding
-    /// spanning the whole text (see [`crate::detect::injection_score`]; default threshold
+    /// spanning the whole text. On requests it reads what users and tools wrote (roles `user`,
+    /// `tool`, `function`), not the system prompt or earlier assistant turns (see [`crate::detect::injection_score`]; default threshold
     /// [`crate::detect::DEFAULT_INJECTION_THRESHOLD`]).
     Injection {
         /// The score at which a text counts as an injection.

@@ -213,6 +213,14 @@ impl Processor for Guardrail {
                     }
                     continue;
                 }
+                // Injections come in through what users and tools write, not through the
+                // operator's own system prompt ("You are a helpful assistant" reads like a
+                // persona takeover) or the model's earlier answers.
+                if matches!(c.detector, Detector::Injection { .. })
+                    && !matches!(t.role, "user" | "tool" | "function" | "input")
+                {
+                    continue;
+                }
                 for h in c.find_in(&scan) {
                     match c.action {
                         Action::Block => {
