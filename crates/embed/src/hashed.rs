@@ -154,16 +154,22 @@ fn features(text: &str, f: &mut dyn FnMut(u64, u64)) {
             buf.push_str(next);
             f(xxh3_64_with_seed(buf.as_bytes(), BIGRAM), BIGRAM);
         }
-        // Character n-grams of " word ", 3 to 5 characters.
-        let padded: Vec<char> = std::iter::once(' ')
-            .chain(w.chars())
-            .chain(std::iter::once(' '))
+        // Character n-grams of " word ", 3 to 5 characters: slices of one padded copy (the
+        // bytes of each n-gram, as before, without building a string for each).
+        buf.clear();
+        buf.push(' ');
+        buf.push_str(w);
+        buf.push(' ');
+        let bounds: Vec<usize> = buf
+            .char_indices()
+            .map(|(i, _)| i)
+            .chain(std::iter::once(buf.len()))
             .collect();
+        let chars = bounds.len() - 1;
         for n in 3..=5 {
-            for g in padded.windows(n) {
-                buf.clear();
-                buf.extend(g);
-                f(xxh3_64_with_seed(buf.as_bytes(), CHARS), CHARS);
+            for start in 0..chars.saturating_sub(n - 1) {
+                let g = &buf.as_bytes()[bounds[start]..bounds[start + n]];
+                f(xxh3_64_with_seed(g, CHARS), CHARS);
             }
         }
     }

@@ -173,11 +173,8 @@ impl Processor for Guardrail {
         #[cfg(feature = "tokens")]
         for c in &checks {
             if let Detector::MaxTokens(max) = c.detector {
-                static COUNTER: std::sync::OnceLock<infergate_ratelimit::TokenCounter> =
-                    std::sync::OnceLock::new();
-                let n = COUNTER
-                    .get_or_init(|| infergate_ratelimit::TokenCounter::new(4096))
-                    .count_prompt(payload);
+                // The process-wide memo, shared with the rate limiter.
+                let n = infergate_ratelimit::TokenCounter::shared().count_prompt(payload);
                 if n > max {
                     let r = self
                         .blocked(c, &format!("prompt too long: {n} tokens, limit {max}"))

@@ -86,6 +86,14 @@ impl TokenCounter {
         }
     }
 
+    /// The process-wide counter (100,000 texts): every block that counts tokens — the rate
+    /// limiter, the guardrail's token limit — shares its memo, so a prompt is tokenised once
+    /// per process, not once per block. Clones share the memo.
+    pub fn shared() -> Self {
+        static SHARED: std::sync::OnceLock<TokenCounter> = std::sync::OnceLock::new();
+        SHARED.get_or_init(TokenCounter::default).clone()
+    }
+
     /// Loads both encodings (about 100 ms once per process), so the first request does not pay.
     pub fn warm_up() {
         let _ = Encoding::O200kBase.bpe();

@@ -154,7 +154,13 @@ impl TokenRateLimiter {
         let (settled, _) = broadcast::channel(4096);
         Self {
             shared: Arc::new(Shared {
-                counter: TokenCounter::new(config.memo_capacity),
+                // The default size shares the process-wide memo (the guardrail's token limit
+                // counts the same prompts); another size gets a memo of its own.
+                counter: if config.memo_capacity == 100_000 {
+                    TokenCounter::shared()
+                } else {
+                    TokenCounter::new(config.memo_capacity)
+                },
                 cfg: config,
                 store,
                 fallback: Arc::new(MemoryStore::new()),
