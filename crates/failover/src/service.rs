@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use http::{HeaderValue, Request, Response, StatusCode};
 use infergate_core::{Body, RejectKind, Rejection};
+use tower::retry::budget::{Budget, TpsBudget};
 use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceExt};
 
@@ -77,6 +78,8 @@ pub struct FailoverPolicy {
     max_attempts: usize,
     default_cooldown: Duration,
     max_hops: u32,
+    attempt_timeout: Option<Duration>,
+    budget: Option<(Duration, u32, f32)>,
 }
 
 impl Default for FailoverPolicy {
@@ -89,6 +92,8 @@ impl Default for FailoverPolicy {
             max_attempts: 3,
             default_cooldown: Duration::from_secs(30),
             max_hops: 3,
+            attempt_timeout: None,
+            budget: Some((Duration::from_secs(10), 10, 0.2)),
         }
     }
 }
@@ -109,6 +114,21 @@ impl FailoverPolicy {
     /// The cooldown of a backend that failed without a `Retry-After` (default 30 s).
     pub fn default_cooldown(mut self, d: Duration) -> Self {
         self.default_cooldown = d;
+        self
+    }
+
+    /// A limit on the time to each attempt's response head; past it the backend cools down and
+    /// the next is tried (default: none beyond the client's own timeouts).
+    pub fn attempt_timeout(mut self, d: Duration) -> Self {
+        self.attempt_timeout = Some(d);
+        self
+    }
+
+    /// The retry budget (tower's `TpsBudget`): retries may add at most `retry_percent` of the
+    /// requests of the last `ttl`, plus `min_per_sec`, so that an outage does not multiply the
+    /// load (default 10 s, 10/s, 20 %). `None`: no budget.
+    pub fn retry_budget(mut self, budget: Option<(Duration, u32, f32)>) -> Self {
+        self.budget = budget;
         self
     }
 
@@ -141,6 +161,10 @@ impl FailoverLayer {
                     .map(|b| (b, Mutex::new(None)))
                     .collect(),
                 turn: AtomicU64::new(0),
+                budget: self
+                    .policy
+                    .budget
+                    .map(|(ttl, min, pct)| TpsBudget::new(ttl, min, pct)),
             }),
         }
     }
@@ -152,6 +176,7 @@ struct Inner {
     /// Each backend and the end of its cooldown.
     backends: Vec<(Backend, Mutex<Option<Instant>>)>,
     turn: AtomicU64,
+    budget: Option<TpsBudget>,
 }
 
 /// The failover service.
@@ -267,7 +292,14 @@ impl Service<Request<Body>> for Failover {
             };
             let mut body = Some(body);
             let mut last = None;
+            if let Some(b) = &inner.budget {
+                b.deposit();
+            }
             for (n, &i) in order.iter().take(attempts).enumerate() {
+                if n > 0 && inner.budget.as_ref().is_some_and(|b| !b.withdraw()) {
+                    tracing::warn!("retry budget spent; not trying another backend");
+                    break;
+                }
                 let this_body = if n + 1 < attempts {
                     body.as_ref().and_then(Body::try_clone)
                 } else {
@@ -276,8 +308,22 @@ impl Service<Request<Body>> for Failover {
                 let Some(b) = this_body else { break };
                 let req = Request::from_parts(parts.clone(), b);
                 let svc = inner.backends[i].0.service.clone();
-                let Ok(mut resp) = svc.oneshot(req).await;
                 let name = &inner.backends[i].0.name;
+                let timeout = inner.policy.attempt_timeout.unwrap_or(Duration::MAX);
+                let Ok(Ok(mut resp)) = tokio::time::timeout(timeout, svc.oneshot(req)).await else {
+                    tracing::warn!(backend = %name, ?timeout, "backend timed out; trying the next");
+                    inner.cool(i, inner.policy.default_cooldown);
+                    let mut r = Rejection::new(
+                        RejectKind::UpstreamFailed,
+                        "the upstream did not answer in time",
+                    )
+                    .with_status(StatusCode::GATEWAY_TIMEOUT)
+                    .into_response();
+                    r.headers_mut()
+                        .insert("x-infergate-attempts", HeaderValue::from(n + 1));
+                    last = Some(r);
+                    continue;
+                };
                 if let Ok(v) = HeaderValue::from_str(name) {
                     resp.headers_mut().insert("x-infergate-backend", v);
                 }

@@ -127,3 +127,59 @@ async fn backends_of_a_tier_share_the_load_by_weight() {
     }
     assert_eq!((a.request_count(), b.request_count()), (10, 30));
 }
+
+#[tokio::test]
+async fn a_backend_that_does_not_answer_in_time_fails_over() {
+    let a = MockProvider::start().await.unwrap();
+    let b = MockProvider::start().await.unwrap();
+    a.push_failure(Failure::Hang);
+    let policy = FailoverPolicy::default().attempt_timeout(std::time::Duration::from_millis(300));
+    let svc = FailoverLayer::new(policy)
+        .service_over(vec![backend("a", &a.url(), 0), backend("b", &b.url(), 1)]);
+    let addr = serve(PipelineLayer::new(Pipeline::default()).layer(svc)).await;
+    let r = post_json(addr, "/v1/chat/completions", &chat()).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.headers["x-infergate-backend"], "b");
+    assert_eq!(r.headers["x-infergate-attempts"], "2");
+}
+
+#[tokio::test]
+async fn the_retry_budget_caps_upstream_attempts_in_a_full_outage() {
+    let mocks = [
+        MockProvider::start().await.unwrap(),
+        MockProvider::start().await.unwrap(),
+        MockProvider::start().await.unwrap(),
+    ];
+    for m in &mocks {
+        m.set_always_fail(Some(Failure::status(500)));
+    }
+    // No cooldown, so that only the budget limits retries: at most 20 % of the requests of the
+    // last 10 s, plus 1 a second over those 10 s.
+    let policy = FailoverPolicy::default()
+        .default_cooldown(std::time::Duration::ZERO)
+        .retry_budget(Some((std::time::Duration::from_secs(10), 1, 0.2)));
+    let svc = FailoverLayer::new(policy).service_over(
+        mocks
+            .iter()
+            .enumerate()
+            .map(|(i, m)| backend(&format!("m{i}"), &m.url(), 0))
+            .collect(),
+    );
+    let addr = serve(PipelineLayer::new(Pipeline::default()).layer(svc)).await;
+    let n = 200;
+    for _ in 0..n {
+        assert_eq!(
+            post_json(addr, "/v1/chat/completions", &chat())
+                .await
+                .status,
+            500
+        );
+    }
+    let attempts: u64 = mocks.iter().map(MockProvider::request_count).sum();
+    // Without a budget: 3 attempts each, 600. With it: 200 + at most 20 % + 10.
+    assert!(
+        attempts <= 200 + 40 + 10 + 1,
+        "{attempts} attempts for {n} requests"
+    );
+    assert!(attempts > 200, "some retries were allowed: {attempts}");
+}
