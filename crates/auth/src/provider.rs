@@ -129,19 +129,9 @@ fn sensitive(v: &str) -> Result<HeaderValue, AuthError> {
     Ok(h)
 }
 
-/// The URL `path_and_query` goes to under `base` (the same joining as the upstream client:
-/// `/v1/...` under a base ending in `/v1` is not doubled).
+/// The URL `path_and_query` goes to under `base`: the upstream client's own joining.
 fn join(base: &http::Uri, pq: &str) -> String {
-    let prefix = base.path().trim_end_matches('/');
-    let pq = if !prefix.is_empty() && pq.starts_with(prefix) {
-        pq.to_owned()
-    } else if let Some(rest) = pq.strip_prefix("/v1")
-        && prefix.ends_with("/v1")
-    {
-        format!("{prefix}{rest}")
-    } else {
-        format!("{prefix}{pq}")
-    };
+    let pq = infergate_client::join_path(base.path().trim_end_matches('/'), pq);
     format!(
         "{}://{}{pq}",
         base.scheme_str().unwrap_or("https"),

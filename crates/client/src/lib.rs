@@ -256,15 +256,7 @@ impl UpstreamClient {
         let t = &*self.target;
         let pq = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
         // `/v1/chat/completions` against a base of `.../v1` must not become `/v1/v1/...`.
-        let pq = if !t.prefix.is_empty() && pq.starts_with(&t.prefix) {
-            pq.to_owned()
-        } else if let Some(rest) = pq.strip_prefix("/v1")
-            && t.prefix.ends_with("/v1")
-        {
-            format!("{}{rest}", t.prefix)
-        } else {
-            format!("{}{pq}", t.prefix)
-        };
+        let pq = join_path(&t.prefix, pq);
         let uri = Uri::builder()
             .scheme(t.scheme.clone())
             .authority(t.authority.clone())
@@ -285,6 +277,22 @@ impl UpstreamClient {
             headers.remove(h);
         }
         Ok(())
+    }
+}
+
+/// The path and query a request for `pq` takes under a base URL whose path is `prefix` (no
+/// trailing slash): the prefix prepended, except that a path already under it is kept and
+/// `/v1/...` under a base ending in `/v1` is not doubled. Exposed so that request signers
+/// (SigV4) sign exactly the URL the client will send.
+pub fn join_path(prefix: &str, pq: &str) -> String {
+    if !prefix.is_empty() && pq.starts_with(prefix) {
+        pq.to_owned()
+    } else if let Some(rest) = pq.strip_prefix("/v1")
+        && prefix.ends_with("/v1")
+    {
+        format!("{prefix}{rest}")
+    } else {
+        format!("{prefix}{pq}")
     }
 }
 
