@@ -1,29 +1,76 @@
-//! Failover across backends (in progress: the first part of the failover building block).
+//! Failover across LLM backends: priority tiers, weighted or least-loaded choice, retries on
+//! chosen failures, `Retry-After` cooldowns, passive health with half-open probes, a retry
+//! budget, body replay — and never a retry once a byte of the response has gone out.
 //!
 //! ```
-//! use infergate_failover::{Backend, FailoverLayer, FailoverPolicy};
+//! use std::time::Duration;
+//!
+//! use infergate_client::UpstreamClient;
+//! use infergate_core::{Pipeline, PipelineLayer};
+//! use infergate_failover::{Backend, FailoverLayer, FailoverPolicy, WhenAllResting};
 //! use tower::Layer;
 //!
-//! let primary = infergate_client::UpstreamClient::new("http://127.0.0.1:9").unwrap();
-//! let secondary = infergate_client::UpstreamClient::new("http://127.0.0.1:10").unwrap();
-//! let svc = FailoverLayer::new(FailoverPolicy::default()).service_over(vec![
-//!     Backend::new("primary", primary.into_proxy()).tier(0),
-//!     Backend::new("secondary", secondary.into_proxy()).tier(1),
+//! let primary = UpstreamClient::new("http://127.0.0.1:9").unwrap().into_proxy();
+//! let secondary = UpstreamClient::new("http://127.0.0.1:10").unwrap().into_proxy();
+//! let policy = FailoverPolicy::default()
+//!     .attempt_timeout(Duration::from_secs(20))
+//!     .deadline(Duration::from_secs(60))
+//!     .when_all_resting(WhenAllResting::TrySoonest);
+//! let failover = FailoverLayer::new(policy).service_over(vec![
+//!     Backend::new("primary", primary).tier(0),
+//!     Backend::new("secondary", secondary).tier(1).map_model("gpt-4o", "gpt-4o-2024-08-06"),
 //! ]);
-//! # let _ = svc;
+//! // The pipeline in front buffers the request body that failover replays.
+//! let service = PipelineLayer::new(Pipeline::default()).layer(failover);
+//! # let _ = service;
 //! ```
 //!
-//! Backends are tried in priority tiers (lower first), by weight within a tier. A response whose
-//! status the policy retries (429, 500, 502, 503, 504 by default; the client's own 502/504 for
-//! refused connections and timeouts are among them) puts that backend in a cooldown — its
-//! `Retry-After` (seconds or an HTTP date) when it sends one, the policy's default otherwise —
-//! and the request goes to the next backend, the body replayed from the buffered copy. A
-//! response that is passed on is never retried: once its head is chosen, nothing is sent twice.
-//! Forwarded requests carry a hop count (`x-infergate-hops`); one arriving with too many is
-//! refused (508), so that two gateways pointing at each other cannot loop. Responses name the
-//! backend that answered and the number of attempts (`x-infergate-backend`,
-//! `x-infergate-attempts`).
+//! # What happens to a request
+//!
+//! 1. A request that already crossed [`max_hops`](FailoverPolicy::max_hops) gateways
+//!    (`x-infergate-hops`) is refused with 508, so that two gateways pointing at each other
+//!    cannot loop; others go on with the count raised by one.
+//! 2. The backends that take requests are ordered by tier (lower first), then within a tier by
+//!    weighted rotation or fewest requests in flight ([`Selection`]). When every backend rests,
+//!    the request fails fast with 503 and a `Retry-After`, or tries them anyway, the one whose
+//!    rest ends first before the others ([`WhenAllResting`]).
+//! 3. Each attempt gets the buffered body again and the backend's own model name
+//!    ([`Backend::map_model`]). It fails on a status the policy retries (429, 500, 502, 503,
+//!    504), a refused connection, a timeout ([`attempt_timeout`](FailoverPolicy::attempt_timeout)
+//!    bounds the time to the head *and* the first body frame), or a body that breaks before its
+//!    first byte — the first frame is read before the response is chosen, then sent on at once,
+//!    so streams lose no time to first token. A failure is retried on the next backend while
+//!    [`max_attempts`](FailoverPolicy::max_attempts), the retry budget and the
+//!    [`deadline`](FailoverPolicy::deadline) allow; trying the same backend again waits an
+//!    exponential [`Backoff`] with full jitter first.
+//! 4. Once a response is chosen nothing is retried: a stream that breaks later ends, through
+//!    the pipeline, with an SSE `event: error`. Responses name the backend and the number of
+//!    attempts (`x-infergate-backend`, `x-infergate-attempts`); when every attempt failed the
+//!    client gets the last failure.
+//!
+//! # Health
+//!
+//! A failure carrying `Retry-After` (seconds or an HTTP date) rests its backend that long; a
+//! 429 without one rests it for [`default_cooldown`](FailoverPolicy::default_cooldown). Passive
+//! health ([`HealthPolicy`]) ejects a backend after consecutive failures or a high error rate,
+//! for a time that doubles with each ejection in a row; when it is over, one request probes it
+//! (half-open) and brings it back or ejects it again; a failure reported while it rests extends
+//! the rest. [`Failover::status`] shows every backend's state.
+//!
+//! # Budget
+//!
+//! Retries draw on tower's [`TpsBudget`](tower::retry::budget::TpsBudget) (by default at most
+//! 20 % of the last 10 s of requests plus 10 a second), so that a full outage does not
+//! multiply the load on providers that are already failing.
 
+mod backend;
+mod body;
+mod health;
+mod layer;
+mod policy;
 mod service;
 
-pub use service::{Backend, Failover, FailoverLayer, FailoverPolicy, HOPS_HEADER};
+pub use backend::Backend;
+pub use layer::FailoverLayer;
+pub use policy::{Backoff, FailoverPolicy, HealthPolicy, Selection, WhenAllResting};
+pub use service::{ATTEMPTS_HEADER, BACKEND_HEADER, BackendStatus, Failover, HOPS_HEADER};

@@ -1,248 +1,500 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
 use http::{HeaderValue, Request, Response, StatusCode};
+use http_body::{Body as _, Frame};
+use http_body_util::BodyExt;
 use infergate_core::{Body, RejectKind, Rejection};
+use tower::ServiceExt;
 use tower::retry::budget::{Budget, TpsBudget};
-use tower::util::BoxCloneSyncService;
-use tower::{Service, ServiceExt};
+
+use crate::backend::Backend;
+use crate::body::Peeked;
+use crate::health::{Availability, Health, InFlight, Verdict};
+use crate::policy::{FailoverPolicy, Selection, WhenAllResting};
 
 /// The request header counting gateway hops.
 pub const HOPS_HEADER: &str = "x-infergate-hops";
+/// The response header naming the backend that answered (or failed last).
+pub const BACKEND_HEADER: &str = "x-infergate-backend";
+/// The response header counting the attempts made.
+pub const ATTEMPTS_HEADER: &str = "x-infergate-attempts";
 
-type Upstream = BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
-
-/// One backend: a name, a priority tier (lower first), a weight within its tier, and the
-/// service that reaches it (with its own credentials layer, so each attempt is signed for it).
-pub struct Backend {
-    name: String,
-    tier: u32,
-    weight: u32,
-    service: Upstream,
-}
-
-impl std::fmt::Debug for Backend {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Backend")
-            .field("name", &self.name)
-            .field("tier", &self.tier)
-            .field("weight", &self.weight)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Backend {
-    /// A backend in tier 0 with weight 1.
-    pub fn new<S>(name: impl Into<String>, service: S) -> Self
-    where
-        S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
-    {
-        Self {
-            name: name.into(),
-            tier: 0,
-            weight: 1,
-            service: BoxCloneSyncService::new(service),
-        }
-    }
-
-    /// Its priority tier (lower is tried first).
-    #[must_use]
-    pub fn tier(mut self, tier: u32) -> Self {
-        self.tier = tier;
-        self
-    }
-
-    /// Its weight within its tier.
-    #[must_use]
-    pub fn weight(mut self, weight: u32) -> Self {
-        self.weight = weight.max(1);
-        self
-    }
-}
-
-/// What triggers a retry elsewhere, and for how long a failing backend rests.
-#[derive(Debug, Clone)]
-#[must_use]
-pub struct FailoverPolicy {
-    retry_statuses: Vec<StatusCode>,
-    max_attempts: usize,
-    default_cooldown: Duration,
-    max_hops: u32,
-    attempt_timeout: Option<Duration>,
-    budget: Option<(Duration, u32, f32)>,
-}
-
-impl Default for FailoverPolicy {
-    fn default() -> Self {
-        Self {
-            retry_statuses: [429, 500, 502, 503, 504]
-                .iter()
-                .filter_map(|s| StatusCode::from_u16(*s).ok())
-                .collect(),
-            max_attempts: 3,
-            default_cooldown: Duration::from_secs(30),
-            max_hops: 3,
-            attempt_timeout: None,
-            budget: Some((Duration::from_secs(10), 10, 0.2)),
-        }
-    }
-}
-
-impl FailoverPolicy {
-    /// The statuses that send a request to the next backend.
-    pub fn retry_statuses(mut self, statuses: impl IntoIterator<Item = StatusCode>) -> Self {
-        self.retry_statuses = statuses.into_iter().collect();
-        self
-    }
-
-    /// Attempts per request, the first included (default 3).
-    pub fn max_attempts(mut self, n: usize) -> Self {
-        self.max_attempts = n.max(1);
-        self
-    }
-
-    /// The cooldown of a backend that failed without a `Retry-After` (default 30 s).
-    pub fn default_cooldown(mut self, d: Duration) -> Self {
-        self.default_cooldown = d;
-        self
-    }
-
-    /// A limit on the time to each attempt's response head; past it the backend cools down and
-    /// the next is tried (default: none beyond the client's own timeouts).
-    pub fn attempt_timeout(mut self, d: Duration) -> Self {
-        self.attempt_timeout = Some(d);
-        self
-    }
-
-    /// The retry budget (tower's `TpsBudget`): retries may add at most `retry_percent` of the
-    /// requests of the last `ttl`, plus `min_per_sec`, so that an outage does not multiply the
-    /// load (default 10 s, 10/s, 20 %). `None`: no budget.
-    pub fn retry_budget(mut self, budget: Option<(Duration, u32, f32)>) -> Self {
-        self.budget = budget;
-        self
-    }
-
-    /// Refuse requests that already crossed this many gateways (default 3).
-    pub fn max_hops(mut self, n: u32) -> Self {
-        self.max_hops = n;
-        self
-    }
-}
-
-/// Configures failover; [`FailoverLayer::service_over`] builds the service over backends.
-#[derive(Debug, Clone)]
-pub struct FailoverLayer {
-    policy: FailoverPolicy,
-}
-
-impl FailoverLayer {
-    /// Failover with `policy`.
-    pub fn new(policy: FailoverPolicy) -> Self {
-        Self { policy }
-    }
-
-    /// The failover service over `backends`.
-    pub fn service_over(&self, backends: Vec<Backend>) -> Failover {
-        Failover {
-            inner: Arc::new(Inner {
-                policy: self.policy.clone(),
-                backends: backends
-                    .into_iter()
-                    .map(|b| (b, Mutex::new(None)))
-                    .collect(),
-                turn: AtomicU64::new(0),
-                budget: self
-                    .policy
-                    .budget
-                    .map(|(ttl, min, pct)| TpsBudget::new(ttl, min, pct)),
-            }),
-        }
-    }
+#[derive(Debug)]
+pub(crate) struct Slot {
+    pub(crate) backend: Backend,
+    pub(crate) health: Arc<Health>,
+    /// Where its share of its tier's weight starts, and the tier's total weight.
+    pub(crate) rotation: (u64, u64),
 }
 
 #[derive(Debug)]
-struct Inner {
-    policy: FailoverPolicy,
-    /// Each backend and the end of its cooldown.
-    backends: Vec<(Backend, Mutex<Option<Instant>>)>,
-    turn: AtomicU64,
-    budget: Option<TpsBudget>,
+pub(crate) struct Inner {
+    pub(crate) policy: FailoverPolicy,
+    pub(crate) slots: Vec<Slot>,
+    pub(crate) turn: AtomicU64,
+    pub(crate) budget: Option<TpsBudget>,
+    pub(crate) seed: AtomicU64,
 }
 
-/// The failover service.
+/// The failover service (see the [crate docs](crate)).
 #[derive(Debug, Clone)]
 pub struct Failover {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-/// The cooldown a failed response asks for: its `Retry-After` (seconds or HTTP date).
+/// One backend's state, for metrics and health endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BackendStatus {
+    /// Its name.
+    pub name: String,
+    /// Its tier.
+    pub tier: u32,
+    /// How much longer it rests (`None`: it takes requests, or waits for its probe).
+    pub resting_for: Option<Duration>,
+    /// Ejections in a row since it last recovered.
+    pub ejections: u32,
+    /// Failures in a row.
+    pub consecutive_failures: u32,
+    /// Requests in flight (streams count until they end).
+    pub in_flight: usize,
+}
+
+impl Failover {
+    /// Every backend's state, in configuration order.
+    pub fn status(&self) -> Vec<BackendStatus> {
+        let now = Instant::now();
+        self.inner
+            .slots
+            .iter()
+            .map(|s| {
+                let (resting_for, ejections, consecutive_failures) = s.health.snapshot(now);
+                BackendStatus {
+                    name: s.backend.name.clone(),
+                    tier: s.backend.tier,
+                    resting_for,
+                    ejections,
+                    consecutive_failures,
+                    in_flight: s.health.outstanding(),
+                }
+            })
+            .collect()
+    }
+}
+
+/// What an attempt came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// A response to pass on.
+    Answer,
+    /// A status the policy retries.
+    Status,
+    /// The connection could not be made.
+    Connect,
+    /// No head (or first frame) in time.
+    Timeout,
+    /// The connection broke before the first byte of the response.
+    Reset,
+}
+
+/// The rest a failed response asks for: its `Retry-After` (seconds or HTTP date).
 fn retry_after(resp: &Response<Body>) -> Option<Duration> {
     let v = resp
         .headers()
         .get(http::header::RETRY_AFTER)?
         .to_str()
-        .ok()?;
-    if let Ok(secs) = v.trim().parse::<u64>() {
+        .ok()?
+        .trim();
+    if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let at = httpdate::parse_http_date(v.trim()).ok()?;
+    let at = httpdate::parse_http_date(v).ok()?;
     Some(at.duration_since(SystemTime::now()).unwrap_or_default())
 }
 
+fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn local(
+    kind: RejectKind,
+    status: StatusCode,
+    code: &'static str,
+    msg: &'static str,
+) -> Response<Body> {
+    Rejection::new(kind, msg)
+        .with_status(status)
+        .with_code(code)
+        .into_response()
+}
+
+/// The backends one request may try, in order.
+struct Plan {
+    order: Vec<usize>,
+    /// Every backend rests and the policy says to try anyway.
+    forced: bool,
+}
+
 impl Inner {
-    /// Backends to try, in order: healthy ones by tier, weighted rotation within a tier.
-    fn order(&self) -> Vec<usize> {
-        let now = Instant::now();
-        let turn = self.turn.fetch_add(1, Ordering::Relaxed);
-        let mut idx: Vec<usize> = (0..self.backends.len())
-            .filter(|&i| {
-                self.backends[i]
-                    .1
-                    .lock()
-                    .map_or(true, |c| c.is_none_or(|until| until <= now))
-            })
-            .collect();
-        // Within a tier of total weight W, turn t picks the backend whose share of 0..W holds
-        // t mod W, then the ones after it: over W turns each leads as often as its weight.
-        idx.sort_by_key(|&i| {
-            let b = &self.backends[i].0;
-            let mut start = 0u64;
-            let mut total = 0u64;
-            for (j, (o, _)) in self.backends.iter().enumerate() {
-                if o.tier == b.tier {
-                    if j < i {
-                        start += u64::from(o.weight);
-                    }
-                    total += u64::from(o.weight);
-                }
-            }
-            let pos = turn % total;
-            (
-                b.tier,
-                (start + u64::from(b.weight) - 1 + total - pos) % total,
-            )
-        });
-        idx
+    fn random(&self) -> u64 {
+        splitmix(
+            self.seed
+                .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed),
+        )
     }
 
-    fn cool(&self, i: usize, d: Duration) {
-        if let Ok(mut c) = self.backends[i].1.lock() {
-            *c = Some(Instant::now() + d);
+    /// Healthy backends (and those due a probe) by tier, then by the selection rule; or, when
+    /// all rest, every backend by the end of its rest (`TrySoonest`) or the soonest end
+    /// (`FailFast`).
+    fn plan(&self, now: Instant) -> Result<Plan, Instant> {
+        let turn = self.turn.fetch_add(1, Ordering::Relaxed);
+        let mut soonest: Option<Instant> = None;
+        let mut order = Vec::with_capacity(self.slots.len());
+        let mut resting = Vec::new();
+        for (i, s) in self.slots.iter().enumerate() {
+            match s.health.availability(now) {
+                Availability::Ready | Availability::Probe => order.push(i),
+                Availability::Resting(until) => {
+                    soonest = Some(soonest.map_or(until, |t| t.min(until)));
+                    resting.push((until, i));
+                }
+            }
+        }
+        if order.is_empty() {
+            return match self.policy.when_all_resting {
+                WhenAllResting::TrySoonest => {
+                    resting.sort_unstable();
+                    Ok(Plan {
+                        order: resting.into_iter().map(|(_, i)| i).collect(),
+                        forced: true,
+                    })
+                }
+                _ => Err(soonest.unwrap_or(now)),
+            };
+        }
+        // Within a tier of total weight W, turn t leads with the backend whose share of 0..W
+        // holds t mod W, then the ones after it: over W turns each leads as often as its weight.
+        let rotation = |i: usize| {
+            let s = &self.slots[i];
+            let (start, total) = s.rotation;
+            let pos = turn % total;
+            (start + u64::from(s.backend.weight) - 1 + total - pos) % total
+        };
+        match self.policy.selection {
+            Selection::LeastOutstanding => order.sort_by_cached_key(|&i| {
+                (
+                    self.slots[i].backend.tier,
+                    self.slots[i].health.outstanding(),
+                    rotation(i),
+                )
+            }),
+            _ => order.sort_by_cached_key(|&i| (self.slots[i].backend.tier, rotation(i))),
+        }
+        Ok(Plan {
+            order,
+            forced: false,
+        })
+    }
+
+    /// Runs one request through the backends.
+    async fn run(self: Arc<Self>, req: Request<Body>) -> Response<Body> {
+        let policy = &self.policy;
+        let (mut parts, body) = req.into_parts();
+        let hops = parts
+            .headers
+            .get(HOPS_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .unwrap_or(0);
+        if hops >= policy.max_hops {
+            return local(
+                RejectKind::LoopDetected,
+                StatusCode::LOOP_DETECTED,
+                "loop_detected",
+                "the request has crossed too many gateways (a forwarding loop?)",
+            );
+        }
+        parts
+            .headers
+            .insert(HOPS_HEADER, HeaderValue::from(hops + 1));
+        let start = Instant::now();
+        let plan = match self.plan(start) {
+            Ok(plan) => plan,
+            Err(soonest) => {
+                let secs = soonest.saturating_duration_since(start).as_secs() + 1;
+                let mut r = local(
+                    RejectKind::UpstreamUnavailable,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "no_backend_available",
+                    "every backend is resting after failures",
+                );
+                r.headers_mut()
+                    .insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
+                return r;
+            }
+        };
+        let deadline = policy.deadline.map(|d| start + d);
+        // A body that cannot be replayed (not buffered) gets one attempt.
+        let max_attempts = if body.try_clone().is_some() {
+            policy.max_attempts
+        } else {
+            1
+        };
+        if let Some(b) = &self.budget {
+            b.deposit();
+        }
+        let mut body = Some(body);
+        let mut tried = vec![0u32; self.slots.len()];
+        let mut cursor = 0;
+        let mut attempts = 0;
+        let mut last: Option<(usize, Response<Body>)> = None;
+        let mut out_of_time = false;
+        while attempts < max_attempts {
+            if attempts > 0 && self.budget.as_ref().is_some_and(|b| !b.withdraw()) {
+                tracing::warn!("retry budget spent; not trying another backend");
+                break;
+            }
+            let now = Instant::now();
+            let Some((i, mut flight)) = (0..plan.order.len()).find_map(|step| {
+                let i = plan.order[(cursor + step) % plan.order.len()];
+                let f = self.slots[i].health.begin(now, plan.forced)?;
+                cursor += step + 1;
+                Some((i, f))
+            }) else {
+                break;
+            };
+            if tried[i] > 0 {
+                let wait = policy.backoff.wait(tried[i], self.random());
+                if deadline.is_some_and(|d| now + wait >= d) {
+                    out_of_time = true;
+                    break;
+                }
+                tokio::time::sleep(wait).await;
+            }
+            tried[i] += 1;
+            attempts += 1;
+            let this_body = if attempts < max_attempts {
+                body.as_ref().and_then(Body::try_clone)
+            } else {
+                body.take()
+            };
+            let Some(this_body) = this_body else { break };
+            let slot = &self.slots[i];
+            let mut head = parts.clone();
+            let this_body = slot.backend.rewrite_model(&mut head, this_body);
+            let limit = match (policy.attempt_timeout, deadline) {
+                (Some(per), Some(end)) => {
+                    Some(per.min(end.saturating_duration_since(Instant::now())))
+                }
+                (per, end) => {
+                    per.or_else(|| end.map(|end| end.saturating_duration_since(Instant::now())))
+                }
+            };
+            let attempt = attempt(
+                slot.backend.service.clone(),
+                Request::from_parts(head, this_body),
+                &policy.retry_statuses,
+            );
+            let (outcome, resp, held) = match limit {
+                None => attempt.await,
+                Some(limit) => tokio::time::timeout(limit, attempt)
+                    .await
+                    .unwrap_or_else(|_| {
+                        (
+                            Outcome::Timeout,
+                            local(
+                                RejectKind::UpstreamFailed,
+                                StatusCode::GATEWAY_TIMEOUT,
+                                "upstream_timeout",
+                                "the upstream did not answer in time",
+                            ),
+                            VecDeque::new(),
+                        )
+                    }),
+            };
+            let name = &slot.backend.name;
+            let retry = match outcome {
+                Outcome::Answer => false,
+                Outcome::Status => true,
+                Outcome::Connect => policy.retry_connect,
+                Outcome::Timeout => policy.retry_timeout,
+                Outcome::Reset => policy.retry_reset,
+            };
+            let end = Instant::now();
+            if outcome == Outcome::Answer {
+                let verdict = if resp.status().is_server_error() {
+                    Verdict::Failure { rest: None }
+                } else {
+                    Verdict::Success
+                };
+                flight.record(end, verdict, &policy.health);
+                return finish(resp, name, attempts, held, flight);
+            }
+            let rest = retry_after(&resp).or_else(|| {
+                policy
+                    .cooldown_statuses
+                    .contains(&resp.status())
+                    .then_some(policy.default_cooldown)
+            });
+            let rested = flight.record(end, Verdict::Failure { rest }, &policy.health);
+            tracing::warn!(backend = %name, status = %resp.status(), ?outcome, ?rested, "backend failed");
+            if !retry {
+                return mark(resp, name, attempts);
+            }
+            last = Some((i, resp));
+            if deadline.is_some_and(|d| end >= d) {
+                out_of_time = true;
+                break;
+            }
+        }
+        if out_of_time {
+            let mut r = local(
+                RejectKind::DeadlineExceeded,
+                StatusCode::GATEWAY_TIMEOUT,
+                "deadline_exceeded",
+                "no backend answered before the request's deadline",
+            );
+            r.headers_mut()
+                .insert(ATTEMPTS_HEADER, HeaderValue::from(attempts));
+            return r;
+        }
+        match last {
+            Some((i, resp)) => mark(resp, &self.slots[i].backend.name, attempts),
+            None => local(
+                RejectKind::UpstreamUnavailable,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_backend_available",
+                "no backend could take the request",
+            ),
         }
     }
 }
 
-impl Service<Request<Body>> for Failover {
+/// The most of a non-streamed answer held back until it is complete.
+const HOLD_LIMIT: usize = 1 << 20;
+
+/// One attempt: the response head, then, for an answer whose body may still break, its first
+/// frame (streams) or all of it up to [`HOLD_LIMIT`] (other answers), held back and returned
+/// with it.
+async fn attempt(
+    svc: crate::backend::Upstream,
+    req: Request<Body>,
+    retry_statuses: &[StatusCode],
+) -> (Outcome, Response<Body>, VecDeque<Frame<Bytes>>) {
+    let Ok(resp) = svc.oneshot(req).await;
+    if let Some(rej) = resp.extensions().get::<Rejection>() {
+        // The client's own failure: no upstream answer.
+        let outcome = match rej.kind() {
+            RejectKind::UpstreamUnavailable => Outcome::Connect,
+            _ if rej.status() == StatusCode::GATEWAY_TIMEOUT => Outcome::Timeout,
+            _ => Outcome::Reset,
+        };
+        return (outcome, resp, VecDeque::new());
+    }
+    if retry_statuses.contains(&resp.status()) {
+        return (Outcome::Status, resp, VecDeque::new());
+    }
+    if resp.body().as_bytes().is_some() || resp.body().is_end_stream() {
+        return (Outcome::Answer, resp, VecDeque::new());
+    }
+    let sse = resp
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
+    let (head, mut body) = resp.into_parts();
+    // A stream: its first frame. Any other answer: all of it, up to a bound (it is not sent
+    // before it is complete anyway, and a body that breaks half-way can then fail over too).
+    let mut frames = VecDeque::new();
+    let mut held = 0;
+    let mut complete = false;
+    loop {
+        match body.frame().await {
+            None => {
+                complete = true;
+                break;
+            }
+            Some(Ok(frame)) => {
+                held += frame.data_ref().map_or(0, Bytes::len);
+                frames.push_back(frame);
+                if sse || held >= HOLD_LIMIT {
+                    break;
+                }
+            }
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, status = %head.status, "the upstream broke before the response was passed on");
+                return (
+                    Outcome::Reset,
+                    local(
+                        RejectKind::UpstreamFailed,
+                        StatusCode::BAD_GATEWAY,
+                        "upstream_error",
+                        "the upstream connection broke before the response began",
+                    ),
+                    VecDeque::new(),
+                );
+            }
+        }
+    }
+    if complete && frames.iter().all(Frame::is_data) {
+        let mut all = BytesMut::with_capacity(held);
+        for f in frames {
+            if let Ok(d) = f.into_data() {
+                all.extend_from_slice(&d);
+            }
+        }
+        return (
+            Outcome::Answer,
+            Response::from_parts(head, Body::full(all.freeze())),
+            VecDeque::new(),
+        );
+    }
+    (Outcome::Answer, Response::from_parts(head, body), frames)
+}
+
+/// Marks the response with the backend and the attempts; a streamed answer gets its first
+/// frame back in front and keeps the backend's in-flight count until it ends.
+fn finish(
+    mut resp: Response<Body>,
+    name: &str,
+    attempts: usize,
+    held: VecDeque<Frame<Bytes>>,
+    flight: InFlight,
+) -> Response<Body> {
+    if let Ok(v) = HeaderValue::from_str(name) {
+        resp.headers_mut().insert(BACKEND_HEADER, v);
+    }
+    resp.headers_mut()
+        .insert(ATTEMPTS_HEADER, HeaderValue::from(attempts));
+    if resp.body().as_bytes().is_some() {
+        return resp;
+    }
+    resp.map(|rest| Body::new(Peeked::new(held, rest, flight)))
+}
+
+/// Marks a response that is not an upstream answer being passed on.
+fn mark(mut resp: Response<Body>, name: &str, attempts: usize) -> Response<Body> {
+    if let Ok(v) = HeaderValue::from_str(name) {
+        resp.headers_mut().insert(BACKEND_HEADER, v);
+    }
+    resp.headers_mut()
+        .insert(ATTEMPTS_HEADER, HeaderValue::from(attempts));
+    resp
+}
+
+impl tower::Service<Request<Body>> for Failover {
     type Response = Response<Body>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
@@ -253,95 +505,6 @@ impl Service<Request<Body>> for Failover {
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
         let inner = self.inner.clone();
-        Box::pin(async move {
-            let (mut parts, body) = req.into_parts();
-            let hops = parts
-                .headers
-                .get(HOPS_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u32>().ok())
-                .unwrap_or(0);
-            if hops >= inner.policy.max_hops {
-                return Ok(Rejection::new(
-                    RejectKind::InvalidRequest,
-                    "the request has crossed too many gateways (a forwarding loop?)",
-                )
-                .with_status(StatusCode::LOOP_DETECTED)
-                .with_code("loop_detected")
-                .into_response());
-            }
-            parts
-                .headers
-                .insert(HOPS_HEADER, HeaderValue::from(hops + 1));
-            let order = inner.order();
-            if order.is_empty() {
-                return Ok(Rejection::new(
-                    RejectKind::UpstreamFailed,
-                    "every backend is cooling down after failures",
-                )
-                .with_status(StatusCode::SERVICE_UNAVAILABLE)
-                .with_code("no_backend_available")
-                .into_response());
-            }
-            // A body that cannot be replayed (not buffered) gets one attempt.
-            let replayable = body.try_clone().is_some();
-            let attempts = if replayable {
-                inner.policy.max_attempts.min(order.len())
-            } else {
-                1
-            };
-            let mut body = Some(body);
-            let mut last = None;
-            if let Some(b) = &inner.budget {
-                b.deposit();
-            }
-            for (n, &i) in order.iter().take(attempts).enumerate() {
-                if n > 0 && inner.budget.as_ref().is_some_and(|b| !b.withdraw()) {
-                    tracing::warn!("retry budget spent; not trying another backend");
-                    break;
-                }
-                let this_body = if n + 1 < attempts {
-                    body.as_ref().and_then(Body::try_clone)
-                } else {
-                    body.take()
-                };
-                let Some(b) = this_body else { break };
-                let req = Request::from_parts(parts.clone(), b);
-                let svc = inner.backends[i].0.service.clone();
-                let name = &inner.backends[i].0.name;
-                let timeout = inner.policy.attempt_timeout.unwrap_or(Duration::MAX);
-                let Ok(Ok(mut resp)) = tokio::time::timeout(timeout, svc.oneshot(req)).await else {
-                    tracing::warn!(backend = %name, ?timeout, "backend timed out; trying the next");
-                    inner.cool(i, inner.policy.default_cooldown);
-                    let mut r = Rejection::new(
-                        RejectKind::UpstreamFailed,
-                        "the upstream did not answer in time",
-                    )
-                    .with_status(StatusCode::GATEWAY_TIMEOUT)
-                    .into_response();
-                    r.headers_mut()
-                        .insert("x-infergate-attempts", HeaderValue::from(n + 1));
-                    last = Some(r);
-                    continue;
-                };
-                if let Ok(v) = HeaderValue::from_str(name) {
-                    resp.headers_mut().insert("x-infergate-backend", v);
-                }
-                resp.headers_mut()
-                    .insert("x-infergate-attempts", HeaderValue::from(n + 1));
-                if !inner.policy.retry_statuses.contains(&resp.status()) {
-                    return Ok(resp);
-                }
-                let cooldown = retry_after(&resp).unwrap_or(inner.policy.default_cooldown);
-                tracing::warn!(backend = %name, status = %resp.status(), ?cooldown, "backend failed; trying the next");
-                inner.cool(i, cooldown);
-                last = Some(resp);
-            }
-            Ok(last.unwrap_or_else(|| {
-                Rejection::new(RejectKind::UpstreamFailed, "no backend answered")
-                    .with_status(StatusCode::BAD_GATEWAY)
-                    .into_response()
-            }))
-        })
+        Box::pin(async move { Ok(inner.run(req).await) })
     }
 }

@@ -1,0 +1,130 @@
+use std::collections::HashMap;
+use std::convert::Infallible;
+
+use http::{HeaderValue, Request, Response};
+use infergate_core::{Body, MODEL_NAME_HEADER};
+use tower::Service;
+use tower::util::BoxCloneSyncService;
+
+pub(crate) type Upstream = BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
+
+/// One backend: a name, a priority tier (lower first), a weight within its tier, the model
+/// names it knows the requested models by, and the service that reaches it.
+///
+/// The service is the backend's whole per-backend stack — its client behind its own
+/// credentials layer (so that each attempt is signed for the backend it goes to), and whatever
+/// else belongs to that backend alone (a protocol translation, say).
+pub struct Backend {
+    pub(crate) name: String,
+    pub(crate) tier: u32,
+    pub(crate) weight: u32,
+    models: HashMap<String, String>,
+    any_model: Option<String>,
+    pub(crate) service: Upstream,
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backend")
+            .field("name", &self.name)
+            .field("tier", &self.tier)
+            .field("weight", &self.weight)
+            .field("models", &self.models)
+            .field("any_model", &self.any_model)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Backend {
+    /// A backend in tier 0 with weight 1.
+    pub fn new<S>(name: impl Into<String>, service: S) -> Self
+    where
+        S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        Self {
+            name: name.into(),
+            tier: 0,
+            weight: 1,
+            models: HashMap::new(),
+            any_model: None,
+            service: BoxCloneSyncService::new(service),
+        }
+    }
+
+    /// Its priority tier (lower is tried first).
+    #[must_use]
+    pub fn tier(mut self, tier: u32) -> Self {
+        self.tier = tier;
+        self
+    }
+
+    /// Its weight within its tier (at least 1).
+    #[must_use]
+    pub fn weight(mut self, weight: u32) -> Self {
+        self.weight = weight.max(1);
+        self
+    }
+
+    /// Requests for model `from` ask this backend for `to` (e.g. `gpt-4o` → an Azure
+    /// deployment's name, or `claude-sonnet-4` → a Bedrock model id).
+    #[must_use]
+    pub fn map_model(mut self, from: impl Into<String>, to: impl Into<String>) -> Self {
+        self.models.insert(from.into(), to.into());
+        self
+    }
+
+    /// Requests for any model not mapped with [`map_model`](Self::map_model) ask this backend
+    /// for `model`.
+    #[must_use]
+    pub fn model(mut self, model: impl Into<String>) -> Self {
+        self.any_model = Some(model.into());
+        self
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Rewrites the request's `model` (JSON body and `x-gateway-model-name`) for this backend;
+    /// a body that is not buffered JSON with a `model` passes unchanged.
+    pub(crate) fn rewrite_model(&self, parts: &mut http::request::Parts, body: Body) -> Body {
+        if self.models.is_empty() && self.any_model.is_none() {
+            return body;
+        }
+        let Some(bytes) = body.as_bytes() else {
+            return body;
+        };
+        let Ok(serde_json::Value::Object(mut obj)) = serde_json::from_slice(bytes) else {
+            return body;
+        };
+        let Some(from) = obj.get("model").and_then(serde_json::Value::as_str) else {
+            return body;
+        };
+        let Some(to) = self.models.get(from).or(self.any_model.as_ref()) else {
+            return body;
+        };
+        if to == from {
+            return body;
+        }
+        let to = to.clone();
+        if let Ok(v) = HeaderValue::from_str(&to) {
+            parts.headers.insert(MODEL_NAME_HEADER, v);
+        }
+        obj.insert("model".to_owned(), serde_json::Value::String(to));
+        match serde_json::to_vec(&obj) {
+            Ok(out) => {
+                parts
+                    .headers
+                    .insert(http::header::CONTENT_LENGTH, out.len().into());
+                Body::full(out)
+            }
+            Err(_) => body,
+        }
+    }
+}
