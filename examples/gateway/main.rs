@@ -71,6 +71,9 @@ async fn run() -> Result<(), String> {
     if let Some(mock) = &gw.mock {
         println!("embedded mock provider at {}", mock.url());
     }
+    for (name, mock) in &gw.named_mocks {
+        println!("embedded mock provider '{name}' at {}", mock.url());
+    }
     match &config_path {
         Some(p) => println!("config: {}", p.display()),
         None => println!(

@@ -34,6 +34,80 @@ pub struct Config {
     /// The response cache (absent: off).
     #[serde(default)]
     pub cache: Option<CacheSection>,
+    /// Failover groups by name; a group's name can stand wherever a backend's can.
+    #[serde(default)]
+    pub failover: BTreeMap<String, FailoverSection>,
+}
+
+/// `[failover.NAME]`: a failover group over backends.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailoverSection {
+    /// The backends, each with its tier, weight and model names.
+    pub members: Vec<MemberSection>,
+    /// Attempts per request, the first included (default 3).
+    #[serde(default)]
+    pub max_attempts: Option<usize>,
+    /// Each attempt's bound on the time to the head and first body frame.
+    #[serde(default)]
+    pub attempt_timeout_ms: Option<u64>,
+    /// The bound on all attempts together.
+    #[serde(default)]
+    pub deadline_ms: Option<u64>,
+    /// The rest after a 429 without `Retry-After` (default 30000).
+    #[serde(default)]
+    pub cooldown_ms: Option<u64>,
+    /// The upstream statuses retried on the next backend (default 429, 500, 502, 503, 504).
+    #[serde(default)]
+    pub retry_statuses: Option<Vec<u16>>,
+    /// `weighted` (default) or `least_outstanding`.
+    #[serde(default)]
+    pub selection: Option<String>,
+    /// `fail_fast` (default) or `try_soonest`.
+    #[serde(default)]
+    pub when_all_resting: Option<String>,
+    /// Gateways a request may cross (default 3).
+    #[serde(default)]
+    pub max_hops: Option<u32>,
+    /// Retries may add this share of the last 10 s of requests (plus 10/s); 0 turns the
+    /// budget off (default 0.2).
+    #[serde(default)]
+    pub retry_budget_percent: Option<f32>,
+    /// Failures in a row that eject a backend (default 5; 0 for never).
+    #[serde(default)]
+    pub consecutive_failures: Option<u32>,
+    /// The error rate that ejects a backend (default 0.5; 0 for never).
+    #[serde(default)]
+    pub error_rate: Option<f32>,
+    /// The first ejection's length (default 30000), doubled for each one in a row.
+    #[serde(default)]
+    pub ejection_ms: Option<u64>,
+    /// The longest ejection (default 300000).
+    #[serde(default)]
+    pub max_ejection_ms: Option<u64>,
+    /// The first backoff before a backend is retried within a request (default 25).
+    #[serde(default)]
+    pub backoff_ms: Option<u64>,
+}
+
+/// One member of a failover group.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberSection {
+    /// The backend's name under `[backends]`.
+    pub backend: String,
+    /// Its priority tier (lower first; default 0).
+    #[serde(default)]
+    pub tier: Option<u32>,
+    /// Its weight within its tier (default 1).
+    #[serde(default)]
+    pub weight: Option<u32>,
+    /// The model every request asks this backend for.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Requested model → this backend's name for it.
+    #[serde(default)]
+    pub models: BTreeMap<String, String>,
 }
 
 /// `[cache]`: the response cache.
@@ -386,6 +460,11 @@ pub struct BackendConfig {
     /// The provider credentials the gateway injects (absent: none; clients' own keys pass).
     #[serde(default)]
     pub auth: Option<AuthSection>,
+    /// For an embedded mock (`mock` or `mock:NAME`, which starts a mock of its own): the
+    /// failure it injects into every answer (`503`, `429; retry-after=3`, `reset`, `hang`,
+    /// `disconnect:2`), to try failover out.
+    #[serde(default)]
+    pub mock_failure: Option<String>,
 }
 
 /// `[backends.NAME.auth]`: provider credentials. Keys are written `env:NAME`, `file:PATH`
@@ -515,11 +594,63 @@ impl Config {
             ("messages", &cfg.routes.messages),
         ] {
             if let Some(name) = route
-                && !cfg.backends.contains_key(name)
+                && !cfg.has_target(name)
             {
                 return Err(ConfigError::Routes(format!(
-                    "routes.{what} names backend '{name}', which is not defined under [backends]"
+                    "routes.{what} names backend '{name}', which is not defined under [backends] or [failover]"
                 )));
+            }
+        }
+        for (name, g) in &cfg.failover {
+            if cfg.backends.contains_key(name) {
+                return Err(ConfigError::Routes(format!(
+                    "failover.{name}: a backend has the same name"
+                )));
+            }
+            if g.members.is_empty() {
+                return Err(ConfigError::Routes(format!("failover.{name}: no members")));
+            }
+            for m in &g.members {
+                if !cfg.backends.contains_key(&m.backend) {
+                    return Err(ConfigError::Routes(format!(
+                        "failover.{name}: member '{}' is not defined under [backends]",
+                        m.backend
+                    )));
+                }
+            }
+            for (key, value, allowed) in [
+                (
+                    "selection",
+                    &g.selection,
+                    &["weighted", "least_outstanding"],
+                ),
+                (
+                    "when_all_resting",
+                    &g.when_all_resting,
+                    &["fail_fast", "try_soonest"],
+                ),
+            ] {
+                if let Some(v) = value
+                    && !allowed.contains(&v.as_str())
+                {
+                    return Err(ConfigError::Routes(format!(
+                        "failover.{name}.{key}: '{v}' is not one of {allowed:?}"
+                    )));
+                }
+            }
+        }
+        for (name, b) in &cfg.backends {
+            if let Some(f) = &b.mock_failure {
+                if !b.url.starts_with("mock") {
+                    return Err(ConfigError::Routes(format!(
+                        "backends.{name}.mock_failure is for embedded mocks (url = \"mock:NAME\")"
+                    )));
+                }
+                if infergate::mock::Failure::parse(f).is_none() {
+                    return Err(ConfigError::Routes(format!(
+                        "backends.{name}.mock_failure: cannot parse '{f}'"
+                    )));
+                }
             }
         }
         if let Some(g) = &cfg.guardrail {
@@ -541,6 +672,11 @@ impl Config {
             }
         }
         Ok(cfg)
+    }
+
+    /// Whether `name` is a backend or a failover group.
+    pub fn has_target(&self, name: &str) -> bool {
+        self.backends.contains_key(name) || self.failover.contains_key(name)
     }
 
     /// The backend for an endpoint: the configured one, else the only one.

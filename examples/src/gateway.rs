@@ -19,7 +19,7 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
-use infergate::client::{Proxy, UpstreamClient};
+use infergate::client::UpstreamClient;
 use infergate::core::{
     Body, Pipeline, PipelineBody, PipelineLayer, PipelineService, RejectKind, Rejection,
 };
@@ -38,16 +38,19 @@ use infergate::guardrail::{
 
 use infergate::auth::{
     AwsCredentialSource, AwsCredentials, CachedToken, EntraClientCredentials, KeySource, Keys,
-    MetadataServer, Provider, ProviderAuth, ProviderAuthLayer, Secret, ServiceAccount,
-    SigV4Options,
+    MetadataServer, Provider, ProviderAuthLayer, Secret, ServiceAccount, SigV4Options,
 };
 use infergate::cache::{Cache, CacheConfig, MemoryStore, SemanticConfig, TenantScope};
 use infergate::embed::{CachedEmbedder, Embedder, HashEmbedder, OpenAiEmbedder};
+use infergate::failover::{
+    Backend, Backoff, Failover, FailoverLayer, FailoverPolicy, HealthPolicy, Selection,
+    WhenAllResting,
+};
 use infergate::router::{Match, QueryText, Router, RouterConfig, SemanticRoute, Target};
 
 use crate::config::{
-    AuthSection, BackendConfig, CacheSection, CheckSection, Config, ConfigError, GuardrailSection,
-    ModerationSection, RateLimitSection, RouterSection,
+    AuthSection, BackendConfig, CacheSection, CheckSection, Config, ConfigError, FailoverSection,
+    GuardrailSection, ModerationSection, RateLimitSection, RouterSection,
 };
 
 /// The service behind one route: the pipeline in front of the backends.
@@ -62,8 +65,10 @@ pub struct Dispatch {
     backends: Arc<BTreeMap<String, Upstream>>,
 }
 
-/// One backend: its client, behind its provider credentials when it has some.
-pub type Upstream = tower::util::Either<ProviderAuth<Proxy>, Proxy>;
+/// One backend (its client, behind its provider credentials when it has some) or a failover
+/// group over several.
+pub type Upstream =
+    tower::util::BoxCloneSyncService<http::Request<Body>, http::Response<Body>, Infallible>;
 
 impl Service<http::Request<Body>> for Dispatch {
     type Response = http::Response<Body>;
@@ -103,6 +108,10 @@ pub struct Gateway {
     pub service: GatewayService,
     /// The embedded mock provider, when a backend's URL is `mock` or there is no config.
     pub mock: Option<MockProvider>,
+    /// The embedded mocks of `mock:NAME` backends, by NAME.
+    pub named_mocks: BTreeMap<String, MockProvider>,
+    /// The failover groups, by name (for their backends' health).
+    pub failover: BTreeMap<String, Failover>,
 }
 
 /// The config used when no file is given: one backend, the embedded mock provider.
@@ -115,6 +124,7 @@ pub fn default_config() -> Config {
             connect_timeout_ms: None,
             request_timeout_ms: None,
             auth: None,
+            mock_failure: None,
         },
     );
     Config {
@@ -125,25 +135,34 @@ pub fn default_config() -> Config {
 
 /// Builds the gateway from a config (starting the embedded mock if a backend asks for it).
 pub async fn build(config: &Config) -> Result<Gateway, ConfigError> {
-    let mut mock = None;
-    let mut clients = BTreeMap::new();
+    let mut mock: Option<MockProvider> = None;
+    let mut named_mocks: BTreeMap<String, MockProvider> = BTreeMap::new();
+    let start_mock = || async {
+        MockProvider::builder()
+            .record(false)
+            .start()
+            .await
+            .map_err(|e| ConfigError::Routes(format!("cannot start the mock provider: {e}")))
+    };
+    let mut clients: BTreeMap<String, Upstream> = BTreeMap::new();
     for (name, b) in &config.backends {
-        let url = if b.url == "mock" {
+        let embedded = if b.url == "mock" {
             if mock.is_none() {
-                mock = Some(
-                    MockProvider::builder()
-                        .record(false)
-                        .start()
-                        .await
-                        .map_err(|e| {
-                            ConfigError::Routes(format!("cannot start the mock provider: {e}"))
-                        })?,
-                );
+                mock = Some(start_mock().await?);
             }
-            mock.as_ref().map(MockProvider::url).unwrap_or_default()
+            mock.as_ref()
+        } else if let Some(mock_name) = b.url.strip_prefix("mock:") {
+            if !named_mocks.contains_key(mock_name) {
+                named_mocks.insert(mock_name.to_owned(), start_mock().await?);
+            }
+            named_mocks.get(mock_name)
         } else {
-            b.url.clone()
+            None
         };
+        if let (Some(m), Some(f)) = (embedded, &b.mock_failure) {
+            m.set_always_fail(infergate::mock::Failure::parse(f));
+        }
+        let url = embedded.map_or_else(|| b.url.clone(), MockProvider::url);
         let mut builder = UpstreamClient::builder();
         if let Some(ms) = b.connect_timeout_ms {
             builder = builder.connect_timeout(Duration::from_millis(ms));
@@ -157,14 +176,39 @@ pub async fn build(config: &Config) -> Result<Gateway, ConfigError> {
             .build(&url)
             .map_err(|e| ConfigError::Routes(format!("backend '{name}': {e}")))?;
         let upstream: Upstream = match &b.auth {
-            Some(a) => tower::util::Either::Left(
+            Some(a) => Upstream::new(
                 provider_auth(a, &url)
                     .map_err(|e| ConfigError::Routes(format!("backend '{name}' auth: {e}")))?
                     .layer(upstream.into_proxy()),
             ),
-            None => tower::util::Either::Right(upstream.into_proxy()),
+            None => Upstream::new(upstream.into_proxy()),
         };
         clients.insert(name.clone(), upstream);
+    }
+    let mut groups = BTreeMap::new();
+    for (name, g) in &config.failover {
+        let members = g
+            .members
+            .iter()
+            .filter_map(|m| {
+                let svc = clients.get(&m.backend)?.clone();
+                let mut b = Backend::new(m.backend.clone(), svc)
+                    .tier(m.tier.unwrap_or(0))
+                    .weight(m.weight.unwrap_or(1));
+                if let Some(model) = &m.model {
+                    b = b.model(model.clone());
+                }
+                for (from, to) in &m.models {
+                    b = b.map_model(from.clone(), to.clone());
+                }
+                Some(b)
+            })
+            .collect();
+        let failover = FailoverLayer::new(failover_policy(g)).service_over(members);
+        groups.insert(name.clone(), failover);
+    }
+    for (name, f) in &groups {
+        clients.insert(name.clone(), Upstream::new(f.clone()));
     }
 
     let mut pipeline = Pipeline::builder()
@@ -223,7 +267,68 @@ pub async fn build(config: &Config) -> Result<Gateway, ConfigError> {
             routes: Arc::new(routes),
         },
         mock,
+        named_mocks,
+        failover: groups,
     })
+}
+
+/// The failover policy of a `[failover.NAME]` group.
+fn failover_policy(g: &FailoverSection) -> FailoverPolicy {
+    let ms = Duration::from_millis;
+    let mut p = FailoverPolicy::default();
+    if let Some(n) = g.max_attempts {
+        p = p.max_attempts(n);
+    }
+    if let Some(t) = g.attempt_timeout_ms {
+        p = p.attempt_timeout(ms(t));
+    }
+    if let Some(t) = g.deadline_ms {
+        p = p.deadline(ms(t));
+    }
+    if let Some(t) = g.cooldown_ms {
+        p = p.default_cooldown(ms(t));
+    }
+    if let Some(codes) = &g.retry_statuses {
+        p = p.retry_statuses(
+            codes
+                .iter()
+                .filter_map(|c| http::StatusCode::from_u16(*c).ok()),
+        );
+    }
+    if g.selection.as_deref() == Some("least_outstanding") {
+        p = p.selection(Selection::LeastOutstanding);
+    }
+    if g.when_all_resting.as_deref() == Some("try_soonest") {
+        p = p.when_all_resting(WhenAllResting::TrySoonest);
+    }
+    if let Some(n) = g.max_hops {
+        p = p.max_hops(n);
+    }
+    match g.retry_budget_percent {
+        Some(pct) if pct <= 0.0 => p = p.retry_budget(None),
+        Some(pct) => p = p.retry_budget(Some((Duration::from_secs(10), 10, pct))),
+        None => {}
+    }
+    let mut health = HealthPolicy::default();
+    if let Some(n) = g.consecutive_failures {
+        health.consecutive_failures = n;
+    }
+    if let Some(rate) = g.error_rate {
+        health.error_rate = (rate > 0.0).then_some(rate);
+    }
+    if let Some(t) = g.ejection_ms {
+        health.base_ejection = ms(t);
+    }
+    if let Some(t) = g.max_ejection_ms {
+        health.max_ejection = ms(t);
+    }
+    if let Some(t) = g.backoff_ms {
+        p = p.backoff(Backoff {
+            base: ms(t),
+            max: ms(t.saturating_mul(40)),
+        });
+    }
+    p.health(health)
 }
 
 /// One guardrail check from its config.
@@ -489,7 +594,7 @@ async fn router(
 ) -> Result<Router, ConfigError> {
     let err = |m: String| ConfigError::Routes(format!("router: {m}"));
     let target = |backend: &str, model: &Option<String>| -> Result<Target, ConfigError> {
-        if !config.backends.contains_key(backend) {
+        if !config.has_target(backend) {
             return Err(err(format!("unknown backend '{backend}'")));
         }
         let t = Target::new(backend);

@@ -23,7 +23,9 @@ pub enum WhenAllResting {
     /// backend comes back.
     #[default]
     FailFast,
-    /// Try the backends anyway, the one whose rest ends first before the others.
+    /// Try the backends anyway, the one whose rest ends first before the others. Resting
+    /// backends are also tried, in that order, when a request has failed on every healthy one
+    /// and attempts remain.
     TrySoonest,
 }
 

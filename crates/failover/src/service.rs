@@ -143,8 +143,8 @@ fn local(
 /// The backends one request may try, in order.
 struct Plan {
     order: Vec<usize>,
-    /// Every backend rests and the policy says to try anyway.
-    forced: bool,
+    /// From this position on the backends rest and are tried anyway (`TrySoonest`).
+    forced_from: usize,
 }
 
 impl Inner {
@@ -155,34 +155,18 @@ impl Inner {
         )
     }
 
-    /// Healthy backends (and those due a probe) by tier, then by the selection rule; or, when
-    /// all rest, every backend by the end of its rest (`TrySoonest`) or the soonest end
-    /// (`FailFast`).
+    /// Healthy backends (and those due a probe) by tier, then by the selection rule; then,
+    /// under `TrySoonest`, the resting ones by the end of their rest. `Err`: none to try, and
+    /// when the first rest ends.
     fn plan(&self, now: Instant) -> Result<Plan, Instant> {
         let turn = self.turn.fetch_add(1, Ordering::Relaxed);
-        let mut soonest: Option<Instant> = None;
         let mut order = Vec::with_capacity(self.slots.len());
         let mut resting = Vec::new();
         for (i, s) in self.slots.iter().enumerate() {
             match s.health.availability(now) {
                 Availability::Ready | Availability::Probe => order.push(i),
-                Availability::Resting(until) => {
-                    soonest = Some(soonest.map_or(until, |t| t.min(until)));
-                    resting.push((until, i));
-                }
+                Availability::Resting(until) => resting.push((until, i)),
             }
-        }
-        if order.is_empty() {
-            return match self.policy.when_all_resting {
-                WhenAllResting::TrySoonest => {
-                    resting.sort_unstable();
-                    Ok(Plan {
-                        order: resting.into_iter().map(|(_, i)| i).collect(),
-                        forced: true,
-                    })
-                }
-                _ => Err(soonest.unwrap_or(now)),
-            };
         }
         // Within a tier of total weight W, turn t leads with the backend whose share of 0..W
         // holds t mod W, then the ones after it: over W turns each leads as often as its weight.
@@ -202,10 +186,18 @@ impl Inner {
             }),
             _ => order.sort_by_cached_key(|&i| (self.slots[i].backend.tier, rotation(i))),
         }
-        Ok(Plan {
-            order,
-            forced: false,
-        })
+        let forced_from = order.len();
+        match self.policy.when_all_resting {
+            WhenAllResting::TrySoonest => {
+                resting.sort_unstable();
+                order.extend(resting.into_iter().map(|(_, i)| i));
+            }
+            _ if order.is_empty() => {
+                return Err(resting.iter().map(|r| r.0).min().unwrap_or(now));
+            }
+            _ => {}
+        }
+        Ok(Plan { order, forced_from })
     }
 
     /// Runs one request through the backends.
@@ -268,8 +260,9 @@ impl Inner {
             }
             let now = Instant::now();
             let Some((i, mut flight)) = (0..plan.order.len()).find_map(|step| {
-                let i = plan.order[(cursor + step) % plan.order.len()];
-                let f = self.slots[i].health.begin(now, plan.forced)?;
+                let pos = (cursor + step) % plan.order.len();
+                let i = plan.order[pos];
+                let f = self.slots[i].health.begin(now, pos >= plan.forced_from)?;
                 cursor += step + 1;
                 Some((i, f))
             }) else {

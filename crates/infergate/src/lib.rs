@@ -36,12 +36,13 @@
 //! | `embed`  | yes (router) | `infergate-embed` | embedders: built-in hashed TF-IDF, OpenAI-compatible, cache |
 //! | `cache`  | yes     | `infergate-cache`  | exact and semantic response cache, streams replayed, single-flight |
 //! | `auth`   | yes     | `infergate-auth`   | provider credentials: OpenAI, Azure, Anthropic, SigV4 (Bedrock); rotation |
+//! | `failover` | yes   | `infergate-failover` | priority tiers, retries, cooldowns, passive health, body replay, never after the first byte |
 //! | `candle` | no      | `infergate-embed`  | local all-MiniLM-L6-v2 with candle (a long build)           |
 //! | `mock`   | no      | `infergate-mock`   | mock LLM provider for tests, benchmarks and demos           |
 //! | `full`   | no      | all of the above but `candle` |                                                  |
 //!
-//! The other building blocks (failover, the pingora adapter) each join as a feature of their
-//! own as they land.
+//! The pingora adapter (`infergate-pingora`) is a crate of its own, outside this one, so that
+//! nobody builds pingora without asking for it.
 
 pub use infergate_core as core;
 
@@ -68,3 +69,5 @@ pub use infergate_cache as cache;
 
 #[cfg(feature = "auth")]
 pub use infergate_auth as auth;
+#[cfg(feature = "failover")]
+pub use infergate_failover as failover;

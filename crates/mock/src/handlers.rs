@@ -70,17 +70,6 @@ pub(crate) async fn handle(
         .await
         .map_err(|e| io::Error::other(e.to_string()))?
         .to_bytes();
-    if state.record {
-        lock(&state.requests).push(RecordedRequest {
-            method: parts.method.clone(),
-            path: parts
-                .uri
-                .path_and_query()
-                .map_or_else(|| parts.uri.path().to_owned(), ToString::to_string),
-            headers: parts.headers.clone(),
-            body: body.clone(),
-        });
-    }
     let failure = {
         let queued = lock(&state.failures).pop_front();
         queued
@@ -93,6 +82,18 @@ pub(crate) async fn handle(
             })
             .or_else(|| lock(&state.always).clone())
     };
+    if state.record {
+        lock(&state.requests).push(RecordedRequest {
+            method: parts.method.clone(),
+            path: parts
+                .uri
+                .path_and_query()
+                .map_or_else(|| parts.uri.path().to_owned(), ToString::to_string),
+            headers: parts.headers.clone(),
+            body: body.clone(),
+            failure: failure.clone(),
+        });
+    }
     let latency = *lock(&state.latency);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;

@@ -54,6 +54,12 @@ impl Failure {
         }
     }
 
+    /// Parses the form the `x-mock-fail` header takes: `503`, `429; retry-after=3`, `reset`,
+    /// `hang`, `disconnect:2`.
+    pub fn parse(v: &str) -> Option<Self> {
+        Self::from_header(v)
+    }
+
     pub(crate) fn from_header(v: &str) -> Option<Self> {
         let v = v.trim();
         if v.eq_ignore_ascii_case("reset") {
@@ -89,6 +95,8 @@ pub struct RecordedRequest {
     pub headers: HeaderMap,
     /// The body.
     pub body: Bytes,
+    /// The failure injected into the answer, if any.
+    pub failure: Option<Failure>,
 }
 
 impl RecordedRequest {
@@ -247,6 +255,11 @@ impl MockProvider {
     /// Queues a failure for the next request (failures are used in order, one per request).
     pub fn push_failure(&self, failure: Failure) {
         lock(&self.state.failures).push_back(failure);
+    }
+
+    /// Forgets the queued failures.
+    pub fn clear_failures(&self) {
+        lock(&self.state.failures).clear();
     }
 
     /// Fails every request with `failure` (after the queued ones), or stops doing so.
