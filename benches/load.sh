@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end load benchmark, on loopback only, bounded in time: in one run, in front of the same
 # mock, a bare hyper 1 passthrough proxy (no infergate code), the empty PipelineLayer over
-# UpstreamClient on plain hyper (`layered`), the example gateway with an empty pipeline, the
-# gateway with the cache on (the same request: exact hits), and the gateway with every building
+# UpstreamClient on plain hyper (`layered`), the example gateway with an empty pipeline (alone
+# and with a failover group over two healthy backends), the gateway with the cache on (the same request: exact hits), and the gateway with every building
 # block on (router, guardrail, cache, rate limiter) and every request different (cache misses).
 # Measured with wrk: requests/s, p50/p99 latency, CPU per request of the proxy process, and the
 # ratios to the passthrough proxy.
@@ -49,6 +49,20 @@ cat >"$tmp/gw.toml" <<TOML
 url = "http://$MOCK"
 TOML
 RUST_LOG=warn start gateway target/release/examples/gateway --listen 127.0.0.1:0 --config "$tmp/gw.toml"; GW=$ADDR; GW_PID=$LAST_PID
+
+# The gateway with an empty pipeline and a failover group over two healthy backends (the same
+# mock): what failover adds when nothing fails.
+cat >"$tmp/gwf.toml" <<TOML
+[backends.one]
+url = "http://$MOCK"
+[backends.two]
+url = "http://$MOCK"
+[failover.pool]
+members = [{ backend = "one" }, { backend = "two", tier = 1 }]
+[routes]
+chat = "pool"
+TOML
+RUST_LOG=warn start gateway-failover target/release/examples/gateway --listen 127.0.0.1:0 --config "$tmp/gwf.toml"; GWF=$ADDR; GWF_PID=$LAST_PID
 
 # The gateway with the response cache on: after the first request every one is an exact hit.
 cat >"$tmp/gwc.toml" <<TOML
@@ -159,17 +173,20 @@ echo "|---|---|---|---|---|---|"
 wrk -t1 -c"$CONNS" -d2s -s "$tmp/post.lua" "http://$PASS/v1/chat/completions" >/dev/null
 wrk -t1 -c"$CONNS" -d2s -s "$tmp/post.lua" "http://$LAY/v1/chat/completions" >/dev/null
 wrk -t1 -c"$CONNS" -d2s -s "$tmp/post.lua" "http://$GW/v1/chat/completions" >/dev/null
+wrk -t1 -c"$CONNS" -d2s -s "$tmp/post.lua" "http://$GWF/v1/chat/completions" >/dev/null
 wrk -t1 -c"$CONNS" -d2s -s "$tmp/post.lua" "http://$GWC/v1/chat/completions" >/dev/null
 wrk -t1 -c"$CONNS" -d2s -s "$tmp/unique.lua" "http://$GWA/v1/chat/completions" >/dev/null
 for _ in $(seq 1 "$ROUNDS"); do
   run passthrough "$PASS" "$PASS_PID"
   run layered "$LAY" "$LAY_PID"
   run gateway "$GW" "$GW_PID"
+  run gateway-failover "$GWF" "$GWF_PID"
   run gateway-cached-hits "$GWC" "$GWC_PID"
   run gateway-all-blocks-misses "$GWA" "$GWA_PID" "$tmp/unique.lua"
 done
 awk '{s[$1]+=$2; n[$1]++} END {
   printf "\nratio layered/passthrough (mean requests/s): %.3f\n", (s["layered"]/n["layered"])/(s["passthrough"]/n["passthrough"]);
   printf "ratio gateway/passthrough (mean requests/s): %.3f\n", (s["gateway"]/n["gateway"])/(s["passthrough"]/n["passthrough"]);
+  printf "ratio gateway-failover/passthrough (mean requests/s): %.3f\n", (s["gateway-failover"]/n["gateway-failover"])/(s["passthrough"]/n["passthrough"]);
   printf "ratio gateway-cached-hits/passthrough (mean requests/s): %.3f\n", (s["gateway-cached-hits"]/n["gateway-cached-hits"])/(s["passthrough"]/n["passthrough"]);
   printf "ratio gateway-all-blocks-misses/passthrough (mean requests/s): %.3f\n", (s["gateway-all-blocks-misses"]/n["gateway-all-blocks-misses"])/(s["passthrough"]/n["passthrough"]) }' "$tmp/rps"

@@ -49,20 +49,43 @@ impl http_body::Body for Peeked {
     }
 
     fn size_hint(&self) -> SizeHint {
-        let mut hint = self.rest.size_hint();
-        let n = self
+        let rest = self.rest.size_hint();
+        let held = self
             .held
             .iter()
             .filter_map(Frame::data_ref)
             .map(|d| d.len() as u64)
             .sum::<u64>();
-        if n > 0 {
-            let upper = hint.upper().map(|u| u + n);
-            hint.set_lower(hint.lower() + n);
-            if let Some(u) = upper {
-                hint.set_upper(u);
-            }
+        let mut hint = SizeHint::new();
+        // The upper bound first: `set_lower` insists on lower <= upper.
+        if let Some(upper) = rest.upper() {
+            hint.set_upper(upper.saturating_add(held));
         }
+        hint.set_lower(rest.lower().saturating_add(held));
         hint
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use http_body::Body as _;
+
+    use super::*;
+    use crate::health::Health;
+
+    #[test]
+    fn the_size_hint_counts_held_frames_when_the_rest_is_exact() {
+        let health = Arc::new(Health::new(Instant::now()));
+        let held = VecDeque::from([Frame::data(Bytes::from_static(b"hello"))]);
+        let body = Peeked::new(
+            held,
+            Body::empty(),
+            health.begin(Instant::now(), false).unwrap(),
+        );
+        assert_eq!(body.size_hint().exact(), Some(5));
+        assert!(!body.is_end_stream());
     }
 }

@@ -51,6 +51,7 @@ impl FailoverLayer {
             .into_iter()
             .zip(rotation)
             .map(|(backend, rotation)| Slot {
+                header: http::HeaderValue::from_str(&backend.name).ok(),
                 backend,
                 health: Arc::new(Health::new(now)),
                 rotation,

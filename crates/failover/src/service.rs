@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
-use http::{HeaderValue, Request, Response, StatusCode};
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body::{Body as _, Frame};
 use http_body_util::BodyExt;
 use infergate_core::{Body, RejectKind, Rejection};
@@ -28,12 +28,18 @@ pub const BACKEND_HEADER: &str = "x-infergate-backend";
 /// The response header counting the attempts made.
 pub const ATTEMPTS_HEADER: &str = "x-infergate-attempts";
 
+const HOPS: HeaderName = HeaderName::from_static(HOPS_HEADER);
+const BACKEND: HeaderName = HeaderName::from_static(BACKEND_HEADER);
+const ATTEMPTS: HeaderName = HeaderName::from_static(ATTEMPTS_HEADER);
+
 #[derive(Debug)]
 pub(crate) struct Slot {
     pub(crate) backend: Backend,
     pub(crate) health: Arc<Health>,
     /// Where its share of its tier's weight starts, and the tier's total weight.
     pub(crate) rotation: (u64, u64),
+    /// Its name as a header value (`None` if it cannot be one).
+    pub(crate) header: Option<HeaderValue>,
 }
 
 #[derive(Debug)]
@@ -203,10 +209,11 @@ impl Inner {
     /// Runs one request through the backends.
     async fn run(self: Arc<Self>, req: Request<Body>) -> Response<Body> {
         let policy = &self.policy;
-        let (mut parts, body) = req.into_parts();
+        let (parts, body) = req.into_parts();
+        let mut parts = Box::new(parts);
         let hops = parts
             .headers
-            .get(HOPS_HEADER)
+            .get(&HOPS)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u32>().ok())
             .unwrap_or(0);
@@ -218,9 +225,7 @@ impl Inner {
                 "the request has crossed too many gateways (a forwarding loop?)",
             );
         }
-        parts
-            .headers
-            .insert(HOPS_HEADER, HeaderValue::from(hops + 1));
+        parts.headers.insert(HOPS, HeaderValue::from(hops + 1));
         let start = Instant::now();
         let plan = match self.plan(start) {
             Ok(plan) => plan,
@@ -251,7 +256,9 @@ impl Inner {
         let mut tried = vec![0u32; self.slots.len()];
         let mut cursor = 0;
         let mut attempts = 0;
-        let mut last: Option<(usize, Response<Body>)> = None;
+        // Boxed, like the request head below: they would make every request's future (moved
+        // into its allocation) larger than the allocator's fast sizes.
+        let mut last: Option<Box<(usize, Response<Body>)>> = None;
         let mut out_of_time = false;
         while attempts < max_attempts {
             if attempts > 0 && self.budget.as_ref().is_some_and(|b| !b.withdraw()) {
@@ -285,7 +292,7 @@ impl Inner {
             };
             let Some(this_body) = this_body else { break };
             let slot = &self.slots[i];
-            let mut head = parts.clone();
+            let mut head = (*parts).clone();
             let this_body = slot.backend.rewrite_model(&mut head, this_body);
             let limit = match (policy.attempt_timeout, deadline) {
                 (Some(per), Some(end)) => {
@@ -295,11 +302,13 @@ impl Inner {
                     per.or_else(|| end.map(|end| end.saturating_duration_since(Instant::now())))
                 }
             };
-            let attempt = attempt(
+            // Boxed: it holds the backend's own future, which would otherwise make every
+            // request's future (and each move of it) as large as the largest backend stack's.
+            let attempt = Box::pin(attempt(
                 slot.backend.service.clone(),
                 Request::from_parts(head, this_body),
                 &policy.retry_statuses,
-            );
+            ));
             let (outcome, resp, held) = match limit {
                 None => attempt.await,
                 Some(limit) => tokio::time::timeout(limit, attempt)
@@ -333,7 +342,7 @@ impl Inner {
                     Verdict::Success
                 };
                 flight.record(end, verdict, &policy.health);
-                return finish(resp, name, attempts, held, flight);
+                return finish(resp, slot, attempts, held, flight);
             }
             let rest = retry_after(&resp).or_else(|| {
                 policy
@@ -344,9 +353,9 @@ impl Inner {
             let rested = flight.record(end, Verdict::Failure { rest }, &policy.health);
             tracing::warn!(backend = %name, status = %resp.status(), ?outcome, ?rested, "backend failed");
             if !retry {
-                return mark(resp, name, attempts);
+                return mark(resp, slot, attempts);
             }
-            last = Some((i, resp));
+            last = Some(Box::new((i, resp)));
             if deadline.is_some_and(|d| end >= d) {
                 out_of_time = true;
                 break;
@@ -360,11 +369,11 @@ impl Inner {
                 "no backend answered before the request's deadline",
             );
             r.headers_mut()
-                .insert(ATTEMPTS_HEADER, HeaderValue::from(attempts));
+                .insert(ATTEMPTS, HeaderValue::from(attempts));
             return r;
         }
-        match last {
-            Some((i, resp)) => mark(resp, &self.slots[i].backend.name, attempts),
+        match last.map(|b| *b) {
+            Some((i, resp)) => mark(resp, &self.slots[i], attempts),
             None => local(
                 RejectKind::UpstreamUnavailable,
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -460,30 +469,26 @@ async fn attempt(
 /// Marks the response with the backend and the attempts; a streamed answer gets its first
 /// frame back in front and keeps the backend's in-flight count until it ends.
 fn finish(
-    mut resp: Response<Body>,
-    name: &str,
+    resp: Response<Body>,
+    slot: &Slot,
     attempts: usize,
     held: VecDeque<Frame<Bytes>>,
     flight: InFlight,
 ) -> Response<Body> {
-    if let Ok(v) = HeaderValue::from_str(name) {
-        resp.headers_mut().insert(BACKEND_HEADER, v);
-    }
-    resp.headers_mut()
-        .insert(ATTEMPTS_HEADER, HeaderValue::from(attempts));
+    let resp = mark(resp, slot, attempts);
     if resp.body().as_bytes().is_some() {
         return resp;
     }
     resp.map(|rest| Body::new(Peeked::new(held, rest, flight)))
 }
 
-/// Marks a response that is not an upstream answer being passed on.
-fn mark(mut resp: Response<Body>, name: &str, attempts: usize) -> Response<Body> {
-    if let Ok(v) = HeaderValue::from_str(name) {
-        resp.headers_mut().insert(BACKEND_HEADER, v);
+/// Names the backend and the number of attempts in the response's headers.
+fn mark(mut resp: Response<Body>, slot: &Slot, attempts: usize) -> Response<Body> {
+    if let Some(v) = &slot.header {
+        resp.headers_mut().insert(BACKEND, v.clone());
     }
     resp.headers_mut()
-        .insert(ATTEMPTS_HEADER, HeaderValue::from(attempts));
+        .insert(ATTEMPTS, HeaderValue::from(attempts));
     resp
 }
 

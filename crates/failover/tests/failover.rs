@@ -500,3 +500,25 @@ async fn consecutive_failures_eject_a_backend_and_a_probe_brings_it_back() {
     let status = &failover.status()[0];
     assert_eq!((status.ejections, status.resting_for), (0, None));
 }
+
+#[tokio::test]
+async fn an_answer_larger_than_the_hold_passes_whole() {
+    // Above the 1 MiB held back before a plain answer is chosen: the rest streams after it.
+    let reply = "word ".repeat(300_000);
+    let a = MockProvider::builder()
+        .reply(reply.clone())
+        .start()
+        .await
+        .unwrap();
+    let addr = gateway(vec![backend("a", &a.url(), 0)]).await;
+    let r = post_json(addr, "/v1/chat/completions", &chat()).await;
+    assert_eq!(r.status, 200);
+    let content = r.json()["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Compare sizes, not 1.5 MB
+    // of text in a failure message.
+    assert_eq!(content.len(), reply.len());
+    assert!(content.starts_with("word word"));
+}
