@@ -10,6 +10,11 @@ if ! command -v redis-server >/dev/null && command -v apt-get >/dev/null && [ "$
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) >/dev/null
 fi
 
+# cmake for pingora's zlib-ng (the infergate-pingora adapter and its tests).
+if ! command -v cmake >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake) >/dev/null
+fi
+
 # Python SDKs for the client tests, in a private virtualenv.
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv

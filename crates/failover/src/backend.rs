@@ -56,6 +56,24 @@ impl Backend {
         }
     }
 
+    /// A backend that another driver reaches (see [`Failover::attempts`](crate::Failover::attempts)):
+    /// called as a tower service it answers 502.
+    pub fn external(name: impl Into<String>) -> Self {
+        Self::new(
+            name,
+            tower::service_fn(|_req: Request<Body>| async {
+                Ok::<_, Infallible>(
+                    infergate_core::Rejection::new(
+                        infergate_core::RejectKind::UpstreamUnavailable,
+                        "this backend is reached by another driver",
+                    )
+                    .with_status(http::StatusCode::BAD_GATEWAY)
+                    .into_response(),
+                )
+            }),
+        )
+    }
+
     /// Its priority tier (lower is tried first).
     #[must_use]
     pub fn tier(mut self, tier: u32) -> Self {

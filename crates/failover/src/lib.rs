@@ -57,6 +57,13 @@
 //! (half-open) and brings it back or ejects it again; a failure reported while it rests extends
 //! the rest. [`Failover::status`] shows every backend's state.
 //!
+//! # Other drivers
+//!
+//! A proxy that sends the attempts itself (pingora, whose retries call `upstream_peer` again)
+//! uses the same policy, choice, health books and budget through [`Failover::attempts`]:
+//! [`Attempts::next`] names the backend to try, and the driver reports each [`Attempt`] as
+//! answered or failed. Build such a failover over [`Backend::external`] backends.
+//!
 //! # Budget
 //!
 //! Retries draw on tower's [`TpsBudget`](tower::retry::budget::TpsBudget) (by default at most
@@ -65,12 +72,14 @@
 
 mod backend;
 mod body;
+mod driver;
 mod health;
 mod layer;
 mod policy;
 mod service;
 
 pub use backend::Backend;
+pub use driver::{Attempt, AttemptFailure, Attempts};
 pub use layer::FailoverLayer;
 pub use policy::{Backoff, FailoverPolicy, HealthPolicy, Selection, WhenAllResting};
 pub use service::{ATTEMPTS_HEADER, BACKEND_HEADER, BackendStatus, Failover, HOPS_HEADER};

@@ -147,10 +147,11 @@ fn local(
 }
 
 /// The backends one request may try, in order.
-struct Plan {
-    order: Vec<usize>,
+#[derive(Debug)]
+pub(crate) struct Plan {
+    pub(crate) order: Vec<usize>,
     /// From this position on the backends rest and are tried anyway (`TrySoonest`).
-    forced_from: usize,
+    pub(crate) forced_from: usize,
 }
 
 impl Inner {
@@ -164,7 +165,7 @@ impl Inner {
     /// Healthy backends (and those due a probe) by tier, then by the selection rule; then,
     /// under `TrySoonest`, the resting ones by the end of their rest. `Err`: none to try, and
     /// when the first rest ends.
-    fn plan(&self, now: Instant) -> Result<Plan, Instant> {
+    pub(crate) fn plan(&self, now: Instant) -> Result<Plan, Instant> {
         let turn = self.turn.fetch_add(1, Ordering::Relaxed);
         let mut order = Vec::with_capacity(self.slots.len());
         let mut resting = Vec::new();

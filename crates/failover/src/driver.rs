@@ -1,0 +1,164 @@
+//! Failover for drivers that send the attempts themselves (pingora's retries): the same
+//! policy, choice, health books and budget, without the tower service doing the sending.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::StatusCode;
+use infergate_core::{RejectKind, Rejection};
+use tower::retry::budget::Budget;
+
+use crate::health::{InFlight, Verdict};
+use crate::service::{Failover, Inner, Plan};
+
+/// One request's attempts, from [`Failover::attempts`].
+#[derive(Debug)]
+pub struct Attempts {
+    inner: Arc<Inner>,
+    plan: Plan,
+    cursor: usize,
+    made: usize,
+}
+
+/// One attempt on one backend: report how it went with [`answered`](Self::answered) or
+/// [`failed`](Self::failed) (dropping it unreported gives a half-open probe back).
+#[derive(Debug)]
+pub struct Attempt {
+    inner: Arc<Inner>,
+    index: usize,
+    flight: InFlight,
+}
+
+/// How an attempt failed, for [`Attempt::failed`].
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptFailure {
+    /// The upstream answered this status (with this `Retry-After`, if any).
+    Status(StatusCode, Option<Duration>),
+    /// The connection could not be made.
+    Connect,
+    /// No answer in time.
+    Timeout,
+    /// The connection broke before anything of the answer was passed on.
+    Reset,
+}
+
+impl Failover {
+    /// Starts a request for a driver that sends the attempts itself. `Err` is the 503
+    /// `no_backend_available` answer when every backend rests and the policy fails fast.
+    pub fn attempts(&self) -> Result<Attempts, Rejection> {
+        let plan = self.inner.plan(Instant::now()).map_err(|soonest| {
+            let secs = soonest.saturating_duration_since(Instant::now()).as_secs() + 1;
+            Rejection::new(
+                RejectKind::UpstreamUnavailable,
+                "every backend is resting after failures",
+            )
+            .with_status(StatusCode::SERVICE_UNAVAILABLE)
+            .with_code("no_backend_available")
+            .with_header(http::header::RETRY_AFTER, secs.into())
+        })?;
+        if let Some(b) = &self.inner.budget {
+            b.deposit();
+        }
+        Ok(Attempts {
+            inner: self.inner.clone(),
+            plan,
+            cursor: 0,
+            made: 0,
+        })
+    }
+
+    /// The retry statuses of the policy (a driver checks answers against them).
+    pub fn retries_status(&self, status: StatusCode) -> bool {
+        self.inner.policy.retry_statuses.contains(&status)
+    }
+}
+
+impl Attempts {
+    /// The next backend to try, or `None` when attempts, the retry budget or the backends are
+    /// spent. (No backoff: a driver that retries the same backend waits on its own.)
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Option<Attempt> {
+        if self.made >= self.inner.policy.max_attempts {
+            return None;
+        }
+        if self.made > 0 && self.inner.budget.as_ref().is_some_and(|b| !b.withdraw()) {
+            tracing::warn!("retry budget spent; not trying another backend");
+            return None;
+        }
+        let now = Instant::now();
+        let len = self.plan.order.len();
+        let (index, flight) = (0..len).find_map(|step| {
+            let pos = (self.cursor + step) % len;
+            let i = self.plan.order[pos];
+            let f = self.inner.slots[i]
+                .health
+                .begin(now, pos >= self.plan.forced_from)?;
+            self.cursor += step + 1;
+            Some((i, f))
+        })?;
+        self.made += 1;
+        Some(Attempt {
+            inner: self.inner.clone(),
+            index,
+            flight,
+        })
+    }
+
+    /// Whether another attempt may follow (attempts left and a backend not yet tried, or more
+    /// attempts than backends); the retry budget is checked by [`next`](Self::next).
+    pub fn may_retry(&self) -> bool {
+        let max = self.inner.policy.max_attempts;
+        self.made < max && (self.made < self.plan.order.len() || max > self.plan.order.len())
+    }
+
+    /// Attempts made so far.
+    pub fn made(&self) -> usize {
+        self.made
+    }
+}
+
+impl Attempt {
+    /// The backend's position in the list the failover was built over.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The backend's name.
+    pub fn name(&self) -> &str {
+        &self.inner.slots[self.index].backend.name
+    }
+
+    /// The upstream answered and the answer is being passed on.
+    pub fn answered(mut self, status: StatusCode) {
+        let verdict = if status.is_server_error() {
+            Verdict::Failure { rest: None }
+        } else {
+            Verdict::Success
+        };
+        self.flight
+            .record(Instant::now(), verdict, &self.inner.policy.health);
+    }
+
+    /// The attempt failed; returns whether the policy retries this kind of failure elsewhere.
+    pub fn failed(mut self, how: AttemptFailure) -> bool {
+        let policy = &self.inner.policy;
+        let (rest, retry) = match how {
+            AttemptFailure::Status(status, retry_after) => (
+                retry_after.or_else(|| {
+                    policy
+                        .cooldown_statuses
+                        .contains(&status)
+                        .then_some(policy.default_cooldown)
+                }),
+                policy.retry_statuses.contains(&status),
+            ),
+            AttemptFailure::Connect => (None, policy.retry_connect),
+            AttemptFailure::Timeout => (None, policy.retry_timeout),
+            AttemptFailure::Reset => (None, policy.retry_reset),
+        };
+        self.flight
+            .record(Instant::now(), Verdict::Failure { rest }, &policy.health);
+        retry
+    }
+}
