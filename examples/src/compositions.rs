@@ -131,15 +131,6 @@ pub fn axum_app(stack: PipelineService<Failover>) -> axum::Router {
 #[cfg(feature = "pingora")]
 pub fn spawn_pingora(mocks: &Mocks, addr: SocketAddr) {
     use infergate_pingora::{PipelineProxy, Upstream};
-    use pingora_core::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
-
-    struct Never;
-    #[async_trait::async_trait]
-    impl ShutdownSignalWatch for Never {
-        async fn recv(&self) -> ShutdownSignal {
-            std::future::pending().await
-        }
-    }
 
     let proxy = PipelineProxy::new(
         pipeline(),
@@ -149,18 +140,7 @@ pub fn spawn_pingora(mocks: &Mocks, addr: SocketAddr) {
         ],
         policy(),
     );
-    std::thread::spawn(move || {
-        let Ok(mut server) = Server::new(None) else {
-            return;
-        };
-        server.bootstrap();
-        let mut service = pingora_proxy::http_proxy_service(&server.configuration, proxy);
-        service.add_tcp(&addr.to_string());
-        server.add_service(service);
-        server.run(RunArgs {
-            shutdown_signal: Box::new(Never),
-        });
-    });
+    infergate_pingora::spawn_server(proxy, addr);
 }
 
 /// What a user sees of one scenario: status, the headers that matter, and the body reduced to

@@ -5,12 +5,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use infergate_benches::time_to_first_token;
 use infergate_client::UpstreamClient;
 use infergate_core::{Pipeline, PipelineLayer};
 use infergate_guardrail::detect::{DenyList, RegexList};
@@ -24,23 +25,7 @@ async fn ttft(addr: std::net::SocketAddr, n: usize) -> (Duration, Duration) {
         r#"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Hi"}]}"#;
     let mut times = Vec::with_capacity(n);
     for _ in 0..n {
-        let req = http::Request::post(format!("http://{addr}/v1/chat/completions"))
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from_static(body.as_bytes())))
-            .unwrap();
-        let start = Instant::now();
-        let mut resp = client.request(req).await.unwrap().into_body();
-        let mut first = None;
-        while let Some(frame) = resp.frame().await {
-            let Ok(data) = frame.unwrap().into_data() else {
-                continue;
-            };
-            let s = String::from_utf8_lossy(&data);
-            if first.is_none() && s.contains("\"content\":\"") && !s.contains("\"content\":\"\"") {
-                first = Some(start.elapsed());
-            }
-        }
-        times.push(first.unwrap_or_default());
+        times.push(time_to_first_token(&client, addr, body.to_owned()).await);
     }
     times.sort();
     (times[n / 2], times[n * 9 / 10])

@@ -11,30 +11,21 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use infergate_benches::time_to_first_token;
 use infergate_cache::{Cache, CacheConfig, MemoryStore};
 use infergate_core::Pipeline;
 use infergate_failover::FailoverPolicy;
 use infergate_guardrail::{Action, Applies, Check, Detector, Guardrail, GuardrailConfig};
 use infergate_pingora::{PipelineProxy, Upstream};
 use infergate_ratelimit::{Limits, RateLimitConfig, TokenRateLimiter};
-use pingora_core::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_proxy::{ProxyHttp, Session};
-
-struct Never;
-
-#[async_trait::async_trait]
-impl ShutdownSignalWatch for Never {
-    async fn recv(&self) -> ShutdownSignal {
-        std::future::pending().await
-    }
-}
 
 /// pingora with nothing but a peer.
 struct Bare(SocketAddr);
@@ -61,16 +52,7 @@ where
         .unwrap()
         .local_addr()
         .unwrap();
-    std::thread::spawn(move || {
-        let mut server = Server::new(None).unwrap();
-        server.bootstrap();
-        let mut service = pingora_proxy::http_proxy_service(&server.configuration, proxy);
-        service.add_tcp(&addr.to_string());
-        server.add_service(service);
-        server.run(RunArgs {
-            shutdown_signal: Box::new(Never),
-        });
-    });
+    infergate_pingora::spawn_server(proxy, addr);
     addr
 }
 
@@ -83,24 +65,7 @@ async fn one(
     let body = format!(
         r#"{{"model":"gpt-4o-mini","stream":true,"messages":[{{"role":"user","content":"Hi {i}"}}]}}"#
     );
-    let req = http::Request::post(format!("http://{addr}/v1/chat/completions"))
-        .header("content-type", "application/json")
-        .header("authorization", "Bearer sk-bench")
-        .body(Full::new(Bytes::from(body)))
-        .unwrap();
-    let start = Instant::now();
-    let mut resp = client.request(req).await.unwrap().into_body();
-    let mut first = None;
-    while let Some(frame) = resp.frame().await {
-        let Ok(data) = frame.unwrap().into_data() else {
-            continue;
-        };
-        let s = String::from_utf8_lossy(&data);
-        if first.is_none() && s.contains("\"content\":\"") && !s.contains("\"content\":\"\"") {
-            first = Some(start.elapsed());
-        }
-    }
-    first.unwrap_or_default()
+    time_to_first_token(client, addr, body).await
 }
 
 fn stats(mut t: Vec<Duration>) -> (f64, f64, f64) {

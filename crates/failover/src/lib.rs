@@ -82,4 +82,6 @@ pub use backend::Backend;
 pub use driver::{Attempt, AttemptFailure, Attempts};
 pub use layer::FailoverLayer;
 pub use policy::{Backoff, FailoverPolicy, HealthPolicy, Selection, WhenAllResting};
-pub use service::{ATTEMPTS_HEADER, BACKEND_HEADER, BackendStatus, Failover, HOPS_HEADER};
+pub use service::{
+    ATTEMPTS_HEADER, BACKEND_HEADER, BackendStatus, Failover, HOPS_HEADER, retry_after,
+};

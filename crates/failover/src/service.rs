@@ -112,10 +112,10 @@ enum Outcome {
     Reset,
 }
 
-/// The rest a failed response asks for: its `Retry-After` (seconds or HTTP date).
-fn retry_after(resp: &Response<Body>) -> Option<Duration> {
-    let v = resp
-        .headers()
+/// The rest a response asks for: its `Retry-After`, in seconds or as an HTTP date (a date
+/// in the past is no rest).
+pub fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
+    let v = headers
         .get(http::header::RETRY_AFTER)?
         .to_str()
         .ok()?
@@ -345,7 +345,7 @@ impl Inner {
                 flight.record(end, verdict, &policy.health);
                 return finish(resp, slot, attempts, held, flight);
             }
-            let rest = retry_after(&resp).or_else(|| {
+            let rest = retry_after(resp.headers()).or_else(|| {
                 policy
                     .cooldown_statuses
                     .contains(&resp.status())

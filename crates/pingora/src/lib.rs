@@ -1,4 +1,4 @@
-//! An infergate [`Pipeline`](infergate_core::Pipeline) inside pingora's [`ProxyHttp`](pingora_proxy::ProxyHttp) phases, with failover on pingora's
+//! An infergate [`Pipeline`](infergate_core::Pipeline) inside pingora's [`ProxyHttp`] phases, with failover on pingora's
 //! own retries.
 //!
 //! ```no_run
@@ -58,6 +58,11 @@
 
 mod proxy;
 
+use std::net::SocketAddr;
+
+use pingora_core::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use pingora_proxy::ProxyHttp;
+
 pub use proxy::{Ctx, PipelineProxy, Upstream};
 
 /// pingora's retry buffer: the largest request body pingora can forward after the pipeline
@@ -66,3 +71,40 @@ pub const PINGORA_BODY_LIMIT: usize = 64 * 1024;
 
 #[doc(no_inline)]
 pub use infergate_core::pipeline::StreamChain;
+
+/// A shutdown signal that never comes.
+struct Never;
+
+#[async_trait::async_trait]
+impl ShutdownSignalWatch for Never {
+    async fn recv(&self) -> ShutdownSignal {
+        std::future::pending().await
+    }
+}
+
+/// Runs `proxy` on a pingora server of its own, on a background thread, listening on `addr`,
+/// until the process ends — for tests, examples and benchmarks (a production server builds its
+/// `Server` and calls `run_forever`). pingora binds `addr` itself: wait until it accepts
+/// connections before sending requests.
+pub fn spawn_server<P>(proxy: P, addr: SocketAddr) -> std::thread::JoinHandle<()>
+where
+    P: ProxyHttp + Send + Sync + 'static,
+    P::CTX: Send + Sync,
+{
+    std::thread::spawn(move || {
+        let mut server = match Server::new(None) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot create the pingora server");
+                return;
+            }
+        };
+        server.bootstrap();
+        let mut service = pingora_proxy::http_proxy_service(&server.configuration, proxy);
+        service.add_tcp(&addr.to_string());
+        server.add_service(service);
+        server.run(RunArgs {
+            shutdown_signal: Box::new(Never),
+        });
+    })
+}

@@ -1,4 +1,4 @@
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -143,15 +143,6 @@ impl Ctx {
     }
 }
 
-fn retry_after(h: &http::HeaderMap) -> Option<Duration> {
-    let v = h.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = httpdate::parse_http_date(v).ok()?;
-    Some(at.duration_since(SystemTime::now()).unwrap_or_default())
-}
-
 /// Writes a response the pipeline produced (a rejection, a cache hit, a processor's answer).
 async fn write_local(session: &mut Session, resp: http::Response<Body>) -> Result<()> {
     use http_body_util::BodyExt;
@@ -209,30 +200,37 @@ fn run_whole_body(
     body.as_bytes().map_or(fallback, Bytes::copy_from_slice)
 }
 
+/// The headers of `current` to remove (absent from `target`) and to set (different in it), so
+/// that pingora's own header maps (which keep the client's spelling) can be brought in line.
+fn header_changes(
+    current: &http::HeaderMap,
+    target: &http::HeaderMap,
+) -> (Vec<http::HeaderName>, Vec<http::HeaderName>) {
+    let stale = current
+        .keys()
+        .filter(|k| !target.contains_key(*k))
+        .cloned()
+        .collect();
+    let changed = target
+        .keys()
+        .filter(|k| current.get_all(*k).iter().ne(target.get_all(*k).iter()))
+        .cloned()
+        .collect();
+    (stale, changed)
+}
+
 fn sync_headers(resp: &mut ResponseHeader, parts: &http::response::Parts) -> Result<()> {
     if resp.status != parts.status {
         resp.set_status(parts.status)?;
     }
-    let stale: Vec<_> = resp
-        .headers
-        .keys()
-        .filter(|k| !parts.headers.contains_key(*k))
-        .cloned()
-        .collect();
+    let (stale, changed) = header_changes(&resp.headers, &parts.headers);
     for name in stale {
         resp.remove_header(&name);
     }
-    for name in parts.headers.keys() {
-        if resp
-            .headers
-            .get_all(name)
-            .iter()
-            .ne(parts.headers.get_all(name).iter())
-        {
-            resp.remove_header(name);
-            for v in parts.headers.get_all(name) {
-                resp.append_header(name.clone(), v.clone())?;
-            }
+    for name in changed {
+        resp.remove_header(&name);
+        for v in parts.headers.get_all(&name) {
+            resp.append_header(name.clone(), v.clone())?;
         }
     }
     Ok(())
@@ -348,18 +346,13 @@ impl ProxyHttp for PipelineProxy {
         if upstream_request.uri != parts.uri {
             upstream_request.set_uri(parts.uri.clone());
         }
-        let stale: Vec<_> = upstream_request
-            .headers
-            .keys()
-            .filter(|k| !parts.headers.contains_key(*k))
-            .cloned()
-            .collect();
+        let (stale, changed) = header_changes(&upstream_request.headers, &parts.headers);
         for name in stale {
             upstream_request.remove_header(&name);
         }
-        for name in parts.headers.keys() {
-            upstream_request.remove_header(name);
-            for v in parts.headers.get_all(name) {
+        for name in changed {
+            upstream_request.remove_header(&name);
+            for v in parts.headers.get_all(&name) {
                 upstream_request.append_header(name.clone(), v.clone())?;
             }
         }
@@ -400,7 +393,7 @@ impl ProxyHttp for PipelineProxy {
         let name = attempt.as_ref().map(|a| a.name().to_owned());
         let made = ctx.attempts.as_ref().map_or(1, Attempts::made);
         if self.failover.retries_status(status) {
-            let retry_after = retry_after(&upstream_response.headers);
+            let retry_after = infergate_failover::retry_after(&upstream_response.headers);
             let may_retry = ctx.may_retry();
             if let Some(a) = attempt
                 && a.failed(AttemptFailure::Status(status, retry_after))
