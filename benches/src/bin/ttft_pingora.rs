@@ -62,8 +62,15 @@ async fn one(
     i: usize,
 ) -> Duration {
     // Each request different: cache misses throughout.
+    // TTFT_INCLUDE_USAGE=1: the client asks for the usage chunk itself (the rate limiter
+    // then leaves the body as it is).
+    let usage = if std::env::var("TTFT_INCLUDE_USAGE").is_ok_and(|v| v == "1") {
+        r#","stream_options":{"include_usage":true}"#
+    } else {
+        ""
+    };
     let body = format!(
-        r#"{{"model":"gpt-4o-mini","stream":true,"messages":[{{"role":"user","content":"Hi {i}"}}]}}"#
+        r#"{{"model":"gpt-4o-mini","stream":true{usage},"messages":[{{"role":"user","content":"Hi {i}"}}]}}"#
     );
     time_to_first_token(client, addr, body).await
 }
