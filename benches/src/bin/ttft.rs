@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use infergate_benches::time_to_first_token;
+use infergate_benches::{streaming_mock, time_to_first_token};
 use infergate_client::UpstreamClient;
 use infergate_core::{Pipeline, PipelineLayer};
 use infergate_guardrail::detect::{DenyList, RegexList};
@@ -37,17 +37,7 @@ async fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(100);
-    let reply = (0..40)
-        .map(|i| format!("word{i}"))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let mock = infergate_mock::MockProvider::builder()
-        .reply(reply)
-        .token_delay(Duration::from_millis(5))
-        .record(false)
-        .start()
-        .await
-        .unwrap();
+    let mock = streaming_mock().await;
     let upstream = || UpstreamClient::new(&mock.url()).unwrap().into_proxy();
     let pii = |applies| Check::new("pii", Detector::Pii(vec![]), Action::Redact).applies(applies);
     let plain = serve(PipelineLayer::new(Pipeline::default()).layer(upstream())).await;

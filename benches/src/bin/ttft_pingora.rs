@@ -17,7 +17,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use infergate_benches::time_to_first_token;
+use infergate_benches::{streaming_mock, time_to_first_token};
 use infergate_cache::{Cache, CacheConfig, MemoryStore};
 use infergate_core::Pipeline;
 use infergate_failover::FailoverPolicy;
@@ -88,17 +88,7 @@ async fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(200);
-    let reply = (0..40)
-        .map(|i| format!("word{i}"))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let mock = infergate_mock::MockProvider::builder()
-        .reply(reply)
-        .token_delay(Duration::from_millis(5))
-        .record(false)
-        .start()
-        .await
-        .unwrap();
+    let mock = streaming_mock().await;
     let bare = spawn(Bare(mock.addr()));
     // TTFT_BLOCKS=guardrail,cache,ratelimit (default: all three) picks the blocks.
     let blocks =

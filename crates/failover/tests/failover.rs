@@ -44,6 +44,13 @@ async fn two() -> (MockProvider, MockProvider) {
     )
 }
 
+/// Two mocks, `a` in tier 0 and `b` in tier 1, behind a gateway with the default policy.
+async fn primary_and_secondary() -> (MockProvider, MockProvider, std::net::SocketAddr) {
+    let (a, b) = two().await;
+    let addr = gateway(vec![backend("a", &a.url(), 0), backend("b", &b.url(), 1)]).await;
+    (a, b, addr)
+}
+
 #[tokio::test]
 async fn a_500_fails_over_to_the_next_tier_with_the_same_body() {
     let a = MockProvider::start().await.unwrap();
@@ -210,8 +217,7 @@ async fn the_retry_budget_caps_upstream_attempts_in_a_full_outage() {
 
 #[tokio::test]
 async fn a_503_without_retry_after_fails_over_but_does_not_rest_the_backend() {
-    let (a, b) = two().await;
-    let addr = gateway(vec![backend("a", &a.url(), 0), backend("b", &b.url(), 1)]).await;
+    let (a, _b, addr) = primary_and_secondary().await;
     a.push_failure(Failure::status(503));
     let r = post_json(addr, "/v1/chat/completions", &chat()).await;
     assert_eq!(
@@ -229,8 +235,7 @@ async fn a_503_without_retry_after_fails_over_but_does_not_rest_the_backend() {
 
 #[tokio::test]
 async fn a_429_without_retry_after_rests_the_backend_for_the_default_cooldown() {
-    let (a, b) = two().await;
-    let addr = gateway(vec![backend("a", &a.url(), 0), backend("b", &b.url(), 1)]).await;
+    let (a, _b, addr) = primary_and_secondary().await;
     // Vertex sends no Retry-After.
     a.push_failure(Failure::status(429));
     let r = post_json(addr, "/v1/chat/completions", &chat()).await;
@@ -243,8 +248,7 @@ async fn a_429_without_retry_after_rests_the_backend_for_the_default_cooldown() 
 
 #[tokio::test]
 async fn a_reset_connection_fails_over() {
-    let (a, b) = two().await;
-    let addr = gateway(vec![backend("a", &a.url(), 0), backend("b", &b.url(), 1)]).await;
+    let (a, _b, addr) = primary_and_secondary().await;
     a.push_failure(Failure::Reset);
     let r = post_json(addr, "/v1/chat/completions", &chat()).await;
     assert_eq!(r.status, 200);
@@ -254,8 +258,7 @@ async fn a_reset_connection_fails_over() {
 
 #[tokio::test]
 async fn a_stream_that_breaks_before_its_first_byte_fails_over() {
-    let (a, b) = two().await;
-    let addr = gateway(vec![backend("a", &a.url(), 0), backend("b", &b.url(), 1)]).await;
+    let (a, _b, addr) = primary_and_secondary().await;
     a.push_failure(Failure::DisconnectAfter(0));
     let r = post_json(addr, "/v1/chat/completions", &stream_chat()).await;
     assert_eq!(r.status, 200);
@@ -267,8 +270,7 @@ async fn a_stream_that_breaks_before_its_first_byte_fails_over() {
 
 #[tokio::test]
 async fn a_plain_answer_cut_half_way_fails_over_as_nothing_was_sent() {
-    let (a, b) = two().await;
-    let addr = gateway(vec![backend("a", &a.url(), 0), backend("b", &b.url(), 1)]).await;
+    let (a, _b, addr) = primary_and_secondary().await;
     a.push_failure(Failure::DisconnectAfter(1));
     let r = post_json(addr, "/v1/chat/completions", &chat()).await;
     assert_eq!(r.status, 200);
