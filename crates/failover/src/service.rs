@@ -452,6 +452,16 @@ async fn attempt(
         }
     }
     if complete && frames.iter().all(Frame::is_data) {
+        // The usual case, one frame: passed on as it is, no copy.
+        if frames.len() == 1
+            && let Some(Ok(data)) = frames.pop_front().map(Frame::into_data)
+        {
+            return (
+                Outcome::Answer,
+                Response::from_parts(head, Body::full(data)),
+                VecDeque::new(),
+            );
+        }
         let mut all = BytesMut::with_capacity(held);
         for f in frames {
             if let Ok(d) = f.into_data() {

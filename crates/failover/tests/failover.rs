@@ -44,6 +44,26 @@ async fn two() -> (MockProvider, MockProvider) {
     )
 }
 
+/// A mock whose streams send a token every `delay`.
+async fn slow_mock(delay: Duration) -> MockProvider {
+    MockProvider::builder()
+        .token_delay(delay)
+        .start()
+        .await
+        .unwrap()
+}
+
+/// Sends a streamed chat request and returns the response as soon as its head arrives.
+async fn open_stream(addr: std::net::SocketAddr) -> http::Response<hyper::body::Incoming> {
+    let req = http::Request::post(format!("http://{addr}/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            stream_chat().to_string(),
+        )))
+        .unwrap();
+    infergate_testkit::client().request(req).await.unwrap()
+}
+
 /// Two mocks, `a` in tier 0 and `b` in tier 1, behind a gateway with the default policy.
 async fn primary_and_secondary() -> (MockProvider, MockProvider, std::net::SocketAddr) {
     let (a, b) = two().await;
@@ -282,11 +302,7 @@ async fn a_plain_answer_cut_half_way_fails_over_as_nothing_was_sent() {
 async fn a_stream_that_breaks_mid_way_is_not_retried_and_ends_with_an_error_event() {
     // Chunks spaced out, so that the reset does not overtake them in the kernel (a reset
     // discards data not yet read — which would rightly count as "before the first byte").
-    let a = MockProvider::builder()
-        .token_delay(Duration::from_millis(20))
-        .start()
-        .await
-        .unwrap();
+    let a = slow_mock(Duration::from_millis(20)).await;
     let b = MockProvider::start().await.unwrap();
     let addr = gateway(vec![backend("a", &a.url(), 0), backend("b", &b.url(), 1)]).await;
     a.push_failure(Failure::DisconnectAfter(2));
@@ -308,19 +324,9 @@ async fn a_stream_that_breaks_mid_way_is_not_retried_and_ends_with_an_error_even
 #[tokio::test]
 async fn the_first_frame_is_passed_on_as_soon_as_it_arrives() {
     // A slow stream: its first chunk reaches the client while the rest is still coming.
-    let a = MockProvider::builder()
-        .token_delay(Duration::from_secs(30))
-        .start()
-        .await
-        .unwrap();
+    let a = slow_mock(Duration::from_secs(30)).await;
     let addr = gateway(vec![backend("a", &a.url(), 0)]).await;
-    let req = http::Request::post(format!("http://{addr}/v1/chat/completions"))
-        .header("content-type", "application/json")
-        .body(http_body_util::Full::new(bytes::Bytes::from(
-            stream_chat().to_string(),
-        )))
-        .unwrap();
-    let resp = infergate_testkit::client().request(req).await.unwrap();
+    let resp = open_stream(addr).await;
     assert_eq!(resp.headers()["x-infergate-backend"], "a");
     let mut body = resp.into_body();
     read_until(&mut body, "chat.completion.chunk").await;
@@ -420,25 +426,15 @@ async fn one_backend_is_retried_after_a_backoff() {
 
 #[tokio::test]
 async fn least_outstanding_sends_new_requests_away_from_a_busy_backend() {
-    let slow = || {
-        MockProvider::builder()
-            .token_delay(Duration::from_secs(30))
-            .start()
-    };
-    let (a, b) = (slow().await.unwrap(), slow().await.unwrap());
+    let slow = || slow_mock(Duration::from_secs(30));
+    let (a, b) = (slow().await, slow().await);
     let addr = gateway_with(
         FailoverPolicy::default().selection(Selection::LeastOutstanding),
         vec![backend("a", &a.url(), 0), backend("b", &b.url(), 0)],
     )
     .await;
     // A long stream holds one backend.
-    let req = http::Request::post(format!("http://{addr}/v1/chat/completions"))
-        .header("content-type", "application/json")
-        .body(http_body_util::Full::new(bytes::Bytes::from(
-            stream_chat().to_string(),
-        )))
-        .unwrap();
-    let resp = infergate_testkit::client().request(req).await.unwrap();
+    let resp = open_stream(addr).await;
     let busy = resp.headers()["x-infergate-backend"]
         .to_str()
         .unwrap()
