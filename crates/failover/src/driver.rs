@@ -48,7 +48,10 @@ impl Failover {
     /// `no_backend_available` answer when every backend rests and the policy fails fast.
     pub fn attempts(&self) -> Result<Attempts, Rejection> {
         let plan = self.inner.plan(Instant::now()).map_err(|soonest| {
-            let secs = soonest.saturating_duration_since(Instant::now()).as_secs() + 1;
+            let secs = soonest
+                .saturating_duration_since(Instant::now())
+                .as_secs()
+                .saturating_add(1);
             Rejection::new(
                 RejectKind::UpstreamUnavailable,
                 "every backend is resting after failures",

@@ -190,16 +190,28 @@ impl InFlight {
                 } else {
                     None
                 };
+                // An explicit rest (`Retry-After`, a cooldown) comes from the upstream: it is
+                // bounded by the longest ejection like any other rest.
+                let rest = rest.map(|r| r.min(policy.max_ejection));
                 let d = match (rest, ejection) {
                     (Some(a), Some(b)) => a.max(b),
                     (a, b) => a.or(b)?,
                 };
-                let until = now + d;
+                let until = later(now, d);
                 s.until = Some(s.until.map_or(until, |u| u.max(until)));
                 Some(d)
             }
         }
     }
+}
+
+/// `now + d`, saturating: a duration too long for the clock (a configured `Duration::MAX`)
+/// ends a century from now instead of panicking.
+pub(crate) fn later(now: Instant, d: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    now.checked_add(d)
+        .or_else(|| now.checked_add(d.min(CENTURY)))
+        .unwrap_or(now)
 }
 
 impl Health {
@@ -315,5 +327,42 @@ mod tests {
         assert!(h.begin(later, false).is_none());
         drop(probe);
         assert_eq!(h.availability(later), Availability::Probe);
+    }
+
+    #[test]
+    fn an_explicit_rest_is_capped_by_the_longest_ejection_and_never_overflows() {
+        let t = Instant::now();
+        for rest in [Duration::from_secs(u64::MAX), Duration::MAX] {
+            let h = Arc::new(Health::new(t));
+            let mut f = h.begin(t, false).unwrap();
+            let rested = f.record(t, Verdict::Failure { rest: Some(rest) }, &policy());
+            assert_eq!(rested, Some(Duration::from_secs(60)));
+            assert_eq!(
+                h.availability(t),
+                Availability::Resting(t + Duration::from_secs(60))
+            );
+        }
+        // A policy whose longest ejection is itself too long for the clock saturates.
+        let huge = HealthPolicy {
+            max_ejection: Duration::MAX,
+            base_ejection: Duration::MAX,
+            ..policy()
+        };
+        let h = Arc::new(Health::new(t));
+        let rest = Some(Duration::MAX);
+        let mut first = h.begin(t, false).unwrap();
+        assert_eq!(first.record(t, Verdict::Failure { rest }, &huge), rest);
+        assert!(matches!(h.availability(t), Availability::Resting(until) if until > t));
+        // Further failures while resting, and a snapshot, stay calm too.
+        let mut late = h.begin(t, true).unwrap();
+        late.record(t, Verdict::Failure { rest }, &huge);
+        assert!(h.snapshot(t).0.is_some());
+    }
+
+    #[test]
+    fn later_saturates() {
+        let t = Instant::now();
+        assert_eq!(later(t, Duration::from_secs(1)), t + Duration::from_secs(1));
+        assert!(later(t, Duration::MAX) > t);
     }
 }

@@ -83,5 +83,6 @@ pub use driver::{Attempt, AttemptFailure, Attempts};
 pub use layer::FailoverLayer;
 pub use policy::{Backoff, FailoverPolicy, HealthPolicy, Selection, WhenAllResting};
 pub use service::{
-    ATTEMPTS_HEADER, BACKEND_HEADER, BackendStatus, Failover, HOPS_HEADER, retry_after,
+    ATTEMPTS_HEADER, BACKEND_HEADER, BackendStatus, Failover, HOPS_HEADER, RETRY_AFTER_MAX,
+    retry_after,
 };

@@ -112,19 +112,27 @@ enum Outcome {
     Reset,
 }
 
+/// The longest rest [`retry_after`] reports: one day. A backend's rest is further bounded
+/// by its [`HealthPolicy::max_ejection`](crate::HealthPolicy::max_ejection).
+pub const RETRY_AFTER_MAX: Duration = Duration::from_secs(24 * 3600);
+
 /// The rest a response asks for: its `Retry-After`, in seconds or as an HTTP date (a date
-/// in the past is no rest).
+/// in the past is no rest), at most [`RETRY_AFTER_MAX`]. A value that is neither (negative,
+/// fractional, garbage) is no rest.
 pub fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
     let v = headers
         .get(http::header::RETRY_AFTER)?
         .to_str()
         .ok()?
         .trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = httpdate::parse_http_date(v).ok()?;
-    Some(at.duration_since(SystemTime::now()).unwrap_or_default())
+    let rest = if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        // Digits only: seconds, however many (too many for a u64 is "very long").
+        Duration::from_secs(v.parse::<u64>().unwrap_or(u64::MAX))
+    } else {
+        let at = httpdate::parse_http_date(v).ok()?;
+        at.duration_since(SystemTime::now()).unwrap_or_default()
+    };
+    Some(rest.min(RETRY_AFTER_MAX))
 }
 
 fn splitmix(mut z: u64) -> u64 {
@@ -231,7 +239,10 @@ impl Inner {
         let plan = match self.plan(start) {
             Ok(plan) => plan,
             Err(soonest) => {
-                let secs = soonest.saturating_duration_since(start).as_secs() + 1;
+                let secs = soonest
+                    .saturating_duration_since(start)
+                    .as_secs()
+                    .saturating_add(1);
                 let mut r = local(
                     RejectKind::UpstreamUnavailable,
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -243,7 +254,8 @@ impl Inner {
                 return r;
             }
         };
-        let deadline = policy.deadline.map(|d| start + d);
+        // A deadline too far for the clock is no deadline.
+        let deadline = policy.deadline.and_then(|d| start.checked_add(d));
         // A body that cannot be replayed (not buffered) gets one attempt.
         let max_attempts = if body.try_clone().is_some() {
             policy.max_attempts
@@ -278,7 +290,7 @@ impl Inner {
             };
             if tried[i] > 0 {
                 let wait = policy.backoff.wait(tried[i], self.random());
-                if deadline.is_some_and(|d| now + wait >= d) {
+                if deadline.is_some_and(|d| now.checked_add(wait).is_none_or(|t| t >= d)) {
                     out_of_time = true;
                     break;
                 }
@@ -515,5 +527,57 @@ impl tower::Service<Request<Body>> for Failover {
     fn call(&mut self, req: Request<Body>) -> Self::Future {
         let inner = self.inner.clone();
         Box::pin(async move { Ok(inner.run(req).await) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(v: &str) -> Option<Duration> {
+        let mut h = http::HeaderMap::new();
+        h.insert(http::header::RETRY_AFTER, HeaderValue::from_str(v).ok()?);
+        retry_after(&h)
+    }
+
+    #[test]
+    fn retry_after_is_bounded_and_garbage_is_no_rest() {
+        assert_eq!(with("120"), Some(Duration::from_secs(120)));
+        assert_eq!(with(" 7 "), Some(Duration::from_secs(7)));
+        assert_eq!(with("0"), Some(Duration::ZERO));
+        // Huge numbers, within and beyond u64, are clamped instead of overflowing an Instant.
+        assert_eq!(with("18446744073709551615"), Some(RETRY_AFTER_MAX));
+        assert_eq!(with("99999999999999999999999999"), Some(RETRY_AFTER_MAX));
+        assert_eq!(
+            with(&(RETRY_AFTER_MAX.as_secs() + 1).to_string()),
+            Some(RETRY_AFTER_MAX)
+        );
+        // Negative, fractional, signed, empty or non-numeric: no rest.
+        for bad in [
+            "-1",
+            "-18446744073709551615",
+            "1.5",
+            "+5",
+            "",
+            "soon",
+            "0x10",
+            "1e9",
+        ] {
+            assert_eq!(with(bad), None, "{bad:?}");
+        }
+        assert_eq!(retry_after(&http::HeaderMap::new()), None);
+        // HTTP dates: the past is no rest, the far future is clamped.
+        assert_eq!(with("Sun, 06 Nov 1994 08:49:37 GMT"), Some(Duration::ZERO));
+        assert_eq!(with("Fri, 31 Dec 9999 23:59:59 GMT"), Some(RETRY_AFTER_MAX));
+        let soon = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(600));
+        let d = with(&soon).unwrap();
+        assert!(d <= Duration::from_secs(600) && d >= Duration::from_secs(500));
+        // Not a valid header string at all.
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            http::header::RETRY_AFTER,
+            HeaderValue::from_bytes(b"\xff\xfe").unwrap(),
+        );
+        assert_eq!(retry_after(&h), None);
     }
 }

@@ -109,6 +109,36 @@ async fn retry_after_puts_a_backend_in_cooldown() {
 }
 
 #[tokio::test]
+async fn a_hostile_retry_after_rests_no_longer_than_the_longest_ejection() {
+    for value in [
+        "18446744073709551615",
+        "99999999999999999999999",
+        "Fri, 31 Dec 9999 23:59:59 GMT",
+    ] {
+        let a = MockProvider::start().await.unwrap();
+        let b = MockProvider::start().await.unwrap();
+        let policy = FailoverPolicy::default().health(HealthPolicy {
+            max_ejection: Duration::from_secs(40),
+            ..HealthPolicy::default()
+        });
+        let addr = gateway_with(
+            policy,
+            vec![backend("a", &a.url(), 0), backend("b", &b.url(), 0)],
+        )
+        .await;
+        a.push_failure(Failure::status(503).retry_after(value));
+        b.push_failure(Failure::status(503).retry_after(value));
+        let r = post_json(addr, "/v1/chat/completions", &chat()).await;
+        assert_eq!(r.status, 503, "{value}");
+        // Both rest, for at most the longest ejection; the gateway did not panic.
+        let r = post_json(addr, "/v1/chat/completions", &chat()).await;
+        assert_eq!(r.json()["error"]["code"], "no_backend_available");
+        let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=41).contains(&retry), "{value}: retry-after {retry}");
+    }
+}
+
+#[tokio::test]
 async fn a_refused_connection_fails_over() {
     let b = MockProvider::start().await.unwrap();
     // Nothing listens on port 1.
