@@ -40,7 +40,8 @@ pub use provider::{
 };
 pub use secret::Secret;
 pub use tokens::{
-    CachedToken, EntraClientCredentials, MetadataServer, ServiceAccount, Token, TokenSource,
+    CachedToken, EntraClientCredentials, MAX_TOKEN_LIFETIME, MetadataServer, ServiceAccount, Token,
+    TokenSource,
 };
 
 /// Why credentials could not be applied.

@@ -63,8 +63,11 @@ impl CachedToken {
     /// A valid token.
     pub async fn get(&self) -> Result<Secret, AuthError> {
         let mut state = self.state.lock().await;
+        // A margin too long for the clock: no token is ever fresh enough to reuse.
         if let Some(t) = state.as_ref()
-            && t.expires_at > Instant::now() + self.refresh_before
+            && Instant::now()
+                .checked_add(self.refresh_before)
+                .is_some_and(|fresh_until| t.expires_at > fresh_until)
         {
             return Ok(t.value.clone());
         }
@@ -85,7 +88,52 @@ impl CachedToken {
 struct TokenResponse {
     access_token: String,
     #[serde(default)]
-    expires_in: Option<u64>,
+    expires_in: Option<serde_json::Value>,
+}
+
+/// The longest lifetime believed of a token endpoint's `expires_in`: one day. A longer one (or
+/// `18446744073709551615`) is taken as a day, so that a token is refreshed at least daily and
+/// no expiry overflows the clock.
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// The lifetime given by a token endpoint's `expires_in`: seconds as a JSON number or a
+/// numeric string (Entra's v1 endpoint sends strings), at most [`MAX_TOKEN_LIFETIME`]; one
+/// hour when absent. A negative or non-numeric value is a malformed answer.
+fn lifetime(expires_in: Option<&serde_json::Value>) -> Result<Duration, AuthError> {
+    use serde_json::Value;
+    let bad = || AuthError::TokenFetch("token endpoint sent an invalid expires_in".into());
+    let secs = match expires_in {
+        None | Some(Value::Null) => return Ok(Duration::from_secs(3600)),
+        Some(Value::Number(n)) => {
+            if let Some(u) = n.as_u64() {
+                u
+            } else {
+                let f = n.as_f64().ok_or_else(bad)?;
+                // JSON numbers are never NaN.
+                if f < 0.0 {
+                    return Err(bad());
+                }
+                // Saturating float-to-int conversion: a huge value becomes u64::MAX.
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let u = f as u64;
+                u
+            }
+        }
+        Some(Value::String(s)) => {
+            let s = s.trim();
+            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad());
+            }
+            s.parse::<u64>().unwrap_or(u64::MAX)
+        }
+        Some(_) => return Err(bad()),
+    };
+    Ok(Duration::from_secs(secs).min(MAX_TOKEN_LIFETIME))
+}
+
+/// `now + lifetime`, saturating (a lifetime is at most a day, but the clock is not ours).
+fn expiry(now: Instant, lifetime: Duration) -> Instant {
+    now.checked_add(lifetime).unwrap_or(now)
 }
 
 /// Sends a request for a token and reads `access_token` / `expires_in` from the JSON answer.
@@ -112,9 +160,10 @@ async fn token_request(
     }
     let t: TokenResponse = serde_json::from_slice(&body)
         .map_err(|_| fail("token endpoint sent no access_token".into()))?;
+    let lifetime = lifetime(t.expires_in.as_ref())?;
     Ok(Token {
         value: Secret::new(t.access_token),
-        expires_at: Instant::now() + Duration::from_secs(t.expires_in.unwrap_or(3600)),
+        expires_at: expiry(Instant::now(), lifetime),
     })
 }
 
@@ -359,5 +408,50 @@ mod tests {
         tokio::time::advance(Duration::from_secs(301)).await;
         assert_eq!(c.get().await.unwrap().expose(), "token-2");
         assert_eq!(c.fetches(), 2);
+    }
+
+    #[test]
+    fn expires_in_is_clamped_and_garbage_is_an_error() {
+        use serde_json::json;
+        let ok = |v: serde_json::Value| lifetime(Some(&v)).unwrap();
+        assert_eq!(lifetime(None).unwrap(), Duration::from_secs(3600));
+        assert_eq!(ok(json!(null)), Duration::from_secs(3600));
+        assert_eq!(ok(json!(3599)), Duration::from_secs(3599));
+        assert_eq!(ok(json!("3599")), Duration::from_secs(3599));
+        assert_eq!(ok(json!(0)), Duration::ZERO);
+        assert_eq!(ok(json!(12.9)), Duration::from_secs(12));
+        assert_eq!(ok(json!(u64::MAX)), MAX_TOKEN_LIFETIME);
+        assert_eq!(ok(json!("18446744073709551615")), MAX_TOKEN_LIFETIME);
+        assert_eq!(ok(json!("99999999999999999999999999")), MAX_TOKEN_LIFETIME);
+        assert_eq!(ok(json!(1e300)), MAX_TOKEN_LIFETIME);
+        for bad in [
+            json!(-1),
+            json!(i64::MIN),
+            json!(-0.5),
+            json!("-1"),
+            json!("soon"),
+            json!(""),
+            json!("1.5"),
+            json!(true),
+            json!([3600]),
+            json!({"s": 1}),
+        ] {
+            assert!(
+                matches!(lifetime(Some(&bad)), Err(AuthError::TokenFetch(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_huge_expiry_or_margin_does_not_overflow_the_clock() {
+        let now = Instant::now();
+        assert_eq!(expiry(now, MAX_TOKEN_LIFETIME), now + MAX_TOKEN_LIFETIME);
+        assert!(expiry(now, Duration::MAX) >= now);
+        // A margin too long for the clock: every use refreshes, nothing panics.
+        let n = std::sync::Arc::new(AtomicU64::new(0));
+        let c = CachedToken::with_margin(Counting(n), Duration::MAX);
+        assert_eq!(c.get().await.unwrap().expose(), "token-1");
+        assert_eq!(c.get().await.unwrap().expose(), "token-2");
     }
 }

@@ -226,3 +226,40 @@ async fn the_metadata_server_and_entra_client_credentials() {
     assert!(seen[1].2.contains("grant_type=client_credentials"));
     assert!(seen[1].2.contains("scope=https"), "{}", seen[1].2);
 }
+
+/// A metadata server whose token answers carry `expires_in` as given (raw JSON text).
+async fn metadata_answering(expires_in: &'static str) -> (Arc<CachedToken>, Arc<AtomicUsize>) {
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    let svc = tower::service_fn(move |_req: http::Request<hyper::body::Incoming>| {
+        let n = c.fetch_add(1, Ordering::SeqCst) + 1;
+        async move {
+            Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from(format!(
+                r#"{{"access_token": "t-{n}", "expires_in": {expires_in}}}"#
+            )))))
+        }
+    });
+    let idp = serve(svc).await;
+    let token = CachedToken::new(MetadataServer::new(&format!("http://{idp}")).unwrap());
+    (token, count)
+}
+
+#[tokio::test]
+async fn a_huge_expires_in_is_clamped_and_garbage_is_a_clean_error() {
+    for huge in ["18446744073709551615", "\"18446744073709551615\"", "1e308"] {
+        let (token, fetched) = metadata_answering(huge).await;
+        assert_eq!(token.get().await.unwrap().expose(), "t-1", "{huge}");
+        // Still fresh: reused, and nothing overflowed.
+        assert_eq!(token.get().await.unwrap().expose(), "t-1");
+        assert_eq!(fetched.load(Ordering::SeqCst), 1);
+    }
+    for bad in ["-1", "-9223372036854775808", "\"soon\"", "true", "[1]"] {
+        let (token, _) = metadata_answering(bad).await;
+        let err = token.get().await.unwrap_err();
+        assert!(
+            matches!(err, infergate_auth::AuthError::TokenFetch(_)),
+            "{bad}: {err}"
+        );
+        assert!(!err.to_string().contains("t-1"), "the token is not echoed");
+    }
+}
