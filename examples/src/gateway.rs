@@ -455,15 +455,23 @@ fn rate_limiter(rl: &RateLimitSection) -> Result<TokenRateLimiter, ConfigError> 
     let parts = rl
         .key
         .iter()
-        .map(|p| match p.as_str() {
-            "user" => KeyPart::User,
-            "model" => KeyPart::Model,
+        .enumerate()
+        .map(|(i, p)| match p.as_str() {
+            "api_key" => Ok(KeyPart::ApiKey),
+            "user" => Ok(KeyPart::User),
+            "model" => Ok(KeyPart::Model),
             p => p
                 .strip_prefix("header:")
                 .and_then(|h| http::HeaderName::try_from(h).ok())
-                .map_or(KeyPart::ApiKey, KeyPart::Header),
+                .map(KeyPart::Header)
+                .ok_or_else(|| {
+                    // The value is not echoed (it may be anything); the key and the choices are.
+                    ConfigError::Routes(format!(
+                        "ratelimit.key[{i}]: unknown key part (expected api_key, user, model or header:NAME)"
+                    ))
+                }),
         })
-        .collect();
+        .collect::<Result<Vec<_>, _>>()?;
     let mut cfg = RateLimitConfig::new(rl.limits.clone()).key(KeyExtractor::new(parts));
     for (raw, limits) in &rl.overrides {
         let parts: Vec<&str> = raw.split('|').collect();

@@ -51,7 +51,9 @@
 //! ```
 
 pub mod body;
+pub mod coding;
 pub mod error;
+pub mod hop;
 pub mod layer;
 pub mod payload;
 pub mod pipeline;

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::server::{Failure, RecordedRequest, State, error_status, lock};
 
-type MockBody = BoxBody<Bytes, io::Error>;
+pub(crate) type MockBody = BoxBody<Bytes, io::Error>;
 
 fn full(b: impl Into<Bytes>) -> MockBody {
     Full::new(b.into())
@@ -116,7 +116,8 @@ pub(crate) async fn handle(
             if let Some(ra) = retry_after.and_then(|v| http::HeaderValue::from_str(&v).ok()) {
                 r.headers_mut().insert(header::RETRY_AFTER, ra);
             }
-            return Ok(r);
+            let wire = lock(&state.wire).clone();
+            return Ok(crate::wire::apply(r, &parts.headers, &wire));
         }
         Some(Failure::Reset) => return Err(io::Error::other("mock: injected connection reset")),
         Some(Failure::Hang) => {
@@ -127,6 +128,28 @@ pub(crate) async fn handle(
     }
     let path = parts.uri.path().trim_end_matches('/');
     let parsed: Option<Value> = serde_json::from_slice(&body).ok();
+    let wire = lock(&state.wire).clone();
+    let streamed = parsed
+        .as_ref()
+        .and_then(|v| v.get("stream"))
+        .and_then(Value::as_bool)
+        == Some(true);
+    if parts.method == Method::POST && parsed.is_some() {
+        if let (true, Some(replay)) = (streamed, &wire.stream_replay) {
+            let frames = crate::wire::replay_frames(replay, wire.replay_frame);
+            let resp = sse_frames(&state, frames, disconnect_after);
+            return Ok(crate::wire::apply(resp, &parts.headers, &wire));
+        }
+        if let (false, Some(replay)) = (streamed, &wire.json_replay) {
+            let mut r = Response::new(full(replay.clone()));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
+            let r = cut_body(r, disconnect_after);
+            return Ok(crate::wire::apply(r, &parts.headers, &wire));
+        }
+    }
     let resp = match (&parts.method, path) {
         (&Method::GET, p) if p.ends_with("/models") => json_response(
             StatusCode::OK,
@@ -158,7 +181,7 @@ pub(crate) async fn handle(
             &state.name,
         ),
     };
-    Ok(resp)
+    Ok(crate::wire::apply(resp, &parts.headers, &wire))
 }
 
 fn bad_request(state: &State) -> Response<MockBody> {
@@ -186,6 +209,18 @@ fn sse_response(
     events: Vec<String>,
     disconnect_after: Option<usize>,
 ) -> Response<MockBody> {
+    sse_frames(
+        state,
+        events.into_iter().map(Bytes::from).collect(),
+        disconnect_after,
+    )
+}
+
+fn sse_frames(
+    state: &State,
+    events: Vec<Bytes>,
+    disconnect_after: Option<usize>,
+) -> Response<MockBody> {
     let delay = *lock(&state.token_delay);
     let stream =
         futures_util::stream::iter(events.into_iter().enumerate()).then(move |(i, e)| async move {
@@ -195,7 +230,7 @@ fn sse_response(
             if disconnect_after.is_some_and(|k| i >= k) {
                 return Err(io::Error::other("mock: injected disconnect mid-stream"));
             }
-            Ok(Frame::data(Bytes::from(e)))
+            Ok(Frame::data(e))
         });
     let mut r = Response::new(BodyExt::boxed(StreamBody::new(stream)));
     let h = r.headers_mut();

@@ -25,5 +25,7 @@
 
 mod handlers;
 mod server;
+pub mod wire;
 
 pub use server::{Failure, MockBuilder, MockProvider, RecordedRequest};
+pub use wire::Wire;

@@ -116,6 +116,7 @@ pub(crate) struct State {
     pub(crate) record: bool,
     pub(crate) counter: AtomicU64,
     pub(crate) name: String,
+    pub(crate) wire: Mutex<crate::wire::Wire>,
 }
 
 /// Configures a [`MockProvider`].
@@ -128,6 +129,7 @@ pub struct MockBuilder {
     record: bool,
     name: String,
     addr: SocketAddr,
+    wire: crate::wire::Wire,
 }
 
 impl MockBuilder {
@@ -167,6 +169,13 @@ impl MockBuilder {
         self
     }
 
+    /// Wire behaviours of real providers: compression, chunked framing, replayed captures
+    /// (default: none of them).
+    pub fn wire(mut self, wire: crate::wire::Wire) -> Self {
+        self.wire = wire;
+        self
+    }
+
     /// Binds and starts serving on the current tokio runtime.
     pub async fn start(self) -> std::io::Result<MockProvider> {
         let listener = TcpListener::bind(self.addr).await?;
@@ -181,6 +190,7 @@ impl MockBuilder {
             record: self.record,
             counter: AtomicU64::new(0),
             name: self.name,
+            wire: Mutex::new(self.wire),
         });
         let st = state.clone();
         let task = tokio::spawn(async move {
@@ -234,6 +244,7 @@ impl MockProvider {
             record: true,
             name: "mock".into(),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            wire: crate::wire::Wire::default(),
         }
     }
 
@@ -275,6 +286,16 @@ impl MockProvider {
     /// Changes the delay between stream chunks.
     pub fn set_token_delay(&self, d: Duration) {
         *lock(&self.state.token_delay) = d;
+    }
+
+    /// Changes the wire behaviours (compression, chunked framing, replayed captures).
+    pub fn set_wire(&self, wire: crate::wire::Wire) {
+        *lock(&self.state.wire) = wire;
+    }
+
+    /// The wire behaviours in force.
+    pub fn wire_settings(&self) -> crate::wire::Wire {
+        lock(&self.state.wire).clone()
     }
 
     /// The requests received so far.

@@ -116,10 +116,38 @@ where
     B::Error: Into<BoxError>,
 {
     let (mut head, mut body) = resp.into_parts();
+    // The upstream's framing is its own: hyper frames what the client gets from the body.
+    crate::hop::strip_hop_by_hop(&mut head.headers);
     if let Some(replaced) = pipeline.run_response_head(&mut exchange, &mut head).await {
         body = InnerBody::Local { body: replaced };
     }
-    let body = if pipeline.wants_response_body(&exchange, &head) {
+    // Processors read decoded bytes (crate::coding): decode here, once, when one reads it.
+    let mut readable = true;
+    if pipeline.reads_response_body(&exchange, &head) {
+        match crate::coding::response_coding(&head.headers) {
+            Ok(coding) => {
+                if let Some(decoder) = crate::coding::Decoder::new(coding) {
+                    head.headers.remove(http::header::CONTENT_ENCODING);
+                    head.headers.remove(http::header::CONTENT_LENGTH);
+                    body = InnerBody::Local {
+                        body: Body::new(crate::coding::DecodedBody::new(body, decoder)),
+                    };
+                }
+            }
+            Err(e) => {
+                if let Some(resp) = pipeline.unreadable_body(&mut exchange, &head, &e.to_string()) {
+                    let (parts, b) = resp.into_parts();
+                    let mut resp = http::Response::from_parts(parts, PipelineBody::local(b));
+                    resp.extensions_mut().insert(exchange.report.clone());
+                    return resp;
+                }
+                readable = false;
+            }
+        }
+    }
+    let body = if !readable {
+        PipelineBody::new(body)
+    } else if pipeline.wants_response_body(&exchange, &head) {
         match collect_or_spill(body, pipeline.max_response_body()).await {
             Ok(bytes) => PipelineBody::local(
                 pipeline

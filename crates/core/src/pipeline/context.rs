@@ -205,11 +205,20 @@ impl RequestContext {
             self.raw.clone()
         };
         let payload = self.payload.map(Arc::new);
+        let bodyless = crate::hop::is_bodyless(&self.head.method);
+        let bytes = if bodyless { Bytes::new() } else { bytes };
         let headers = &mut self.head.headers;
-        if self.dirty || !bytes.is_empty() {
-            headers.remove(header::TRANSFER_ENCODING);
+        crate::hop::strip_hop_by_hop(headers);
+        if bodyless {
+            // A declared body that is not forwarded must not be announced either: the upstream
+            // would wait for it and the pooled connection would be poisoned.
+            headers.remove(header::CONTENT_LENGTH);
+        } else {
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
         }
+        // Offer upstream only the codings core can decode (crate::coding).
+        let accept = crate::coding::upstream_accept_encoding(headers.get(header::ACCEPT_ENCODING));
+        headers.insert(header::ACCEPT_ENCODING, accept);
         if let Some(route) = &self.route {
             self.head.extensions.insert(route.clone());
         }

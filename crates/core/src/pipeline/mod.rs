@@ -406,6 +406,75 @@ impl Pipeline {
                 .any(|s| s.phases.contains(Phases::RESPONSE_BODY))
     }
 
+    /// Whether an SSE response would be run through a stream chain (some processor that ran
+    /// takes part in the stream phase).
+    pub fn wants_stream(&self, exchange: &Exchange) -> bool {
+        self.inner.phases.contains(Phases::RESPONSE_EVENTS)
+            && self.inner.stages[..exchange.ran]
+                .iter()
+                .any(|s| s.phases.contains(Phases::RESPONSE_EVENTS))
+    }
+
+    /// Whether a processor that ran reads this response's body (the whole body or its events),
+    /// so that the body must be decoded for it.
+    pub fn reads_response_body(&self, exchange: &Exchange, head: &http::response::Parts) -> bool {
+        if context::is_event_stream(&head.headers) {
+            self.wants_stream(exchange)
+        } else {
+            self.wants_response_body(exchange, head)
+        }
+    }
+
+    /// The response body cannot be read by the processors that want it (a content coding core
+    /// cannot decode): a failure of each of them, handled by its failure mode. Returns the
+    /// error response when one of them fails closed; `None` when all fail open (the body then
+    /// passes on uninspected, and the skip is logged and recorded).
+    pub fn unreadable_body(
+        &self,
+        exchange: &mut Exchange,
+        head: &http::response::Parts,
+        reason: &str,
+    ) -> Option<http::Response<Body>> {
+        let phase = if context::is_event_stream(&head.headers) {
+            Phases::RESPONSE_EVENTS
+        } else {
+            Phases::RESPONSE_BODY
+        };
+        let mut closed = None;
+        for stage in self.inner.stages[..exchange.ran].iter().rev() {
+            if !stage.phases.contains(phase) {
+                continue;
+            }
+            let skipped = stage.mode == FailureMode::FailOpen;
+            tracing::warn!(
+                processor = %stage.name,
+                failure_mode = ?stage.mode,
+                reason,
+                "{}",
+                if skipped {
+                    "response body unreadable; failing open (passed on uninspected)"
+                } else {
+                    "response body unreadable; failing closed"
+                }
+            );
+            exchange.report.failures.push(FailureRecord {
+                processor: stage.name.clone(),
+                class: FailureClass::MalformedBody,
+                skipped,
+            });
+            if !skipped && closed.is_none() {
+                closed = Some(stage.name.clone());
+            }
+        }
+        let name = closed?;
+        let rej = Rejection::new(
+            RejectKind::UpstreamFailed,
+            format!("the upstream answer could not be read by processor '{name}': {reason}"),
+        )
+        .with_processor(name);
+        Some(self.error_response(exchange.api, rej))
+    }
+
     /// The bound on a buffered response body.
     pub fn max_response_body(&self) -> usize {
         self.inner.config.max_response_body
