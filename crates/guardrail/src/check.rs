@@ -56,9 +56,16 @@ pub enum Detector {
     #[cfg(feature = "tokens")]
     MaxTokens(u64),
     /// Prompt injection and jailbreaks: a text scoring at or above the threshold is one finding
-    /// spanning the whole text. On requests it reads what users and tools wrote (roles `user`,
-    /// `tool`, `function`), not the system prompt or earlier assistant turns (see [`crate::detect::injection_score`]; default threshold
+    /// spanning the whole text (see [`crate::detect::injection_score`]; default threshold
     /// [`crate::detect::DEFAULT_INJECTION_THRESHOLD`]).
+    ///
+    /// On requests it reads the roles listed by
+    /// [`GuardrailConfig::injection_roles`](crate::GuardrailConfig::injection_roles) — by
+    /// default what users and tools wrote (`user`, `tool`, `function`, and embeddings `input`;
+    /// Responses API input items without a role count as `user`), not the operator's system or
+    /// developer prompt, earlier assistant turns, or tool definitions
+    /// ([`TOOL_DEFINITION_ROLE`](crate::TOOL_DEFINITION_ROLE)). The roles left out are logged
+    /// when the guardrail is built; every other check reads every role.
     Injection {
         /// The score at which a text counts as an injection.
         threshold: f32,
@@ -315,6 +322,66 @@ fn entity_hit(f: Finding, mask: &dyn Fn(&'static str) -> Cow<'static, str>) -> H
         label: Cow::Borrowed(f.kind.as_str()),
         mask: mask(f.kind.mask()),
     }
+}
+
+/// Runs `checks` over one whole text: `Err` with the first Block finding; otherwise every
+/// Redact and Annotate finding goes to `on_find`, and the text with the Redact checks'
+/// findings masked is returned when there were any (`json`: the text holds JSON, masks go
+/// inside its strings so that it stays valid).
+pub(crate) fn run_checks<'c, I>(
+    checks: I,
+    text: &str,
+    json: bool,
+    on_find: &mut dyn FnMut(&'c Check, &Hit),
+) -> Result<Option<String>, (&'c Check, Cow<'static, str>)>
+where
+    I: Iterator<Item = &'c Check> + Clone,
+{
+    let scan = Scan::new(text);
+    let mut redact_any = false;
+    for c in checks.clone() {
+        for h in c.find_in(&scan) {
+            match c.action {
+                Action::Block => return Err((c, h.label)),
+                Action::Redact => {
+                    redact_any = true;
+                    on_find(c, &h);
+                }
+                Action::Annotate => on_find(c, &h),
+            }
+        }
+    }
+    if !redact_any {
+        return Ok(None);
+    }
+    Ok(Some(redact_with(
+        checks.filter(|c| c.action == Action::Redact),
+        text,
+        json,
+    )))
+}
+
+/// `text` with the findings of `checks` masked one check after the other (each redaction
+/// changes the text: a fresh scan per check). `json`: masks go inside the JSON's strings (only
+/// when the text is JSON).
+pub(crate) fn redact_with<'c>(
+    checks: impl Iterator<Item = &'c Check>,
+    text: &str,
+    json: bool,
+) -> String {
+    let json = json && crate::json_text::is_json(text);
+    let mut cur = text.to_owned();
+    for c in checks {
+        let mut hits = c.find(&cur);
+        if hits.is_empty() {
+            continue;
+        }
+        if json {
+            crate::json_text::json_safe(&cur, crate::json_text::JsonState::default(), &mut hits, 0);
+        }
+        cur = redact(&cur, &hits);
+    }
+    cur
 }
 
 /// Replaces `hits` (ordered, non-overlapping) in `text` with their masks.

@@ -37,10 +37,16 @@
 mod check;
 pub mod detect;
 mod guardrail;
+mod json_text;
 mod layer;
+mod locate;
 pub mod moderation;
+mod stream;
 
 pub use check::{Action, Applies, Check, Detector, Hit, Scan};
-pub use guardrail::{FINDINGS_HEADER, Findings, Guardrail, GuardrailConfig};
+pub use guardrail::{
+    DEFAULT_INJECTION_ROLES, FINDINGS_HEADER, Findings, Guardrail, GuardrailConfig,
+};
 pub use layer::GuardrailLayer;
+pub use locate::TOOL_DEFINITION_ROLE;
 pub use moderation::{Moderation, Moderator, OpenAiModerator, Verdict, WebhookModerator};

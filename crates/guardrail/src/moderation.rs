@@ -1,5 +1,6 @@
-//! External moderation: an async [`Moderator`] consulted with the request's text, with its own
-//! timeout and failure mode.
+//! External moderation: an async [`Moderator`] consulted with the request's text — after the
+//! local Redact checks, so it sees the redacted text — with its own timeout and failure mode. An
+//! answer in an unexpected shape is a failure under that mode, never "not flagged".
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,8 +41,10 @@ pub struct Moderation {
     pub moderator: Arc<dyn Moderator>,
     /// Bound on one call (default 2 s).
     pub timeout: Duration,
-    /// When the service fails or times out: `FailOpen` lets the request through (and traces
-    /// it), `FailClosed` (default) answers 503.
+    /// When the service fails, times out or answers in an unexpected shape (a 200 without
+    /// `flagged`): `FailOpen` lets the request through (traces it and reports
+    /// `name:unavailable` in the findings header), `FailClosed` (default) answers 503
+    /// (`moderation_unavailable`).
     pub failure_mode: FailureMode,
 }
 
@@ -150,23 +153,41 @@ impl Moderator for OpenAiModerator {
             serde_json::json!({"model": self.model, "input": text}),
         )
         .await?;
-        let r = v
-            .pointer("/results/0")
-            .ok_or_else(|| ModerationError("no result".into()))?;
-        let categories = r["categories"]
-            .as_object()
-            .map(|o| {
-                o.iter()
-                    .filter(|(_, v)| v.as_bool() == Some(true))
-                    .map(|(k, _)| k.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(Verdict {
-            flagged: r["flagged"].as_bool().unwrap_or(false),
-            categories,
-        })
+        openai_verdict(&v)
     }
+}
+
+/// The verdict of an OpenAI `/v1/moderations` answer: flagged when any result is. An answer in
+/// another shape (no `results`, an empty list, a result without a boolean `flagged`) is an
+/// error, never "not flagged".
+fn openai_verdict(v: &serde_json::Value) -> Result<Verdict, ModerationError> {
+    let results = v
+        .get("results")
+        .and_then(serde_json::Value::as_array)
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| ModerationError("unexpected answer: no results".into()))?;
+    let mut verdict = Verdict::default();
+    for r in results {
+        let flagged = r
+            .get("flagged")
+            .and_then(serde_json::Value::as_bool)
+            .ok_or_else(|| {
+                ModerationError("unexpected answer: a result without `flagged`".into())
+            })?;
+        verdict.flagged |= flagged;
+        for (k, _) in r
+            .get("categories")
+            .and_then(serde_json::Value::as_object)
+            .into_iter()
+            .flatten()
+            .filter(|(_, v)| v.as_bool() == Some(true))
+        {
+            if !verdict.categories.contains(k) {
+                verdict.categories.push(k.clone());
+            }
+        }
+    }
+    Ok(verdict)
 }
 
 /// A generic webhook: `POST {url}` with `{"input": text}`, answering
@@ -208,16 +229,59 @@ impl Moderator for WebhookModerator {
             serde_json::json!({"input": text}),
         )
         .await?;
-        Ok(Verdict {
-            flagged: v["flagged"].as_bool().unwrap_or(false),
-            categories: v["categories"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|c| c.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default(),
-        })
+        webhook_verdict(&v)
+    }
+}
+
+/// The verdict of a webhook answer; without a boolean `flagged` it is an error, never "not
+/// flagged".
+fn webhook_verdict(v: &serde_json::Value) -> Result<Verdict, ModerationError> {
+    let flagged = v
+        .get("flagged")
+        .and_then(serde_json::Value::as_bool)
+        .ok_or_else(|| ModerationError("unexpected answer: no boolean `flagged`".into()))?;
+    Ok(Verdict {
+        flagged,
+        categories: v
+            .get("categories")
+            .and_then(serde_json::Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| c.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn answers_in_an_unexpected_shape_are_errors() {
+        for bad in [
+            json!({}),
+            json!({"results": []}),
+            json!({"results": [{"categories": {}}]}),
+            json!({"results": [{"flagged": "yes"}]}),
+            json!({"id": "x", "flagged": true}),
+        ] {
+            assert!(openai_verdict(&bad).is_err(), "{bad}");
+        }
+        let v = openai_verdict(&json!({"results": [{"flagged": false}, {"flagged": true,
+            "categories": {"violence": true, "hate": false}}]}))
+        .unwrap();
+        assert!(v.flagged);
+        assert_eq!(v.categories, ["violence"]);
+        for bad in [
+            json!({}),
+            json!({"flagged": null}),
+            json!({"results": [{"flagged": true}]}),
+        ] {
+            assert!(webhook_verdict(&bad).is_err(), "{bad}");
+        }
+        assert!(!webhook_verdict(&json!({"flagged": false})).unwrap().flagged);
     }
 }
