@@ -40,7 +40,13 @@ impl Mocks {
     pub async fn start() -> std::io::Result<Self> {
         let failing = MockProvider::builder().name("failing").start().await?;
         failing.set_always_fail(Some(Failure::status(503)));
-        let healthy = MockProvider::builder().name("healthy").start().await?;
+        // The healthy one behaves like real providers: compressed answers (streams too) when
+        // the request accepts them, chunked JSON.
+        let healthy = MockProvider::builder()
+            .name("healthy")
+            .wire(infergate::mock::Wire::real())
+            .start()
+            .await?;
         Ok(Self { failing, healthy })
     }
 }
@@ -166,6 +172,8 @@ async fn post(
     let req = http::Request::post(format!("http://{addr}/v1/chat/completions"))
         .header("content-type", "application/json")
         .header(TENANT_HEADER, tenant)
+        // As the official OpenAI SDK does.
+        .header("accept-encoding", "gzip, deflate")
         .body(Full::new(Bytes::from(body.to_string())));
     let Ok(req) = req else {
         return (
@@ -178,12 +186,22 @@ async fn post(
         Ok(resp) => {
             let status = resp.status();
             let headers = resp.headers().clone();
-            let body = resp
+            let raw = resp
                 .into_body()
                 .collect()
                 .await
                 .map(http_body_util::Collected::to_bytes)
                 .unwrap_or_default();
+            // Decoded as the client would (an answer no processor read stays compressed).
+            let coding = headers
+                .get(http::header::CONTENT_ENCODING)
+                .and_then(|v| v.to_str().ok())
+                .and_then(infergate::core::coding::ContentCoding::from_token)
+                .unwrap_or(infergate::core::coding::ContentCoding::Identity);
+            let body = infergate::core::coding::Decoder::decode_all(coding, &raw, 64 << 20)
+                .ok()
+                .flatten()
+                .map_or(raw, Bytes::from);
             (status, headers, body)
         }
         Err(e) => (

@@ -229,8 +229,8 @@ type BrotliState = brotli_decompressor::BrotliState<
 
 enum State {
     Gzip(Box<Gzip>),
-    /// Waiting for the first bytes to tell zlib from raw deflate.
-    DeflateStart,
+    /// Waiting for the first two bytes to tell zlib from raw deflate (the first one held).
+    DeflateStart(Option<u8>),
     Deflate {
         inflate: Box<flate2::Decompress>,
         done: bool,
@@ -280,7 +280,7 @@ impl Decoder {
         let state = match coding {
             ContentCoding::Identity => return None,
             ContentCoding::Gzip => State::Gzip(Box::new(Gzip::new())),
-            ContentCoding::Deflate => State::DeflateStart,
+            ContentCoding::Deflate => State::DeflateStart(None),
             ContentCoding::Br => State::Br {
                 state: Box::new(BrotliState::new(
                     brotli_decompressor::StandardAlloc::default(),
@@ -324,17 +324,39 @@ impl Decoder {
                 coding,
                 reason: reason.to_owned(),
             }),
-            State::DeflateStart => {
-                if input.len() < 2 {
-                    return Ok(Step {
-                        read: 0,
-                        written: 0,
-                    });
-                }
-                let (a, b) = (u16::from(input[0]), u16::from(input[1]));
+            State::DeflateStart(held) => {
+                let (first, second) = match (*held, input) {
+                    (_, []) => {
+                        return Ok(Step {
+                            read: 0,
+                            written: 0,
+                        });
+                    }
+                    (None, [one]) => {
+                        *held = Some(*one);
+                        return Ok(Step {
+                            read: 1,
+                            written: 0,
+                        });
+                    }
+                    (None, [a, b, ..]) => (*a, *b),
+                    (Some(a), [b, ..]) => (a, *b),
+                };
+                let (a, b) = (u16::from(first), u16::from(second));
                 let zlib = a & 0x0f == 8 && (a << 8 | b) % 31 == 0;
+                let mut inflate = Box::new(flate2::Decompress::new(zlib));
+                if let Some(h) = held.take() {
+                    // The byte held back is the stream's first: the inflater takes it first.
+                    let mut none = [0u8; 0];
+                    inflate
+                        .decompress(&[h], &mut none, flate2::FlushDecompress::None)
+                        .map_err(|e| DecodeError::Corrupt {
+                            coding,
+                            reason: e.to_string(),
+                        })?;
+                }
                 self.state = State::Deflate {
-                    inflate: Box::new(flate2::Decompress::new(zlib)),
+                    inflate,
                     done: false,
                 };
                 self.step(input, out)
@@ -435,9 +457,50 @@ impl Decoder {
     pub fn is_complete(&self) -> bool {
         match &self.state {
             State::Gzip(gz) => gz.complete,
-            State::DeflateStart => false,
+            State::DeflateStart(_) => false,
             State::Deflate { done, .. } | State::Br { done, .. } => *done,
             State::Zstd { at_frame_end, .. } => *at_frame_end,
+        }
+    }
+
+    /// Decodes one chunk of input completely into `out`, for drivers that see the body in
+    /// chunks (pingora's body filter). More than `limit` decoded bytes from one chunk is an
+    /// error (a decompression bomb).
+    pub fn decode_chunk(
+        &mut self,
+        input: &[u8],
+        out: &mut bytes::BytesMut,
+        limit: usize,
+    ) -> Result<(), DecodeError> {
+        let mut buf = [0u8; 16 * 1024];
+        let mut rest = input;
+        let mut produced = 0usize;
+        loop {
+            let s = self.step(rest, &mut buf)?;
+            out.extend_from_slice(&buf[..s.written]);
+            produced = produced.saturating_add(s.written);
+            if produced > limit {
+                return Err(self.corrupt("decodes to more than the gateway's bound"));
+            }
+            rest = &rest[s.read..];
+            if s.read == 0 && s.written == 0 {
+                break;
+            }
+        }
+        if !rest.is_empty() {
+            return Err(self.corrupt("bytes after the end of the stream"));
+        }
+        Ok(())
+    }
+
+    /// The input has ended: an error unless the coded stream is complete.
+    pub fn finish(&self) -> Result<(), DecodeError> {
+        if self.is_complete() {
+            Ok(())
+        } else {
+            Err(DecodeError::Truncated {
+                coding: self.coding.as_str(),
+            })
         }
     }
 
@@ -668,7 +731,7 @@ where
                     };
                     return Poll::Ready(Some(Err(e.into())));
                 }
-                if !this.pending.is_empty() && this.pending.len() >= 2 {
+                if !this.pending.is_empty() {
                     // Input left that the decoder will not take: it is past the stream's end.
                     *this.done = true;
                     let e = DecodeError::Corrupt {
@@ -679,8 +742,9 @@ where
                 }
             }
             match ready!(this.inner.as_mut().poll_frame(cx)) {
-                Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) => {
+                Some(Ok(frame)) => {
+                    // Trailers of a coded body are dropped (nothing in them applies).
+                    if let Ok(data) = frame.into_data() {
                         if this.pending.is_empty() {
                             *this.pending = data;
                         } else {
@@ -690,9 +754,7 @@ where
                             *this.pending = Bytes::from(joined);
                         }
                     }
-                    // Trailers of a coded body are dropped (nothing in them applies).
-                    Err(_) => {}
-                },
+                }
                 Some(Err(e)) => {
                     *this.done = true;
                     return Poll::Ready(Some(Err(e.into())));
@@ -803,6 +865,15 @@ mod tests {
                 .unwrap()
                 .unwrap();
             assert_eq!(out, data);
+            // One byte at a time, as a network may deliver it.
+            let mut d = Decoder::new(ContentCoding::Deflate).unwrap();
+            let mut out = bytes::BytesMut::new();
+            for b in &z {
+                d.decode_chunk(std::slice::from_ref(b), &mut out, 1 << 20)
+                    .unwrap();
+            }
+            d.finish().unwrap();
+            assert_eq!(&out[..], &data[..]);
         }
     }
 
@@ -816,5 +887,15 @@ mod tests {
         assert_eq!(out, data);
         assert!(Decoder::decode_all(ContentCoding::Zstd, &z[..z.len() - 2], 1 << 20).is_err());
         assert!(Decoder::decode_all(ContentCoding::Br, b"\xff\xff\xff garbage", 1 << 20).is_err());
+        let mut br = Vec::new();
+        {
+            let mut w = brotli::CompressorWriter::new(&mut br, 4096, 5, 22);
+            w.write_all(&data).unwrap();
+        }
+        let out = Decoder::decode_all(ContentCoding::Br, &br, 1 << 20)
+            .unwrap()
+            .unwrap();
+        assert_eq!(out, data);
+        assert!(Decoder::decode_all(ContentCoding::Br, &br[..br.len() - 1], 1 << 20).is_err());
     }
 }

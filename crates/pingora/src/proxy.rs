@@ -16,6 +16,9 @@ use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::PINGORA_BODY_LIMIT;
 
+/// The most decoded bytes one upstream chunk may produce (a decompression bomb is cut).
+const PINGORA_DECODE_STEP_LIMIT: usize = 16 * 1024 * 1024;
+
 /// One upstream pingora connects to: a name (as in [`Backend`]), an address, TLS, and its
 /// place in the failover order.
 #[derive(Debug, Clone)]
@@ -131,6 +134,9 @@ pub struct Ctx {
     current: Option<Attempt>,
     mode: BodyMode,
     hops: u32,
+    /// Decodes a compressed answer before the processors read it (in a mutex only because
+    /// pingora wants the context `Sync`; reached through `&mut`).
+    decoder: Option<std::sync::Mutex<infergate_core::coding::Decoder>>,
 }
 
 impl Ctx {
@@ -419,7 +425,33 @@ impl ProxyHttp for PipelineProxy {
             return Ok(());
         };
         let mut parts = upstream_response.as_owned_parts();
-        if let Some(replaced) = self.pipeline.run_response_head(exchange, &mut parts).await {
+        infergate_core::hop::strip_hop_by_hop(&mut parts.headers);
+        let mut replaced = self.pipeline.run_response_head(exchange, &mut parts).await;
+        // Processors read decoded bytes (infergate_core::coding), as on the tower path.
+        if replaced.is_none() && self.pipeline.reads_response_body(exchange, &parts) {
+            match infergate_core::coding::response_coding(&parts.headers) {
+                Ok(coding) => {
+                    if let Some(d) = infergate_core::coding::Decoder::new(coding) {
+                        parts.headers.remove(header::CONTENT_ENCODING);
+                        parts.headers.remove(header::CONTENT_LENGTH);
+                        ctx.decoder = Some(std::sync::Mutex::new(d));
+                    }
+                }
+                Err(e) => {
+                    if let Some(resp) =
+                        self.pipeline
+                            .unreadable_body(exchange, &parts, &e.to_string())
+                    {
+                        let (p, b) = resp.into_parts();
+                        parts = p;
+                        replaced = Some(b);
+                    } else {
+                        return sync_headers(upstream_response, &parts);
+                    }
+                }
+            }
+        }
+        if let Some(replaced) = replaced {
             use http_body_util::BodyExt;
             let bytes = replaced
                 .collect()
@@ -446,6 +478,38 @@ impl ProxyHttp for PipelineProxy {
         end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<Option<Duration>> {
+        if let Some(decoder) = &mut ctx.decoder {
+            let decoder = decoder
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut out = BytesMut::new();
+            let mut res = match body.take() {
+                Some(chunk) => decoder.decode_chunk(&chunk, &mut out, PINGORA_DECODE_STEP_LIMIT),
+                None => Ok(()),
+            };
+            if res.is_ok() && end_of_stream {
+                res = decoder.finish();
+            }
+            if let Err(e) = res {
+                tracing::warn!(error = %e, "upstream answer does not decode");
+                if let BodyMode::Stream(chain) = &mut ctx.mode {
+                    let chain = chain
+                        .get_mut()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if !chain.is_ended() {
+                        *body = Some(chain.on_end(StreamEnd::UpstreamError));
+                        ctx.mode = BodyMode::Replace(None);
+                        return Ok(None);
+                    }
+                }
+                // The head is on its way: the answer is cut rather than passed on unread.
+                return Err(Error::explain(
+                    ErrorType::HTTPStatus(502),
+                    "the upstream answer does not decode",
+                ));
+            }
+            *body = (!out.is_empty()).then(|| out.freeze());
+        }
         match &mut ctx.mode {
             BodyMode::Pass => {}
             BodyMode::Replace(replacement) => *body = replacement.take(),
@@ -465,6 +529,16 @@ impl ProxyHttp for PipelineProxy {
             BodyMode::Whole(buf) => {
                 if let Some(chunk) = body.take() {
                     buf.extend_from_slice(&chunk);
+                }
+                if buf.len() > self.pipeline.max_response_body() {
+                    // Too large to inspect (as on the tower path): passed on, recorded.
+                    tracing::warn!(
+                        limit = self.pipeline.max_response_body(),
+                        "response body too large for the whole-body phase; passed through uninspected"
+                    );
+                    *body = Some(buf.split().freeze());
+                    ctx.mode = BodyMode::Pass;
+                    return Ok(None);
                 }
                 if end_of_stream {
                     let bytes = buf.split().freeze();
