@@ -128,20 +128,23 @@ impl TokenCounter {
     /// (3 tokens per message, 1 per name, 3 to prime the reply).
     pub fn count_prompt(&self, payload: &Payload) -> u64 {
         let (enc, _) = Encoding::for_model(payload.model().unwrap_or(""));
-        let mut total = 0;
-        payload.for_each_text(&mut |t| total += self.count(enc, t.text));
+        let mut total: u64 = 0;
+        payload.for_each_text(&mut |t| total = total.saturating_add(self.count(enc, t.text)));
         match payload {
             Payload::Chat(r) => {
                 for m in &r.messages {
-                    total += 3 + self.count(enc, &m.role);
+                    total = total.saturating_add(3 + self.count(enc, &m.role));
                     if let Some(serde_json::Value::String(name)) = m.extra.get("name") {
-                        total += 1 + self.count(enc, name);
+                        total = total.saturating_add(1 + self.count(enc, name));
                     }
                 }
-                total + 3
+                total.saturating_add(3)
             }
-            Payload::Messages(r) => total + 3 * r.messages.len() as u64 + 3,
-            Payload::Responses(_) => total + 3,
+            Payload::Messages(r) => {
+                let framing = (r.messages.len() as u64).saturating_mul(3);
+                total.saturating_add(framing).saturating_add(3)
+            }
+            Payload::Responses(_) => total.saturating_add(3),
             _ => total,
         }
     }

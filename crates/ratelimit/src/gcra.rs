@@ -111,13 +111,10 @@ impl DayWindow {
         if n > limit {
             return Err(Denied::TooLarge);
         }
-        if w.used + n <= limit {
-            Ok(Self {
-                used: w.used + n,
-                ..w
-            })
-        } else {
-            Err(Denied::RetryAfter(DAY - wall % DAY))
+        // `used` may exceed the limit (debt charged after the fact): no overflow either way.
+        match w.used.checked_add(n).filter(|u| *u <= limit) {
+            Some(used) => Ok(Self { used, ..w }),
+            None => Err(Denied::RetryAfter(DAY - wall % DAY)),
         }
     }
 
@@ -250,5 +247,72 @@ mod tests {
         assert_eq!(w.used, 4);
         let next = w.reserve(10, t + DAY, 10).unwrap();
         assert_eq!(next.used, 10);
+    }
+
+    #[test]
+    fn extreme_amounts_saturate_and_never_panic() {
+        let g = Gcra {
+            limit: 1000,
+            period: MIN,
+        };
+        let now = 5 * MIN;
+        assert_eq!(g.reserve(0, now, u64::MAX), Err(Denied::TooLarge));
+        assert!(matches!(
+            g.reserve(u64::MAX, now, 1),
+            Err(Denied::RetryAfter(_))
+        ));
+        assert_eq!(g.cost(u64::MAX), Micros::MAX);
+        // Charges and refunds of any size stay within the clock.
+        let tat = g.adjust(0, now, i64::MAX);
+        assert_eq!(g.adjust(tat, now, i64::MAX), u64::MAX);
+        assert_eq!(g.adjust(u64::MAX, now, i64::MIN), now);
+        assert_eq!(g.remaining(u64::MAX, now), 0);
+        assert_eq!(g.remaining(0, u64::MAX), 1000);
+        // A limit of 0, or a period of 0 or of u64::MAX.
+        for g in [
+            Gcra {
+                limit: 0,
+                period: MIN,
+            },
+            Gcra {
+                limit: u64::MAX,
+                period: 0,
+            },
+            Gcra {
+                limit: u64::MAX,
+                period: u64::MAX,
+            },
+            Gcra {
+                limit: 1,
+                period: u64::MAX,
+            },
+        ] {
+            let _ = g.reserve(0, now, u64::MAX);
+            let _ = g.reserve(u64::MAX, u64::MAX, 1);
+            let _ = g.adjust(u64::MAX, now, i64::MAX);
+            let _ = g.remaining(u64::MAX, 0);
+        }
+        // A day window in debt beyond u64 refuses, never wraps.
+        let t = 20_000 * DAY;
+        let w = DayWindow::default()
+            .adjust(t, i64::MAX)
+            .adjust(t, i64::MAX)
+            .adjust(t, i64::MAX);
+        assert_eq!(w.used, u64::MAX);
+        assert!(matches!(
+            w.reserve(u64::MAX, t, 1),
+            Err(Denied::RetryAfter(_))
+        ));
+        assert_eq!(
+            DayWindow::default()
+                .reserve(u64::MAX, t, u64::MAX)
+                .unwrap()
+                .used,
+            u64::MAX
+        );
+        assert_eq!(
+            w.adjust(t, i64::MIN).used,
+            u64::MAX - i64::MIN.unsigned_abs()
+        );
     }
 }

@@ -55,7 +55,7 @@ impl Role {
     fn amount(self, input: u64, output: u64) -> i64 {
         let v = match self {
             Self::Requests => 1,
-            Self::Tokens | Self::DailyTokens => input + output,
+            Self::Tokens | Self::DailyTokens => input.saturating_add(output),
             Self::InputTokens => input,
             Self::OutputTokens => output,
         };
@@ -202,9 +202,13 @@ impl TokenRateLimiter {
         let (input, output) = if needs_tokens {
             (
                 s.counter.count_prompt(payload),
+                // Each of the `n` choices may take the whole output bound. Both are the
+                // client's numbers: saturating, and a reservation above the bucket's capacity
+                // is refused as too large rather than wrapped.
                 payload
                     .max_output_tokens()
-                    .unwrap_or(s.cfg.default_max_output_tokens),
+                    .unwrap_or(s.cfg.default_max_output_tokens)
+                    .saturating_mul(choices(payload)),
             )
         } else {
             (0, 0)
@@ -272,6 +276,17 @@ impl TokenRateLimiter {
     fn settle(&self, p: &Pending, actual: Option<TokenUsage>, by: SettledBy) {
         settle(&self.shared, p, actual, by);
     }
+}
+
+/// The number of choices a request asks for (`n`, Chat Completions and legacy completions):
+/// at least 1; a value that is not a whole number counts as 1 (the provider refuses it).
+fn choices(p: &Payload) -> u64 {
+    let n = match p {
+        Payload::Chat(r) => r.extra.get("n"),
+        Payload::Other(v) => v.get("n"),
+        _ => None,
+    };
+    n.and_then(serde_json::Value::as_u64).unwrap_or(1).max(1)
 }
 
 fn wants_hidden_usage(p: Option<&Payload>) -> bool {
@@ -390,7 +405,9 @@ fn rejection(
         st.remaining
     );
     let mut rej = if let Some(wait) = res.retry_after {
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let secs = wait
+            .as_secs()
+            .saturating_add(u64::from(wait.subsec_nanos() > 0));
         let _ = write!(msg, " Please try again in {}.", fmt_reset(wait));
         Rejection::new(RejectKind::RateLimited, msg)
             .with_header(http::header::RETRY_AFTER, HeaderValue::from(secs.max(1)))
@@ -571,7 +588,7 @@ impl StreamProcessor for UsageStream {
         let carried = self.tracker.observe(&event);
         if let Some(data) = event.data_str() {
             if is_content_delta(api, data) {
-                self.deltas += 1;
+                self.deltas = self.deltas.saturating_add(1);
             }
             if self.hide() {
                 if carried && data.contains("\"choices\":[]") {
@@ -641,5 +658,91 @@ mod tests {
         assert_eq!(fmt_reset(Duration::from_millis(1500)), "1.5s");
         assert_eq!(fmt_reset(Duration::from_secs(2)), "2s");
         assert_eq!(fmt_reset(Duration::from_secs(360)), "6m0s");
+        assert!(!fmt_reset(Duration::MAX).is_empty());
+    }
+
+    #[test]
+    fn amounts_saturate() {
+        assert_eq!(Role::Tokens.amount(u64::MAX, u64::MAX), i64::MAX);
+        assert_eq!(Role::DailyTokens.amount(1, u64::MAX), i64::MAX);
+        assert_eq!(Role::OutputTokens.amount(0, u64::MAX), i64::MAX);
+        assert_eq!(Role::Requests.amount(u64::MAX, u64::MAX), 1);
+    }
+
+    #[test]
+    fn choices_are_whole_numbers_of_at_least_one() {
+        let chat = |n: &str| {
+            Payload::parse(
+                ApiKind::ChatCompletions,
+                format!(r#"{{"model":"m","messages":[],"n":{n}}}"#).as_bytes(),
+            )
+            .unwrap()
+        };
+        assert_eq!(choices(&chat("3")), 3);
+        assert_eq!(choices(&chat("18446744073709551615")), u64::MAX);
+        for n in ["0", "-1", "1.5", "\"2\"", "null", "1e30"] {
+            assert_eq!(choices(&chat(n)), 1, "{n}");
+        }
+    }
+
+    fn pending(reserved: TokenUsage) -> Pending {
+        let limits = Limits {
+            tokens_per_minute: Some(1000),
+            tokens_per_day: Some(10_000),
+            output_tokens_per_minute: Some(500),
+            ..Limits::default()
+        };
+        let mut charges = Vec::new();
+        push_charges(
+            &mut charges,
+            "{k}",
+            &limits,
+            reserved.input_tokens,
+            reserved.output_tokens,
+        );
+        Pending {
+            key: "k".into(),
+            charges,
+            fallback: false,
+            reserved,
+            headers: HeaderMap::new(),
+            hide_usage: false,
+            api: ApiKind::ChatCompletions,
+        }
+    }
+
+    #[test]
+    fn settling_absurd_usage_saturates() {
+        let limiter = TokenRateLimiter::new(RateLimitConfig::new(Limits::default()));
+        let mut rx = limiter.subscribe();
+        let huge = TokenUsage {
+            input_tokens: u64::MAX,
+            output_tokens: u64::MAX,
+        };
+        let small = TokenUsage {
+            input_tokens: 10,
+            output_tokens: 20,
+        };
+        // Reserved little, the upstream reports everything: charged, saturating.
+        let p = pending(small);
+        limiter.settle(&p, Some(huge), SettledBy::ReportedUsage);
+        assert_eq!(rx.try_recv().unwrap().charged, huge);
+        // Reserved everything (a client's max_tokens), refunded: no overflow either.
+        let p = pending(huge);
+        limiter.settle(&p, Some(TokenUsage::default()), SettledBy::ReportedUsage);
+        limiter.settle(&p, None, SettledBy::Refund);
+        limiter.settle(&p, None, SettledBy::Reservation);
+        assert_eq!(rx.try_recv().unwrap().charged, TokenUsage::default());
+        // A stream that counted an absurd number of deltas.
+        let mut stream = UsageStream {
+            shared: limiter.shared.clone(),
+            pending: Some(pending(huge)),
+            tracker: UsageTracker::new(ApiKind::ChatCompletions),
+            deltas: u64::MAX,
+        };
+        let mut out = Vec::new();
+        let event = SseEvent::data(r#"{"choices":[{"delta":{"content":"x"}}]}"#);
+        stream.on_event(event, &mut out).unwrap();
+        stream.on_end(StreamEnd::ClientGone, &mut out).unwrap();
     }
 }

@@ -142,6 +142,56 @@ async fn tokens_are_reserved_then_reconciled_with_real_usage() {
 }
 
 #[tokio::test]
+async fn hostile_max_tokens_and_n_are_refused_as_too_large_never_wrapped() {
+    let mock = MockProvider::start().await.unwrap();
+    let cfg = RateLimitConfig::new(Limits {
+        requests_per_minute: Some(1000),
+        tokens_per_minute: Some(10_000),
+        output_tokens_per_minute: Some(5_000),
+        tokens_per_day: Some(100_000),
+        ..Limits::default()
+    });
+    let (addr, limiter) = gateway(cfg, &mock).await;
+    let mut rx = limiter.subscribe();
+    let msgs = json!([{"role": "user", "content": "hi"}]);
+    let hostile = [
+        json!({"model": "gpt-4o", "messages": msgs, "max_tokens": u64::MAX}),
+        json!({"model": "gpt-4o", "messages": msgs, "max_completion_tokens": u64::MAX - 1}),
+        json!({"model": "gpt-4o", "messages": msgs, "max_tokens": i64::MAX}),
+        json!({"model": "gpt-4o", "messages": msgs, "max_tokens": 1000, "n": u64::MAX}),
+        json!({"model": "gpt-4o", "messages": msgs, "max_tokens": u64::MAX, "n": u64::MAX}),
+        // Each of 8 choices may take 1000 tokens: 8000 output tokens, above 5000.
+        json!({"model": "gpt-4o", "messages": msgs, "max_tokens": 1000, "n": 8}),
+    ];
+    for body in hostile {
+        let r = chat_as(addr, "sk-h", body.clone()).await;
+        assert_eq!(r.status, 429, "{body}");
+        assert_eq!(
+            r.json()["error"]["code"],
+            "request_too_large_for_limit",
+            "{body}"
+        );
+    }
+    assert_eq!(mock.request_count(), 0, "nothing reached the upstream");
+    // Odd but harmless values pass; n multiplies the output reservation.
+    for (n, reserved) in [
+        (json!(2), 200),
+        (json!(0), 100),
+        (json!(-3), 100),
+        (json!(1.5), 100),
+    ] {
+        let body = json!({"model": "gpt-4o", "messages": msgs, "max_tokens": 100, "n": n});
+        let r = chat_as(addr, "sk-h", body).await;
+        assert_ne!(r.status, 429, "n = {n}");
+        let s = next_settlement(&mut rx).await;
+        assert_eq!(s.reserved.output_tokens, reserved, "n = {n}");
+    }
+    // The buckets were never charged by the refused requests.
+    let r = chat_as(addr, "sk-h", chat(4000, false)).await;
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test]
 async fn stream_usage_is_asked_for_upstream_and_hidden_from_the_client() {
     let mock = MockProvider::start().await.unwrap();
     let cfg = RateLimitConfig::new(Limits {

@@ -44,7 +44,9 @@ impl MemoryStore {
 
     fn now(&self) -> Micros {
         // Offset so that "0" (a fresh bucket) is always in the past.
-        u64::try_from(self.base.elapsed().as_micros()).unwrap_or(u64::MAX) + crate::gcra::DAY
+        u64::try_from(self.base.elapsed().as_micros())
+            .unwrap_or(u64::MAX)
+            .saturating_add(crate::gcra::DAY)
     }
 
     fn wall() -> Micros {
