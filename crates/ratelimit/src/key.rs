@@ -19,6 +19,83 @@ pub enum KeyPart {
     Model,
 }
 
+impl KeyPart {
+    /// The spellings [`KeyPart::from_str`](std::str::FromStr::from_str) accepts.
+    pub const EXPECTED: &'static str = "api_key, user, model or header:NAME";
+}
+
+/// Why a string is not a [`KeyPart`]. The message never repeats the value (a misplaced API
+/// key or tenant id must not reach a log); `index` is the part's position when it came from
+/// [`KeyExtractor::parse`].
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyPartError {
+    /// Not one of the known parts.
+    #[error("{}unknown rate-limit key part (expected {})", at(*.index), KeyPart::EXPECTED)]
+    Unknown {
+        /// The position of the part in its list, if it came from one.
+        index: Option<usize>,
+    },
+    /// `header:` followed by something that is not a header name.
+    #[error("{}rate-limit key part `header:` without a valid header name", at(*.index))]
+    InvalidHeader {
+        /// The position of the part in its list, if it came from one.
+        index: Option<usize>,
+    },
+}
+
+fn at(index: Option<usize>) -> String {
+    index.map_or_else(String::new, |i| format!("key[{i}]: "))
+}
+
+impl KeyPartError {
+    fn with_index(self, i: usize) -> Self {
+        match self {
+            Self::Unknown { .. } => Self::Unknown { index: Some(i) },
+            Self::InvalidHeader { .. } => Self::InvalidHeader { index: Some(i) },
+        }
+    }
+
+    /// The position of the offending part in its list, if it came from one.
+    pub fn index(&self) -> Option<usize> {
+        match self {
+            Self::Unknown { index } | Self::InvalidHeader { index } => *index,
+        }
+    }
+}
+
+impl std::str::FromStr for KeyPart {
+    type Err = KeyPartError;
+
+    /// `api_key`, `user`, `model` or `header:NAME` (exactly; anything else is an error, never
+    /// a silent default).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "api_key" => Ok(Self::ApiKey),
+            "user" => Ok(Self::User),
+            "model" => Ok(Self::Model),
+            _ => match s.strip_prefix("header:") {
+                Some(name) => HeaderName::try_from(name)
+                    .map(Self::Header)
+                    .map_err(|_| KeyPartError::InvalidHeader { index: None }),
+                None => Err(KeyPartError::Unknown { index: None }),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for KeyPart {
+    /// The spelling [`KeyPart::from_str`](std::str::FromStr::from_str) reads back.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::ApiKey => f.write_str("api_key"),
+            Self::User => f.write_str("user"),
+            Self::Model => f.write_str("model"),
+            Self::Header(h) => write!(f, "header:{h}"),
+        }
+    }
+}
+
 /// Derives the rate-limit key of a request from one or more parts. The key is a SHA-256 of the
 /// parts: API keys and user ids are never stored or sent to Redis in clear. A missing part
 /// counts as empty, so requests without, say, an API key share one anonymous bucket.
@@ -38,6 +115,21 @@ impl KeyExtractor {
     /// A key made of `parts`, in order.
     pub fn new(parts: Vec<KeyPart>) -> Self {
         Self { parts }
+    }
+
+    /// A key made of parts spelt as in a config file (`["header:x-tenant-id", "model"]`);
+    /// the first part that is not one of [`KeyPart::EXPECTED`] is an error carrying its index.
+    pub fn parse<S: AsRef<str>>(parts: &[S]) -> Result<Self, KeyPartError> {
+        parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                p.as_ref()
+                    .parse()
+                    .map_err(|e: KeyPartError| e.with_index(i))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Self::new)
     }
 
     /// By a header's value.
@@ -125,6 +217,51 @@ mod tests {
         assert!(!a.contains("secret"));
         assert_eq!(a, hash_parts(&["sk-secret"]));
         assert_ne!(hash_parts(&["a", "bc"]), hash_parts(&["ab", "c"]));
+    }
+
+    #[test]
+    fn key_parts_parse_exactly_and_errors_do_not_echo() {
+        for p in ["api_key", "user", "model", "header:x-tenant-id"] {
+            let part: KeyPart = p.parse().unwrap();
+            assert_eq!(part.to_string(), p);
+        }
+        for bad in [
+            "apikey",
+            "API_KEY",
+            "api_key ",
+            "",
+            "usr",
+            "sk-live-secret",
+            "header",
+        ] {
+            let e = bad.parse::<KeyPart>().unwrap_err();
+            assert_eq!(e, KeyPartError::Unknown { index: None }, "{bad:?}");
+        }
+        for bad in ["header:", "header:bad header", "header:sk\nlive"] {
+            let e = bad.parse::<KeyPart>().unwrap_err();
+            assert_eq!(e, KeyPartError::InvalidHeader { index: None }, "{bad:?}");
+        }
+        let e = KeyExtractor::parse(&["model", "sk-live-secret"]).unwrap_err();
+        assert_eq!(e.index(), Some(1));
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("key[1]: unknown rate-limit key part"),
+            "{msg}"
+        );
+        assert!(!msg.contains("secret"), "{msg}");
+        let e = KeyExtractor::parse(&["header:sk secret"]).unwrap_err();
+        assert!(!e.to_string().contains("secret"));
+        assert_eq!(
+            KeyExtractor::parse(&["header:x-tenant-id", "model"]).unwrap(),
+            KeyExtractor::new(vec![
+                KeyPart::Header(HeaderName::from_static("x-tenant-id")),
+                KeyPart::Model
+            ])
+        );
+        assert_eq!(
+            KeyExtractor::parse::<&str>(&[]).unwrap(),
+            KeyExtractor::new(vec![])
+        );
     }
 
     #[test]

@@ -77,7 +77,7 @@ pub mod store;
 
 pub use config::{Limits, RateLimitConfig};
 pub use count::{Encoding, TokenCounter};
-pub use key::{KeyExtractor, KeyPart};
+pub use key::{KeyExtractor, KeyPart, KeyPartError};
 pub use layer::TokenRateLimitLayer;
 pub use limiter::{SettledBy, Settlement, TokenRateLimiter};
 pub use store::{MemoryStore, Store};
