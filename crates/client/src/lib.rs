@@ -21,9 +21,42 @@
 //!     .unwrap();
 //! assert_eq!(client.base_url().to_string(), "https://api.openai.com/v1");
 //! ```
+//!
+//! ## TLS to upstreams
+//!
+//! Each client has its own TLS policy (rustls with ring; ALPN offers `h2` and `http/1.1`):
+//! the web PKI roots, a private CA bundle beside them or instead of them
+//! ([`tls_ca_file`](UpstreamClientBuilder::tls_ca_file),
+//! [`tls_web_pki_roots`](UpstreamClientBuilder::tls_web_pki_roots)), a client certificate for
+//! mTLS ([`tls_client_cert_files`](UpstreamClientBuilder::tls_client_cert_files)), a server name
+//! to verify and send as SNI when the URL's host is an address or an internal name
+//! ([`tls_server_name`](UpstreamClientBuilder::tls_server_name)), and a minimum version
+//! ([`tls_min_version`](UpstreamClientBuilder::tls_min_version)). Files are read once, by
+//! `build`; an unreadable file or bad PEM is an [`ErrorKind::InvalidConfig`] naming the option.
+//! A certificate that is not trusted or does not match fails the request with
+//! [`ErrorKind::Tls`], which the [`Proxy`] answers with a 502 (`upstream_tls_error`).
+//!
+//! ```no_run
+//! use infergate_client::{TlsVersion, UpstreamClient};
+//!
+//! // A vLLM behind an internal CA, reached by address, presenting a client certificate.
+//! let client = UpstreamClient::builder()
+//!     .tls_web_pki_roots(false)
+//!     .tls_ca_file("/etc/infergate/internal-ca.pem")
+//!     .tls_client_cert_files("/etc/infergate/gw.crt", "/etc/infergate/gw.key")
+//!     .tls_server_name("vllm.internal.example")
+//!     .tls_min_version(TlsVersion::Tls13)
+//!     .build("https://10.0.0.7:8443/v1")?;
+//! # Ok::<(), infergate_client::ClientError>(())
+//! ```
+
+mod tls;
+
+pub use tls::TlsVersion;
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -37,6 +70,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use infergate_core::{Body, RejectKind, Rejection};
+use tls::{PemSource, TlsOptions};
 
 /// What went wrong talking to the upstream.
 #[non_exhaustive]
@@ -50,6 +84,13 @@ pub enum ErrorKind {
     Request,
     /// The base URL or the request URI is unusable.
     InvalidUri,
+    /// TLS with the upstream failed: its certificate was not trusted or did not match the
+    /// server name, it refused ours (mTLS), or no common protocol version. The message says
+    /// which.
+    Tls,
+    /// A TLS option given to the builder is unusable (a missing file, bad PEM, a key that does
+    /// not fit its certificate). The message names the option, never the file's content.
+    InvalidConfig,
 }
 
 /// An upstream error, with a [`ErrorKind`]. Its message never includes request headers (where
@@ -88,6 +129,13 @@ impl ClientError {
                 "the upstream could not be reached",
             )
             .with_status(http::StatusCode::BAD_GATEWAY),
+            ErrorKind::Tls => Rejection::new(
+                RejectKind::UpstreamUnavailable,
+                "the TLS handshake with the upstream failed: its certificate was not trusted \
+                 or did not match, or it refused the gateway's",
+            )
+            .with_status(http::StatusCode::BAD_GATEWAY)
+            .with_code("upstream_tls_error"),
             _ => Rejection::new(RejectKind::UpstreamFailed, "the upstream request failed"),
         }
     }
@@ -102,6 +150,7 @@ pub struct UpstreamClientBuilder {
     pool_idle_timeout: Option<Duration>,
     pool_max_idle_per_host: usize,
     http2_prior_knowledge: bool,
+    tls: TlsOptions,
 }
 
 impl UpstreamClientBuilder {
@@ -144,6 +193,67 @@ impl UpstreamClientBuilder {
         self
     }
 
+    /// Trusts the CA certificates of a PEM bundle file (read by [`build`](Self::build)), beside
+    /// the web PKI roots unless [`tls_web_pki_roots(false)`](Self::tls_web_pki_roots). May be
+    /// called several times.
+    pub fn tls_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tls.ca.push(PemSource::File(path.into()));
+        self
+    }
+
+    /// Trusts the CA certificates of a PEM bundle held in memory, like
+    /// [`tls_ca_file`](Self::tls_ca_file).
+    pub fn tls_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls.ca.push(PemSource::bytes(pem.into()));
+        self
+    }
+
+    /// Whether the web PKI roots (Mozilla's, compiled in) are trusted (default `true`). With
+    /// `false`, only the CA bundles given are: a private upstream whose CA is the only one to
+    /// trust.
+    pub fn tls_web_pki_roots(mut self, yes: bool) -> Self {
+        self.tls.web_pki_roots = yes;
+        self
+    }
+
+    /// Presents a client certificate (mTLS): `cert` a PEM file with the certificate chain (leaf
+    /// first), `key` a PEM file with its private key (PKCS#8, PKCS#1 or SEC1). Read by
+    /// [`build`](Self::build).
+    pub fn tls_client_cert_files(
+        mut self,
+        cert: impl Into<PathBuf>,
+        key: impl Into<PathBuf>,
+    ) -> Self {
+        self.tls.identity = Some((PemSource::File(cert.into()), PemSource::File(key.into())));
+        self
+    }
+
+    /// Presents a client certificate (mTLS) held in memory as PEM, like
+    /// [`tls_client_cert_files`](Self::tls_client_cert_files). The key is never shown by
+    /// `Debug` and is zeroed when the builder is dropped.
+    pub fn tls_client_cert_pem(
+        mut self,
+        cert: impl Into<Vec<u8>>,
+        key: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.tls.identity = Some((PemSource::bytes(cert.into()), PemSource::bytes(key.into())));
+        self
+    }
+
+    /// Connects to the base URL's host but sends this name as SNI and verifies the upstream's
+    /// certificate against it (a DNS name, or an IP address). The `Host` header still comes
+    /// from the base URL.
+    pub fn tls_server_name(mut self, name: impl Into<String>) -> Self {
+        self.tls.server_name = Some(name.into());
+        self
+    }
+
+    /// The lowest TLS version accepted (default [`TlsVersion::Tls12`]).
+    pub fn tls_min_version(mut self, version: TlsVersion) -> Self {
+        self.tls.min_version = version;
+        self
+    }
+
     /// Builds a client for `base_url` (`https://api.openai.com/v1`, `http://127.0.0.1:8000`).
     pub fn build(self, base_url: &str) -> Result<UpstreamClient, ClientError> {
         let base: Uri = base_url
@@ -160,9 +270,15 @@ impl UpstreamClientBuilder {
         http.set_connect_timeout(self.connect_timeout);
         http.set_nodelay(true);
         http.enforce_http(false);
-        let builder = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
+        let tls_config = self.tls.client_config()?;
+        let mut builder = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config)
             .https_or_http();
+        if let Some(name) = &self.tls.server_name {
+            builder = builder.with_server_name_resolver(
+                hyper_rustls::FixedServerNameResolver::new(tls::parse_server_name(name)?),
+            );
+        }
         let https = if self.http2_prior_knowledge {
             builder.enable_http2().wrap_connector(http)
         } else {
@@ -234,6 +350,7 @@ impl UpstreamClient {
             pool_idle_timeout: Some(Duration::from_secs(90)),
             pool_max_idle_per_host: 256,
             http2_prior_knowledge: false,
+            tls: TlsOptions::default(),
         }
     }
 
@@ -320,6 +437,9 @@ impl tower::Service<Request<Body>> for UpstreamClient {
                 None => fut.await,
             };
             res.map_err(|e| {
+                if let Some(tls_err) = tls::find_rustls_error(&e) {
+                    return ClientError::new(ErrorKind::Tls, tls::describe(&tls_err));
+                }
                 let kind = if e.is_connect() {
                     ErrorKind::Connect
                 } else {
