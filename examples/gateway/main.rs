@@ -85,7 +85,7 @@ async fn run() -> Result<(), String> {
     println!(
         "try:\n  curl -s http://{local}/v1/chat/completions -H 'content-type: application/json' \\\n    -d '{{\"model\":\"gpt-4o-mini\",\"messages\":[{{\"role\":\"user\",\"content\":\"Hello\"}}]}}'"
     );
-    gateway::serve(listener, gw.service, async {
+    gateway::serve_with(listener, gw.service, &config.server, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await

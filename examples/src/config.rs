@@ -16,6 +16,9 @@ pub struct Config {
     /// Pipeline-wide limits.
     #[serde(default)]
     pub pipeline: PipelineConfig,
+    /// The listening server's limits and timeouts.
+    #[serde(default)]
+    pub server: ServerConfig,
     /// Upstream backends by name.
     #[serde(default)]
     pub backends: BTreeMap<String, BackendConfig>,
@@ -37,6 +40,61 @@ pub struct Config {
     /// Failover groups by name; a group's name can stand wherever a backend's can.
     #[serde(default)]
     pub failover: BTreeMap<String, FailoverSection>,
+}
+
+/// `[server]`: how the gateway's own server guards itself against slow or greedy clients.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Time allowed for a request's headers, in milliseconds (default 30000). It also bounds
+    /// how long an idle kept-alive HTTP/1 connection waits for its next request.
+    #[serde(default = "default_header_timeout")]
+    pub header_read_timeout_ms: u64,
+    /// Time allowed for a request's body, in milliseconds (default: the pipeline deadline).
+    #[serde(default)]
+    pub body_read_timeout_ms: Option<u64>,
+    /// The most connections served at once (default 10000); more wait to be accepted.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// The most bytes of request headers (default 65536); more is refused (431).
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: usize,
+    /// HTTP/2: the most concurrent streams per connection (default 256).
+    #[serde(default = "default_h2_streams")]
+    pub http2_max_concurrent_streams: u32,
+    /// HTTP/2: idle connections are pinged at this interval, and closed when a ping is not
+    /// answered within it, in milliseconds (default 30000).
+    #[serde(default = "default_header_timeout")]
+    pub http2_keep_alive_ms: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            header_read_timeout_ms: default_header_timeout(),
+            body_read_timeout_ms: None,
+            max_connections: default_max_connections(),
+            max_header_bytes: default_max_header_bytes(),
+            http2_max_concurrent_streams: default_h2_streams(),
+            http2_keep_alive_ms: default_header_timeout(),
+        }
+    }
+}
+
+fn default_header_timeout() -> u64 {
+    30_000
+}
+
+fn default_max_connections() -> usize {
+    10_000
+}
+
+fn default_max_header_bytes() -> usize {
+    64 * 1024
+}
+
+fn default_h2_streams() -> u32 {
+    256
 }
 
 /// `[failover.NAME]`: a failover group over backends.
@@ -566,6 +624,50 @@ pub enum ConfigError {
     Routes(String),
 }
 
+/// A TOML error as line, column and message, without the offending line or any value from
+/// the file (a config may hold an inline key): quoted values are replaced by `…`, and names
+/// in backticks are kept only when they are keys (unknown, missing or duplicate fields).
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let at = e.span().map(|span| {
+        let before = &text[..span.start.min(text.len())];
+        let line = before.matches('\n').count() + 1;
+        let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        format!("line {line}, column {col}: ")
+    });
+    let msg = e.message();
+    let keys_ok = [
+        "unknown field",
+        "missing field",
+        "duplicate key",
+        "duplicate field",
+    ]
+    .iter()
+    .any(|p| msg.starts_with(p));
+    let mut out = String::with_capacity(msg.len());
+    let mut quote: Option<char> = None;
+    for c in msg.chars() {
+        match quote {
+            Some(q) if c == q => {
+                out.push(c);
+                quote = None;
+            }
+            Some('`') if keys_ok => out.push(c),
+            Some(_) => {
+                if !out.ends_with('…') {
+                    out.push('…');
+                }
+            }
+            None => {
+                out.push(c);
+                if c == '"' || c == '\'' || c == '`' {
+                    quote = Some(c);
+                }
+            }
+        }
+    }
+    format!("{}{}", at.unwrap_or_default(), out.trim_end())
+}
+
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -586,7 +688,7 @@ impl Config {
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
         let cfg: Self = toml::from_str(text).map_err(|e| ConfigError::Invalid {
             path: "<text>".into(),
-            message: e.to_string(),
+            message: describe_toml_error(text, &e),
         })?;
         for (what, route) in [
             ("chat", &cfg.routes.chat),
@@ -634,7 +736,7 @@ impl Config {
                     && !allowed.contains(&v.as_str())
                 {
                     return Err(ConfigError::Routes(format!(
-                        "failover.{name}.{key}: '{v}' is not one of {allowed:?}"
+                        "failover.{name}.{key}: the value is not one of {allowed:?}"
                     )));
                 }
             }
@@ -648,7 +750,7 @@ impl Config {
                 }
                 if infergate::mock::Failure::parse(f).is_none() {
                     return Err(ConfigError::Routes(format!(
-                        "backends.{name}.mock_failure: cannot parse '{f}'"
+                        "backends.{name}.mock_failure: cannot parse the value (e.g. 503, \"429; retry-after=3\", reset, hang, disconnect:2)"
                     )));
                 }
             }
@@ -665,9 +767,9 @@ impl Config {
                         .strip_prefix("header:")
                         .is_some_and(|h| http::HeaderName::try_from(h).is_ok());
                 if !ok {
-                    return Err(ConfigError::Routes(format!(
-                        "ratelimit.key: unknown part '{part}' (api_key, user, model, header:NAME)"
-                    )));
+                    return Err(ConfigError::Routes(
+                        "ratelimit.key: unknown part (api_key, user, model, header:NAME; the value is not repeated here)".to_owned(),
+                    ));
                 }
             }
         }

@@ -50,7 +50,7 @@ use infergate::router::{Match, QueryText, Router, RouterConfig, SemanticRoute, T
 
 use crate::config::{
     AuthSection, BackendConfig, CacheSection, CheckSection, Config, ConfigError, FailoverSection,
-    GuardrailSection, ModerationSection, RateLimitSection, RouterSection,
+    GuardrailSection, ModerationSection, RateLimitSection, RouterSection, ServerConfig,
 };
 
 /// The service behind one route: the pipeline in front of the backends.
@@ -211,9 +211,17 @@ pub async fn build(config: &Config) -> Result<Gateway, ConfigError> {
         clients.insert(name.clone(), Upstream::new(f.clone()));
     }
 
+    let deadline = Duration::from_millis(config.pipeline.deadline_ms);
     let mut pipeline = Pipeline::builder()
         .max_request_body(config.pipeline.max_request_body_bytes)
-        .deadline(Some(Duration::from_millis(config.pipeline.deadline_ms)));
+        .deadline(Some(deadline))
+        .body_read_timeout(Some(
+            config
+                .server
+                .body_read_timeout_ms
+                .map_or(deadline, Duration::from_millis)
+                .min(deadline),
+        ));
     // The router first: the rate limiter's per-model limits and token counts then apply to
     // the model that will really be asked.
     if let Some(r) = &config.router {
@@ -346,7 +354,7 @@ pub fn build_check(c: &CheckSection) -> Result<Check, String> {
                     "us_ssn" => EntityKind::UsSsn,
                     "ipv4" => EntityKind::Ipv4,
                     "ipv6" => EntityKind::Ipv6,
-                    other => return Err(err(&format!("unknown entity '{other}'"))),
+                    _ => return Err(err("unknown entity value (the value is not repeated here)")),
                 };
                 kinds.push(k);
             }
@@ -380,19 +388,27 @@ pub fn build_check(c: &CheckSection) -> Result<Check, String> {
         "injection" => Detector::Injection {
             threshold: c.threshold.unwrap_or(DEFAULT_INJECTION_THRESHOLD),
         },
-        other => return Err(err(&format!("unknown detector '{other}'"))),
+        _ => {
+            return Err(err(
+                "unknown detector value (the value is not repeated here)",
+            ));
+        }
     };
     let action = match c.action.as_str() {
         "block" => Action::Block,
         "redact" => Action::Redact,
         "annotate" => Action::Annotate,
-        other => return Err(err(&format!("unknown action '{other}'"))),
+        _ => return Err(err("unknown action value (the value is not repeated here)")),
     };
     let applies = match c.applies.as_deref().unwrap_or("both") {
         "request" => Applies::Request,
         "response" => Applies::Response,
         "both" => Applies::Both,
-        other => return Err(err(&format!("unknown applies '{other}'"))),
+        _ => {
+            return Err(err(
+                "unknown applies value (the value is not repeated here)",
+            ));
+        }
     };
     let mut check = Check::new(c.name.clone(), detector, action).applies(applies);
     if let Some(m) = &c.mask {
@@ -422,7 +438,7 @@ fn moderation(m: &ModerationSection, mock_url: Option<&str>) -> Result<Moderatio
             m.name.clone(),
             WebhookModerator::new(&url).map_err(|e| err(&e))?,
         ),
-        other => return Err(err(&format!("unknown kind '{other}' (openai, webhook)"))),
+        _ => return Err(err(&"unknown kind value (openai, webhook)")),
     };
     if let Some(ms) = m.timeout_ms {
         out = out.timeout(Duration::from_millis(ms));
@@ -557,22 +573,66 @@ where
     }
 }
 
-/// Serves the gateway on `listener` until `shutdown` completes, then lets open connections
-/// finish (up to 10 s).
+/// Serves `service` on `listener` with the default [`ServerConfig`] until `shutdown`
+/// completes, then drains open connections for up to 10 s.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     service: GatewayService,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    serve_with(listener, service, &ServerConfig::default(), shutdown).await
+}
+
+/// Serves `service` on `listener` until `shutdown` completes, guarded by `server`: a header
+/// read timeout (which also closes idle kept-alive connections), a cap on concurrent
+/// connections (more wait to be accepted), a bound on header size, HTTP/2 stream and header
+/// list limits with keep-alive pings, and a back-off when accepting fails (out of file
+/// descriptors). Then drains open connections for up to 10 s.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    service: GatewayService,
+    server: &ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let header_timeout = Duration::from_millis(server.header_read_timeout_ms.max(1));
+    let ping = Duration::from_millis(server.http2_keep_alive_ms.max(1));
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_buf_size(server.max_header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .max_concurrent_streams(server.http2_max_concurrent_streams)
+        .max_header_list_size(u32::try_from(server.max_header_bytes).unwrap_or(u32::MAX))
+        .keep_alive_interval(ping)
+        .keep_alive_timeout(ping);
+    let permits = Arc::new(tokio::sync::Semaphore::new(server.max_connections.max(1)));
     let mut shutdown = std::pin::pin!(shutdown);
+    let mut backoff = Duration::from_millis(5);
     loop {
+        // At the connection cap, wait for one to close before accepting more.
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(a) => a,
+                Ok(a) => {
+                    backoff = Duration::from_millis(5);
+                    a
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
+                    // Out of descriptors or memory: retrying at once would spin.
+                    tracing::warn!(error = %e, backoff_ms = backoff.as_millis() as u64, "accept failed; backing off");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
                     continue;
                 }
             },
@@ -588,6 +648,7 @@ pub async fn serve(
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             let _ = conn.await;
+            drop(permit);
         });
     }
     let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
@@ -648,14 +709,22 @@ async fn router(
         None | Some("last_user") => QueryText::LastUser,
         Some("conversation") => QueryText::Conversation,
         Some("system") => QueryText::System,
-        Some(other) => return Err(err(format!("unknown query '{other}'"))),
+        Some(_) => {
+            return Err(err(
+                "unknown query value (the value is not repeated here)".to_owned()
+            ));
+        }
     });
     cfg = cfg.matching(match r.matching.as_deref() {
         None | Some("centroid") => Match::Centroid,
         Some("nearest") => Match::Nearest {
             k: r.nearest_k.unwrap_or(5),
         },
-        Some(other) => return Err(err(format!("unknown matching '{other}'"))),
+        Some(_) => {
+            return Err(err(
+                "unknown matching value (the value is not repeated here)".to_owned(),
+            ));
+        }
     });
     let embedder: Arc<dyn Embedder> = match r.embedder.as_deref() {
         None | Some("builtin") => Arc::new(HashEmbedder::builder().fit(cfg.utterances())),
@@ -676,7 +745,11 @@ async fn router(
             );
             Arc::new(CachedEmbedder::new(e, 100_000))
         }
-        Some(other) => return Err(err(format!("unknown embedder '{other}'"))),
+        Some(_) => {
+            return Err(err(
+                "unknown embedder value (the value is not repeated here)".to_owned(),
+            ));
+        }
     };
     Router::build(cfg, embedder)
         .await
@@ -704,7 +777,11 @@ fn cache(c: &CacheSection) -> Result<Cache, ConfigError> {
             http::HeaderName::from_bytes(&h.as_bytes()["header:".len()..])
                 .map_err(|e| err(e.to_string()))?,
         ),
-        Some(other) => return Err(err(format!("unknown tenant '{other}'"))),
+        Some(_) => {
+            return Err(err(
+                "unknown tenant value (the value is not repeated here)".to_owned()
+            ));
+        }
     });
     if let Some(url) = &c.redis_url {
         cfg = cfg.store(Arc::new(
@@ -824,7 +901,7 @@ fn provider_auth(a: &AuthSection, url: &str) -> Result<ProviderAuthLayer, String
             ),
             api_version: a.api_version.clone(),
         },
-        other => return Err(format!("unknown provider '{other}'")),
+        _ => return Err("unknown provider value (the value is not repeated here)".to_owned()),
     };
     Ok(ProviderAuthLayer::new(provider).passthrough(a.passthrough))
 }

@@ -121,6 +121,7 @@ struct Config {
     deadline: Option<Duration>,
     default_timeout: Option<Duration>,
     max_event_size: usize,
+    body_read_timeout: Option<Duration>,
 }
 
 /// Builds a [`Pipeline`].
@@ -165,6 +166,13 @@ impl PipelineBuilder {
     /// The timeout of processors that declare none (default: none, the deadline bounds them).
     pub fn default_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.config.default_timeout = timeout;
+        self
+    }
+
+    /// The time allowed to read a request body (default: the deadline, 30 s); past it the
+    /// answer is 408 (a client that trickles its body cannot hold a connection for ever).
+    pub fn body_read_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.config.body_read_timeout = timeout;
         self
     }
 
@@ -239,6 +247,7 @@ impl Pipeline {
                 deadline: Some(DEFAULT_DEADLINE),
                 default_timeout: None,
                 max_event_size: crate::sse::DEFAULT_MAX_EVENT_SIZE,
+                body_read_timeout: Some(DEFAULT_DEADLINE),
             },
         }
     }
@@ -288,7 +297,22 @@ impl Pipeline {
         }
         check_content_type(&head.headers)?;
         let limit = self.inner.config.max_request_body;
-        let bytes = collect_limited(body, limit).await.map_err(|e| match e {
+        let collect = collect_limited(body, limit);
+        let collected = match self.inner.config.body_read_timeout {
+            Some(t) => tokio::time::timeout(t, collect).await.map_err(|_| {
+                Rejection::new(
+                    RejectKind::InvalidRequest,
+                    format!(
+                        "the request body did not arrive within {} ms",
+                        t.as_millis()
+                    ),
+                )
+                .with_status(http::StatusCode::REQUEST_TIMEOUT)
+                .with_code("request_timeout")
+            })?,
+            None => collect.await,
+        };
+        let bytes = collected.map_err(|e| match e {
             CollectError::TooLarge { limit } => too_large(limit),
             e => Rejection::new(
                 RejectKind::InvalidRequest,
