@@ -28,7 +28,7 @@ struct Channel {
     safe: usize,
     /// Decided redactions not yet wholly released (absolute, ordered).
     spans: Vec<Hit>,
-    /// The JSON lexical state at `base`.
+    /// The JSON lexical state at `safe`.
     state: JsonState,
     /// Closed (its text was complete when last seen); new text reopens it.
     closed: bool,
@@ -94,7 +94,9 @@ impl WindowStream {
             return Ok(());
         };
         let from = ch.safe.saturating_sub(ch.base).min(ch.window.len());
-        let sub = &ch.window[from..];
+        let Some(sub) = ch.window.get(from..) else {
+            return Ok(());
+        };
         let mut safe = sub.len();
         let mut found: Vec<Hit> = Vec::new();
         let scan = Scan::new(sub);
@@ -117,12 +119,6 @@ impl WindowStream {
             }
         }
         safe = safe.max(sub.len().saturating_sub(cap));
-        // Window offsets from here on.
-        let mut safe = from.saturating_add(safe);
-        for h in &mut found {
-            h.start = h.start.saturating_add(from);
-            h.end = h.end.saturating_add(from);
-        }
         found.sort_by_key(|h| (h.start, std::cmp::Reverse(h.end)));
         let mut spans: Vec<Hit> = Vec::with_capacity(found.len());
         for h in found {
@@ -131,7 +127,8 @@ impl WindowStream {
             }
         }
         if ch.json {
-            json_safe(&ch.window, ch.state, &mut spans, from);
+            // Only the undecided text is classified: linear over the stream.
+            json_safe(sub, ch.state, &mut spans, 0);
         }
         // Never release part of a redaction.
         for s in &spans {
@@ -139,12 +136,19 @@ impl WindowStream {
                 safe = s.start;
             }
         }
+        while safe > 0 && !sub.is_char_boundary(safe) {
+            safe -= 1;
+        }
+        if ch.json {
+            ch.state.advance(&sub.as_bytes()[..safe]);
+        }
+        let at = ch.safe;
         for mut s in spans.into_iter().filter(|s| s.end <= safe) {
-            s.start = s.start.saturating_add(ch.base);
-            s.end = s.end.saturating_add(ch.base);
+            s.start = s.start.saturating_add(at);
+            s.end = s.end.saturating_add(at);
             ch.spans.push(s);
         }
-        ch.safe = ch.base.saturating_add(safe).max(ch.safe);
+        ch.safe = at.saturating_add(safe);
         Ok(())
     }
 
@@ -229,8 +233,8 @@ impl WindowStream {
             if n == 0 {
                 continue;
             }
-            if ch.json {
-                ch.state.advance(&ch.window.as_bytes()[..n]);
+            if !ch.window.is_char_boundary(n) {
+                continue;
             }
             ch.window.drain(..n);
             ch.base = ch.base.saturating_add(n);

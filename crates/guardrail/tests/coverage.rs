@@ -5,7 +5,12 @@
 //! valid JSON. Moderation sees the redacted text, and an answer in an unexpected shape follows
 //! the failure mode.
 
-#![allow(clippy::unwrap_used, clippy::pedantic, clippy::type_complexity, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::pedantic,
+    clippy::type_complexity,
+    missing_docs
+)]
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -678,4 +683,76 @@ async fn a_moderation_answer_in_an_unexpected_shape_follows_the_failure_mode() {
     let r = post_json(open, "/v1/chat/completions", &chat).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.headers["x-guardrail-findings"], "odd:unavailable=1");
+}
+
+#[tokio::test]
+async fn a_fixed_hold_back_never_cuts_a_character_and_long_arguments_flow() {
+    use infergate_guardrail::detect::RegexList;
+    // A user regex holds a fixed number of bytes, which may fall inside a character; tool
+    // arguments are one long "word" to the entity detectors.
+    let mut s = String::new();
+    for i in 0..400 {
+        s += &chunk(&[(0, json!({"content": format!("é漢{i} ")}))], false);
+    }
+    s += &chunk(&[(0, tool_delta("{\"note\": \""))], false);
+    for _ in 0..400 {
+        s += &chunk(&[(0, tool_delta("é漢 ab\\\"c\\u00e9 "))], false);
+    }
+    s += &chunk(&[(0, tool_delta("secret-42\"}"))], false);
+    s += &chunk(&[(0, json!({}))], true);
+    s += "data: [DONE]\n\n";
+    for hold in [1, 2, 5, 64] {
+        let cfg = GuardrailConfig::new()
+            .hold_back(hold)
+            .check(
+                Check::new(
+                    "re",
+                    Detector::Regex(RegexList::new([("tag", r"secret-\d+")]).unwrap()),
+                    Action::Redact,
+                )
+                .applies(Applies::Response),
+            )
+            .check(
+                Check::new("pii", Detector::Pii(vec![]), Action::Redact).applies(Applies::Response),
+            );
+        let svc = GuardrailLayer::new(cfg).layer(sse_upstream(Bytes::from(s.clone()), 7));
+        let req = http::Request::post("/v1/chat/completions")
+            .header("content-type", "application/json")
+            .body(Body::from(
+                json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "hi"}]})
+                    .to_string(),
+            ))
+            .unwrap();
+        let out = svc
+            .oneshot(req)
+            .await
+            .unwrap()
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes();
+        let out = std::str::from_utf8(&out).unwrap();
+        let mut args = String::new();
+        let mut content = String::new();
+        for data in out.split("\n\n").filter_map(|e| e.strip_prefix("data: ")) {
+            if data == "[DONE]" {
+                continue;
+            }
+            let v: Value = serde_json::from_str(data).unwrap();
+            content += v
+                .pointer("/choices/0/delta/content")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            args += v
+                .pointer("/choices/0/delta/tool_calls/0/function/arguments")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+        }
+        assert_eq!(content.matches("é漢").count(), 400, "hold {hold}");
+        let parsed: Value = serde_json::from_str(&args).unwrap();
+        let note = parsed["note"].as_str().unwrap();
+        assert!(note.ends_with("[REDACTED]"), "hold {hold}: {note}");
+        assert!(!out.contains("secret-42"));
+    }
 }
