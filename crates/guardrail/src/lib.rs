@@ -32,7 +32,17 @@
 //! named regexes, a prompt-length limit, a scored prompt-injection detector
 //! ([`detect::injection_score`]), and the processor for requests, whole responses and streams.
 //! External moderation ([`Moderator`]: OpenAI-compatible `/v1/moderations` or a webhook) runs
-//! on requests after the local checks, with its own timeout and failure mode.
+//! on requests after the local checks — on the redacted text — with its own timeout and
+//! failure mode; an answer in an unexpected shape is a failure, never "not flagged".
+//!
+//! Every text-bearing part of every API is inspected: on requests every role (the injection
+//! check reads [`DEFAULT_INJECTION_ROLES`] unless configured otherwise, and the roles left out
+//! are logged), tool and function descriptions ([`TOOL_DEFINITION_ROLE`]), tool-call arguments
+//! and results, Anthropic documents and thinking, Responses input items of every kind and
+//! instructions; on responses, streamed or not, content, refusals, reasoning and thinking,
+//! tool-call arguments (redacted inside their JSON strings, so they stay valid JSON) of every
+//! choice, and every stream event that repeats a whole text (`*.done`, `response.completed`).
+//! `docs/guardrails.md` has the table.
 
 mod check;
 pub mod detect;

@@ -175,7 +175,8 @@ impl WindowStream {
 
     /// Releases the events whose text is decided, in order.
     fn release(&mut self, out: &mut Vec<SseEvent>) {
-        let mut released: HashMap<ChanKey, usize> = HashMap::new();
+        // Per channel, how far its text went out (a few channels at most: a linear list).
+        let mut released: Vec<(ChanKey, usize)> = Vec::new();
         while let Some(front) = self.held.front() {
             let ready = front
                 .segs
@@ -192,8 +193,10 @@ impl WindowStream {
                 let Some(ch) = self.chans.get(&seg.key) else {
                     continue;
                 };
-                let e = released.entry(seg.key).or_default();
-                *e = (*e).max(seg.end);
+                match released.iter_mut().find(|(k, _)| *k == seg.key) {
+                    Some((_, to)) => *to = (*to).max(seg.end),
+                    None => released.push((seg.key, seg.end)),
+                }
                 let (a, b) = (seg.start, seg.end);
                 let touching = ch.spans.iter().filter(|s| s.start < b && s.end > a);
                 let mut text = String::new();
