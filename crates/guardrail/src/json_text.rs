@@ -189,9 +189,11 @@ pub(crate) fn json_safe(text: &str, state: JsonState, hits: &mut Vec<Hit>, lo: u
     *hits = out;
 }
 
-/// Whether `text` is one JSON value.
+/// Whether `text` is a JSON object or array (tool-call arguments; a bare string or number is
+/// treated as plain text).
 pub(crate) fn is_json(text: &str) -> bool {
-    serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
+    matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'['))
+        && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
 }
 
 #[cfg(test)]

@@ -53,6 +53,16 @@ pub(crate) fn request_texts<'a>(p: &'a Payload, f: &mut dyn FnMut(&'a str, TextS
                 f(TOOL_DEFINITION_ROLE, TextSource::System, t);
             });
         }
+        // Legacy completions (`/v1/completions`): the prompt, a string or a list of them.
+        Payload::Other(v) => match v.get("prompt") {
+            Some(Value::String(s)) => f("user", TextSource::Content, s),
+            Some(Value::Array(a)) => {
+                for s in a.iter().filter_map(Value::as_str) {
+                    f("user", TextSource::Content, s);
+                }
+            }
+            _ => {}
+        },
         _ => {}
     }
 }
@@ -98,6 +108,17 @@ pub(crate) fn request_texts_mut(p: &mut Payload, f: &mut dyn FnMut(&str, TextSou
                 f(TOOL_DEFINITION_ROLE, TextSource::System, t);
             });
         }
+        Payload::Other(v) => match v.get_mut("prompt") {
+            Some(Value::String(s)) => f("user", TextSource::Content, s),
+            Some(Value::Array(a)) => {
+                for v in a {
+                    if let Value::String(s) = v {
+                        f("user", TextSource::Content, s);
+                    }
+                }
+            }
+            _ => {}
+        },
         _ => {}
     }
 }

@@ -280,6 +280,11 @@ async fn every_text_of_a_request_is_redacted_in_every_api() {
             json!({"model": "m", "input": [PII, PII]}),
             vec![("/input/0", false), ("/input/1", false)],
         ),
+        (
+            "/v1/completions",
+            json!({"model": "m", "prompt": [PII, PII]}),
+            vec![("/prompt/0", false), ("/prompt/1", false)],
+        ),
     ];
     let svc = GuardrailLayer::new(redacting(Applies::Request)).layer(upstream);
     for (path, req, paths) in table {
