@@ -438,10 +438,12 @@ impl ProxyHttp for PipelineProxy {
                     }
                 }
                 Err(e) => {
-                    if let Some(resp) =
-                        self.pipeline
-                            .unreadable_body(exchange, &parts, &e.to_string())
-                    {
+                    if let Some(resp) = self.pipeline.unreadable_body(
+                        exchange,
+                        &parts,
+                        infergate_core::FailureClass::MalformedBody,
+                        &e.to_string(),
+                    ) {
                         let (p, b) = resp.into_parts();
                         parts = p;
                         replaced = Some(b);

@@ -135,7 +135,12 @@ where
                 }
             }
             Err(e) => {
-                if let Some(resp) = pipeline.unreadable_body(&mut exchange, &head, &e.to_string()) {
+                if let Some(resp) = pipeline.unreadable_body(
+                    &mut exchange,
+                    &head,
+                    FailureClass::MalformedBody,
+                    &e.to_string(),
+                ) {
                     let (parts, b) = resp.into_parts();
                     let mut resp = http::Response::from_parts(parts, PipelineBody::local(b));
                     resp.extensions_mut().insert(exchange.report.clone());
@@ -155,17 +160,29 @@ where
                     .await,
             ),
             Err(Spill::TooLarge(body)) => {
-                // Too large to inspect: passed on unchanged, and recorded.
-                tracing::warn!(
-                    limit = pipeline.max_response_body(),
-                    "response body too large for the whole-body phase; passed through uninspected"
+                // Too large to inspect: a failure of each processor that wanted it. Those that
+                // fail closed answer 502; when all fail open it is passed on unchanged.
+                let reason = format!(
+                    "the answer is larger than the whole-body bound of {} bytes",
+                    pipeline.max_response_body()
                 );
-                exchange.report.failures.push(FailureRecord {
-                    processor: "pipeline".to_owned(),
-                    class: FailureClass::BodyTooLarge,
-                    skipped: true,
-                });
-                PipelineBody::local(body)
+                if let Some(resp) = pipeline.unreadable_body(
+                    &mut exchange,
+                    &head,
+                    FailureClass::BodyTooLarge,
+                    &reason,
+                ) {
+                    let (parts, b) = resp.into_parts();
+                    head = parts;
+                    PipelineBody::local(b)
+                } else {
+                    exchange.report.failures.push(FailureRecord {
+                        processor: "pipeline".to_owned(),
+                        class: FailureClass::BodyTooLarge,
+                        skipped: true,
+                    });
+                    PipelineBody::local(body)
+                }
             }
             Err(Spill::Read(e)) => {
                 tracing::warn!(error = %e, "upstream response body failed");

@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, header};
+use http::{HeaderMap, header};
 use tokio::time::Instant;
 
 pub use context::{
@@ -457,6 +457,7 @@ impl Pipeline {
         &self,
         exchange: &mut Exchange,
         head: &http::response::Parts,
+        class: FailureClass,
         reason: &str,
     ) -> Option<http::Response<Body>> {
         let phase = if context::is_event_stream(&head.headers) {
@@ -483,7 +484,7 @@ impl Pipeline {
             );
             exchange.report.failures.push(FailureRecord {
                 processor: stage.name.clone(),
-                class: FailureClass::MalformedBody,
+                class,
                 skipped,
             });
             if !skipped && closed.is_none() {
@@ -709,7 +710,9 @@ pub(crate) fn is_event_stream_head(head: &http::response::Parts) -> bool {
 }
 
 fn has_body(head: &http::request::Parts) -> bool {
-    if matches!(head.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+    // GET, HEAD, OPTIONS and DELETE are forwarded without a body (crate::hop::is_bodyless):
+    // a body they declare is not read, parsed or checked.
+    if crate::hop::is_bodyless(&head.method) {
         return false;
     }
     let len = head
@@ -717,7 +720,7 @@ fn has_body(head: &http::request::Parts) -> bool {
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    !(len == Some(0) || (len.is_none() && head.method == Method::DELETE))
+    len != Some(0)
 }
 
 fn check_content_type(headers: &HeaderMap) -> Result<(), Rejection> {
