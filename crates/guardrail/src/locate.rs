@@ -18,7 +18,14 @@ pub const TOOL_DEFINITION_ROLE: &str = "tool_definition";
 
 /// Every text of a request: `(role, source, text)`.
 pub(crate) fn request_texts<'a>(p: &'a Payload, f: &mut dyn FnMut(&'a str, TextSource, &'a str)) {
-    p.for_each_text(&mut |t| f(t.role, t.source, t.text));
+    // Anthropic tool_use inputs are walked here in full (the payload's walk stops at nested
+    // objects), so the payload's own visit of them is skipped.
+    let messages = matches!(p, Payload::Messages(_));
+    p.for_each_text(&mut |t| {
+        if !(messages && t.source == TextSource::ToolArguments) {
+            f(t.role, t.source, t.text);
+        }
+    });
     match p {
         Payload::Chat(r) => {
             for m in &r.messages {
@@ -34,7 +41,9 @@ pub(crate) fn request_texts<'a>(p: &'a Payload, f: &mut dyn FnMut(&'a str, TextS
                 let role = m.role.as_str();
                 if let MessageContent::Parts(parts) = &m.content {
                     for part in parts {
-                        anthropic_part_extra(part, &mut |t| f(role, TextSource::Content, t));
+                        anthropic_extra(part.kind.as_deref(), &part.extra, 0, &mut |src, t| {
+                            f(role, src, t);
+                        });
                     }
                 }
             }
@@ -69,7 +78,12 @@ pub(crate) fn request_texts<'a>(p: &'a Payload, f: &mut dyn FnMut(&'a str, TextS
 
 /// Mutable twin of [`request_texts`]: the same texts, in the same order.
 pub(crate) fn request_texts_mut(p: &mut Payload, f: &mut dyn FnMut(&str, TextSource, &mut String)) {
-    p.for_each_text_mut(&mut |role, src, t| f(role, src, t));
+    let messages = matches!(p, Payload::Messages(_));
+    p.for_each_text_mut(&mut |role, src, t| {
+        if !(messages && src == TextSource::ToolArguments) {
+            f(role, src, t);
+        }
+    });
     match p {
         Payload::Chat(r) => {
             for m in &mut r.messages {
@@ -85,7 +99,12 @@ pub(crate) fn request_texts_mut(p: &mut Payload, f: &mut dyn FnMut(&str, TextSou
                 let role = m.role.as_str();
                 if let MessageContent::Parts(parts) = &mut m.content {
                     for part in parts {
-                        anthropic_part_extra_mut(part, &mut |t| f(role, TextSource::Content, t));
+                        anthropic_extra_mut(
+                            part.kind.as_deref(),
+                            &mut part.extra,
+                            0,
+                            &mut |src, t| f(role, src, t),
+                        );
                     }
                 }
             }
@@ -238,68 +257,145 @@ fn descriptions_mut(v: &mut Value, depth: usize, f: &mut dyn FnMut(&mut String))
     }
 }
 
-/// Anthropic content blocks: `document` sources with text (`source.data` of a `text` source,
-/// the text blocks of a `content` source), their `title` and `context`, and `thinking` text.
-fn anthropic_part_extra<'a>(p: &'a ContentPart, f: &mut dyn FnMut(&'a str)) {
-    match p.kind.as_deref() {
+/// Anthropic content blocks, beyond what the payload visits: `document` sources with text
+/// (`source.data` of a `text` source, the text blocks of a `content` source), their `title`
+/// and `context`; `thinking` text; every string leaf of a `tool_use` input, however deep (the
+/// payload's own walk is not used for it: it stops at nested objects); documents inside
+/// `tool_result` content.
+fn anthropic_extra<'a>(
+    kind: Option<&str>,
+    o: &'a Map<String, Value>,
+    depth: usize,
+    f: &mut dyn FnMut(TextSource, &'a str),
+) {
+    if depth > MAX_SCHEMA_DEPTH {
+        return;
+    }
+    match kind {
         Some("document") => {
-            if let Some(Value::Object(src)) = p.extra.get("source") {
+            if let Some(Value::Object(src)) = o.get("source") {
                 if str_field(src, "type") == Some("text")
                     && let Some(t) = str_field(src, "data")
                 {
-                    f(t);
+                    f(TextSource::Content, t);
                 }
                 if let Some(Value::Array(blocks)) = src.get("content") {
                     for b in blocks {
                         if let Some(t) = b.get("text").and_then(Value::as_str) {
-                            f(t);
+                            f(TextSource::Content, t);
                         }
                     }
                 }
             }
             for key in ["title", "context"] {
-                if let Some(t) = str_field(&p.extra, key) {
-                    f(t);
+                if let Some(t) = str_field(o, key) {
+                    f(TextSource::Content, t);
                 }
             }
         }
         Some("thinking") => {
-            if let Some(t) = str_field(&p.extra, "thinking") {
-                f(t);
+            if let Some(t) = str_field(o, "thinking") {
+                f(TextSource::Content, t);
+            }
+        }
+        Some("tool_use") => {
+            if let Some(input) = o.get("input") {
+                leaves(input, 0, &mut |t| f(TextSource::ToolArguments, t));
+            }
+        }
+        Some("tool_result") => {
+            for b in o
+                .get("content")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Value::Object(bo) = b {
+                    let kind = bo.get("type").and_then(Value::as_str);
+                    anthropic_extra(kind, bo, depth + 1, f);
+                }
             }
         }
         _ => {}
     }
 }
 
-fn anthropic_part_extra_mut(p: &mut ContentPart, f: &mut dyn FnMut(&mut String)) {
-    match p.kind.as_deref() {
+fn anthropic_extra_mut(
+    kind: Option<&str>,
+    o: &mut Map<String, Value>,
+    depth: usize,
+    f: &mut dyn FnMut(TextSource, &mut String),
+) {
+    if depth > MAX_SCHEMA_DEPTH {
+        return;
+    }
+    match kind {
         Some("document") => {
-            if let Some(Value::Object(src)) = p.extra.get_mut("source") {
+            if let Some(Value::Object(src)) = o.get_mut("source") {
                 if str_field(src, "type") == Some("text")
                     && let Some(t) = str_field_mut(src, "data")
                 {
-                    f(t);
+                    f(TextSource::Content, t);
                 }
                 if let Some(Value::Array(blocks)) = src.get_mut("content") {
                     for b in blocks {
                         if let Some(Value::String(t)) = b.get_mut("text") {
-                            f(t);
+                            f(TextSource::Content, t);
                         }
                     }
                 }
             }
             for key in ["title", "context"] {
-                if let Some(t) = str_field_mut(&mut p.extra, key) {
-                    f(t);
+                if let Some(t) = str_field_mut(o, key) {
+                    f(TextSource::Content, t);
                 }
             }
         }
         Some("thinking") => {
-            if let Some(t) = str_field_mut(&mut p.extra, "thinking") {
-                f(t);
+            if let Some(t) = str_field_mut(o, "thinking") {
+                f(TextSource::Content, t);
             }
         }
+        Some("tool_use") => {
+            if let Some(input) = o.get_mut("input") {
+                leaves_mut(input, 0, &mut |t| f(TextSource::ToolArguments, t));
+            }
+        }
+        Some("tool_result") => {
+            if let Some(Value::Array(blocks)) = o.get_mut("content") {
+                for b in blocks {
+                    if let Value::Object(bo) = b {
+                        let kind = bo.get("type").and_then(Value::as_str).map(str::to_owned);
+                        anthropic_extra_mut(kind.as_deref(), bo, depth + 1, f);
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Every string leaf of `v`.
+fn leaves<'a>(v: &'a Value, depth: usize, f: &mut dyn FnMut(&'a str)) {
+    if depth > MAX_SCHEMA_DEPTH {
+        return;
+    }
+    match v {
+        Value::String(s) => f(s),
+        Value::Array(a) => a.iter().for_each(|v| leaves(v, depth + 1, f)),
+        Value::Object(o) => o.values().for_each(|v| leaves(v, depth + 1, f)),
+        _ => {}
+    }
+}
+
+fn leaves_mut(v: &mut Value, depth: usize, f: &mut dyn FnMut(&mut String)) {
+    if depth > MAX_SCHEMA_DEPTH {
+        return;
+    }
+    match v {
+        Value::String(s) => f(s),
+        Value::Array(a) => a.iter_mut().for_each(|v| leaves_mut(v, depth + 1, f)),
+        Value::Object(o) => o.values_mut().for_each(|v| leaves_mut(v, depth + 1, f)),
         _ => {}
     }
 }

@@ -228,10 +228,11 @@ async fn every_text_of_a_request_is_redacted_in_every_api() {
                     {"type": "document", "source": {"type": "content", "content": [{"type": "text", "text": PII}]}}]},
                 {"role": "assistant", "content": [
                     {"type": "thinking", "thinking": PII, "signature": "s"},
-                    {"type": "tool_use", "id": "t", "name": "f", "input": {"to": PII}}]},
+                    {"type": "tool_use", "id": "t", "name": "f", "input": {"to": PII, "deep": {"er": [{"x": PII}]}}}]},
                 {"role": "user", "content": [
                     {"type": "tool_result", "tool_use_id": "t", "content": PII},
-                    {"type": "tool_result", "tool_use_id": "t2", "content": [{"type": "text", "text": PII}]}]}]}),
+                    {"type": "tool_result", "tool_use_id": "t2", "content": [{"type": "text", "text": PII},
+                        {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": PII}}]}]}]}),
             vec![
                 ("/system", false),
                 ("/tools/0/description", false),
@@ -243,6 +244,8 @@ async fn every_text_of_a_request_is_redacted_in_every_api() {
                 ("/messages/0/content/2/source/content/0/text", false),
                 ("/messages/1/content/0/thinking", false),
                 ("/messages/1/content/1/input/to", false),
+                ("/messages/1/content/1/input/deep/er/0/x", false),
+                ("/messages/2/content/1/content/1/source/data", false),
                 ("/messages/2/content/0/content", false),
                 ("/messages/2/content/1/content/0/text", false),
             ],
