@@ -9,7 +9,7 @@
 //! redacting.
 
 use infergate_core::ApiKind;
-use infergate_core::payload::{ContentPart, MessageContent, Payload, TextSource};
+use infergate_core::payload::{MessageContent, Payload, TextSource};
 use serde_json::{Map, Value};
 
 /// The role under which tool and function definitions (their descriptions, and the descriptions
