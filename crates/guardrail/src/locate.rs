@@ -402,7 +402,7 @@ fn leaves_mut(v: &mut Value, depth: usize, f: &mut dyn FnMut(&mut String)) {
 
 /// Responses input items, beyond what the payload visits (`content`, `arguments`, `output`):
 /// a bare `input_text` item's `text`, `refusal` parts, reasoning `summary[].text`, a custom
-/// tool call's `input`.
+/// tool call's `input`, a tool output given as parts (`output[].text`).
 fn responses_item_extra<'a>(item: &'a Value, f: &mut dyn FnMut(TextSource, &'a str)) {
     let Some(o) = item.as_object() else { return };
     if let Some(t) = str_field(o, "text") {
@@ -431,6 +431,17 @@ fn responses_item_extra<'a>(item: &'a Value, f: &mut dyn FnMut(TextSource, &'a s
             f(TextSource::Content, t);
         }
     }
+    // A tool output given as content parts.
+    for part in o
+        .get("output")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(t) = part.get("text").and_then(Value::as_str) {
+            f(TextSource::ToolArguments, t);
+        }
+    }
 }
 
 fn responses_item_extra_mut(item: &mut Value, f: &mut dyn FnMut(TextSource, &mut String)) {
@@ -454,6 +465,13 @@ fn responses_item_extra_mut(item: &mut Value, f: &mut dyn FnMut(TextSource, &mut
         for s in summary {
             if let Some(Value::String(t)) = s.get_mut("text") {
                 f(TextSource::Content, t);
+            }
+        }
+    }
+    if let Some(Value::Array(parts)) = o.get_mut("output") {
+        for part in parts {
+            if let Some(Value::String(t)) = part.get_mut("text") {
+                f(TextSource::ToolArguments, t);
             }
         }
     }

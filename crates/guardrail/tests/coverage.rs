@@ -262,7 +262,8 @@ async fn every_text_of_a_request_is_redacted_in_every_api() {
                 {"type": "reasoning", "summary": [{"type": "summary_text", "text": PII}]},
                 {"type": "function_call", "call_id": "c", "name": "f", "arguments": args()},
                 {"type": "function_call_output", "call_id": "c", "output": PII},
-                {"type": "custom_tool_call", "call_id": "d", "name": "g", "input": PII}]}),
+                {"type": "custom_tool_call", "call_id": "d", "name": "g", "input": PII},
+                {"type": "function_call_output", "call_id": "e", "output": [{"type": "input_text", "text": PII}]}]}),
             vec![
                 ("/instructions", false),
                 ("/tools/0/description", false),
@@ -276,6 +277,7 @@ async fn every_text_of_a_request_is_redacted_in_every_api() {
                 ("/input/5/arguments", true),
                 ("/input/6/output", false),
                 ("/input/7/input", false),
+                ("/input/8/output/0/text", false),
             ],
         ),
         (
