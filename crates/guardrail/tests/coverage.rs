@@ -808,3 +808,137 @@ async fn long_streamed_tool_arguments_are_checked_in_linear_time() {
     assert!(elapsed < std::time::Duration::from_secs(60), "{elapsed:?}");
     eprintln!("{n} argument deltas in {elapsed:?}");
 }
+
+/// A small deterministic generator (xorshift), so that failures reproduce.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+#[tokio::test]
+async fn streamed_redaction_equals_whole_text_redaction_however_the_text_is_cut() {
+    // Texts with e-mail addresses, SSNs and AWS keys at random places, cut into random deltas,
+    // three choices and a tool call interleaved at random, every SSE frame split at random:
+    // each choice's streamed text, once redacted, equals the whole text redacted at once.
+    let words = [
+        "hello", "the", "number", "is", "and", "café", "漢字", "x", "42", "mail:", "(", "),",
+    ];
+    let secrets = [
+        "jane.doe@example.com",
+        "460-89-9847",
+        "AKIAIOSFODNN7EXAMPLE",
+    ];
+    let cfg = || redacting(Applies::Response);
+    let whole = |text: &str| -> String {
+        let checks = [
+            Check::new("pii", Detector::Pii(vec![]), Action::Redact),
+            Check::new("secrets", Detector::Secrets, Action::Redact),
+        ];
+        let mut t = text.to_owned();
+        for c in &checks {
+            let hits = c.find(&t);
+            let mut out = String::new();
+            let mut pos = 0;
+            for h in hits {
+                out.push_str(&t[pos..h.start]);
+                out.push_str(&h.mask);
+                pos = h.end;
+            }
+            out.push_str(&t[pos..]);
+            t = out;
+        }
+        t
+    };
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    for round in 0..60 {
+        let mut texts: Vec<String> = Vec::new();
+        for _ in 0..3 {
+            let mut t = String::new();
+            for _ in 0..(20 + rng.below(40)) {
+                if rng.below(6) == 0 {
+                    t.push_str(secrets[rng.below(secrets.len())]);
+                } else {
+                    t.push_str(words[rng.below(words.len())]);
+                }
+                t.push(if rng.below(8) == 0 { '\n' } else { ' ' });
+            }
+            texts.push(t);
+        }
+        // Cut each text into deltas (at char boundaries) and interleave them.
+        let mut pieces: Vec<Vec<String>> = texts
+            .iter()
+            .map(|t| {
+                let mut out = Vec::new();
+                let mut rest = t.as_str();
+                while !rest.is_empty() {
+                    let mut n = (1 + rng.below(12)).min(rest.len());
+                    while !rest.is_char_boundary(n) {
+                        n += 1;
+                    }
+                    out.push(rest[..n].to_owned());
+                    rest = &rest[n..];
+                }
+                out.reverse();
+                out
+            })
+            .collect();
+        let mut s = String::new();
+        while pieces.iter().any(|p| !p.is_empty()) {
+            let i = rng.below(3);
+            if let Some(p) = pieces[i].pop() {
+                s += &chunk(&[(i as u64, json!({"content": p}))], false);
+            }
+        }
+        s += &chunk(&[(0, json!({})), (1, json!({})), (2, json!({}))], true);
+        s += "data: [DONE]\n\n";
+        let split = 1 + rng.below(40);
+        let svc = GuardrailLayer::new(cfg()).layer(sse_upstream(Bytes::from(s), split));
+        let req = http::Request::post("/v1/chat/completions")
+            .header("content-type", "application/json")
+            .body(Body::from(
+                json!({"model": "m", "stream": true, "n": 3, "messages": [{"role": "user", "content": "hi"}]})
+                    .to_string(),
+            ))
+            .unwrap();
+        let out = svc
+            .oneshot(req)
+            .await
+            .unwrap()
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes();
+        let out = std::str::from_utf8(&out).unwrap();
+        let mut got = [String::new(), String::new(), String::new()];
+        for data in out.split("\n\n").filter_map(|e| e.strip_prefix("data: ")) {
+            if data == "[DONE]" {
+                continue;
+            }
+            let v: Value = serde_json::from_str(data).unwrap();
+            for ch in v["choices"].as_array().unwrap() {
+                let i = ch["index"].as_u64().unwrap() as usize;
+                got[i] += ch
+                    .pointer("/delta/content")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+            }
+        }
+        for i in 0..3 {
+            assert_eq!(
+                got[i],
+                whole(&texts[i]),
+                "round {round}, choice {i}, split {split}"
+            );
+        }
+    }
+}
