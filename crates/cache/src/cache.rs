@@ -16,7 +16,7 @@ use infergate_embed::Embedder;
 use tokio::sync::watch;
 
 use crate::Answer;
-use crate::answer::{ChatAssembler, chat_to_sse};
+use crate::answer::{ChatAssembler, replay};
 use crate::key::{TenantScope, exact_key, semantic_scope};
 use crate::semantic::SemanticIndex;
 use crate::store::{CacheStore, MemoryStore};
@@ -384,20 +384,20 @@ impl Cache {
         exact_key(&self.cfg.secret, &tenant, payload.api(), payload)
     }
 
-    /// The answer as the client asked for it: a JSON body, or a replayed SSE stream.
+    /// The answer as the client asked for it: a JSON body, or a replayed SSE stream; `None`
+    /// (a miss, with a warning) when the stored entry cannot answer.
     fn respond(
         answer: &Answer,
         stream: bool,
         include_usage: bool,
         similarity: Option<f32>,
-    ) -> Decision {
-        let (ct, body) = if stream && answer.api == ApiKind::ChatCompletions {
-            match serde_json::from_slice(&answer.body) {
-                Ok(v) => ("text/event-stream", chat_to_sse(&v, include_usage)),
-                Err(_) => ("application/json", answer.body.clone()),
+    ) -> Option<Decision> {
+        let (ct, body) = match replay(answer, stream, include_usage) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(processor = "cache", reason = %e, "stored answer cannot be replayed; treated as a miss");
+                return None;
             }
-        } else {
-            ("application/json", answer.body.clone())
         };
         let mut resp = http::Response::new(Body::full(body));
         let h = resp.headers_mut();
@@ -408,7 +408,7 @@ impl Cache {
         {
             h.insert(SIMILARITY_HEADER, v);
         }
-        Decision::Respond(resp)
+        Some(Decision::Respond(resp))
     }
 
     async fn get(&self, key: u128) -> Result<Option<Answer>, ProcessorError> {
@@ -506,8 +506,11 @@ impl Processor for Cache {
             return bypass(cx);
         };
         let (stream, include_usage) = wants_stream(payload);
-        if !no_cache && let Some(a) = self.get(key).await? {
-            return Ok(Self::respond(&a, stream, include_usage, None));
+        if !no_cache
+            && let Some(a) = self.get(key).await?
+            && let Some(hit) = Self::respond(&a, stream, include_usage, None)
+        {
+            return Ok(hit);
         }
         let mut semantic = None;
         if let Some(sem) = &self.cfg.semantic
@@ -521,8 +524,9 @@ impl Processor for Cache {
                         && let Some((k, score)) = sem.index.nearest(scope, &q)
                         && score >= sem.threshold
                         && let Some(a) = self.get(k).await?
+                        && let Some(hit) = Self::respond(&a, stream, include_usage, Some(score))
                     {
-                        return Ok(Self::respond(&a, stream, include_usage, Some(score)));
+                        return Ok(hit);
                     }
                     semantic = Some((scope, q));
                 }
@@ -588,8 +592,9 @@ impl Processor for Cache {
                         .await;
                 if let Ok(Ok(v)) = got
                     && let FlightState::Done(Some(a)) = v.clone()
+                    && let Some(hit) = Self::respond(&a, stream, include_usage, None)
                 {
-                    return Ok(Self::respond(&a, stream, include_usage, None));
+                    return Ok(hit);
                 }
                 // The first one failed or took too long: go upstream ourselves.
             }
@@ -627,15 +632,23 @@ impl Processor for Cache {
         let Some(p) = cx.exchange_mut().state_mut().remove::<Pending>() else {
             return Ok(Decision::Continue);
         };
-        if let (Some(key), true, StatusCode::OK) = (p.key, p.store, cx.status())
-            && body.json().is_some()
-        {
-            {
+        if let (Some(key), true, StatusCode::OK) = (p.key, p.store, cx.status()) {
+            if body.json().is_some() {
                 let answer = Answer {
                     api: p.api,
                     body: body.bytes().clone(),
                 };
                 self.store(key, answer, p.semantic, p.leader.clone());
+            } else {
+                // Never a silent skip: a 200 the cache cannot read is a malformed body.
+                tracing::warn!(
+                    processor = "cache",
+                    reason = "the response body is not JSON",
+                    "answer not stored"
+                );
+                if let Some(l) = &p.leader {
+                    l.publish(None);
+                }
             }
         }
         Ok(Decision::Continue)
@@ -653,7 +666,7 @@ impl Processor for Cache {
             semantic: p.semantic,
             leader: p.leader,
             assembler: ChatAssembler::default(),
-            failed: false,
+            failed: None,
         }))
     }
 
@@ -674,20 +687,30 @@ struct Tee {
     semantic: Option<(u128, Vec<f32>)>,
     leader: Option<Arc<Leader>>,
     assembler: ChatAssembler,
-    failed: bool,
+    /// Why the stream will not be stored, once known.
+    failed: Option<Failed>,
+}
+
+/// Why a streamed answer is not stored.
+#[derive(Debug, Clone, Copy)]
+enum Failed {
+    /// The upstream said so (an `error` event or an error object): nothing to warn about.
+    UpstreamError,
+    /// An event the cache cannot read.
+    Unreadable(&'static str),
 }
 
 impl StreamProcessor for Tee {
     fn on_event(&mut self, event: SseEvent, out: &mut Vec<SseEvent>) -> Result<(), StreamStop> {
-        if !self.failed {
+        if self.failed.is_none() {
             if event.event_type().is_some_and(|t| t == "error") {
-                self.failed = true;
+                self.failed = Some(Failed::UpstreamError);
             } else if let Some(d) = event.data_str().filter(|_| !event.is_done()) {
                 // (Events go to followers below, whatever their content.)
                 match serde_json::from_str::<serde_json::Value>(d) {
-                    Ok(v) if v.get("error").is_some() => self.failed = true,
+                    Ok(v) if v.get("error").is_some() => self.failed = Some(Failed::UpstreamError),
                     Ok(v) => self.assembler.push(&v),
-                    Err(_) => self.failed = true,
+                    Err(_) => self.failed = Some(Failed::Unreadable("an event's data is not JSON")),
                 }
             }
         }
@@ -703,15 +726,34 @@ impl StreamProcessor for Tee {
     fn on_end(&mut self, end: StreamEnd, _out: &mut Vec<SseEvent>) -> Result<(), StreamStop> {
         let assembled = std::mem::take(&mut self.assembler);
         let leader = self.leader.take();
-        if end != StreamEnd::Completed || self.failed {
-            tracing::debug!(?end, "cache: stream did not complete; not stored");
+        let not_stored = |leader: Option<Arc<Leader>>| {
             if let Some(l) = leader {
                 l.publish(None);
             }
-            return Ok(());
+        };
+        match self.failed {
+            Some(Failed::Unreadable(reason)) => {
+                tracing::warn!(processor = "cache", reason, "streamed answer not stored");
+                not_stored(leader);
+                return Ok(());
+            }
+            Some(Failed::UpstreamError) => {
+                tracing::debug!("cache: the upstream streamed an error; not stored");
+                not_stored(leader);
+                return Ok(());
+            }
+            None if end != StreamEnd::Completed => {
+                tracing::debug!(?end, "cache: stream did not complete; not stored");
+                not_stored(leader);
+                return Ok(());
+            }
+            None => {}
         }
-        match assembled.finish().and_then(|v| serde_json::to_vec(&v).ok()) {
-            Some(json) => {
+        let json = assembled
+            .finish()
+            .and_then(|v| serde_json::to_vec(&v).map_err(|_| "the completion does not serialise"));
+        match json {
+            Ok(json) => {
                 let answer = Answer {
                     api: ApiKind::ChatCompletions,
                     body: Bytes::from(json),
@@ -719,10 +761,9 @@ impl StreamProcessor for Tee {
                 self.cache
                     .store(self.key, answer, self.semantic.take(), leader);
             }
-            None => {
-                if let Some(l) = leader {
-                    l.publish(None);
-                }
+            Err(reason) => {
+                tracing::warn!(processor = "cache", reason, "streamed answer not stored");
+                not_stored(leader);
             }
         }
         Ok(())

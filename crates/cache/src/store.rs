@@ -95,12 +95,24 @@ impl CacheStore for MemoryStore {
             key,
             Stored {
                 answer: Arc::new(answer),
-                expires: Instant::now() + ttl,
+                expires: expiry(Instant::now(), ttl),
             },
         );
         Ok(())
     }
 }
+
+/// `now + ttl`, saturating: a TTL too long for the clock is a century.
+fn expiry(now: Instant, ttl: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    now.checked_add(ttl)
+        .or_else(|| now.checked_add(ttl.min(CENTURY)))
+        .unwrap_or(now)
+}
+
+/// The longest TTL given to Redis (ten years): its `PX` refuses what overflows its clock.
+#[cfg(feature = "redis")]
+const REDIS_MAX_TTL_MS: u64 = 10 * 365 * 24 * 3600 * 1000;
 
 #[cfg(feature = "redis")]
 pub use redis_store::RedisStore;
@@ -197,7 +209,9 @@ mod redis_store {
 
         async fn put(&self, key: u128, answer: Answer, ttl: Duration) -> Result<(), StoreError> {
             let mut c = self.connection().await?;
-            let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+            let ms = u64::try_from(ttl.as_millis())
+                .unwrap_or(u64::MAX)
+                .clamp(1, super::REDIS_MAX_TTL_MS);
             let cmd = redis::cmd("SET")
                 .arg(self.key(key))
                 .arg(answer.encode())

@@ -379,3 +379,70 @@ async fn a_streaming_follower_gets_the_leaders_stream_as_it_is_produced() {
         "Hello world"
     );
 }
+
+#[tokio::test]
+async fn a_stored_entry_of_any_shape_is_replayed_or_treated_as_a_miss_never_a_panic() {
+    use infergate_cache::{Answer, Cache, CacheStore, MemoryStore};
+    use infergate_core::{ApiKind, Payload};
+    let mock = MockProvider::start().await.unwrap();
+    let store = Arc::new(MemoryStore::new(1000, 1 << 20));
+    // A TTL too long for the clock is stored, not a panic.
+    let cfg = CacheConfig::new()
+        .store(store.clone())
+        .ttl(Duration::MAX)
+        .single_flight(None);
+    let addr = gateway(&mock, cfg.clone()).await;
+    let cache = Cache::new(cfg);
+    let garbage: [&[u8]; 7] = [
+        b"",
+        b"not json",
+        b"[1,2,3]",
+        b"{\"choices\": 7}",
+        b"{\"choices\": [1, null]}",
+        b"{\"choices\": []}",
+        b"\xff\xfe{",
+    ];
+    let mut upstream = 0;
+    for (i, body) in garbage.iter().enumerate() {
+        for stream in [false, true] {
+            let req = chat(&format!("garbage {i} {stream}"), stream);
+            let mut headers = http::HeaderMap::new();
+            headers.insert("authorization", "Bearer sk-g".parse().unwrap());
+            let payload =
+                Payload::parse(ApiKind::ChatCompletions, req.to_string().as_bytes()).unwrap();
+            let key = cache.key_for(&headers, &payload).unwrap();
+            let answer = Answer {
+                api: ApiKind::ChatCompletions,
+                body: Bytes::copy_from_slice(body),
+            };
+            store.put(key, answer, Duration::MAX).await.unwrap();
+            let r = post(addr, &req, "sk-g").await;
+            assert_eq!(r.status, 200, "{i} {stream}");
+            assert_eq!(r.headers["x-cache"], "MISS", "{i} {stream}");
+            upstream += 1;
+            assert_eq!(mock.request_count(), upstream);
+            // The upstream's answer replaced the bad entry: now a hit.
+            let r = post(addr, &req, "sk-g").await;
+            assert_eq!(r.headers["x-cache"], "HIT", "{i} {stream}");
+            content(&r);
+        }
+    }
+    // An odd but readable entry (tool calls that are not objects) replays as a valid stream.
+    let req = chat("odd", true);
+    let mut headers = http::HeaderMap::new();
+    headers.insert("authorization", "Bearer sk-g".parse().unwrap());
+    let payload = Payload::parse(ApiKind::ChatCompletions, req.to_string().as_bytes()).unwrap();
+    let key = cache.key_for(&headers, &payload).unwrap();
+    let body = br#"{"choices":[{"message":{"content":"hi","tool_calls":[1,"x",{"id":"t"}]},"finish_reason":null}],"usage":5}"#;
+    let answer = Answer {
+        api: ApiKind::ChatCompletions,
+        body: Bytes::from_static(body),
+    };
+    store
+        .put(key, answer, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let r = post(addr, &req, "sk-g").await;
+    assert_eq!(r.headers["x-cache"], "HIT");
+    assert_eq!(content(&r).0, "hi");
+}
