@@ -523,9 +523,29 @@ impl Processor for TokenRateLimiter {
         body: &mut ResponseBody,
     ) -> Result<Decision, ProcessorError> {
         if let Some(p) = cx.exchange_mut().state_mut().remove::<Pending>() {
-            match response_usage(p.api, body.bytes()) {
-                Some(u) => self.settle(&p, Some(u), SettledBy::ReportedUsage),
-                None => self.settle(&p, None, SettledBy::Reservation),
+            if let Some(u) = response_usage(p.api, body.bytes()) {
+                self.settle(&p, Some(u), SettledBy::ReportedUsage);
+            } else {
+                // The reservation stands (the conservative side); say why, never silently.
+                match body.json() {
+                    None => tracing::warn!(
+                        processor = "token-rate-limit",
+                        reason = "the response body is not JSON",
+                        "usage not reconciled; the reservation stands"
+                    ),
+                    Some(v) if v.get("usage").is_some_and(|u| !u.is_null()) => {
+                        tracing::warn!(
+                            processor = "token-rate-limit",
+                            reason = "the response's usage is not in the API's shape",
+                            "usage not reconciled; the reservation stands"
+                        );
+                    }
+                    Some(_) => tracing::debug!(
+                        processor = "token-rate-limit",
+                        "the response reports no usage; the reservation stands"
+                    ),
+                }
+                self.settle(&p, None, SettledBy::Reservation);
             }
         }
         Ok(Decision::Continue)
@@ -537,6 +557,7 @@ impl Processor for TokenRateLimiter {
             shared: self.shared.clone(),
             tracker: UsageTracker::new(p.api),
             deltas: 0,
+            unreadable: false,
             pending: Some(p),
         }))
     }
@@ -562,9 +583,36 @@ struct UsageStream {
     pending: Option<Pending>,
     tracker: UsageTracker,
     deltas: u64,
+    /// An event that may have carried usage could not be read: the reservation stands.
+    unreadable: bool,
 }
 
 impl UsageStream {
+    /// Whether `event` (which carried no usage the tracker could read) looks like it meant
+    /// to, and is not readable as an event of `api`.
+    fn check_unreadable(&mut self, api: ApiKind, event: &SseEvent, data: &str) {
+        if self.unreadable
+            || !data.contains("usage")
+            || data.contains("\"usage\":null")
+            || event.is_done()
+            || event.event_type() == Some("error")
+        {
+            return;
+        }
+        if let Err(e) = infergate_core::sse::parse_event(api, event) {
+            self.unreadable = true;
+            // The category and position only: a parse error can quote the data.
+            tracing::warn!(
+                processor = "token-rate-limit",
+                reason = "a stream event that may carry usage is not readable",
+                category = ?e.classify(),
+                line = e.line(),
+                column = e.column(),
+                "usage not reconciled; the reservation stands"
+            );
+        }
+    }
+
     fn hide(&self) -> bool {
         self.pending.as_ref().is_some_and(|p| p.hide_usage)
     }
@@ -587,6 +635,9 @@ impl StreamProcessor for UsageStream {
         let api = self.pending.as_ref().map_or(ApiKind::Other, |p| p.api);
         let carried = self.tracker.observe(&event);
         if let Some(data) = event.data_str() {
+            if !carried {
+                self.check_unreadable(api, &event, data);
+            }
             if is_content_delta(api, data) {
                 self.deltas = self.deltas.saturating_add(1);
             }
@@ -611,6 +662,10 @@ impl StreamProcessor for UsageStream {
             return Ok(());
         };
         if !p.has_tokens() {
+            return Ok(());
+        }
+        if self.unreadable {
+            settle(&self.shared, &p, None, SettledBy::Reservation);
             return Ok(());
         }
         let reported = self.tracker.usage();
@@ -739,10 +794,64 @@ mod tests {
             pending: Some(pending(huge)),
             tracker: UsageTracker::new(ApiKind::ChatCompletions),
             deltas: u64::MAX,
+            unreadable: false,
         };
         let mut out = Vec::new();
         let event = SseEvent::data(r#"{"choices":[{"delta":{"content":"x"}}]}"#);
         stream.on_event(event, &mut out).unwrap();
         stream.on_end(StreamEnd::ClientGone, &mut out).unwrap();
+    }
+
+    fn stream_of(limiter: &TokenRateLimiter, reserved: TokenUsage, api: ApiKind) -> UsageStream {
+        UsageStream {
+            shared: limiter.shared.clone(),
+            pending: Some(pending(reserved)),
+            tracker: UsageTracker::new(api),
+            deltas: 0,
+            unreadable: false,
+        }
+    }
+
+    #[test]
+    fn an_unreadable_usage_event_keeps_the_reservation() {
+        let limiter = TokenRateLimiter::new(RateLimitConfig::new(Limits::default()));
+        let mut rx = limiter.subscribe();
+        let reserved = TokenUsage {
+            input_tokens: 10,
+            output_tokens: 100,
+        };
+        let mut out = Vec::new();
+        // A truncated usage chunk, then a readable one: the stream's usage cannot be trusted.
+        let mut s = stream_of(&limiter, reserved, ApiKind::ChatCompletions);
+        for data in [
+            r#"{"choices":[{"index":0,"delta":{"content":"hi"}}],"usage":null}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":10,"completion_"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}"#,
+        ] {
+            s.on_event(SseEvent::data(data), &mut out).unwrap();
+        }
+        s.on_end(StreamEnd::Completed, &mut out).unwrap();
+        let got = rx.try_recv().unwrap();
+        assert_eq!(got.by, SettledBy::Reservation);
+        assert_eq!(got.charged, reserved);
+        // Usage of the wrong type is unreadable too.
+        let mut s = stream_of(&limiter, reserved, ApiKind::ChatCompletions);
+        let data = r#"{"choices":[],"usage":{"prompt_tokens":"ten","completion_tokens":1}}"#;
+        s.on_event(SseEvent::data(data), &mut out).unwrap();
+        s.on_end(StreamEnd::Completed, &mut out).unwrap();
+        assert_eq!(rx.try_recv().unwrap().by, SettledBy::Reservation);
+        // Text that merely mentions usage, and `"usage":null` chunks, are fine.
+        let mut s = stream_of(&limiter, reserved, ApiKind::ChatCompletions);
+        for data in [
+            r#"{"choices":[{"index":0,"delta":{"content":"the usage of words"}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":null}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":10,"completion_tokens":3,"total_tokens":13}}"#,
+        ] {
+            s.on_event(SseEvent::data(data), &mut out).unwrap();
+        }
+        s.on_end(StreamEnd::Completed, &mut out).unwrap();
+        let got = rx.try_recv().unwrap();
+        assert_eq!(got.by, SettledBy::ReportedUsage);
+        assert_eq!(got.charged.output_tokens, 3);
     }
 }

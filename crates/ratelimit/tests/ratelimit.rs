@@ -529,3 +529,38 @@ async fn a_daily_quota_runs_out_until_utc_midnight() {
     // ~25 tokens per request against 300 per day: reconciliation let about 8 through, not 2.
     assert!(admitted >= 6, "{admitted}");
 }
+
+#[tokio::test]
+async fn an_unreadable_answer_keeps_the_reservation_charged() {
+    use std::convert::Infallible;
+    // An upstream whose 200 answers are not what they claim to be.
+    let bodies = ["not json at all", r#"{"usage": {"prompt_tokens": "many"}}"#];
+    for body in bodies {
+        let svc = tower::service_fn(
+            move |_req: http::Request<hyper::body::Incoming>| async move {
+                let mut r = http::Response::new(http_body_util::Full::new(Bytes::from(body)));
+                r.headers_mut()
+                    .insert("content-type", "application/json".parse().unwrap());
+                Ok::<_, Infallible>(r)
+            },
+        );
+        let upstream_addr = serve(svc).await;
+        let cfg = RateLimitConfig::new(Limits {
+            tokens_per_minute: Some(10_000),
+            ..Limits::default()
+        });
+        let layer = TokenRateLimitLayer::new(cfg);
+        let limiter = layer.limiter().clone();
+        let upstream = UpstreamClient::new(&format!("http://{upstream_addr}"))
+            .unwrap()
+            .into_proxy();
+        let addr = serve(layer.layer(upstream)).await;
+        let mut rx = limiter.subscribe();
+        let r = chat_as(addr, "sk-u", chat(300, false)).await;
+        assert_eq!(r.status, 200);
+        let s = next_settlement(&mut rx).await;
+        assert_eq!(s.by, SettledBy::Reservation, "{body}");
+        assert_eq!(s.charged, s.reserved);
+        assert_eq!(s.reserved.output_tokens, 300);
+    }
+}
