@@ -204,7 +204,8 @@ impl Check {
     /// `cap` is the configured hold-back, used for user regexes, whose shape is unknown.
     pub(crate) fn stream_hold(&self, window: &str, cap: usize) -> usize {
         match &self.detector {
-            Detector::Pii(_) | Detector::Secrets => entity_tail(window),
+            Detector::Pii(_) => entity_tail(window).min(number_tail(window)),
+            Detector::Secrets => entity_tail(window),
             Detector::DenyList(d) => d.open_prefix(window).unwrap_or(window.len()),
             Detector::Regex(_) => window.len().saturating_sub(cap),
             _ => window.len(),
@@ -277,6 +278,28 @@ fn entity_tail(window: &str) -> usize {
         start = prev;
     }
     pem_tail(window, hold)
+}
+
+/// Where a number that more text could still make a phone number starts: a short number counts
+/// as a phone with a phone word within 12 bytes after it, so a number ending in the last 12
+/// bytes of the window is held (from the start of its digit groups) until they have arrived.
+fn number_tail(window: &str) -> usize {
+    const AFTER: usize = 12;
+    let b = window.as_bytes();
+    let from = b.len().saturating_sub(AFTER + 1);
+    let Some(last) = b[from..]
+        .iter()
+        .rposition(u8::is_ascii_digit)
+        .map(|i| from + i)
+    else {
+        return b.len();
+    };
+    let mut s = last;
+    let floor = last.saturating_sub(40);
+    while s > floor && (b[s - 1].is_ascii_digit() || b" ()+-./".contains(&b[s - 1])) {
+        s -= 1;
+    }
+    s
 }
 
 /// `hold`, or earlier if the window has a PEM header that has not closed yet.
@@ -414,6 +437,10 @@ mod stream_hold_tests {
         assert_eq!(tail("Call (555) 123-4"), "(555) 123-4");
         assert_eq!(tail("Account GB82 WEST 1234"), "GB82 WEST 1234");
         assert_eq!(tail("ok.\n-----BEGIN RSA PRIV"), "-----BEGIN RSA PRIV");
+        let num = |w: &str| w[number_tail(w)..].to_owned();
+        assert_eq!(num("no digits here at all"), "");
+        assert_eq!(num("dial 555 1234 now"), " 555 1234 now");
+        assert_eq!(num("555 1234 and then much more text"), "");
         assert_eq!(tail("x -----BEGIN RSA PRIVATE KEY-----\nMIIE"), "MIIE");
         let d = DenyList::new(["project falcon", "secret"]).unwrap();
         assert_eq!(d.open_prefix("about Project Fal"), Some(6));

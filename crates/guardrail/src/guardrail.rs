@@ -412,9 +412,7 @@ impl Processor for Guardrail {
         cx: &mut ResponseContext<'_>,
         body: &mut ResponseBody,
     ) -> Result<Decision, ProcessorError> {
-        if !cx.status().is_success() {
-            return Ok(Decision::Continue);
-        }
+        // Error answers are checked too: providers echo the input in their error messages.
         let api = cx.exchange().api();
         let checks: Vec<&Check> = self
             .cfg
@@ -422,15 +420,27 @@ impl Processor for Guardrail {
             .iter()
             .filter(|c| c.applies.response())
             .collect();
-        if checks.is_empty() {
+        if checks.is_empty() || body.bytes().is_empty() {
             return Ok(Decision::Continue);
+        }
+        // A body that is not JSON cannot be checked: a failure, for the failure mode to decide
+        // (never a silent pass).
+        if body.json().is_none() {
+            return Err(ProcessorError::new(
+                infergate_core::FailureClass::MalformedBody,
+                "the answer is labelled JSON but does not parse; it cannot be checked",
+            ));
         }
         // First look (no changes), then redact what needs it.
         let mut block = None;
         let mut redactions: Vec<(String, String)> = Vec::new();
         let mut findings = Findings::default();
         if let Some(json) = body.json() {
-            for loc in response_texts(api, json) {
+            let mut locs = response_texts(api, json);
+            // Whatever the shape (an answer of another API, an error, a field this version
+            // does not know), every other string is checked too.
+            crate::locate::other_string_leaves(json, &mut locs);
+            for loc in locs {
                 let Some(text) = json.pointer(&loc.ptr).and_then(Value::as_str) else {
                     continue;
                 };

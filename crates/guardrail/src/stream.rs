@@ -1,6 +1,7 @@
 //! Streamed responses: every text of every event is checked, deltas through per-channel
 //! hold-back windows, whole texts (`*.done`, `response.completed`, ...) at once.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 
 use infergate_core::pipeline::StreamStop;
@@ -32,6 +33,21 @@ struct Channel {
     state: JsonState,
     /// Closed (its text was complete when last seen); new text reopens it.
     closed: bool,
+    /// The last bytes (at most [`CONTEXT`]) released before `base`.
+    tail: String,
+}
+
+/// How many bytes of decided text the detectors see before the undecided text (the PII
+/// detectors look up to 48 bytes back for a phone word).
+const CONTEXT: usize = 64;
+
+/// The largest char boundary of `s` at or below `i`.
+fn floor_boundary(s: &str, i: usize) -> usize {
+    let mut i = i.min(s.len());
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
 }
 
 impl Channel {
@@ -99,12 +115,31 @@ impl WindowStream {
         };
         let mut safe = sub.len();
         let mut found: Vec<Hit> = Vec::new();
-        let scan = Scan::new(sub);
+        // The detectors see a little of the decided text before as context (a phone word
+        // before a short number); findings that start in it were decided already.
+        let before = &ch.window[..from];
+        let context: Cow<'_, str> = if before.len() >= CONTEXT || ch.tail.is_empty() {
+            Cow::Borrowed(&before[floor_boundary(before, before.len().saturating_sub(CONTEXT))..])
+        } else {
+            Cow::Owned(format!("{}{before}", ch.tail))
+        };
+        let scanned: Cow<'_, str> = if context.is_empty() {
+            Cow::Borrowed(sub)
+        } else {
+            Cow::Owned(format!("{context}{sub}"))
+        };
+        let skip = context.len();
+        let scan = Scan::new(&scanned);
         for c in &self.checks {
             if !last {
                 safe = safe.min(c.stream_hold(sub, cap));
             }
-            for h in c.find_in(&scan) {
+            for mut h in c.find_in(&scan) {
+                if h.start < skip {
+                    continue;
+                }
+                h.start -= skip;
+                h.end -= skip;
                 if !last && c.hit_may_vanish(sub, &h) {
                     safe = safe.min(h.start);
                     continue;
@@ -239,6 +274,17 @@ impl WindowStream {
             if !ch.window.is_char_boundary(n) {
                 continue;
             }
+            // Keep the last bytes released as context for the detectors.
+            if n >= CONTEXT {
+                ch.tail.clear();
+                ch.tail
+                    .push_str(&ch.window[floor_boundary(&ch.window, n - CONTEXT)..n]);
+            } else {
+                ch.tail.push_str(&ch.window[..n]);
+                let cut = ch.tail.len().saturating_sub(CONTEXT);
+                let cut = floor_boundary(&ch.tail, cut);
+                ch.tail.drain(..cut);
+            }
             ch.window.drain(..n);
             ch.base = ch.base.saturating_add(n);
             let base = ch.base;
@@ -337,6 +383,7 @@ impl StreamProcessor for WindowStream {
                         spans: Vec::new(),
                         state: JsonState::default(),
                         closed: false,
+                        tail: String::new(),
                     },
                 );
             }

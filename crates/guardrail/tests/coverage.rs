@@ -830,7 +830,24 @@ async fn streamed_redaction_equals_whole_text_redaction_however_the_text_is_cut(
     // three choices and a tool call interleaved at random, every SSE frame split at random:
     // each choice's streamed text, once redacted, equals the whole text redacted at once.
     let words = [
-        "hello", "the", "number", "is", "and", "café", "漢字", "x", "42", "mail:", "(", "),",
+        "hello",
+        "the",
+        "number",
+        "is",
+        "and",
+        "café",
+        "漢字",
+        "x",
+        "42",
+        "mail:",
+        "(",
+        "),",
+        "call",
+        "555 1234",
+        "string",
+        "phone:",
+        "020 7946 0958",
+        "+44 7700 900123",
     ];
     let secrets = [
         "jane.doe@example.com",
