@@ -143,14 +143,39 @@ async fn tokens_are_reserved_then_reconciled_with_real_usage() {
 
 #[tokio::test]
 async fn hostile_max_tokens_and_n_are_refused_as_too_large_never_wrapped() {
-    let mock = MockProvider::start().await.unwrap();
-    let cfg = RateLimitConfig::new(Limits {
+    hostile_numbers(hostile_config()).await;
+}
+
+#[tokio::test]
+async fn hostile_max_tokens_and_n_through_redis() {
+    if !RedisServer::available() {
+        return;
+    }
+    let redis = RedisServer::start().await;
+    let mut c = RedisStoreConfig::new(redis.url());
+    // Generous: this test is about the script's arithmetic, not about timeouts.
+    c.timeout = Duration::from_secs(5);
+    let store = Arc::new(RedisStore::new(c).unwrap());
+    hostile_numbers(
+        hostile_config()
+            .store(store)
+            .failure_mode(FailureMode::FailClosed),
+    )
+    .await;
+}
+
+fn hostile_config() -> RateLimitConfig {
+    RateLimitConfig::new(Limits {
         requests_per_minute: Some(1000),
         tokens_per_minute: Some(10_000),
         output_tokens_per_minute: Some(5_000),
         tokens_per_day: Some(100_000),
         ..Limits::default()
-    });
+    })
+}
+
+async fn hostile_numbers(cfg: RateLimitConfig) {
+    let mock = MockProvider::start().await.unwrap();
     let (addr, limiter) = gateway(cfg, &mock).await;
     let mut rx = limiter.subscribe();
     let msgs = json!([{"role": "user", "content": "hi"}]);
