@@ -368,7 +368,6 @@ async fn start() -> SocketAddr {
 #[derive(Debug)]
 struct Answer {
     status: u16,
-    headers: http::HeaderMap,
     body: String,
 }
 
@@ -410,7 +409,6 @@ async fn request(addr: SocketAddr, req: http::Request<Full<Bytes>>) -> Answer {
         .map_or(raw, Bytes::from);
     Answer {
         status,
-        headers,
         body: String::from_utf8_lossy(&body).into_owned(),
     }
 }
@@ -443,6 +441,11 @@ enum Expect {
 }
 
 fn check(case: &str, a: &Answer, expect: &Expect) {
+    println!(
+        "case | {case} | {} | {}",
+        a.status,
+        a.error_type().unwrap_or_default()
+    );
     assert!(
         !a.body.contains(EMAIL) && !a.body.contains(AWS_KEY),
         "{case}: a redacted value reached the client: {}",
@@ -755,8 +758,21 @@ async fn bad_input_matrix() {
             raw("POST", "/v1/messages", Some("text/plain"), "{}"),
             Expect::Anthropic(415),
         ),
-        // FIXME ("Responses: input a number", raw("POST", "/v1/responses", ct, r#"{"model":"m","input":42}"#), Expect::OneOf(&[200, 400])),
-        // FIXME ("embeddings: 10,000 inputs", raw("POST", "/v1/embeddings", ct, json!({"model": "e", "input": vec!["word"; 10_000]}).to_string()), Expect::OneOf(&[200, 400, 429])),
+        (
+            "Responses: input a number",
+            raw("POST", "/v1/responses", ct, r#"{"model":"m","input":42}"#),
+            Expect::OneOf(&[200, 400]),
+        ),
+        (
+            "embeddings: 10,000 inputs",
+            raw(
+                "POST",
+                "/v1/embeddings",
+                ct,
+                json!({"model": "e", "input": vec!["word"; 10_000]}).to_string(),
+            ),
+            Expect::OneOf(&[200, 400, 429]),
+        ),
         // --- methods ---
         (
             "GET with a declared body",
@@ -769,12 +785,12 @@ async fn bad_input_matrix() {
         (
             "HEAD",
             raw("HEAD", "/v1/models", None, ""),
-            Expect::OneOf(&[200, 404, 405]),
+            Expect::Status(200),
         ),
         (
             "OPTIONS",
             raw("OPTIONS", "/v1/chat/completions", None, ""),
-            Expect::OneOf(&[200, 204, 404, 405]),
+            Expect::Status(200),
         ),
         (
             "DELETE with a body",
@@ -878,13 +894,13 @@ async fn bad_input_matrix() {
             "upstream malformed JSON",
             "malformed-json",
             false,
-            Expect::OneOf(&[200, 502]),
+            Expect::Status(502),
         ),
         (
             "upstream HTML labelled JSON",
             "html-as-json",
             false,
-            Expect::OneOf(&[200, 502]),
+            Expect::Status(502),
         ),
         (
             "upstream malformed SSE",
@@ -896,7 +912,7 @@ async fn bad_input_matrix() {
             "upstream truncated final event",
             "truncated-final-event",
             true,
-            Expect::OneOf(&[200]),
+            Expect::Status(200),
         ),
         (
             "upstream gzip that does not decode",
@@ -957,7 +973,7 @@ async fn bad_input_matrix() {
             "upstream 60 KB header",
             "huge-header",
             false,
-            Expect::OneOf(&[200, 502]),
+            Expect::Status(200),
         ),
         (
             "upstream HTTP/1.0 close-delimited",
@@ -969,7 +985,7 @@ async fn bad_input_matrix() {
             "upstream Transfer-Encoding and Content-Length",
             "te-and-cl",
             false,
-            Expect::OneOf(&[200, 502]),
+            Expect::Status(200),
         ),
         (
             "upstream 20 MiB answer",
@@ -987,7 +1003,7 @@ async fn bad_input_matrix() {
             "upstream invalid UTF-8 in an event",
             "sse-invalid-utf8",
             true,
-            Expect::OneOf(&[200]),
+            Expect::Status(200),
         ),
         (
             "upstream JSON for a streamed request",
@@ -1005,7 +1021,7 @@ async fn bad_input_matrix() {
             "upstream answer holding a secret",
             "secret-in-answer",
             false,
-            Expect::OneOf(&[400, 403, 502]),
+            Expect::Status(400),
         ),
         (
             "upstream stream holding a secret",

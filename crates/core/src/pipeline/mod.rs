@@ -607,6 +607,21 @@ impl Pipeline {
     ) -> Option<http::Response<Body>> {
         match Self::settle(stage, res, &mut exchange.report) {
             Settled::Continue | Settled::Decided(Decision::Continue) => None,
+            // In a response phase, a body that does not parse is the upstream's, not the
+            // client's: 502, not 400.
+            Settled::Failed(r) if r.kind() == RejectKind::MalformedBody => Some(
+                self.error_response(
+                    exchange.api,
+                    Rejection::new(
+                        RejectKind::UpstreamFailed,
+                        format!(
+                            "processor '{}' could not read the upstream answer",
+                            stage.name
+                        ),
+                    )
+                    .with_processor(stage.name.clone()),
+                ),
+            ),
             Settled::Decided(Decision::Reject(r)) => {
                 Some(self.error_response(exchange.api, named(r, stage)))
             }
