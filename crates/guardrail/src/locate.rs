@@ -980,6 +980,79 @@ pub(crate) fn event_plan(api: ApiKind, v: &Value) -> EventPlan {
     p
 }
 
+/// Fields that carry structure, identifiers or opaque tokens, never text a person wrote:
+/// left out of [`other_string_leaves`].
+const STRUCTURAL_FIELDS: &[&str] = &[
+    "id",
+    "object",
+    "model",
+    "type",
+    "role",
+    "finish_reason",
+    "stop_reason",
+    "system_fingerprint",
+    "call_id",
+    "tool_call_id",
+    "tool_use_id",
+    "signature",
+    "encrypted_content",
+    "status",
+    "service_tier",
+];
+
+/// Appends every string leaf of `v` that `locs` does not already hold (structural fields
+/// aside), so that an answer of an unexpected shape (another API's, an error, a field this
+/// version does not know) is still checked. Strings holding JSON objects or arrays are read as
+/// JSON.
+pub(crate) fn other_string_leaves(v: &Value, locs: &mut Vec<Loc>) {
+    fn walk(
+        v: &Value,
+        ptr: &mut String,
+        known: &std::collections::HashSet<String>,
+        out: &mut Vec<Loc>,
+    ) {
+        match v {
+            Value::String(s) if !known.contains(ptr.as_str()) => {
+                let t = s.trim_start();
+                let kind = if t.starts_with('{') || t.starts_with('[') {
+                    Kind::Json
+                } else {
+                    Kind::Plain
+                };
+                out.push(Loc {
+                    ptr: ptr.clone(),
+                    kind,
+                });
+            }
+            Value::Array(a) => {
+                for (i, x) in a.iter().enumerate() {
+                    let len = ptr.len();
+                    ptr.push('/');
+                    ptr.push_str(&i.to_string());
+                    walk(x, ptr, known, out);
+                    ptr.truncate(len);
+                }
+            }
+            Value::Object(o) => {
+                for (k, x) in o {
+                    if x.is_string() && STRUCTURAL_FIELDS.contains(&k.as_str()) {
+                        continue;
+                    }
+                    let len = ptr.len();
+                    ptr.push('/');
+                    ptr.push_str(&token(k));
+                    walk(x, ptr, known, out);
+                    ptr.truncate(len);
+                }
+            }
+            _ => {}
+        }
+    }
+    let known: std::collections::HashSet<String> = locs.iter().map(|l| l.ptr.clone()).collect();
+    let mut ptr = String::new();
+    walk(v, &mut ptr, &known, locs);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1024,79 +1097,4 @@ mod tests {
             ]
         );
     }
-}
-
-/// Fields that carry structure, identifiers or opaque tokens, never text a person wrote:
-/// left out of [`other_string_leaves`].
-const STRUCTURAL_FIELDS: &[&str] = &[
-    "id",
-    "object",
-    "model",
-    "type",
-    "role",
-    "finish_reason",
-    "stop_reason",
-    "system_fingerprint",
-    "call_id",
-    "tool_call_id",
-    "tool_use_id",
-    "signature",
-    "encrypted_content",
-    "status",
-    "service_tier",
-];
-
-/// Appends every string leaf of `v` that `locs` does not already hold (structural fields
-/// aside), so that an answer of an unexpected shape (another API's, an error, a field this
-/// version does not know) is still checked. Strings holding JSON objects or arrays are read as
-/// JSON.
-pub(crate) fn other_string_leaves(v: &Value, locs: &mut Vec<Loc>) {
-    fn walk(
-        v: &Value,
-        ptr: &mut String,
-        known: &std::collections::HashSet<String>,
-        out: &mut Vec<Loc>,
-    ) {
-        match v {
-            Value::String(s) => {
-                if !known.contains(ptr.as_str()) {
-                    let t = s.trim_start();
-                    let kind = if t.starts_with('{') || t.starts_with('[') {
-                        Kind::Json
-                    } else {
-                        Kind::Plain
-                    };
-                    out.push(Loc {
-                        ptr: ptr.clone(),
-                        kind,
-                    });
-                }
-            }
-            Value::Array(a) => {
-                for (i, x) in a.iter().enumerate() {
-                    let len = ptr.len();
-                    ptr.push('/');
-                    ptr.push_str(&i.to_string());
-                    walk(x, ptr, known, out);
-                    ptr.truncate(len);
-                }
-            }
-            Value::Object(o) => {
-                for (k, x) in o {
-                    if x.is_string() && STRUCTURAL_FIELDS.contains(&k.as_str()) {
-                        continue;
-                    }
-                    let len = ptr.len();
-                    ptr.push('/');
-                    ptr.push_str(&token(k));
-                    walk(x, ptr, known, out);
-                    ptr.truncate(len);
-                }
-            }
-            _ => {}
-        }
-    }
-    let known: std::collections::HashSet<String> = locs.iter().map(|l| l.ptr.clone()).collect();
-    let mut ptr = String::new();
-    walk(v, &mut ptr, &known, locs);
 }
