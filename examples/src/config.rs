@@ -523,6 +523,36 @@ pub struct BackendConfig {
     /// `disconnect:2`), to try failover out.
     #[serde(default)]
     pub mock_failure: Option<String>,
+    /// TLS to this upstream (absent: the web PKI roots, TLS 1.2 or later).
+    #[serde(default)]
+    pub tls: Option<TlsSection>,
+}
+
+/// `[backends.NAME.tls]`: how the gateway verifies (and presents itself to) an upstream over
+/// TLS (the egress proposal's TLS policy and certificate-authority control).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// PEM bundles of CA certificates to trust.
+    #[serde(default)]
+    pub ca_files: Vec<String>,
+    /// Whether the web PKI roots are trusted beside them (default true; false: only the
+    /// bundles above).
+    #[serde(default)]
+    pub web_pki_roots: Option<bool>,
+    /// A client certificate chain (PEM) for mTLS, with `client_key_file`.
+    #[serde(default)]
+    pub client_cert_file: Option<String>,
+    /// The client certificate's private key (PEM).
+    #[serde(default)]
+    pub client_key_file: Option<String>,
+    /// The name sent as SNI and verified in the upstream's certificate, in place of the URL's
+    /// host.
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// The lowest TLS version: `1.2` (default) or `1.3`.
+    #[serde(default)]
+    pub min_version: Option<String>,
 }
 
 /// `[backends.NAME.auth]`: provider credentials. Keys are written `env:NAME`, `file:PATH`

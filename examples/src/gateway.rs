@@ -125,6 +125,7 @@ pub fn default_config() -> Config {
             request_timeout_ms: None,
             auth: None,
             mock_failure: None,
+            tls: None,
         },
     );
     Config {
@@ -171,6 +172,10 @@ pub async fn build(config: &Config) -> Result<Gateway, ConfigError> {
             Some(0) => builder = builder.no_request_timeout(),
             Some(ms) => builder = builder.request_timeout(Duration::from_millis(ms)),
             None => {}
+        }
+        if let Some(t) = &b.tls {
+            builder = tls_options(builder, t)
+                .map_err(|e| ConfigError::Routes(format!("backends.{name}.tls: {e}")))?;
         }
         let upstream = builder
             .build(&url)
@@ -653,6 +658,33 @@ pub async fn serve_with(
     }
     let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
     Ok(())
+}
+
+/// The TLS settings of a `[backends.NAME.tls]` section on a client builder.
+fn tls_options(
+    mut b: infergate::client::UpstreamClientBuilder,
+    t: &crate::config::TlsSection,
+) -> Result<infergate::client::UpstreamClientBuilder, String> {
+    for ca in &t.ca_files {
+        b = b.tls_ca_file(ca);
+    }
+    if let Some(yes) = t.web_pki_roots {
+        b = b.tls_web_pki_roots(yes);
+    }
+    match (&t.client_cert_file, &t.client_key_file) {
+        (Some(cert), Some(key)) => b = b.tls_client_cert_files(cert, key),
+        (None, None) => {}
+        _ => return Err("client_cert_file and client_key_file go together".to_owned()),
+    }
+    if let Some(n) = &t.server_name {
+        b = b.tls_server_name(n.clone());
+    }
+    match t.min_version.as_deref() {
+        None | Some("1.2") => {}
+        Some("1.3") => b = b.tls_min_version(infergate::client::TlsVersion::Tls13),
+        Some(_) => return Err("min_version: expected \"1.2\" or \"1.3\"".to_owned()),
+    }
+    Ok(b)
 }
 
 /// Builds the router from `[router]`: every target must name a backend.
