@@ -75,6 +75,8 @@ pub struct PipelineProxy {
     upstreams: Vec<Upstream>,
     failover: Failover,
     max_hops: u32,
+    read_timeout: Duration,
+    keepalive_secs: u64,
 }
 
 impl PipelineProxy {
@@ -93,7 +95,19 @@ impl PipelineProxy {
             failover: FailoverLayer::new(policy).service_over(backends),
             upstreams,
             max_hops: 3,
+            read_timeout: Duration::from_secs(30),
+            keepalive_secs: 60,
         }
+    }
+
+    /// Bounds on what a client may hold: each read of its request body must make progress
+    /// within `read` (default 30 s; a slow body is cut), and an idle kept-alive connection is
+    /// closed after `keepalive_secs` (default 60).
+    #[must_use]
+    pub fn downstream_timeouts(mut self, read: Duration, keepalive_secs: u64) -> Self {
+        self.read_timeout = read;
+        self.keepalive_secs = keepalive_secs;
+        self
     }
 
     /// Refuse requests that already crossed this many gateways (default 3, as failover's).
@@ -251,6 +265,9 @@ impl ProxyHttp for PipelineProxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        // A client that trickles its body, or idles on a kept-alive connection, is cut.
+        session.set_read_timeout(Some(self.read_timeout));
+        session.set_keepalive(Some(self.keepalive_secs));
         let head = session.req_header().as_owned_parts();
         let api = ApiKind::from_path(head.uri.path());
         ctx.api = Some(api);
