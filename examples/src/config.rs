@@ -791,17 +791,8 @@ impl Config {
             }
         }
         if let Some(rl) = &cfg.ratelimit {
-            for part in &rl.key {
-                let ok = matches!(part.as_str(), "api_key" | "user" | "model")
-                    || part
-                        .strip_prefix("header:")
-                        .is_some_and(|h| http::HeaderName::try_from(h).is_ok());
-                if !ok {
-                    return Err(ConfigError::Routes(
-                        "ratelimit.key: unknown part (api_key, user, model, header:NAME; the value is not repeated here)".to_owned(),
-                    ));
-                }
-            }
+            infergate::ratelimit::KeyExtractor::parse(&rl.key)
+                .map_err(|e| ConfigError::Routes(format!("ratelimit.{e}")))?;
         }
         Ok(cfg)
     }

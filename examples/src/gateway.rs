@@ -27,7 +27,7 @@ use infergate::mock::MockProvider;
 use tower::{Layer, Service};
 
 use infergate::ratelimit::{
-    KeyExtractor, KeyPart, RateLimitConfig, RedisStore, RedisStoreConfig, TokenRateLimiter,
+    KeyExtractor, RateLimitConfig, RedisStore, RedisStoreConfig, TokenRateLimiter,
 };
 
 use infergate::guardrail::detect::{DEFAULT_INJECTION_THRESHOLD, DenyList, EntityKind, RegexList};
@@ -473,27 +473,11 @@ fn guardrail(g: &GuardrailSection, mock_url: Option<&str>) -> Result<Guardrail, 
 
 /// The rate limiter of a `[ratelimit]` section.
 fn rate_limiter(rl: &RateLimitSection) -> Result<TokenRateLimiter, ConfigError> {
-    let parts = rl
-        .key
-        .iter()
-        .enumerate()
-        .map(|(i, p)| match p.as_str() {
-            "api_key" => Ok(KeyPart::ApiKey),
-            "user" => Ok(KeyPart::User),
-            "model" => Ok(KeyPart::Model),
-            p => p
-                .strip_prefix("header:")
-                .and_then(|h| http::HeaderName::try_from(h).ok())
-                .map(KeyPart::Header)
-                .ok_or_else(|| {
-                    // The value is not echoed (it may be anything); the key and the choices are.
-                    ConfigError::Routes(format!(
-                        "ratelimit.key[{i}]: unknown key part (expected api_key, user, model or header:NAME)"
-                    ))
-                }),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut cfg = RateLimitConfig::new(rl.limits.clone()).key(KeyExtractor::new(parts));
+    // One parser for the allowed values (infergate_ratelimit::KeyPart): an unknown part is an
+    // error naming its position, never a silent default, and the value is not echoed.
+    let extractor =
+        KeyExtractor::parse(&rl.key).map_err(|e| ConfigError::Routes(format!("ratelimit.{e}")))?;
+    let mut cfg = RateLimitConfig::new(rl.limits.clone()).key(extractor);
     for (raw, limits) in &rl.overrides {
         let parts: Vec<&str> = raw.split('|').collect();
         cfg = cfg.override_key(&parts, limits.clone());

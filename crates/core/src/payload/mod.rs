@@ -505,7 +505,7 @@ pub struct TokenUsage {
 impl TokenUsage {
     /// Input plus output.
     pub fn total(&self) -> u64 {
-        self.input_tokens + self.output_tokens
+        self.input_tokens.saturating_add(self.output_tokens)
     }
 }
 
@@ -533,9 +533,12 @@ impl From<&openai::ResponsesUsage> for TokenUsage {
 impl From<&anthropic::AnthropicUsage> for TokenUsage {
     fn from(u: &anthropic::AnthropicUsage) -> Self {
         Self {
-            input_tokens: u.input_tokens.unwrap_or(0)
-                + u.cache_creation_input_tokens.unwrap_or(0)
-                + u.cache_read_input_tokens.unwrap_or(0),
+            // An upstream's numbers are not trusted to be in range.
+            input_tokens: u
+                .input_tokens
+                .unwrap_or(0)
+                .saturating_add(u.cache_creation_input_tokens.unwrap_or(0))
+                .saturating_add(u.cache_read_input_tokens.unwrap_or(0)),
             output_tokens: u.output_tokens.unwrap_or(0),
         }
     }
