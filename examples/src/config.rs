@@ -526,6 +526,10 @@ pub struct BackendConfig {
     /// TLS to this upstream (absent: the web PKI roots, TLS 1.2 or later).
     #[serde(default)]
     pub tls: Option<TlsSection>,
+    /// Speak HTTP/2 without negotiation (h2c) to a plain-HTTP upstream (default false; over
+    /// TLS, HTTP/2 is negotiated by ALPN anyway).
+    #[serde(default)]
+    pub http2: Option<bool>,
 }
 
 /// `[backends.NAME.tls]`: how the gateway verifies (and presents itself to) an upstream over

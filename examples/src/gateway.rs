@@ -126,6 +126,7 @@ pub fn default_config() -> Config {
             auth: None,
             mock_failure: None,
             tls: None,
+            http2: None,
         },
     );
     Config {
@@ -172,6 +173,9 @@ pub async fn build(config: &Config) -> Result<Gateway, ConfigError> {
             Some(0) => builder = builder.no_request_timeout(),
             Some(ms) => builder = builder.request_timeout(Duration::from_millis(ms)),
             None => {}
+        }
+        if b.http2 == Some(true) {
+            builder = builder.http2_prior_knowledge(true);
         }
         if let Some(t) = &b.tls {
             builder = tls_options(builder, t)

@@ -276,3 +276,41 @@ async fn bodyless_methods_are_forwarded_without_a_body_or_its_length() {
         assert!(req.body.is_empty());
     }
 }
+
+#[tokio::test]
+async fn an_h2c_upstream_that_compresses_is_decoded_and_checked() {
+    let up = mock(Wire::real()).await;
+    // The backend spoken to over HTTP/2 with prior knowledge.
+    let cfg = Config::parse(&format!(
+        r#"
+[backends.up]
+url = "{}"
+http2 = true
+[routes]
+chat = "up"
+[guardrail]
+[[guardrail.checks]]
+name = "pii"
+detector = "pii"
+entities = ["email"]
+action = "redact"
+applies = "response"
+"#,
+        up.url()
+    ))
+    .unwrap();
+    let (h2_addr, _gw2) = start(&cfg).await;
+    for stream in [false, true] {
+        let r = send(
+            h2_addr,
+            "/v1/chat/completions",
+            &[("accept-encoding", "br")],
+            &chat(stream),
+        )
+        .await;
+        assert_eq!(r.status, 200);
+        assert!(!String::from_utf8_lossy(&r.body).contains(EMAIL));
+    }
+    let last = up.requests().pop().unwrap();
+    assert_eq!(last.version, http::Version::HTTP_2);
+}

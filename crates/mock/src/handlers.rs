@@ -85,6 +85,7 @@ pub(crate) async fn handle(
     if state.record {
         lock(&state.requests).push(RecordedRequest {
             method: parts.method.clone(),
+            version: parts.version,
             path: parts
                 .uri
                 .path_and_query()

@@ -89,6 +89,8 @@ impl Failure {
 pub struct RecordedRequest {
     /// The method.
     pub method: Method,
+    /// The HTTP version it came in (HTTP/2 for h2c clients).
+    pub version: http::Version,
     /// The path and query.
     pub path: String,
     /// The headers.
