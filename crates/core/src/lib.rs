@@ -57,6 +57,7 @@ pub mod hop;
 pub mod layer;
 pub mod payload;
 pub mod pipeline;
+pub mod principal;
 pub mod sse;
 
 pub use body::Body;
@@ -82,3 +83,4 @@ pub use pipeline::{
     Processor, RequestContext, ResponseBody, ResponseContext, RouteDecision, Stage, StreamEnd,
     StreamProcessor, StreamStop,
 };
+pub use principal::Principal;
