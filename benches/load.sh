@@ -22,24 +22,8 @@ fi
 cargo build --release -q -p infergate-benches --bins
 cargo build --release -q -p infergate-examples --example gateway
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
-trap cleanup EXIT
-
-# start NAME CMD... : runs CMD, waits for its "listening on http://ADDR" line, sets $ADDR.
-start() {
-  local name=$1; shift
-  "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
-  pids+=($!)
-  LAST_PID=$!
-  for _ in $(seq 1 100); do
-    ADDR=$(grep -o 'listening on http://[0-9.:]*' "$tmp/$name.out" | head -1 | sed 's|listening on http://||') || true
-    [ -n "${ADDR:-}" ] && return 0
-    sleep 0.1
-  done
-  echo "$name did not start" >&2; cat "$tmp/$name.err" >&2; exit 1
-}
+# shellcheck source=benches/lib.sh
+source benches/lib.sh
 
 start mock target/release/mock 127.0.0.1:0; MOCK=$ADDR
 start passthrough target/release/passthrough 127.0.0.1:0 "$MOCK"; PASS=$ADDR; PASS_PID=$LAST_PID
