@@ -420,6 +420,24 @@ pub(crate) fn redact(text: &str, hits: &[Hit]) -> String {
     out
 }
 
+/// Redaction as a public operation (for tools, tests and fuzzing).
+impl Check {
+    /// `text` with every finding of this check replaced by its mask. Overlapping findings are
+    /// merged (the first one's mask covers them). Redacting a redacted text changes nothing.
+    pub fn redact(&self, text: &str) -> String {
+        let mut hits = self.find(text);
+        hits.sort_by_key(|h| (h.start, std::cmp::Reverse(h.end)));
+        let mut merged: Vec<Hit> = Vec::with_capacity(hits.len());
+        for h in hits {
+            match merged.last_mut() {
+                Some(last) if h.start < last.end => last.end = last.end.max(h.end),
+                _ => merged.push(h),
+            }
+        }
+        redact(text, &merged)
+    }
+}
+
 #[cfg(test)]
 mod stream_hold_tests {
     use super::*;
