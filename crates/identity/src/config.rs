@@ -74,6 +74,7 @@ pub enum KeyStoreConfig {
     Redis(RedisStoreConfig),
 }
 
+#[cfg_attr(not(feature = "serde"), allow(dead_code))]
 fn default_check_ms() -> u64 {
     1000
 }

@@ -262,7 +262,8 @@ impl Inner {
                 .map_err(|e| format!("{}: {e}", p.display()))?,
             JwksSource::Url(u) => self.fetch(u).await?,
         };
-        let set: JwkSet = serde_json::from_slice(&text).map_err(|e| format!("not a JWKS: {e}"))?;
+        let set: JwkSet = serde_json::from_slice(&text)
+            .map_err(|e| format!("not a JWKS: {}", crate::keys::json_error(&e)))?;
         let mut out = Vec::new();
         for jwk in &set.keys {
             let kind = match &jwk.algorithm {

@@ -162,6 +162,20 @@ fn hmac_digest(pepper: &[u8], key: &str) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
+/// What is wrong with a JSON record, without its content (serde_json's messages may quote
+/// values, and a value in the wrong field could be a key).
+pub(crate) fn json_error(e: &serde_json::Error) -> String {
+    let kind = match e.classify() {
+        serde_json::error::Category::Io => "unreadable",
+        serde_json::error::Category::Syntax => "not JSON",
+        serde_json::error::Category::Data => {
+            "a field of the wrong type, or a required field missing"
+        }
+        serde_json::error::Category::Eof => "truncated JSON",
+    };
+    format!("{kind} (column {})", e.column())
+}
+
 fn hex(bytes: &[u8]) -> String {
     use fmt::Write as _;
     bytes.iter().fold(String::with_capacity(64), |mut s, b| {
@@ -665,8 +679,8 @@ fn read_records(path: &Path) -> Result<Vec<(usize, KeyRecord)>, StoreError> {
         match serde_json::from_str::<KeyRecord>(line) {
             Ok(r) => out.push((i + 1, r)),
             Err(e) => {
-                // serde_json's message names the field and column, never the value.
-                tracing::warn!(path = %path.display(), line = i + 1, error = %e, "identity: key file line skipped");
+                let error = json_error(&e);
+                tracing::warn!(path = %path.display(), line = i + 1, %error, "identity: key file line skipped");
             }
         }
     }

@@ -435,6 +435,7 @@ async fn the_file_store_is_re_read_when_it_changes() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[cfg(feature = "serde")]
 #[tokio::test]
 async fn configuration_parses_from_toml_like_json() {
     let cfg: IdentityConfig = serde_json::from_value(serde_json::json!({

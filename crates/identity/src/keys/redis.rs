@@ -197,7 +197,7 @@ impl RedisKeyStore {
 fn parse_record(id: &str, s: &str) -> Result<KeyRecord, StoreError> {
     serde_json::from_str(s).map_err(|e| StoreError::Record {
         place: format!("redis key {id}"),
-        message: e.to_string(),
+        message: super::json_error(&e),
     })
 }
 
