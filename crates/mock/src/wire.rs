@@ -41,6 +41,41 @@ pub struct Wire {
 }
 
 impl Wire {
+    /// Codes answers in the coding the request prefers (see [`Wire::compress`](Self#structfield.compress)).
+    #[must_use]
+    pub fn with_compress(mut self, yes: bool) -> Self {
+        self.compress = yes;
+        self
+    }
+
+    /// Sends non-streamed answers chunked, without a length.
+    #[must_use]
+    pub fn with_chunked(mut self, yes: bool) -> Self {
+        self.chunked = yes;
+        self
+    }
+
+    /// Streamed answers replay these bytes verbatim.
+    #[must_use]
+    pub fn with_stream_replay(mut self, bytes: impl Into<Bytes>) -> Self {
+        self.stream_replay = Some(bytes.into());
+        self
+    }
+
+    /// Non-streamed answers replay these bytes verbatim.
+    #[must_use]
+    pub fn with_json_replay(mut self, bytes: impl Into<Bytes>) -> Self {
+        self.json_replay = Some(bytes.into());
+        self
+    }
+
+    /// Replayed streams go out in frames of this many bytes (0: one frame per event).
+    #[must_use]
+    pub fn with_replay_frame(mut self, bytes: usize) -> Self {
+        self.replay_frame = bytes;
+        self
+    }
+
     /// Real-provider defaults: compressed when accepted, chunked JSON.
     pub fn real() -> Self {
         Self {

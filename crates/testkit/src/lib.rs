@@ -3,6 +3,7 @@
 //! process.
 #![allow(missing_docs, clippy::missing_panics_doc, clippy::unwrap_used)]
 
+pub mod captures;
 mod redis;
 
 pub use redis::RedisServer;
