@@ -32,5 +32,5 @@ cargo test --workspace --all-features
 
 echo "== Python SDK client tests against the example gateway"
 cargo build --example gateway
-cargo build -p infergate-ratelimit --example count_tokens
+cargo build -p infergate-tokens --example count_tokens
 .venv/bin/python -m pytest -q -p no:cacheprovider tests/python

@@ -297,7 +297,7 @@ impl Processor for Guardrail {
         for c in &checks {
             if let Detector::MaxTokens(max) = c.detector {
                 // The process-wide memo, shared with the rate limiter.
-                let n = infergate_ratelimit::TokenCounter::shared().count_prompt(payload);
+                let n = infergate_tokens::TokenCounter::shared().count_prompt(payload);
                 if n > max {
                     let r = self
                         .blocked(c, &format!("prompt too long: {n} tokens, limit {max}"))

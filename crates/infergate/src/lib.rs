@@ -29,6 +29,7 @@
 //! |----------|---------|--------------------|-------------------------------------------------------------|
 //! | (always) | yes     | `infergate-core`   | Pipeline, processors, payload model, SSE, errors            |
 //! | `client` | yes     | `infergate-client` | pooled upstream client (HTTP/1.1, HTTP/2, rustls, timeouts) |
+//! | `tokens` | yes     | `infergate-tokens` | token counting with tiktoken, the process-wide memo         |
 //! | `ratelimit` | yes  | `infergate-ratelimit` | token and request rate limits, reserve then reconcile    |
 //! | `redis`  | no      | ratelimit, cache   | Redis stores for the rate limiter and the cache             |
 //! | `guardrail` | yes  | `infergate-guardrail` | PII, secrets, deny lists: block, redact, annotate; streams too |
@@ -51,6 +52,9 @@ pub use infergate_client as client;
 
 #[cfg(feature = "mock")]
 pub use infergate_mock as mock;
+
+#[cfg(feature = "tokens")]
+pub use infergate_tokens as tokens;
 
 #[cfg(feature = "ratelimit")]
 pub use infergate_ratelimit as ratelimit;

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use infergate_core::FailureMode;
+use infergate_tokens::TokenCounter;
 use serde::Deserialize;
 
 use crate::key::KeyExtractor;
@@ -74,7 +75,7 @@ pub struct RateLimitConfig {
     pub(crate) failure_mode: FailureMode,
     pub(crate) refund_on_upstream_error: bool,
     pub(crate) store: Option<Arc<dyn Store>>,
-    pub(crate) memo_capacity: u64,
+    pub(crate) counter: Option<TokenCounter>,
 }
 
 impl std::fmt::Debug for RateLimitConfig {
@@ -89,6 +90,7 @@ impl std::fmt::Debug for RateLimitConfig {
             .field("failure_mode", &self.failure_mode)
             .field("refund_on_upstream_error", &self.refund_on_upstream_error)
             .field("store", &self.store)
+            .field("counter", &self.counter)
             .finish_non_exhaustive()
     }
 }
@@ -105,7 +107,7 @@ impl RateLimitConfig {
             failure_mode: FailureMode::FailOpen,
             refund_on_upstream_error: true,
             store: None,
-            memo_capacity: 100_000,
+            counter: None,
         }
     }
 
@@ -155,9 +157,16 @@ impl RateLimitConfig {
         self
     }
 
-    /// How many message token counts are remembered (default 100 000).
-    pub fn memo_capacity(mut self, n: u64) -> Self {
-        self.memo_capacity = n;
+    /// The token counter (default: [`TokenCounter::shared`], the process-wide memo that the
+    /// guardrail's token limit also uses; [`TokenCounter::private`] for a memo of its own).
+    pub fn token_counter(mut self, counter: TokenCounter) -> Self {
+        self.counter = Some(counter);
         self
+    }
+
+    /// A memo of its own remembering `n` message token counts, instead of the process-wide
+    /// memo (whatever `n`): the same as `token_counter(TokenCounter::private(n))`.
+    pub fn memo_capacity(self, n: u64) -> Self {
+        self.token_counter(TokenCounter::private(n))
     }
 }

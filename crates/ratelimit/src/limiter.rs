@@ -17,8 +17,8 @@ use infergate_core::{
 use tokio::sync::broadcast;
 
 use crate::config::{Limits, RateLimitConfig};
-use crate::count::TokenCounter;
 use crate::store::{BucketKind, BucketState, Charge, MemoryStore, Reservation, Store};
+use infergate_tokens::TokenCounter;
 
 /// What a bucket limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,13 +154,9 @@ impl TokenRateLimiter {
         let (settled, _) = broadcast::channel(4096);
         Self {
             shared: Arc::new(Shared {
-                // The default size shares the process-wide memo (the guardrail's token limit
-                // counts the same prompts); another size gets a memo of its own.
-                counter: if config.memo_capacity == 100_000 {
-                    TokenCounter::shared()
-                } else {
-                    TokenCounter::new(config.memo_capacity)
-                },
+                // The process-wide memo unless the config names a counter (the guardrail's
+                // token limit counts the same prompts).
+                counter: config.counter.clone().unwrap_or_else(TokenCounter::shared),
                 cfg: config,
                 store,
                 fallback: Arc::new(MemoryStore::new()),
@@ -706,6 +702,20 @@ impl Drop for UsageStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_memo_is_chosen_explicitly() {
+        let limits = Limits::default();
+        // By default the process-wide memo, shared with the guardrail's token limit.
+        let l = TokenRateLimiter::new(RateLimitConfig::new(limits.clone()));
+        assert!(l.counter().is_shared());
+        // A capacity, even the shared memo's own, means a memo of its own.
+        let cfg = RateLimitConfig::new(limits.clone())
+            .memo_capacity(infergate_tokens::SHARED_MEMO_CAPACITY);
+        assert!(!TokenRateLimiter::new(cfg).counter().is_shared());
+        let cfg = RateLimitConfig::new(limits).token_counter(TokenCounter::shared());
+        assert!(TokenRateLimiter::new(cfg).counter().is_shared());
+    }
 
     #[test]
     fn reset_format_matches_openai() {

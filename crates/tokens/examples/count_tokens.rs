@@ -4,18 +4,10 @@
 
 use std::io::{BufRead, Write};
 
-use infergate_ratelimit::{Encoding, TokenCounter};
+use infergate_tokens::{Encoding, TokenCounter};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let enc = match std::env::args().nth(1).as_deref() {
-        Some("cl100k_base") => Encoding::Cl100kBase,
-        Some("o200k_base") => Encoding::O200kBase,
-        other => {
-            return Err(
-                format!("unknown encoding {other:?}; use o200k_base or cl100k_base").into(),
-            );
-        }
-    };
+    let enc: Encoding = std::env::args().nth(1).unwrap_or_default().parse()?;
     let stdin = std::io::stdin();
     let mut out = std::io::BufWriter::new(std::io::stdout());
     for line in stdin.lock().lines() {
