@@ -265,6 +265,21 @@ enum GzPhase {
     Trailer,
 }
 
+/// A step after the coded stream has ended: nothing more is accepted.
+fn after_end(coding: &'static str, input: &[u8]) -> Result<Step, DecodeError> {
+    if input.is_empty() {
+        Ok(Step {
+            read: 0,
+            written: 0,
+        })
+    } else {
+        Err(DecodeError::Corrupt {
+            coding,
+            reason: "bytes after the end of the stream".to_owned(),
+        })
+    }
+}
+
 /// What one step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Step {
@@ -363,14 +378,7 @@ impl Decoder {
             }
             State::Deflate { inflate, done } => {
                 if *done {
-                    return if input.is_empty() {
-                        Ok(Step {
-                            read: 0,
-                            written: 0,
-                        })
-                    } else {
-                        Err(self.corrupt("bytes after the end of the stream"))
-                    };
+                    return after_end(coding, input);
                 }
                 let (i0, o0) = (inflate.total_in(), inflate.total_out());
                 let status = inflate
@@ -389,14 +397,7 @@ impl Decoder {
             }
             State::Br { state, done } => {
                 if *done {
-                    return if input.is_empty() {
-                        Ok(Step {
-                            read: 0,
-                            written: 0,
-                        })
-                    } else {
-                        Err(self.corrupt("bytes after the end of the stream"))
-                    };
+                    return after_end(coding, input);
                 }
                 let mut avail_in = input.len();
                 let mut in_off = 0;
