@@ -38,12 +38,11 @@ pub struct IdentityConfig {
 
 /// The anonymous principal: its own id and tenant, with its own restrictions.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(Deserialize), serde(default))]
+#[cfg_attr(feature = "serde", derive(Deserialize), serde(from = "raw::Anonymous"))]
 pub struct AnonymousConfig {
     /// Its id (default `anonymous`).
     pub id: Option<String>,
     /// Its tenant and restrictions (tenant default `anonymous`).
-    #[cfg_attr(feature = "serde", serde(flatten))]
     pub principal: PrincipalSpec,
 }
 
@@ -126,7 +125,7 @@ impl Default for RedisStoreConfig {
 /// A key in the configuration: its plaintext (hashed at load: for demos and tests) or, better,
 /// its id and hash as the key tool printed them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(Deserialize), serde(default))]
+#[cfg_attr(feature = "serde", derive(Deserialize), serde(from = "raw::InlineKey"))]
 pub struct InlineKey {
     /// The whole key, `igk_<id>_<secret>` (alternative to `key_id` + `hash`).
     pub key: Option<Secret>,
@@ -139,7 +138,6 @@ pub struct InlineKey {
     /// Expiry, in seconds since the Unix epoch.
     pub expires_at: Option<u64>,
     /// The principal this key stands for.
-    #[cfg_attr(feature = "serde", serde(flatten))]
     pub principal: PrincipalSpec,
 }
 
@@ -384,4 +382,84 @@ impl fmt::Display for Secret {
 /// Seconds since the Unix epoch of `t` (0 before it).
 pub(crate) fn unix_secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The flat forms of the configuration (the principal's fields beside the key's), with
+/// unknown fields refused (serde's `flatten` would ignore them).
+#[cfg(feature = "serde")]
+mod raw {
+    use std::collections::BTreeMap;
+
+    use serde::Deserialize;
+
+    use super::{PrincipalSpec, Secret};
+
+    #[derive(Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    #[derive(Default)]
+    pub(super) struct InlineKey {
+        key: Option<Secret>,
+        key_id: Option<String>,
+        hash: Option<String>,
+        revoked: bool,
+        expires_at: Option<u64>,
+        tenant: Option<String>,
+        team: Option<String>,
+        user: Option<String>,
+        labels: BTreeMap<String, String>,
+        allowed_models: Vec<String>,
+        allowed_endpoints: Vec<String>,
+        limits: BTreeMap<String, String>,
+    }
+
+    impl From<InlineKey> for super::InlineKey {
+        fn from(r: InlineKey) -> Self {
+            Self {
+                key: r.key,
+                key_id: r.key_id,
+                hash: r.hash,
+                revoked: r.revoked,
+                expires_at: r.expires_at,
+                principal: PrincipalSpec {
+                    tenant: r.tenant,
+                    team: r.team,
+                    user: r.user,
+                    labels: r.labels,
+                    allowed_models: r.allowed_models,
+                    allowed_endpoints: r.allowed_endpoints,
+                    limits: r.limits,
+                },
+            }
+        }
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(default, deny_unknown_fields)]
+    pub(super) struct Anonymous {
+        id: Option<String>,
+        tenant: Option<String>,
+        team: Option<String>,
+        user: Option<String>,
+        labels: BTreeMap<String, String>,
+        allowed_models: Vec<String>,
+        allowed_endpoints: Vec<String>,
+        limits: BTreeMap<String, String>,
+    }
+
+    impl From<Anonymous> for super::AnonymousConfig {
+        fn from(r: Anonymous) -> Self {
+            Self {
+                id: r.id,
+                principal: PrincipalSpec {
+                    tenant: r.tenant,
+                    team: r.team,
+                    user: r.user,
+                    labels: r.labels,
+                    allowed_models: r.allowed_models,
+                    allowed_endpoints: r.allowed_endpoints,
+                    limits: r.limits,
+                },
+            }
+        }
+    }
 }

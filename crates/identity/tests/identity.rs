@@ -457,6 +457,9 @@ async fn configuration_parses_from_toml_like_json() {
     for bad in [
         serde_json::json!({"keys": {"store": "ldap"}}),
         serde_json::json!({"keyz": {}}),
+        serde_json::json!({"keys": {"store": "inline", "keys": [{"key": KEY, "tennant": "acme"}]}}),
+        serde_json::json!({"anonymous": {"tenant": "public", "alowed_models": []}}),
+        serde_json::json!({"keys": {"store": "file", "path": "k", "interval": 5}}),
         serde_json::json!({"jwt": {"jwks": {"url": "x"}, "algorithms": ["HS256"]}}),
         serde_json::json!({"jwt": {"jwks": {"url": "x"}, "algorithms": ["none"]}}),
     ] {
