@@ -10,7 +10,7 @@ use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use infergate_core::payload::{ApiKind, Payload};
 use infergate_core::{
-    Body, Decision, Pipeline, Processor, ProcessorError, RequestContext, ResponseContext,
+    Body, Decision, Phases, Pipeline, Processor, ProcessorError, RequestContext, ResponseContext,
 };
 use tower::{Layer, ServiceExt};
 
@@ -20,6 +20,9 @@ struct Noop;
 impl Processor for Noop {
     fn name(&self) -> &str {
         "noop"
+    }
+    fn phases(&self) -> Phases {
+        Phases::REQUEST | Phases::RESPONSE
     }
     async fn on_request(&self, _cx: &mut RequestContext) -> Result<Decision, ProcessorError> {
         Ok(Decision::Continue)

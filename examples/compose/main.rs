@@ -8,7 +8,8 @@ use hyper_util::{
     service::TowerToHyperService,
 };
 use infergate::core::{
-    Decision, PipelineLayer, Processor, ProcessorError, RejectKind, Rejection, RequestContext,
+    Decision, Phases, PipelineLayer, Processor, ProcessorError, RejectKind, Rejection,
+    RequestContext,
 };
 use tower::ServiceBuilder;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -20,6 +21,9 @@ struct AllowModels(&'static [&'static str]);
 impl Processor for AllowModels {
     fn name(&self) -> &str {
         "allow-models"
+    }
+    fn phases(&self) -> Phases {
+        Phases::REQUEST
     }
     async fn on_request(&self, cx: &mut RequestContext) -> Result<Decision, ProcessorError> {
         match cx.payload().and_then(|p| p.model()) {

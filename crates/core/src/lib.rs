@@ -14,7 +14,7 @@
 //! ```
 //! use std::convert::Infallible;
 //! use async_trait::async_trait;
-//! use infergate_core::{Body, Decision, Pipeline, Processor, ProcessorError, RequestContext};
+//! use infergate_core::{Body, Decision, Phases, Pipeline, Processor, ProcessorError, RequestContext};
 //! use tower::{Layer, ServiceExt};
 //!
 //! /// Rewrites every requested model to `gpt-4o-mini`.
@@ -24,6 +24,9 @@
 //! #[async_trait]
 //! impl Processor for Downgrade {
 //!     fn name(&self) -> &str { "downgrade" }
+//!     fn phases(&self) -> Phases {
+//!         Phases::REQUEST
+//!     }
 //!     async fn on_request(&self, cx: &mut RequestContext) -> Result<Decision, ProcessorError> {
 //!         if let Some(p) = cx.payload_mut() {
 //!             p.set_model("gpt-4o-mini");

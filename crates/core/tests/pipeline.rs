@@ -81,6 +81,9 @@ impl Processor for TestProc {
     fn name(&self) -> &str {
         self.name
     }
+    fn phases(&self) -> Phases {
+        Phases::ALL
+    }
     fn failure_mode(&self) -> FailureMode {
         self.mode
     }

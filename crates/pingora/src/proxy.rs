@@ -324,7 +324,8 @@ impl ProxyHttp for PipelineProxy {
                 write_local(session, http::Response::from_parts(parts, body)).await?;
                 Ok(true)
             }
-            RequestOutcome::Forward => {
+            // Forward (and any outcome a later core adds: forwarding is the safe reading).
+            _ => {
                 let (req, exchange) = cx.into_request();
                 let (parts, body) = req.into_parts();
                 let bytes = body

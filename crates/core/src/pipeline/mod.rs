@@ -227,6 +227,7 @@ impl Default for Pipeline {
 }
 
 /// What the request phase decided.
+#[non_exhaustive]
 #[derive(Debug)]
 pub enum RequestOutcome {
     /// Forward the request upstream.

@@ -75,6 +75,7 @@ impl fmt::Debug for Phases {
 }
 
 /// What a processor decided.
+#[non_exhaustive]
 #[derive(Debug)]
 pub enum Decision {
     /// Go on to the next processor (and then the upstream).
@@ -95,8 +96,8 @@ impl From<Rejection> for Decision {
 
 /// One unit of the ordered pipeline (the WG AI Gateway payload-processing model).
 ///
-/// Every method has a default that does nothing, so a processor implements only its phases
-/// (and should say which in [`Processor::phases`], so the pipeline skips the others).
+/// Every phase method has a default that does nothing, so a processor implements only its
+/// phases, and says which in [`Processor::phases`] (required: the pipeline skips the others).
 ///
 /// The request phase runs in pipeline order; the response phases run in reverse order, and only
 /// for processors whose request phase ran. Async phases are bounded by the processor's
@@ -117,10 +118,11 @@ pub trait Processor: Send + Sync + 'static {
         None
     }
 
-    /// The phases this processor takes part in. Default: all.
-    fn phases(&self) -> Phases {
-        Phases::ALL
-    }
+    /// The phases this processor takes part in: the pipeline calls it in these only. There is
+    /// no default, because the costly choice must be a deliberate one: a processor that takes
+    /// part in [`Phases::RESPONSE_BODY`] makes every non-streamed answer buffered, and one in
+    /// [`Phases::RESPONSE_EVENTS`] makes every stream decoded event by event.
+    fn phases(&self) -> Phases;
 
     /// The request phase: inspect or mutate the parsed request and its headers, store per-request
     /// state, set a routing decision, or answer early.
@@ -212,6 +214,7 @@ pub enum StreamEnd {
 }
 
 /// Why a stream processor stops the stream.
+#[non_exhaustive]
 #[derive(Debug)]
 pub enum StreamStop {
     /// A decision (a guardrail block): the client gets this rejection as an SSE error event.
