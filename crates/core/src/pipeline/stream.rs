@@ -3,7 +3,7 @@ use bytes::{Bytes, BytesMut};
 use super::{StreamEnd, StreamProcessor, StreamStop};
 use crate::error::{RejectKind, Rejection};
 use crate::payload::ApiKind;
-use crate::sse::{SseDecoder, SseError, SseEvent, error_event};
+use crate::sse::{DEFAULT_MAX_EVENT_SIZE, SseDecoder, SseError, SseEvent, error_event};
 
 /// The per-event chain of one streamed response: decodes SSE chunks, passes every event
 /// through the stream processors (in reverse pipeline order), and encodes what comes out.
@@ -11,6 +11,36 @@ use crate::sse::{SseDecoder, SseError, SseEvent, error_event};
 /// Synchronous: the tower driver calls it from `poll_frame`, the pingora driver from its
 /// synchronous body filter. Once a processor stops the stream, the chain emits one SSE error
 /// event and [`StreamChain::is_stopped`] turns true: the driver ends the body there.
+///
+/// Each event is decoded once and handed from one processor to the next as the same value,
+/// with its lazily parsed JSON ([`SseEvent::json`]): however many processors read an event's
+/// JSON, it is parsed once (unless one of them replaces the data with
+/// [`SseEvent::set_data`]; [`SseEvent::set_json`] keeps the parse).
+///
+/// ```
+/// use infergate_core::pipeline::{StreamChain, StreamStop};
+/// use infergate_core::sse::SseEvent;
+/// use infergate_core::{ApiKind, StreamProcessor};
+///
+/// /// Counts the content deltas it sees.
+/// struct Deltas(usize);
+/// impl StreamProcessor for Deltas {
+///     fn on_event(&mut self, ev: SseEvent, out: &mut Vec<SseEvent>) -> Result<(), StreamStop> {
+///         if ev.json().and_then(|v| v.pointer("/choices/0/delta/content")).is_some() {
+///             self.0 += 1;
+///         }
+///         out.push(ev);
+///         Ok(())
+///     }
+/// }
+///
+/// let mut chain = StreamChain::with_processors(
+///     ApiKind::ChatCompletions,
+///     vec![("deltas".to_owned(), Box::new(Deltas(0)) as Box<dyn StreamProcessor>)],
+/// );
+/// let chunk = b"data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n";
+/// assert_eq!(&chain.on_chunk(chunk)[..], &chunk[..]); // unmodified: the same bytes
+/// ```
 pub struct StreamChain {
     api: ApiKind,
     decoder: SseDecoder,
@@ -49,6 +79,18 @@ impl StreamChain {
             ended: false,
             stopped: false,
         }
+    }
+
+    /// A chain of `processors` (in the order they see each event) for a stream of `api`, with
+    /// the default bound on an event's size ([`DEFAULT_MAX_EVENT_SIZE`]): for tests,
+    /// benchmarks and drivers that build the stream phase themselves (a
+    /// [`Pipeline`](crate::Pipeline) builds its own with
+    /// [`Pipeline::stream_chain`](crate::Pipeline::stream_chain)).
+    pub fn with_processors(
+        api: ApiKind,
+        processors: Vec<(String, Box<dyn StreamProcessor>)>,
+    ) -> Self {
+        Self::new(api, DEFAULT_MAX_EVENT_SIZE, processors)
     }
 
     /// Whether a processor stopped the stream (an error event was emitted).
@@ -229,5 +271,144 @@ fn stop_rejection(name: &str, stop: StreamStop) -> Rejection {
             )
             .with_processor(name.to_owned())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::sse::JSON_PARSES;
+
+    /// Reads every event's JSON (and, if asked, rewrites it with `set_json` or `set_data`).
+    struct Reader {
+        seen: usize,
+        rewrite: Option<bool>,
+    }
+
+    impl StreamProcessor for Reader {
+        fn on_event(
+            &mut self,
+            mut ev: SseEvent,
+            out: &mut Vec<SseEvent>,
+        ) -> Result<(), StreamStop> {
+            if let Some(v) = ev.json() {
+                assert!(v.get("choices").is_some());
+                self.seen += 1;
+                match self.rewrite {
+                    Some(true) => {
+                        let mut v = v.clone();
+                        v["seen"] = serde_json::Value::Bool(true);
+                        ev.set_json(v);
+                    }
+                    Some(false) => {
+                        let d = ev.data_str().unwrap().replacen('{', "{\"seen\":true,", 1);
+                        ev.set_data(d);
+                    }
+                    None => {}
+                }
+            }
+            out.push(ev);
+            Ok(())
+        }
+    }
+
+    fn chain(n: usize, rewrite_at: Option<(usize, bool)>) -> StreamChain {
+        let stages = (0..n)
+            .map(|i| {
+                let rewrite = rewrite_at.filter(|(at, _)| *at == i).map(|(_, j)| j);
+                let p: Box<dyn StreamProcessor> = Box::new(Reader { seen: 0, rewrite });
+                (format!("reader-{i}"), p)
+            })
+            .collect();
+        StreamChain::with_processors(ApiKind::ChatCompletions, stages)
+    }
+
+    const STREAM: &[u8] = b"data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n\
+        : keep-alive\n\n\
+        data: {\"choices\":[{\"delta\":{\"content\":\"b\"}}]}\n\n\
+        data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2,\"total_tokens\":3}}\n\n\
+        data: [DONE]\n\n";
+
+    fn parses(run: impl FnOnce()) -> usize {
+        let before = JSON_PARSES.with(std::cell::Cell::get);
+        run();
+        JSON_PARSES.with(std::cell::Cell::get) - before
+    }
+
+    #[test]
+    fn n_processors_reading_json_cost_one_parse_per_event() {
+        for n in [1, 3, 8] {
+            let mut c = chain(n, None);
+            let mut out = Vec::new();
+            let p = parses(|| {
+                out.extend_from_slice(&c.on_chunk(STREAM));
+                out.extend_from_slice(&c.on_end(StreamEnd::Completed));
+            });
+            // Three events with JSON data, `[DONE]` (no parse: not JSON, but asked for); the
+            // keep-alive has no data.
+            assert_eq!(p, 4, "{n} processors");
+            assert_eq!(out, STREAM, "unmodified events go out as they came");
+        }
+    }
+
+    #[test]
+    fn set_json_keeps_the_parse_and_set_data_forgets_it() {
+        let mut c = chain(4, Some((1, true)));
+        let p = parses(|| {
+            let out = c.on_chunk(STREAM);
+            assert!(std::str::from_utf8(&out).unwrap().contains("\"seen\":true"));
+        });
+        assert_eq!(p, 4, "set_json: the later processors read the new parse");
+        let mut c = chain(4, Some((1, false)));
+        let p = parses(|| {
+            c.on_chunk(STREAM);
+        });
+        assert_eq!(
+            p,
+            4 + 3,
+            "set_data: the three JSON events are parsed again after it"
+        );
+    }
+
+    #[test]
+    fn the_parse_is_the_same_value_for_every_processor() {
+        // The heap behind the parsed JSON is handed on: each processor sees the same map.
+        struct Ptr(Vec<usize>);
+        impl StreamProcessor for Ptr {
+            fn on_event(
+                &mut self,
+                ev: SseEvent,
+                out: &mut Vec<SseEvent>,
+            ) -> Result<(), StreamStop> {
+                let first = ev.json().and_then(|v| v.get("choices"));
+                self.0
+                    .push(first.map_or(0, |c| std::ptr::from_ref(c) as usize));
+                out.push(ev);
+                Ok(())
+            }
+        }
+        impl Drop for Ptr {
+            fn drop(&mut self) {
+                PTRS.with(|p| p.borrow_mut().push(std::mem::take(&mut self.0)));
+            }
+        }
+        thread_local! {
+            static PTRS: std::cell::RefCell<Vec<Vec<usize>>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let stages = (0..3)
+            .map(|i| {
+                let p: Box<dyn StreamProcessor> = Box::new(Ptr(Vec::new()));
+                (format!("p{i}"), p)
+            })
+            .collect();
+        let mut c = StreamChain::with_processors(ApiKind::ChatCompletions, stages);
+        c.on_chunk(STREAM);
+        drop(c);
+        let all = PTRS.with(|p| std::mem::take(&mut *p.borrow_mut()));
+        assert_eq!(all.len(), 3);
+        assert!(all[0].iter().filter(|p| **p != 0).count() >= 3);
+        assert!(all.iter().all(|v| *v == all[0]));
     }
 }

@@ -1,4 +1,7 @@
+use std::sync::OnceLock;
+
 use bytes::{BufMut, Bytes, BytesMut};
+use serde_json::Value;
 
 /// One Server-Sent Events block: the lines up to a blank line.
 ///
@@ -7,7 +10,12 @@ use bytes::{BufMut, Bytes, BytesMut};
 /// upstream sent, comments, `data:` without a space and CRLF included). Any change through a
 /// setter drops the original bytes and the event is encoded canonically
 /// (`event: ...\ndata: ...\n\n`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// The data's JSON is parsed at most once, on first use of [`SseEvent::json`], and travels with
+/// the event: the stream processors of a pipeline hand the event on, so however many of them read
+/// its JSON, it is parsed once (as [`ResponseBody::json`](crate::pipeline::ResponseBody::json)
+/// does for whole bodies). Replacing the data forgets the parse; a clone carries a copy of it.
+#[derive(Clone, Default)]
 pub struct SseEvent {
     pub(crate) event: Option<String>,
     pub(crate) data: Option<String>,
@@ -15,6 +23,43 @@ pub struct SseEvent {
     pub(crate) retry: Option<u64>,
     pub(crate) comments: Vec<String>,
     pub(crate) raw: Option<Bytes>,
+    /// The data parsed as JSON (`None` inside: not JSON), once someone asked.
+    parsed: OnceLock<Option<Value>>,
+}
+
+impl PartialEq for SseEvent {
+    /// Events are equal when their fields and original bytes are; the cached parse is not
+    /// compared (it follows from the data).
+    fn eq(&self, other: &Self) -> bool {
+        self.event == other.event
+            && self.data == other.data
+            && self.id == other.id
+            && self.retry == other.retry
+            && self.comments == other.comments
+            && self.raw == other.raw
+    }
+}
+
+impl Eq for SseEvent {}
+
+impl std::fmt::Debug for SseEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SseEvent")
+            .field("event", &self.event)
+            .field("data", &self.data)
+            .field("id", &self.id)
+            .field("retry", &self.retry)
+            .field("comments", &self.comments)
+            .field("raw", &self.raw)
+            .field("parsed", &self.parsed.get().is_some())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// JSON parses of event data on this thread (tests count them).
+    pub(crate) static JSON_PARSES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 impl SseEvent {
@@ -79,10 +124,34 @@ impl SseEvent {
         self.raw.as_ref()
     }
 
-    /// Replaces the data.
+    /// Replaces the data (and forgets its parse).
     pub fn set_data(&mut self, data: impl Into<String>) {
         self.data = Some(data.into());
         self.raw = None;
+        self.parsed = OnceLock::new();
+    }
+
+    /// Replaces the data with `json` serialised, keeping `json` as its parse: the processors
+    /// after this one read it without parsing again.
+    pub fn set_json(&mut self, json: Value) {
+        self.data = Some(json.to_string());
+        self.raw = None;
+        self.parsed = OnceLock::from(Some(json));
+    }
+
+    /// Replaces the data with `data` and its parse with `json`, for a processor that edits the
+    /// text and its parse alike (to keep the text's bytes, which [`SseEvent::set_json`] would
+    /// re-serialise). `json` must be what `data` parses to (checked in debug builds).
+    pub fn set_data_and_json(&mut self, data: impl Into<String>, json: Value) {
+        let data = data.into();
+        debug_assert_eq!(
+            serde_json::from_str::<Value>(&data).ok().as_ref(),
+            Some(&json),
+            "set_data_and_json: the parse does not match the data"
+        );
+        self.data = Some(data);
+        self.raw = None;
+        self.parsed = OnceLock::from(Some(json));
     }
 
     /// Replaces the event type.
@@ -91,9 +160,44 @@ impl SseEvent {
         self.raw = None;
     }
 
-    /// Parses the data as JSON into `T`.
-    pub fn json<'a, T: serde::Deserialize<'a>>(&'a self) -> Option<Result<T, serde_json::Error>> {
-        self.data.as_deref().map(serde_json::from_str)
+    /// The data as JSON, parsed on first use and kept with the event; `None` when the event has
+    /// no data or its data is not JSON (`[DONE]`, a keep-alive).
+    pub fn json(&self) -> Option<&Value> {
+        self.parsed
+            .get_or_init(|| {
+                let data = self.data.as_deref()?;
+                #[cfg(test)]
+                JSON_PARSES.with(|n| n.set(n.get() + 1));
+                serde_json::from_str(data).ok()
+            })
+            .as_ref()
+    }
+
+    /// Takes the data's JSON out of the event (parsing it first if no one had), to edit it and
+    /// give it back with [`SseEvent::set_json`] or [`SseEvent::set_data_and_json`]; until then
+    /// the event parses its data again if asked.
+    pub fn take_json(&mut self) -> Option<Value> {
+        let _ = self.json();
+        self.parsed.take().flatten()
+    }
+
+    /// Whether the data's JSON was parsed already (by [`SseEvent::json`], or given by
+    /// [`SseEvent::set_json`]).
+    pub fn is_json_parsed(&self) -> bool {
+        self.parsed.get().is_some()
+    }
+
+    /// The data as `T`: from the shared parse of [`SseEvent::json`] (no second parse of the
+    /// text); `None` when the event has no data. When the data is not JSON, the error is the
+    /// parser's (with its line and column).
+    pub fn json_as<'a, T: serde::Deserialize<'a>>(
+        &'a self,
+    ) -> Option<Result<T, serde_json::Error>> {
+        let data = self.data.as_deref()?;
+        Some(match self.json() {
+            Some(v) => T::deserialize(v),
+            None => serde_json::from_str(data),
+        })
     }
 
     /// Appends the encoded event to `out`: the original bytes if unmodified, else the canonical
@@ -135,8 +239,15 @@ impl SseEvent {
 
     /// The same event encoded canonically, ignoring the original bytes.
     pub fn to_canonical_bytes(&self) -> Bytes {
-        let mut c = self.clone();
-        c.raw = None;
+        let c = Self {
+            event: self.event.clone(),
+            data: self.data.clone(),
+            id: self.id.clone(),
+            retry: self.retry,
+            comments: self.comments.clone(),
+            raw: None,
+            parsed: OnceLock::new(),
+        };
         c.to_bytes()
     }
 }

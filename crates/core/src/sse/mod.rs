@@ -24,6 +24,8 @@ mod decoder;
 mod event;
 
 pub use decoder::{DEFAULT_MAX_EVENT_SIZE, SseDecoder, SseError};
+#[cfg(test)]
+pub(crate) use event::JSON_PARSES;
 pub use event::SseEvent;
 
 use crate::error::Rejection;
@@ -48,7 +50,9 @@ pub enum TypedEvent {
     Empty,
 }
 
-/// Parses an event's data for `api`.
+/// Parses an event's data for `api`, from the event's shared JSON parse
+/// ([`SseEvent::json`]): reading an event typed after another processor read its JSON costs no
+/// second parse of the text.
 pub fn parse_event(api: ApiKind, ev: &SseEvent) -> Result<TypedEvent, serde_json::Error> {
     let Some(data) = ev.data_str() else {
         return Ok(TypedEvent::Empty);
@@ -57,25 +61,36 @@ pub fn parse_event(api: ApiKind, ev: &SseEvent) -> Result<TypedEvent, serde_json
         return Ok(TypedEvent::Done);
     }
     if ev.event_type() == Some("error") {
-        return Ok(TypedEvent::Error(serde_json::from_str(data)?));
+        return Ok(TypedEvent::Error(typed(ev, data)?));
     }
     Ok(match api {
         ApiKind::AnthropicMessages => {
-            let e: anthropic::StreamEvent = serde_json::from_str(data)?;
+            let e: anthropic::StreamEvent = typed(ev, data)?;
             match e {
                 anthropic::StreamEvent::Error { error } => TypedEvent::Error(error),
                 e => TypedEvent::Anthropic(Box::new(e)),
             }
         }
-        ApiKind::Responses => TypedEvent::Responses(Box::new(serde_json::from_str(data)?)),
+        ApiKind::Responses => TypedEvent::Responses(Box::new(typed(ev, data)?)),
         _ => {
             if data.trim_start().starts_with("{\"error\"") {
-                TypedEvent::Error(serde_json::from_str(data)?)
+                TypedEvent::Error(typed(ev, data)?)
             } else {
-                TypedEvent::ChatChunk(Box::new(serde_json::from_str(data)?))
+                TypedEvent::ChatChunk(Box::new(typed(ev, data)?))
             }
         }
     })
+}
+
+/// `T` from the event's shared parse; when the data is not JSON, the parser's error.
+fn typed<'a, T: serde::Deserialize<'a>>(
+    ev: &'a SseEvent,
+    data: &'a str,
+) -> Result<T, serde_json::Error> {
+    match ev.json() {
+        Some(v) => T::deserialize(v),
+        None => serde_json::from_str(data),
+    }
 }
 
 /// Follows the usage reported in a stream: OpenAI's final usage chunk, the Responses
