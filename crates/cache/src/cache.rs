@@ -705,12 +705,15 @@ impl StreamProcessor for Tee {
         if self.failed.is_none() {
             if event.event_type().is_some_and(|t| t == "error") {
                 self.failed = Some(Failed::UpstreamError);
-            } else if let Some(d) = event.data_str().filter(|_| !event.is_done()) {
-                // (Events go to followers below, whatever their content.)
-                match serde_json::from_str::<serde_json::Value>(d) {
-                    Ok(v) if v.get("error").is_some() => self.failed = Some(Failed::UpstreamError),
-                    Ok(v) => self.assembler.push(&v),
-                    Err(_) => self.failed = Some(Failed::Unreadable("an event's data is not JSON")),
+            } else if event.data_str().is_some() && !event.is_done() {
+                // (Events go to followers below, whatever their content.) The event's shared
+                // parse: the other stream processors read the same.
+                match event.json() {
+                    Some(v) if v.get("error").is_some() => {
+                        self.failed = Some(Failed::UpstreamError);
+                    }
+                    Some(v) => self.assembler.push(v),
+                    None => self.failed = Some(Failed::Unreadable("an event's data is not JSON")),
                 }
             }
         }

@@ -69,6 +69,8 @@ struct Seg {
 #[derive(Debug)]
 struct Held {
     event: SseEvent,
+    /// A copy of the event's JSON being edited (redactions), made on the first edit; the
+    /// event's own parse is shared and never changed in place.
     json: Option<Value>,
     /// Whether `json` was changed already (a whole text redacted).
     dirty: bool,
@@ -253,13 +255,16 @@ impl WindowStream {
                 if pos < b {
                     text.push_str(ch.window.get(local(pos)..local(b)).unwrap_or(""));
                 }
+                if h.json.is_none() {
+                    h.json = h.event.json().cloned();
+                }
                 if let Some(slot) = h.json.as_mut().and_then(|j| j.pointer_mut(&seg.ptr)) {
                     *slot = Value::String(text);
                     dirty = true;
                 }
             }
-            if dirty && let Some(j) = &h.json {
-                h.event.set_data(j.to_string());
+            if dirty && let Some(j) = h.json.take() {
+                h.event.set_json(j);
             }
             out.push(h.event);
         }
@@ -304,9 +309,9 @@ impl WindowStream {
         if self.held.is_empty() && held.segs.is_empty() {
             let mut h = held;
             if h.dirty
-                && let Some(j) = &h.json
+                && let Some(j) = h.json.take()
             {
-                h.event.set_data(j.to_string());
+                h.event.set_json(j);
             }
             out.push(h.event);
         } else {
@@ -332,11 +337,9 @@ impl StreamProcessor for WindowStream {
             self.prune();
             return Ok(());
         }
-        let parsed = event
-            .data_str()
-            .filter(|d| !d.trim().is_empty())
-            .and_then(|d| serde_json::from_str::<Value>(d).ok());
-        let Some(mut v) = parsed else {
+        // The event's shared parse (the processors before and after this one read the same);
+        // an edit works on a copy, made only when a text is redacted.
+        let Some(v) = event.json() else {
             self.hold(
                 Held {
                     event,
@@ -348,7 +351,7 @@ impl StreamProcessor for WindowStream {
             );
             return Ok(());
         };
-        let plan = event_plan(self.api, &v);
+        let plan = event_plan(self.api, v);
         // Deltas into their channels.
         let mut segs = Vec::with_capacity(plan.deltas.len());
         let mut touched: Vec<ChanKey> = Vec::new();
@@ -410,7 +413,7 @@ impl StreamProcessor for WindowStream {
             self.close(*c)?;
         }
         // Whole texts: checked and redacted at once, as their deltas were.
-        let mut dirty = false;
+        let mut edited: Option<Value> = None;
         for loc in &plan.full {
             let Some(text) = v.pointer(&loc.ptr).and_then(Value::as_str) else {
                 continue;
@@ -424,20 +427,20 @@ impl StreamProcessor for WindowStream {
                     return Err(StreamStop::Reject(self.guard.blocked(c, &label)));
                 }
                 Ok(Some(new)) => {
-                    if let Some(slot) = v.pointer_mut(&loc.ptr) {
+                    let copy = edited.get_or_insert_with(|| v.clone());
+                    if let Some(slot) = copy.pointer_mut(&loc.ptr) {
                         *slot = Value::String(new);
-                        dirty = true;
                         self.redacted = self.redacted.saturating_add(1);
                     }
                 }
                 Ok(None) => {}
             }
         }
-        let keep = dirty || !segs.is_empty();
+        let dirty = edited.is_some();
         self.hold(
             Held {
                 event,
-                json: keep.then_some(v),
+                json: edited,
                 dirty,
                 segs,
             },

@@ -614,6 +614,26 @@ impl UsageStream {
     }
 }
 
+/// Replaces the data with `cleaned` (the data without its `"usage":null` field). When that field
+/// was the event's only one and sat at the top level, the event's shared parse loses it too and
+/// stays with the event, so the stream processors after this one do not parse the event again.
+fn hide_null_usage(event: &mut SseEvent, cleaned: String, once: bool) {
+    let top_level_null = event
+        .json()
+        .and_then(|v| v.get("usage"))
+        .is_some_and(serde_json::Value::is_null);
+    if once
+        && top_level_null
+        && let Some(mut v) = event.take_json()
+        && let Some(o) = v.as_object_mut()
+    {
+        o.remove("usage");
+        event.set_data_and_json(cleaned, v);
+    } else {
+        event.set_data(cleaned);
+    }
+}
+
 fn is_content_delta(api: ApiKind, data: &str) -> bool {
     match api {
         ApiKind::AnthropicMessages => data.contains("\"content_block_delta\""),
@@ -642,10 +662,11 @@ impl StreamProcessor for UsageStream {
                     return Ok(()); // the usage chunk the client did not ask for
                 }
                 if data.contains("\"usage\":null") {
+                    let once = data.matches("\"usage\":null").count() == 1;
                     let cleaned = data
                         .replace(",\"usage\":null", "")
                         .replace("\"usage\":null,", "");
-                    event.set_data(cleaned);
+                    hide_null_usage(&mut event, cleaned, once);
                 }
             }
         }
@@ -715,6 +736,32 @@ mod tests {
         assert!(!TokenRateLimiter::new(cfg).counter().is_shared());
         let cfg = RateLimitConfig::new(limits).token_counter(TokenCounter::shared());
         assert!(TokenRateLimiter::new(cfg).counter().is_shared());
+    }
+
+    #[test]
+    fn hiding_null_usage_keeps_the_shared_parse() {
+        let data = r#"{"id":"c","choices":[{"index":0,"delta":{"content":"x"}}],"usage":null}"#;
+        let mut ev = SseEvent::data(data);
+        assert!(ev.json().is_some());
+        hide_null_usage(&mut ev, data.replace(",\"usage\":null", ""), true);
+        assert_eq!(
+            ev.data_str(),
+            Some(r#"{"id":"c","choices":[{"index":0,"delta":{"content":"x"}}]}"#)
+        );
+        assert!(
+            ev.is_json_parsed(),
+            "the next processors do not parse again"
+        );
+        assert!(
+            ev.json()
+                .is_some_and(|v| v.get("usage").is_none() && v.get("id").is_some())
+        );
+        // Twice in the text, or not at the top level: the parse is dropped, not guessed.
+        let data = r#"{"a":{"usage":null},"usage":null}"#;
+        let mut ev = SseEvent::data(data);
+        hide_null_usage(&mut ev, r#"{"a":{}}"#.to_owned(), false);
+        assert!(!ev.is_json_parsed());
+        assert_eq!(ev.json(), Some(&serde_json::json!({"a":{}})));
     }
 
     #[test]
