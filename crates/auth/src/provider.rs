@@ -154,14 +154,24 @@ fn azure_url(
         .uri
         .path_and_query()
         .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
+    // The model from the pipeline's parsed request (the body is not parsed again); without a
+    // pipeline, from the body.
+    let model = match parts
+        .extensions
+        .get::<infergate_core::pipeline::ParsedRequest>()
+        .and_then(|p| p.payload.as_deref())
+    {
+        Some(p) => p.model().map(str::to_owned),
+        None => serde_json::from_slice::<Model>(body).ok().map(|m| m.model),
+    };
     if let Some(op) = pq.strip_prefix("/v1/")
-        && let Ok(m) = serde_json::from_slice::<Model>(body)
-        && !m.model.is_empty()
-        && m.model
+        && let Some(model) = model
+        && !model.is_empty()
+        && model
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
     {
-        pq = format!("/openai/deployments/{}/{op}", m.model);
+        pq = format!("/openai/deployments/{model}/{op}");
     }
     if let Some(v) = api_version
         && !pq

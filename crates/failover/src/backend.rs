@@ -2,7 +2,8 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 
 use http::{HeaderValue, Request, Response};
-use infergate_core::{Body, MODEL_NAME_HEADER};
+use infergate_core::pipeline::ParsedRequest;
+use infergate_core::{ApiKind, Body, MODEL_NAME_HEADER, Payload};
 use tower::Service;
 use tower::util::BoxCloneSyncService;
 
@@ -109,19 +110,29 @@ impl Backend {
         &self.name
     }
 
-    /// Rewrites the request's `model` (JSON body and `x-gateway-model-name`) for this backend;
-    /// a body that is not buffered JSON with a `model` passes unchanged.
+    /// Rewrites the request's `model` (JSON body and `x-gateway-model-name`) for this backend,
+    /// through the pipeline's parsed request (`ParsedRequest` in the extensions: the body is not
+    /// parsed again, and re-serialised only when the model changes, once per attempt); without
+    /// one, a buffered JSON body is parsed here. A body with no `model` passes unchanged.
     pub(crate) fn rewrite_model(&self, parts: &mut http::request::Parts, body: Body) -> Body {
         if self.models.is_empty() && self.any_model.is_none() {
             return body;
         }
-        let Some(bytes) = body.as_bytes() else {
-            return body;
+        let parsed = parts.extensions.get::<ParsedRequest>();
+        let mut payload = match parsed.and_then(|p| p.payload.as_deref()) {
+            Some(p) => p.clone(),
+            None => {
+                let Some(bytes) = body.as_bytes() else {
+                    return body;
+                };
+                let api = ApiKind::from_path(parts.uri.path());
+                match Payload::parse(api, bytes) {
+                    Ok(p) => p,
+                    Err(_) => return body,
+                }
+            }
         };
-        let Ok(serde_json::Value::Object(mut obj)) = serde_json::from_slice(bytes) else {
-            return body;
-        };
-        let Some(from) = obj.get("model").and_then(serde_json::Value::as_str) else {
+        let Some(from) = payload.model() else {
             return body;
         };
         let Some(to) = self.models.get(from).or(self.any_model.as_ref()) else {
@@ -134,15 +145,20 @@ impl Backend {
         if let Ok(v) = HeaderValue::from_str(&to) {
             parts.headers.insert(MODEL_NAME_HEADER, v);
         }
-        obj.insert("model".to_owned(), serde_json::Value::String(to));
-        match serde_json::to_vec(&obj) {
-            Ok(out) => {
-                parts
-                    .headers
-                    .insert(http::header::CONTENT_LENGTH, out.len().into());
-                Body::full(out)
-            }
-            Err(_) => body,
-        }
+        payload.set_model(to);
+        let Ok(out) = payload.to_bytes() else {
+            return body;
+        };
+        parts
+            .headers
+            .insert(http::header::CONTENT_LENGTH, out.len().into());
+        // Later layers (the auth injector, a signer) read the request as it now is.
+        let api = parsed.map_or_else(|| ApiKind::from_path(parts.uri.path()), |p| p.api);
+        parts.extensions.insert(ParsedRequest {
+            api,
+            bytes: out.clone(),
+            payload: Some(std::sync::Arc::new(payload)),
+        });
+        Body::full(out)
     }
 }

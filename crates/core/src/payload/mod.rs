@@ -130,9 +130,19 @@ pub enum PayloadError {
     Shape(#[source] serde_json::Error),
 }
 
+/// How many request bodies [`Payload::parse`] has parsed in this process: the request body is
+/// parsed once per request whatever blocks are on (egress code reads the shared
+/// [`ParsedRequest`](crate::pipeline::ParsedRequest)); tests count with this.
+pub fn parse_count() -> u64 {
+    PARSES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+static PARSES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 impl Payload {
     /// Parses a body for `api`. Invalid UTF-8, invalid JSON and a wrong shape are told apart.
     pub fn parse(api: ApiKind, bytes: &[u8]) -> Result<Self, PayloadError> {
+        PARSES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let s = std::str::from_utf8(bytes).map_err(|e| PayloadError::InvalidUtf8 {
             offset: e.valid_up_to(),
         })?;
