@@ -6,11 +6,16 @@
 //! touched; symmetric (`oct`) keys in a JWKS are ignored. An unknown `kid` re-reads the JWKS,
 //! at most once per `min_refresh_interval_ms` (so a flood of made-up `kid`s cannot hammer the
 //! identity provider); the JWKS is also re-read after `jwks_ttl_ms`.
+//!
+//! A verified token's principal is remembered (by the SHA-256 of the token, at most 10 000
+//! tokens) until the token expires but at most [`VERIFIED_TTL`], so a client that sends the
+//! same token on every request pays for the signature check about once a minute.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
@@ -18,12 +23,18 @@ use infergate_core::Principal;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use crate::config::{JwksSource, JwtAlgorithm, JwtConfig};
 use crate::error::{AuthError, AuthFailure, IdentityError};
 
 const JWKS_MAX_BYTES: usize = 1 << 20;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+const VERIFIED_CAPACITY: usize = 10_000;
+
+/// How long a verified token is trusted without checking its signature again (also bounds how
+/// long a token signed by a key removed from the JWKS keeps working).
+pub const VERIFIED_TTL: Duration = Duration::from_secs(60);
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -71,6 +82,7 @@ struct Inner {
     refresh: tokio::sync::Mutex<Option<Instant>>,
     fetches: AtomicU64,
     client: Option<HttpClient>,
+    verified: Mutex<HashMap<[u8; 32], (Instant, Arc<Principal>)>>,
 }
 
 impl fmt::Debug for JwtVerifier {
@@ -117,6 +129,7 @@ impl JwtVerifier {
             refresh: tokio::sync::Mutex::new(None),
             fetches: AtomicU64::new(0),
             client,
+            verified: Mutex::new(HashMap::new()),
         };
         let keys = inner.load().await.map_err(IdentityError::Jwks)?;
         *inner.keys.write().unwrap_or_else(PoisonError::into_inner) = Keys {
@@ -134,7 +147,42 @@ impl JwtVerifier {
     }
 
     /// Verifies `token` and maps its claims to a principal.
-    pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+    pub async fn verify(&self, token: &str) -> Result<Arc<Principal>, AuthError> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let now = Instant::now();
+        if let Some(p) = self
+            .inner
+            .verified
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&digest)
+            .filter(|(until, _)| now < *until)
+            .map(|(_, p)| p.clone())
+        {
+            return Ok(p);
+        }
+        let p = Arc::new(self.verify_uncached(token).await?);
+        let lifetime = p.expires_at().map_or(VERIFIED_TTL, |exp| {
+            exp.duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO)
+                .min(VERIFIED_TTL)
+        });
+        let mut cache = self
+            .inner
+            .verified
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if cache.len() >= VERIFIED_CAPACITY {
+            cache.retain(|_, (until, _)| now < *until);
+            if cache.len() >= VERIFIED_CAPACITY {
+                cache.clear();
+            }
+        }
+        cache.insert(digest, (now + lifetime, p.clone()));
+        Ok(p)
+    }
+
+    async fn verify_uncached(&self, token: &str) -> Result<Principal, AuthError> {
         let inner = &self.inner;
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthFailure::InvalidToken)?;
         let (kind, alg) = Kind::of(header.alg).ok_or(AuthFailure::InvalidToken)?;

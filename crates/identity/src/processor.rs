@@ -185,7 +185,7 @@ impl Identity {
             && cred.split('.').count() == 3
         {
             // `exp` and `nbf` are checked there, with the leeway.
-            return Ok(Arc::new(jwt.verify(cred).await?));
+            return Ok(jwt.verify(cred).await?);
         }
         Err(AuthFailure::Malformed.into())
     }

@@ -61,6 +61,23 @@ fn ed_key(kid: &str) -> TestKey {
     }
 }
 
+/// A 2048-bit RSA key made now (RS256).
+fn rsa_key(kid: &str) -> TestKey {
+    use rsa::pkcs1::EncodeRsaPrivateKey;
+    use rsa::traits::PublicKeyParts;
+    let private = rsa::PrivateKey::new(&mut getrandom04::SysRng, 2048).unwrap();
+    let public = private.to_public_key();
+    let der = private.to_pkcs1_der().unwrap();
+    TestKey {
+        alg: Algorithm::RS256,
+        kid: kid.into(),
+        encoding: EncodingKey::from_rsa_der(der.as_bytes()),
+        jwk: json!({"kty":"RSA","kid":kid,"use":"sig","alg":"RS256",
+            "n": B64.encode(public.n().as_ref().to_be_bytes_trimmed_vartime()),
+            "e": B64.encode(public.e().to_be_bytes_trimmed_vartime())}),
+    }
+}
+
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -125,13 +142,14 @@ async fn refused(id: &Identity, token: &str) -> AuthFailure {
 async fn tokens_are_checked_against_the_jwks() {
     let ec = ec_key("ec1");
     let ed = ed_key("ed1");
-    let jwks = Arc::new(Mutex::new(json!({"keys": [ec.jwk, ed.jwk]})));
+    let rs = rsa_key("rs1");
+    let jwks = Arc::new(Mutex::new(json!({"keys": [ec.jwk, ed.jwk, rs.jwk]})));
     let url = jwks_server(jwks.clone()).await;
     let verifier = JwtVerifier::new(config(url)).await.unwrap();
     let id = Identity::builder().jwt(verifier.clone()).build();
 
-    // Valid, both algorithms; claims mapped.
-    for key in [&ec, &ed] {
+    // Valid, every algorithm; claims mapped.
+    for key in [&ec, &ed, &rs] {
         let p = id
             .authenticate(&bearer(&sign(key, &claims())))
             .await
@@ -143,6 +161,12 @@ async fn tokens_are_checked_against_the_jwks() {
         assert!(p.allows_model("gpt-4o-mini") && !p.allows_model("gpt-4o"));
         assert!(p.expires_at().is_some());
     }
+
+    // A token seen before is answered from the verified-token cache (the same principal).
+    let t = sign(&ec, &claims());
+    let first = id.authenticate(&bearer(&t)).await.unwrap();
+    let again = id.authenticate(&bearer(&t)).await.unwrap();
+    assert!(Arc::ptr_eq(&first, &again));
 
     // Signed by another key under a known kid.
     let impostor = ec_key("ec1");
