@@ -70,6 +70,9 @@ type HttpClient = hyper_util::client::legacy::Client<
     Empty<Bytes>,
 >;
 
+/// Verified tokens: SHA-256 of the token → (trusted until, principal).
+type Verified = HashMap<[u8; 32], (Instant, Arc<Principal>)>;
+
 /// Verifies JWT bearer tokens and maps their claims to principals. Cheap to clone.
 #[derive(Clone)]
 pub struct JwtVerifier {
@@ -82,7 +85,7 @@ struct Inner {
     refresh: tokio::sync::Mutex<Option<Instant>>,
     fetches: AtomicU64,
     client: Option<HttpClient>,
-    verified: Mutex<HashMap<[u8; 32], (Instant, Arc<Principal>)>>,
+    verified: Mutex<Verified>,
 }
 
 impl fmt::Debug for JwtVerifier {

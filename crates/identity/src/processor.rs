@@ -185,7 +185,7 @@ impl Identity {
             && cred.split('.').count() == 3
         {
             // `exp` and `nbf` are checked there, with the leeway.
-            return Ok(jwt.verify(cred).await?);
+            return jwt.verify(cred).await;
         }
         Err(AuthFailure::Malformed.into())
     }

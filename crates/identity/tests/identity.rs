@@ -6,7 +6,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use common::{call, code, gateway, store};
 use infergate_core::{Body, Principal};
@@ -453,7 +453,7 @@ async fn configuration_parses_from_toml_like_json() {
     let p = id.authenticate(&h).await.unwrap();
     assert_eq!(p.tenant(), "acme");
     assert!(p.allows_model("gpt-4o-mini") && !p.allows_model("o3"));
-    assert!(!p.is_expired(SystemTime::now()));
+    assert!(!p.is_expired(std::time::SystemTime::now()));
     for bad in [
         serde_json::json!({"keys": {"store": "ldap"}}),
         serde_json::json!({"keyz": {}}),
