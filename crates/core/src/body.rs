@@ -59,6 +59,16 @@ impl Body {
         }
     }
 
+    /// The bytes of a buffered body that has not been polled yet, shared (no copy); `None` for
+    /// a stream.
+    pub fn bytes(&self) -> Option<Bytes> {
+        match &self.kind {
+            Kind::Full(Some(b)) => Some(b.clone()),
+            Kind::Full(None) => Some(Bytes::new()),
+            Kind::Stream(_) => None,
+        }
+    }
+
     /// A copy of a buffered body (for replay); `None` for a stream.
     pub fn try_clone(&self) -> Option<Self> {
         match &self.kind {

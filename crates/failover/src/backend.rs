@@ -119,18 +119,17 @@ impl Backend {
             return body;
         }
         let parsed = parts.extensions.get::<ParsedRequest>();
-        let mut payload = match parsed.and_then(|p| p.payload.as_deref()) {
-            Some(p) => p.clone(),
-            None => {
-                let Some(bytes) = body.as_bytes() else {
-                    return body;
-                };
-                let api = ApiKind::from_path(parts.uri.path());
-                match Payload::parse(api, bytes) {
-                    Ok(p) => p,
-                    Err(_) => return body,
-                }
-            }
+        let mut payload = if let Some(p) = parsed.and_then(|p| p.payload.as_deref()) {
+            p.clone()
+        } else {
+            let Some(bytes) = body.as_bytes() else {
+                return body;
+            };
+            let api = ApiKind::from_path(parts.uri.path());
+            let Ok(p) = Payload::parse(api, bytes) else {
+                return body;
+            };
+            p
         };
         let Some(from) = payload.model() else {
             return body;

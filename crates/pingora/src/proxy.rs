@@ -171,8 +171,7 @@ async fn write_local(session: &mut Session, resp: http::Response<Body>) -> Resul
     for (name, value) in &parts.headers {
         head.append_header(name.clone(), value.clone())?;
     }
-    if let Some(bytes) = body.as_bytes() {
-        let bytes = Bytes::copy_from_slice(bytes);
+    if let Some(bytes) = body.bytes() {
         head.insert_header(header::CONTENT_LENGTH, bytes.len())?;
         session.write_response_header(Box::new(head), false).await?;
         return session.write_response_body(Some(bytes), true).await;
@@ -217,7 +216,7 @@ fn run_whole_body(
             }
         }
     };
-    body.as_bytes().map_or(fallback, Bytes::copy_from_slice)
+    body.bytes().unwrap_or(fallback)
 }
 
 /// The headers of `current` to remove (absent from `target`) and to set (different in it), so
@@ -312,38 +311,31 @@ impl ProxyHttp for PipelineProxy {
                 return Ok(true);
             }
         };
-        match self.pipeline.run_request(&mut cx).await {
-            RequestOutcome::Respond(resp) => {
-                let mut exchange = cx.into_exchange();
-                let (mut parts, body) = resp.into_parts();
-                let body = self
-                    .pipeline
-                    .run_response_head(&mut exchange, &mut parts)
-                    .await
-                    .unwrap_or(body);
-                write_local(session, http::Response::from_parts(parts, body)).await?;
-                Ok(true)
-            }
-            // Forward (and any outcome a later core adds: forwarding is the safe reading).
-            _ => {
-                let (req, exchange) = cx.into_request();
-                let (parts, body) = req.into_parts();
-                let bytes = body
-                    .as_bytes()
-                    .map(Bytes::copy_from_slice)
-                    .unwrap_or_default();
-                match self.failover.attempts() {
-                    Ok(attempts) => ctx.attempts = Some(attempts),
-                    Err(rej) => {
-                        write_local(session, self.pipeline.error_response(api, rej)).await?;
-                        return Ok(true);
-                    }
-                }
-                ctx.exchange = Some(exchange);
-                ctx.forward = Some((parts, bytes));
-                Ok(false)
+        if let RequestOutcome::Respond(resp) = self.pipeline.run_request(&mut cx).await {
+            let mut exchange = cx.into_exchange();
+            let (mut parts, body) = resp.into_parts();
+            let body = self
+                .pipeline
+                .run_response_head(&mut exchange, &mut parts)
+                .await
+                .unwrap_or(body);
+            write_local(session, http::Response::from_parts(parts, body)).await?;
+            return Ok(true);
+        }
+        // Forward (and any outcome a later core adds: forwarding is the safe reading).
+        let (req, exchange) = cx.into_request();
+        let (parts, body) = req.into_parts();
+        let bytes = body.bytes().unwrap_or_default();
+        match self.failover.attempts() {
+            Ok(attempts) => ctx.attempts = Some(attempts),
+            Err(rej) => {
+                write_local(session, self.pipeline.error_response(api, rej)).await?;
+                return Ok(true);
             }
         }
+        ctx.exchange = Some(exchange);
+        ctx.forward = Some((parts, bytes));
+        Ok(false)
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {

@@ -5,6 +5,8 @@
 //! the captures lack (n>1 choices, refusal and reasoning deltas, reasoning summaries). Shared by
 //! the guardrail's leak test and the end-to-end leak test through the example gateway.
 
+#![allow(clippy::pedantic)] // test support, moved from a test file
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
