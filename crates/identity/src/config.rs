@@ -78,8 +78,8 @@ fn default_check_ms() -> u64 {
     1000
 }
 
-/// The Redis key store's settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The Redis key store's settings. Its `Debug` hides a password in the URL.
+#[derive(Clone, PartialEq, Eq)]
 #[cfg_attr(
     feature = "serde",
     derive(Deserialize),
@@ -104,6 +104,33 @@ pub struct RedisStoreConfig {
     pub miss_burst: u32,
     /// The timeout of one Redis command (default 1000).
     pub timeout_ms: u64,
+}
+
+impl fmt::Debug for RedisStoreConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStoreConfig")
+            .field("url", &redact_url(&self.url))
+            .field("prefix", &self.prefix)
+            .field("cache_ttl_ms", &self.cache_ttl_ms)
+            .field("negative_ttl_ms", &self.negative_ttl_ms)
+            .field("negative_capacity", &self.negative_capacity)
+            .field("cache_capacity", &self.cache_capacity)
+            .field("misses_per_second", &self.misses_per_second)
+            .field("miss_burst", &self.miss_burst)
+            .field("timeout_ms", &self.timeout_ms)
+            .finish()
+    }
+}
+
+/// `url` with its user information (`user:password@`) replaced by `***@`.
+pub(crate) fn redact_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.split('/').next().and_then(|auth| auth.rfind('@')) {
+            Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
 }
 
 impl Default for RedisStoreConfig {
@@ -461,5 +488,25 @@ mod raw {
                 },
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redis_passwords_stay_out_of_debug() {
+        assert_eq!(
+            redact_url("redis://:hunter2@h:6379/0"),
+            "redis://***@h:6379/0"
+        );
+        assert_eq!(redact_url("rediss://u:p@w@h/0"), "rediss://***@h/0");
+        assert_eq!(redact_url("redis://h:6379"), "redis://h:6379");
+        let c = RedisStoreConfig {
+            url: "redis://:hunter2@h:6379".into(),
+            ..RedisStoreConfig::default()
+        };
+        assert!(!format!("{c:?}").contains("hunter2"));
     }
 }

@@ -34,7 +34,6 @@ use crate::error::StoreError;
 /// flood passes.
 ///
 /// A Redis failure is an error (the processor fails closed: 502), never an open door.
-#[derive(Debug)]
 pub struct RedisKeyStore {
     client: redis::Client,
     conn: tokio::sync::Mutex<Option<ConnectionManager>>,
@@ -43,6 +42,23 @@ pub struct RedisKeyStore {
     clock: Arc<dyn Clock>,
     cache: Mutex<Caches>,
     lookups: AtomicU64,
+}
+
+impl std::fmt::Debug for RedisKeyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the client: its connection info may hold the Redis password.
+        let (known, unknown) = {
+            let c = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+            (c.known.len(), c.unknown.len())
+        };
+        f.debug_struct("RedisKeyStore")
+            .field("config", &self.config)
+            .field("hasher", &self.hasher)
+            .field("cached_keys", &known)
+            .field("cached_unknown_ids", &unknown)
+            .field("redis_lookups", &self.redis_lookups())
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
