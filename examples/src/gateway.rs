@@ -20,6 +20,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
 use infergate::client::UpstreamClient;
+use infergate::core::egress::Dispatch;
 use infergate::core::{
     Body, Pipeline, PipelineBody, PipelineLayer, PipelineService, RejectKind, Rejection,
 };
@@ -56,41 +57,9 @@ use crate::config::{
 /// The service behind one route: the pipeline in front of the backends.
 type Route = PipelineService<Dispatch>;
 
-/// Sends a request to the backend the router chose (a
-/// [`RouteDecision`](infergate::core::RouteDecision) in its extensions), or to the endpoint's
-/// own backend.
-#[derive(Clone, Debug)]
-pub struct Dispatch {
-    default: Upstream,
-    backends: Arc<BTreeMap<String, Upstream>>,
-}
-
 /// One backend (its client, behind its provider credentials when it has some) or a failover
 /// group over several.
-pub type Upstream =
-    tower::util::BoxCloneSyncService<http::Request<Body>, http::Response<Body>, Infallible>;
-
-impl Service<http::Request<Body>> for Dispatch {
-    type Response = http::Response<Body>;
-    type Error = Infallible;
-    type Future = <Upstream as Service<http::Request<Body>>>::Future;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
-        let chosen = req
-            .extensions()
-            .get::<infergate::core::RouteDecision>()
-            .and_then(|d| d.backend.as_ref())
-            .and_then(|b| self.backends.get(b));
-        match chosen {
-            Some(p) => p.clone().call(req),
-            None => self.default.call(req),
-        }
-    }
-}
+pub use infergate::core::egress::Upstream;
 
 /// The response body of the gateway: a pipeline's, or a small local one (health, 404).
 pub type GatewayBody = Either<PipelineBody<Body>, Full<Bytes>>;
@@ -271,10 +240,7 @@ pub async fn build(config: &Config) -> Result<Gateway, ConfigError> {
         let Some(upstream) = clients.get(&backend) else {
             continue;
         };
-        let svc = layer.layer(Dispatch {
-            default: upstream.clone(),
-            backends: proxies.clone(),
-        });
+        let svc = layer.layer(Dispatch::with_backends(upstream.clone(), proxies.clone()));
         for path in paths {
             routes.insert(*path, svc.clone());
         }

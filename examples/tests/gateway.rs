@@ -236,7 +236,9 @@ fn bad_guardrail_config_is_a_clear_error() {
         "[guardrail]\n[[guardrail.checks]]\nname = \"x\"\ndetector = \"pii\"\naction = \"explode\"\n",
     )
     .unwrap_err();
-    assert!(e.to_string().contains("unknown action 'explode'"), "{e}");
+    // The key is named; the value is not repeated (a config may hold secrets).
+    assert!(e.to_string().contains("unknown action value"), "{e}");
+    assert!(!e.to_string().contains("explode"), "{e}");
 }
 
 #[tokio::test]

@@ -55,6 +55,7 @@
 
 pub mod body;
 pub mod coding;
+pub mod egress;
 pub mod error;
 pub mod hop;
 pub mod layer;

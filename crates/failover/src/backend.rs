@@ -7,7 +7,7 @@ use infergate_core::{ApiKind, Body, MODEL_NAME_HEADER, Payload};
 use tower::Service;
 use tower::util::BoxCloneSyncService;
 
-pub(crate) type Upstream = BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
+pub(crate) use infergate_core::egress::Upstream;
 
 /// One backend: a name, a priority tier (lower first), a weight within its tier, the model
 /// names it knows the requested models by, and the service that reaches it.

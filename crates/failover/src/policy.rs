@@ -258,6 +258,12 @@ impl FailoverPolicy {
         self
     }
 
+    /// The hop limit set by [`max_hops`](Self::max_hops) (for drivers that check hops
+    /// themselves, as the pingora adapter does).
+    pub fn hop_limit(&self) -> u32 {
+        self.max_hops
+    }
+
     /// How a backend is chosen within a tier (default weighted rotation).
     pub fn selection(mut self, selection: Selection) -> Self {
         self.selection = selection;

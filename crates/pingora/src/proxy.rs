@@ -92,9 +92,10 @@ impl PipelineProxy {
             .collect();
         Self {
             pipeline,
+            // One hop limit: the failover policy's.
+            max_hops: policy.hop_limit(),
             failover: FailoverLayer::new(policy).service_over(backends),
             upstreams,
-            max_hops: 3,
             read_timeout: Duration::from_secs(30),
             keepalive_secs: 60,
         }
@@ -107,13 +108,6 @@ impl PipelineProxy {
     pub fn downstream_timeouts(mut self, read: Duration, keepalive_secs: u64) -> Self {
         self.read_timeout = read;
         self.keepalive_secs = keepalive_secs;
-        self
-    }
-
-    /// Refuse requests that already crossed this many gateways (default 3, as failover's).
-    #[must_use]
-    pub fn max_hops(mut self, n: u32) -> Self {
-        self.max_hops = n;
         self
     }
 

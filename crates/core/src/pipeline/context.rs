@@ -23,6 +23,16 @@ pub struct RouteDecision {
     pub score: Option<f32>,
 }
 
+impl RouteDecision {
+    /// A decision for a backend, keeping the request's model.
+    pub fn to_backend(backend: impl Into<String>) -> Self {
+        Self {
+            backend: Some(backend.into()),
+            ..Self::default()
+        }
+    }
+}
+
 /// The buffered and parsed request, in the extensions of the request the pipeline forwards:
 /// later layers (failover, auth, a second pipeline) read it instead of parsing again.
 #[derive(Debug, Clone)]
