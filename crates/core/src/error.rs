@@ -35,8 +35,11 @@ pub enum RejectKind {
     RateLimited,
     /// A guardrail blocked the content.
     ContentBlocked,
-    /// The caller is not authenticated or not allowed.
+    /// The caller is not authenticated (401).
     Unauthorized,
+    /// The caller is authenticated but may not do this: a model, an endpoint or a region its
+    /// principal does not allow (403, `permission_error`).
+    Forbidden,
     /// A processor failed and its failure mode is `FailClosed`.
     ProcessorFailed,
     /// A processor timed out and its failure mode is `FailClosed`.
@@ -67,6 +70,7 @@ impl RejectKind {
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
             Self::ProcessorFailed | Self::Other => StatusCode::INTERNAL_SERVER_ERROR,
             Self::ProcessorTimeout | Self::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
             Self::ExternalServiceFailed | Self::UpstreamFailed => StatusCode::BAD_GATEWAY,
@@ -87,6 +91,7 @@ impl RejectKind {
             | Self::LoopDetected => "invalid_request_error",
             Self::RateLimited => "rate_limit_error",
             Self::Unauthorized => "authentication_error",
+            Self::Forbidden => "permission_error",
             Self::ProcessorTimeout | Self::DeadlineExceeded => "timeout_error",
             Self::ExternalServiceFailed | Self::UpstreamFailed | Self::UpstreamUnavailable => {
                 "upstream_error"
@@ -106,6 +111,7 @@ impl RejectKind {
             Self::RateLimited => "rate_limit_exceeded",
             Self::ContentBlocked => "content_filter",
             Self::Unauthorized => "invalid_api_key",
+            Self::Forbidden => "permission_denied",
             Self::ProcessorFailed => "processor_failed",
             Self::ProcessorTimeout => "processor_timeout",
             Self::DeadlineExceeded => "deadline_exceeded",
@@ -232,6 +238,7 @@ impl Rejection {
         let ty = match self.0.kind {
             RejectKind::RateLimited => "rate_limit_error",
             RejectKind::Unauthorized => "authentication_error",
+            RejectKind::Forbidden => "permission_error",
             RejectKind::BodyTooLarge => "request_too_large",
             RejectKind::ProcessorTimeout
             | RejectKind::DeadlineExceeded

@@ -163,7 +163,12 @@ impl AuthFailure {
     /// The rejection the processor answers with (the pipeline renders it in the OpenAI shape,
     /// Anthropic's on `/v1/messages`).
     pub fn rejection(self, processor: impl Into<Cow<'static, str>>) -> Rejection {
-        let mut r = Rejection::new(RejectKind::Unauthorized, self.message())
+        let kind = if self.status() == StatusCode::FORBIDDEN {
+            RejectKind::Forbidden
+        } else {
+            RejectKind::Unauthorized
+        };
+        let mut r = Rejection::new(kind, self.message())
             .with_status(self.status())
             .with_code(self.code())
             .with_processor(processor);
