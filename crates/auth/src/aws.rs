@@ -135,6 +135,17 @@ pub fn sign_sigv4(
     time: SystemTime,
     options: SigV4Options,
 ) -> Result<(), AuthError> {
+    // aws-sigv4 rebuilds the URI and panics on some it cannot (a relative reference such as
+    // `GET`; found by the sigv4 fuzzer): only an absolute URI or an origin-form path goes in,
+    // and a panic inside the signer is a signing error, never a crashed request.
+    match uri.parse::<http::Uri>() {
+        Ok(u) if u.scheme().is_some() || uri.starts_with('/') => {}
+        _ => {
+            return Err(AuthError::Signing(
+                "the request URI cannot be signed (neither absolute nor a path)".to_owned(),
+            ));
+        }
+    }
     let identity = aws_credential_types::Credentials::new(
         creds.access_key_id.clone(),
         creds.secret_access_key.expose().to_owned(),
@@ -188,10 +199,12 @@ pub fn sign_sigv4(
     .map_err(|e| AuthError::Signing(e.to_string()))?;
     // aws-sigv4 traces the canonical request, session token included: it signs with no
     // subscriber, so that nothing it logs can reach ours (found by the log-capture test).
-    let signed =
+    let signed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), || {
             sign(signable, &params)
-        });
+        })
+    }))
+    .map_err(|_| AuthError::Signing("the signer refused the request".to_owned()))?;
     let (instructions, _) = signed
         .map_err(|e| AuthError::Signing(e.to_string()))?
         .into_parts();

@@ -260,3 +260,37 @@ fn the_bedrock_vector_of_openai_python() {
         v["expected"]["payloadHash"].as_str().unwrap()
     );
 }
+
+/// Found by the sigv4 fuzzer: aws-sigv4 panicked rebuilding a relative URI. Any URI is a
+/// signing error or a signature, never a panic.
+#[test]
+fn a_uri_the_signer_cannot_take_is_an_error_not_a_panic() {
+    for uri in [
+        "GET",
+        "",
+        "a/../b",
+        "//",
+        "?x=1",
+        "/a/../a/\u{fffd}../b/./%20d?x=1&y=%2F",
+    ] {
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            http::header::HOST,
+            http::HeaderValue::from_static("example.com"),
+        );
+        let r = sign_sigv4(
+            &http::Method::GET,
+            uri,
+            &mut h,
+            b"",
+            &creds(None),
+            "us-east-1",
+            "bedrock",
+            at(1_700_000_000),
+            SigV4Options::default(),
+        );
+        if r.is_ok() {
+            assert!(h.contains_key(http::header::AUTHORIZATION), "{uri}");
+        }
+    }
+}

@@ -395,17 +395,34 @@ pub(crate) fn redact_with<'c>(
     let json = json && crate::json_text::is_json(text);
     let mut cur = text.to_owned();
     for c in checks {
-        let mut hits = c.find(&cur);
-        if hits.is_empty() {
-            continue;
+        // A redaction shortens the text, so a context window (a phone word within so many
+        // bytes) can reach further on a second look: redact until nothing more is found, so
+        // that redacting a redacted text changes nothing (at most a few passes).
+        for _ in 0..REDACT_PASSES {
+            let mut hits = c.find(&cur);
+            if hits.is_empty() {
+                break;
+            }
+            if json {
+                crate::json_text::json_safe(
+                    &cur,
+                    crate::json_text::JsonState::default(),
+                    &mut hits,
+                    0,
+                );
+            }
+            let next = redact(&cur, &hits);
+            if next == cur {
+                break;
+            }
+            cur = next;
         }
-        if json {
-            crate::json_text::json_safe(&cur, crate::json_text::JsonState::default(), &mut hits, 0);
-        }
-        cur = redact(&cur, &hits);
     }
     cur
 }
+
+/// The most passes of one check's redaction over a text (see [`redact_with`]).
+const REDACT_PASSES: usize = 4;
 
 /// Replaces `hits` (ordered, non-overlapping) in `text` with their masks.
 pub(crate) fn redact(text: &str, hits: &[Hit]) -> String {
@@ -425,16 +442,27 @@ impl Check {
     /// `text` with every finding of this check replaced by its mask. Overlapping findings are
     /// merged (the first one's mask covers them). Redacting a redacted text changes nothing.
     pub fn redact(&self, text: &str) -> String {
-        let mut hits = self.find(text);
-        hits.sort_by_key(|h| (h.start, std::cmp::Reverse(h.end)));
-        let mut merged: Vec<Hit> = Vec::with_capacity(hits.len());
-        for h in hits {
-            match merged.last_mut() {
-                Some(last) if h.start < last.end => last.end = last.end.max(h.end),
-                _ => merged.push(h),
+        let mut cur = text.to_owned();
+        for _ in 0..REDACT_PASSES {
+            let mut hits = self.find(&cur);
+            if hits.is_empty() {
+                break;
             }
+            hits.sort_by_key(|h| (h.start, std::cmp::Reverse(h.end)));
+            let mut merged: Vec<Hit> = Vec::with_capacity(hits.len());
+            for h in hits {
+                match merged.last_mut() {
+                    Some(last) if h.start < last.end => last.end = last.end.max(h.end),
+                    _ => merged.push(h),
+                }
+            }
+            let next = redact(&cur, &merged);
+            if next == cur {
+                break;
+            }
+            cur = next;
         }
-        redact(text, &merged)
+        cur
     }
 }
 

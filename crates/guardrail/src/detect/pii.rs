@@ -331,9 +331,11 @@ fn phone_context(b: &[u8], start: usize, end: usize) -> bool {
     let after = &b[end..(end + 12).min(b.len())];
     [before, after].iter().any(|w| {
         let lower = w.to_ascii_lowercase();
-        PHONE_WORDS
-            .iter()
-            .any(|k| memchr::memmem::find(&lower, k).is_some())
+        PHONE_WORDS.iter().any(|k| {
+            // A mask (`[PHONE]`) is not a phone word: a redacted text must not make its
+            // neighbours phones on a second look.
+            memchr::memmem::find_iter(&lower, k).any(|at| at == 0 || lower[at - 1] != b'[')
+        })
     })
 }
 
