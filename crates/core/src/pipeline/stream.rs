@@ -279,7 +279,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::sse::JSON_PARSES;
+    use crate::sse::json_parse_count;
 
     /// Reads every event's JSON (and, if asked, rewrites it with `set_json` or `set_data`).
     struct Reader {
@@ -331,10 +331,10 @@ mod tests {
         data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2,\"total_tokens\":3}}\n\n\
         data: [DONE]\n\n";
 
-    fn parses(run: impl FnOnce()) -> usize {
-        let before = JSON_PARSES.with(std::cell::Cell::get);
+    fn parses(run: impl FnOnce()) -> u64 {
+        let before = json_parse_count();
         run();
-        JSON_PARSES.with(std::cell::Cell::get) - before
+        json_parse_count() - before
     }
 
     #[test]

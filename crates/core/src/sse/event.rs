@@ -56,10 +56,14 @@ impl std::fmt::Debug for SseEvent {
     }
 }
 
-#[cfg(test)]
 thread_local! {
-    /// JSON parses of event data on this thread (tests count them).
-    pub(crate) static JSON_PARSES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// JSON parses of event data on this thread (see [`crate::sse::json_parse_count`]).
+    static JSON_PARSES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many times [`SseEvent::json`] has parsed an event's data on this thread.
+pub(crate) fn json_parse_count() -> u64 {
+    JSON_PARSES.with(std::cell::Cell::get)
 }
 
 impl SseEvent {
@@ -166,8 +170,7 @@ impl SseEvent {
         self.parsed
             .get_or_init(|| {
                 let data = self.data.as_deref()?;
-                #[cfg(test)]
-                JSON_PARSES.with(|n| n.set(n.get() + 1));
+                JSON_PARSES.with(|n| n.set(n.get().wrapping_add(1)));
                 serde_json::from_str(data).ok()
             })
             .as_ref()

@@ -24,9 +24,15 @@ mod decoder;
 mod event;
 
 pub use decoder::{DEFAULT_MAX_EVENT_SIZE, SseDecoder, SseError};
-#[cfg(test)]
-pub(crate) use event::JSON_PARSES;
 pub use event::SseEvent;
+
+/// How many times [`SseEvent::json`] has parsed an event's data on the calling thread, for
+/// tests: a stream chain runs on one thread at a time (synchronously, event by event), so the
+/// difference across a call to [`StreamChain::on_chunk`](crate::pipeline::StreamChain::on_chunk)
+/// is what that chunk's events cost in parses, however many processors read them.
+pub fn json_parse_count() -> u64 {
+    event::json_parse_count()
+}
 
 use crate::error::Rejection;
 use crate::payload::openai::{ChatCompletionChunk, ResponsesEvent};
@@ -113,8 +119,13 @@ impl UsageTracker {
         let Some(data) = ev.data_str() else {
             return false;
         };
-        // Cheap pre-filter: most events carry no usage at all.
+        // Cheap pre-filters: most events carry no usage at all, and an OpenAI chunk asked to
+        // report usage says `"usage":null` until the last one.
         if !data.contains("usage") {
+            return false;
+        }
+        let nulls = data.matches("\"usage\":null").count();
+        if nulls > 0 && data.matches("\"usage\"").count() == nulls {
             return false;
         }
         match parse_event(self.api, ev) {
@@ -181,4 +192,31 @@ pub fn error_event(api: ApiKind, rejection: &Rejection) -> SseEvent {
         rejection.to_json()
     };
     SseEvent::named("error", body.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_tracker_parses_only_events_that_may_carry_usage() {
+        let mut t = UsageTracker::new(ApiKind::ChatCompletions);
+        let before = json_parse_count();
+        let null = SseEvent::data(
+            r#"{"choices":[{"index":0,"delta":{"content":"low usage"}}],"usage":null}"#,
+        );
+        assert!(!t.observe(&null));
+        assert!(!null.is_json_parsed());
+        assert_eq!(json_parse_count(), before);
+        let last = SseEvent::data(
+            r#"{"choices":[],"usage":{"prompt_tokens":2,"completion_tokens":3,"total_tokens":5}}"#,
+        );
+        assert!(t.observe(&last));
+        assert!(
+            last.is_json_parsed(),
+            "the parse stays with the event for the others"
+        );
+        assert_eq!(t.usage().map(|u| u.total()), Some(5));
+        assert_eq!(json_parse_count(), before + 1);
+    }
 }
