@@ -772,3 +772,39 @@ impl StreamProcessor for Tee {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use infergate_core::sse::json_parse_count;
+
+    use super::*;
+
+    #[test]
+    fn the_tee_reads_the_events_shared_parse() {
+        let mut tee = Tee {
+            cache: Cache::new(CacheConfig::new()),
+            key: 7,
+            semantic: None,
+            leader: None,
+            assembler: ChatAssembler::default(),
+            failed: None,
+        };
+        let mut out = Vec::new();
+        let before = json_parse_count();
+        for data in [
+            r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"},"finish_reason":null}]}"#,
+            r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
+        ] {
+            let ev = SseEvent::data(data);
+            // A processor before the cache read the event's JSON already.
+            assert!(ev.json().is_some());
+            tee.on_event(ev, &mut out).unwrap();
+        }
+        tee.on_event(SseEvent::data("[DONE]"), &mut out).unwrap();
+        assert_eq!(json_parse_count() - before, 2, "no parse of its own");
+        assert!(out[..2].iter().all(SseEvent::is_json_parsed));
+        assert!(tee.failed.is_none());
+    }
+}

@@ -469,3 +469,67 @@ impl StreamProcessor for WindowStream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use infergate_core::sse::json_parse_count;
+
+    use super::*;
+    use crate::GuardrailConfig;
+    use crate::detect::EntityKind;
+    use crate::{Detector, check::Action};
+
+    fn stream() -> WindowStream {
+        let check = Check::new(
+            "pii",
+            Detector::Pii(vec![EntityKind::Email]),
+            Action::Redact,
+        );
+        let guard = Guardrail::new(GuardrailConfig::new().check(check.clone()));
+        WindowStream::new(guard, vec![check], ApiKind::ChatCompletions, 64)
+    }
+
+    fn chunk(text: &str) -> SseEvent {
+        SseEvent::data(
+            serde_json::json!({"choices":[{"index":0,"delta":{"content":text}}]}).to_string(),
+        )
+    }
+
+    #[test]
+    fn reads_the_events_shared_parse_and_hands_it_on() {
+        let mut s = stream();
+        let mut out = Vec::new();
+        let before = json_parse_count();
+        for text in ["Hello, ", "write to ", "ann@example.com", " today."] {
+            let ev = chunk(text);
+            // A processor before this one read the event's JSON already.
+            assert!(ev.json().is_some());
+            s.on_event(ev, &mut out).unwrap();
+        }
+        s.on_event(SseEvent::data("[DONE]"), &mut out).unwrap();
+        s.on_end(StreamEnd::Completed, &mut out).unwrap();
+        // One parse per JSON event (the earlier processor's), and none for `[DONE]` here.
+        assert_eq!(json_parse_count() - before, 4);
+        let text: String = out
+            .iter()
+            .filter(|e| !e.is_done())
+            .filter_map(SseEvent::json)
+            .filter_map(|v| {
+                v.pointer("/choices/0/delta/content")?
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .collect();
+        assert!(!text.contains("ann@example.com"), "{text}");
+        // Redacted or not, every event goes on with its parse (the redacted ones with the new
+        // text): the processors after this one parse nothing again.
+        assert_eq!(json_parse_count() - before, 4);
+        assert!(
+            out.iter()
+                .filter(|e| !e.is_done())
+                .all(SseEvent::is_json_parsed)
+        );
+    }
+}

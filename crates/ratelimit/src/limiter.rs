@@ -614,14 +614,16 @@ impl UsageStream {
     }
 }
 
-/// Replaces the data with `cleaned` (the data without its `"usage":null` field). When that field
-/// was the event's only one and sat at the top level, the event's shared parse loses it too and
-/// stays with the event, so the stream processors after this one do not parse the event again.
+/// Replaces the data with `cleaned` (the data without its `"usage":null` field). When the event
+/// was parsed already and that field was its only one and sat at the top level, the event's
+/// shared parse loses it too and stays with the event, so the stream processors after this one
+/// do not parse the event again. (The limiter itself does not parse such events.)
 fn hide_null_usage(event: &mut SseEvent, cleaned: String, once: bool) {
-    let top_level_null = event
-        .json()
-        .and_then(|v| v.get("usage"))
-        .is_some_and(serde_json::Value::is_null);
+    let top_level_null = event.is_json_parsed()
+        && event
+            .json()
+            .and_then(|v| v.get("usage"))
+            .is_some_and(serde_json::Value::is_null);
     if once
         && top_level_null
         && let Some(mut v) = event.take_json()
