@@ -7,7 +7,9 @@
 //! ```
 //!
 //! With no config (and no `INFERGATE_CONFIG`), it starts the embedded mock provider and prints
-//! its address and a curl command to paste.
+//! its address and a curl command to paste. That quickstart is **open** (no `[identity]`: no
+//! client is authenticated, and it says so when it starts); the sample config turns identity
+//! on with the demo key `igk_demo_0000000000000000000000000000`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -81,9 +83,21 @@ async fn run() -> Result<(), String> {
              (the building blocks: --config examples/gateway/infergate.toml)"
         ),
     }
+    if config.identity.is_none() {
+        println!(
+            "OPEN: no [identity] section, so no client is authenticated; anyone who can reach this address \
+             may call it, and tenants and users are whatever clients claim (not for production)"
+        );
+    }
     println!("infergate gateway listening on http://{local}");
+    // With identity on, the sample config's documented demo key (docs/identity.md).
+    let key = if config.identity.is_some() {
+        " -H 'authorization: Bearer igk_demo_0000000000000000000000000000'"
+    } else {
+        ""
+    };
     println!(
-        "try:\n  curl -s http://{local}/v1/chat/completions -H 'content-type: application/json' \\\n    -d '{{\"model\":\"gpt-4o-mini\",\"messages\":[{{\"role\":\"user\",\"content\":\"Hello\"}}]}}'"
+        "try:\n  curl -s http://{local}/v1/chat/completions -H 'content-type: application/json'{key} \\\n    -d '{{\"model\":\"gpt-4o-mini\",\"messages\":[{{\"role\":\"user\",\"content\":\"Hello\"}}]}}'"
     );
     gateway::serve_with(listener, gw.service, &config.server, async {
         let _ = tokio::signal::ctrl_c().await;

@@ -40,6 +40,11 @@ pub struct Config {
     /// Failover groups by name; a group's name can stand wherever a backend's can.
     #[serde(default)]
     pub failover: BTreeMap<String, FailoverSection>,
+    /// Client identity (absent: off, and every identity the other blocks see is whatever the
+    /// client writes). The identity crate's own configuration type, so that its accepted
+    /// values are written in one place.
+    #[serde(default)]
+    pub identity: Option<infergate::identity::IdentityConfig>,
 }
 
 /// `[server]`: how the gateway's own server guards itself against slow or greedy clients.

@@ -47,6 +47,7 @@ use infergate::failover::{
     Backend, Backoff, Failover, FailoverLayer, FailoverPolicy, HealthPolicy, Selection,
     WhenAllResting,
 };
+use infergate::identity::Identity;
 use infergate::router::{Match, QueryText, Router, RouterConfig, SemanticRoute, Target};
 
 use crate::config::{
@@ -200,7 +201,17 @@ pub async fn build(config: &Config) -> Result<Gateway, ConfigError> {
                 .map_or(deadline, Duration::from_millis)
                 .min(deadline),
         ));
-    // The router first: the rate limiter's per-model limits and token counts then apply to
+    // Identity first: every later block keys off the principal it puts in the extensions
+    // (cache tenant, rate-limit buckets, the router's allowed models), never off what the
+    // client writes.
+    if let Some(i) = &config.identity {
+        pipeline = pipeline.processor(
+            Identity::from_config(i)
+                .await
+                .map_err(|e| ConfigError::Routes(format!("identity: {e}")))?,
+        );
+    }
+    // Then the router: the rate limiter's per-model limits and token counts then apply to
     // the model that will really be asked.
     if let Some(r) = &config.router {
         let mock_url = mock.as_ref().map(MockProvider::url);

@@ -37,6 +37,11 @@ async fn the_sample_config_fails_over_from_the_failing_mock() {
     let body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "Tell me about the weather on mars"}]});
     let req = http::Request::post(format!("http://{addr}/v1/chat/completions"))
         .header("content-type", "application/json")
+        // The sample config's identity section is on: its documented demo key.
+        .header(
+            "authorization",
+            "Bearer igk_demo_0000000000000000000000000000",
+        )
         .body(Full::new(Bytes::from(body.to_string())))
         .unwrap();
     let resp = client.request(req).await.unwrap();

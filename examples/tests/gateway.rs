@@ -21,6 +21,9 @@ async fn start(config: &Config) -> (SocketAddr, gateway::Gateway) {
     (addr, gw)
 }
 
+/// The sample config's documented demo key (its identity section is on).
+const DEMO_KEY: &str = "igk_demo_0000000000000000000000000000";
+
 async fn call(
     addr: SocketAddr,
     method: &str,
@@ -30,7 +33,8 @@ async fn call(
     let client = Client::builder(TokioExecutor::new()).build_http();
     let mut req = http::Request::builder()
         .method(method)
-        .uri(format!("http://{addr}{path}"));
+        .uri(format!("http://{addr}{path}"))
+        .header("authorization", format!("Bearer {DEMO_KEY}"));
     if body.is_some() {
         req = req.header("content-type", "application/json");
     }

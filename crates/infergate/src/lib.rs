@@ -31,13 +31,14 @@
 //! | `client` | yes     | `infergate-client` | pooled upstream client (HTTP/1.1, HTTP/2, rustls, timeouts) |
 //! | `tokens` | yes     | `infergate-tokens` | token counting with tiktoken, the process-wide memo         |
 //! | `ratelimit` | yes  | `infergate-ratelimit` | token and request rate limits, reserve then reconcile    |
-//! | `redis`  | no      | ratelimit, cache   | Redis stores for the rate limiter and the cache             |
+//! | `redis`  | no      | ratelimit, cache, identity | Redis stores for the rate limiter, the cache and API keys |
 //! | `guardrail` | yes  | `infergate-guardrail` | PII, secrets, deny lists: block, redact, annotate; streams too |
 //! | `router` | yes     | `infergate-router` | model aliases, globs, header/keyword rules, semantic routes |
 //! | `embed`  | yes (router) | `infergate-embed` | embedders: built-in hashed TF-IDF, OpenAI-compatible, cache |
 //! | `cache`  | yes     | `infergate-cache`  | exact and semantic response cache, streams replayed, single-flight |
 //! | `auth`   | yes     | `infergate-auth`   | provider credentials: OpenAI, Azure, Anthropic, SigV4 (Bedrock); rotation |
 //! | `failover` | yes   | `infergate-failover` | priority tiers, retries, cooldowns, passive health, body replay, never after the first byte |
+//! | `identity` | no    | `infergate-identity` | client API keys and JWTs turned into a `Principal` every block keys off |
 //! | `candle` | no      | `infergate-embed`  | local all-MiniLM-L6-v2 with candle (a long build)           |
 //! | `mock`   | no      | `infergate-mock`   | mock LLM provider for tests, benchmarks and demos           |
 //! | `full`   | no      | all of the above but `candle` |                                                  |
@@ -75,3 +76,6 @@ pub use infergate_cache as cache;
 pub use infergate_auth as auth;
 #[cfg(feature = "failover")]
 pub use infergate_failover as failover;
+
+#[cfg(feature = "identity")]
+pub use infergate_identity as identity;
