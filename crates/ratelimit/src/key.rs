@@ -1,27 +1,91 @@
 //! Which bucket a request falls into.
+//!
+//! With a [`Principal`] in the request extensions (put there by an identity block such as
+//! `infergate-identity`, run first), every part resolves to what the gateway checked: the
+//! principal's tenant, team, key id and user. Without one, the parts are what the client
+//! writes (its bearer value, a header, the body's `user`): **client-asserted**, so a client
+//! that changes them gets a fresh bucket.
 
 use http::HeaderName;
-use infergate_core::RequestContext;
+use infergate_core::{Principal, RequestContext};
 use sha2::{Digest, Sha256};
 
-/// One component of a rate-limit key.
+/// One component of a rate-limit key. Each says what it resolves to with a [`Principal`]
+/// (checked by the gateway) and without one (client-asserted).
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyPart {
-    /// The client's API key (`Authorization: Bearer`, `x-api-key`, `api-key`,
-    /// `x-goog-api-key`).
+    /// With a principal: its key id (never the raw credential). Without: the client's API key
+    /// (`Authorization: Bearer`, `x-api-key`, `api-key`, `x-goog-api-key`), client-asserted.
     ApiKey,
-    /// A header, such as `x-tenant-id`.
+    /// With a principal: the principal's **tenant** (the header is the client's word, so its
+    /// value is ignored: a spoofed `x-tenant-id` changes nothing). Without: the header's value,
+    /// client-asserted.
     Header(HeaderName),
-    /// The body's end-user id (`user`, or Anthropic's `metadata.user_id`).
+    /// With a principal: `tenant␟user`, the principal's end user under its tenant, or its key
+    /// id when it has no user (the body's `user` is ignored: rotating it gains no bucket).
+    /// Without: the body's end-user id (`user`, or Anthropic's `metadata.user_id`),
+    /// client-asserted.
     User,
     /// The requested model.
     Model,
+    /// With a principal: its tenant. Without: the client's API key (a key is its own tenant),
+    /// client-asserted.
+    Tenant,
+    /// With a principal: `tenant␟team` (empty team when it has none). Without: empty (one
+    /// shared bucket).
+    Team,
+    /// With a principal: its key id (or the token's subject). Without: the client's API key,
+    /// client-asserted.
+    KeyId,
 }
 
 impl KeyPart {
     /// The spellings [`KeyPart::from_str`](std::str::FromStr::from_str) accepts.
-    pub const EXPECTED: &'static str = "api_key, user, model or header:NAME";
+    pub const EXPECTED: &'static str = "api_key, user, model, tenant, team, key_id or header:NAME";
+
+    /// The raw value of this part for a request (not hashed; never log it): from the
+    /// principal when there is one, else from what the client sent.
+    pub fn raw_value(&self, cx: &RequestContext) -> String {
+        let principal = Principal::from_extensions(cx.extensions());
+        match (self, principal) {
+            (Self::Model, _) => cx
+                .payload()
+                .and_then(|p| p.model())
+                .unwrap_or_default()
+                .to_owned(),
+            (Self::ApiKey | Self::KeyId, Some(p)) => p.id().to_owned(),
+            (Self::Tenant | Self::Header(_), Some(p)) => p.tenant().to_owned(),
+            (Self::Team, Some(p)) => scoped(p.tenant(), p.team().unwrap_or_default()),
+            (Self::User, Some(p)) => scoped(p.tenant(), p.user().unwrap_or(p.id())),
+            (Self::ApiKey | Self::KeyId | Self::Tenant, None) => {
+                api_key(cx.headers()).unwrap_or_default().to_owned()
+            }
+            (Self::Team, None) => String::new(),
+            (Self::Header(h), None) => cx
+                .headers()
+                .get(h)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned(),
+            (Self::User, None) => cx
+                .payload()
+                .and_then(|p| p.user())
+                .unwrap_or_default()
+                .to_owned(),
+        }
+    }
+}
+
+/// `tenant␟name`: a name that only means something within its tenant (a team, a user). The
+/// separator is the one [`hash_parts`] joins parts with, so an override for such a part is
+/// written `tenant|name`.
+fn scoped(tenant: &str, name: &str) -> String {
+    let mut s = String::with_capacity(tenant.len() + 1 + name.len());
+    s.push_str(tenant);
+    s.push('\u{1f}');
+    s.push_str(name);
+    s
 }
 
 /// Why a string is not a [`KeyPart`]. The message never repeats the value (a misplaced API
@@ -67,13 +131,16 @@ impl KeyPartError {
 impl std::str::FromStr for KeyPart {
     type Err = KeyPartError;
 
-    /// `api_key`, `user`, `model` or `header:NAME` (exactly; anything else is an error, never
-    /// a silent default).
+    /// `api_key`, `user`, `model`, `tenant`, `team`, `key_id` or `header:NAME` (exactly;
+    /// anything else is an error, never a silent default).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "api_key" => Ok(Self::ApiKey),
             "user" => Ok(Self::User),
             "model" => Ok(Self::Model),
+            "tenant" => Ok(Self::Tenant),
+            "team" => Ok(Self::Team),
+            "key_id" => Ok(Self::KeyId),
             _ => match s.strip_prefix("header:") {
                 Some(name) => HeaderName::try_from(name)
                     .map(Self::Header)
@@ -91,6 +158,9 @@ impl std::fmt::Display for KeyPart {
             Self::ApiKey => f.write_str("api_key"),
             Self::User => f.write_str("user"),
             Self::Model => f.write_str("model"),
+            Self::Tenant => f.write_str("tenant"),
+            Self::Team => f.write_str("team"),
+            Self::KeyId => f.write_str("key_id"),
             Self::Header(h) => write!(f, "header:{h}"),
         }
     }
@@ -99,6 +169,9 @@ impl std::fmt::Display for KeyPart {
 /// Derives the rate-limit key of a request from one or more parts. The key is a SHA-256 of the
 /// parts: API keys and user ids are never stored or sent to Redis in clear. A missing part
 /// counts as empty, so requests without, say, an API key share one anonymous bucket.
+///
+/// With a [`Principal`] in the request extensions the parts resolve to the principal (see
+/// [`KeyPart`]); without one they are client-asserted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyExtractor {
     parts: Vec<KeyPart>,
@@ -139,28 +212,7 @@ impl KeyExtractor {
 
     /// The raw values of the parts for a request (not hashed; never log them).
     pub fn raw_parts(&self, cx: &RequestContext) -> Vec<String> {
-        self.parts
-            .iter()
-            .map(|p| match p {
-                KeyPart::ApiKey => api_key(cx.headers()).unwrap_or_default().to_owned(),
-                KeyPart::Header(h) => cx
-                    .headers()
-                    .get(h)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_owned(),
-                KeyPart::User => cx
-                    .payload()
-                    .and_then(|p| p.user())
-                    .unwrap_or_default()
-                    .to_owned(),
-                KeyPart::Model => cx
-                    .payload()
-                    .and_then(|p| p.model())
-                    .unwrap_or_default()
-                    .to_owned(),
-            })
-            .collect()
+        self.parts.iter().map(|p| p.raw_value(cx)).collect()
     }
 
     /// The hashed key of a request.
@@ -221,7 +273,15 @@ mod tests {
 
     #[test]
     fn key_parts_parse_exactly_and_errors_do_not_echo() {
-        for p in ["api_key", "user", "model", "header:x-tenant-id"] {
+        for p in [
+            "api_key",
+            "user",
+            "model",
+            "tenant",
+            "team",
+            "key_id",
+            "header:x-tenant-id",
+        ] {
             let part: KeyPart = p.parse().unwrap();
             assert_eq!(part.to_string(), p);
         }
@@ -261,6 +321,84 @@ mod tests {
         assert_eq!(
             KeyExtractor::parse::<&str>(&[]).unwrap(),
             KeyExtractor::new(vec![])
+        );
+    }
+
+    fn cx(headers: &[(&str, &str)], body: &str, principal: Option<Principal>) -> RequestContext {
+        let mut req = http::Request::post("/v1/chat/completions");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let (mut head, ()) = req.body(()).unwrap().into_parts();
+        if let Some(p) = principal {
+            p.insert_into(&mut head.extensions);
+        }
+        let payload = infergate_core::Payload::parse(
+            infergate_core::ApiKind::ChatCompletions,
+            body.as_bytes(),
+        )
+        .unwrap();
+        RequestContext::new(head, bytes::Bytes::from(body.to_owned()), Some(payload))
+    }
+
+    #[test]
+    fn with_a_principal_parts_resolve_to_it_and_spoofs_change_nothing() {
+        let parts = KeyExtractor::parse(&[
+            "api_key",
+            "tenant",
+            "team",
+            "key_id",
+            "user",
+            "header:x-tenant-id",
+            "model",
+        ])
+        .unwrap();
+        let body = r#"{"model":"m","user":"mallory","messages":[]}"#;
+        let alice = || Principal::new("k1", "acme").with_user("alice");
+        let honest = cx(
+            &[("authorization", "Bearer igk_k1_secret")],
+            body,
+            Some(alice()),
+        );
+        assert_eq!(
+            parts.raw_parts(&honest),
+            [
+                "k1",
+                "acme",
+                "acme\u{1f}",
+                "k1",
+                "acme\u{1f}alice",
+                "acme",
+                "m"
+            ]
+        );
+        // Spoofed tenant header, body user and bearer value: the same key.
+        let spoofed = cx(
+            &[("authorization", "Bearer other"), ("x-tenant-id", "globex")],
+            r#"{"model":"m","user":"bob","messages":[]}"#,
+            Some(alice()),
+        );
+        assert_eq!(parts.key(&honest), parts.key(&spoofed));
+        // Another tenant's principal with the same user name: another key.
+        let other = cx(
+            &[],
+            body,
+            Some(Principal::new("k2", "globex").with_user("alice")),
+        );
+        assert_ne!(parts.key(&honest), parts.key(&other));
+        // No user on the principal: its key id, under its tenant (never the body's user).
+        let user = KeyExtractor::parse(&["user"]).unwrap();
+        let keyed = cx(&[], body, Some(Principal::new("k3", "acme")));
+        assert_eq!(user.raw_parts(&keyed), ["acme\u{1f}k3"]);
+        // Without a principal: what the client wrote (client-asserted).
+        let open = cx(
+            &[("authorization", "Bearer sk-x"), ("x-tenant-id", "t")],
+            body,
+            None,
+        );
+        assert_eq!(
+            parts.raw_parts(&open),
+            ["sk-x", "sk-x", "", "sk-x", "mallory", "t", "m"]
         );
     }
 
