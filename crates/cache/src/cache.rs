@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 use crate::Answer;
 use crate::answer::{ChatAssembler, replay};
-use crate::key::{TenantScope, exact_key, semantic_scope};
+use crate::key::{TenantScope, end_user, exact_key, semantic_scope, user_scope};
 use crate::semantic::SemanticIndex;
 use crate::store::{CacheStore, MemoryStore};
 
@@ -77,6 +77,7 @@ pub struct CacheConfig {
     semantic: Option<SemanticConfig>,
     single_flight: Option<Duration>,
     failure_mode: FailureMode,
+    exact_per_user: bool,
 }
 
 impl Default for CacheConfig {
@@ -90,6 +91,7 @@ impl Default for CacheConfig {
             semantic: None,
             single_flight: Some(Duration::from_secs(120)),
             failure_mode: FailureMode::FailOpen,
+            exact_per_user: false,
         }
     }
 }
@@ -112,9 +114,18 @@ impl CacheConfig {
         self
     }
 
-    /// Who shares entries (default: [`TenantScope::ApiKey`]).
+    /// Who shares entries when a request carries no [`Principal`](infergate_core::Principal)
+    /// (default: [`TenantScope::ApiKey`]). With a principal, its tenant always decides.
     pub fn tenant(mut self, scope: TenantScope) -> Self {
         self.tenant = scope;
+        self
+    }
+
+    /// Whether exact entries are also scoped by the end user (the principal's user, or the
+    /// body's `user` under the tenant), as semantic entries always are (default: no — the same
+    /// request within one tenant gets the same answer). Single-flight follows the exact key.
+    pub fn exact_per_user(mut self, yes: bool) -> Self {
+        self.exact_per_user = yes;
         self
     }
 
@@ -377,11 +388,27 @@ impl Cache {
         }
     }
 
-    /// The exact key this cache gives a request (to pre-fill or purge a store); `None` when the
-    /// request is not cacheable as such.
+    /// The exact key this cache gives a request without a principal (to pre-fill or purge a
+    /// store); `None` when the request is not cacheable as such.
     pub fn key_for(&self, headers: &http::HeaderMap, payload: &Payload) -> Option<u128> {
-        let tenant = self.cfg.tenant.tenant(headers);
-        exact_key(&self.cfg.secret, &tenant, payload.api(), payload)
+        self.key_for_principal(headers, None, payload)
+    }
+
+    /// The exact key this cache gives a request made by `principal` (its tenant, and its end
+    /// user with [`CacheConfig::exact_per_user`]); `None` when not cacheable as such.
+    pub fn key_for_principal(
+        &self,
+        headers: &http::HeaderMap,
+        principal: Option<&infergate_core::Principal>,
+        payload: &Payload,
+    ) -> Option<u128> {
+        let tenant = self.cfg.tenant.tenant(headers, principal);
+        let exact_scope = if self.cfg.exact_per_user {
+            user_scope(&tenant, end_user(principal, payload))
+        } else {
+            tenant
+        };
+        exact_key(&self.cfg.secret, &exact_scope, payload.api(), payload)
     }
 
     /// The answer as the client asked for it: a JSON body, or a replayed SSE stream; `None`
@@ -501,8 +528,18 @@ impl Processor for Cache {
         if skip || (no_store && no_cache) || (temp > 0.0 && !self.cfg.nonzero_temperature) {
             return bypass(cx);
         }
-        let tenant = self.cfg.tenant.tenant(headers);
-        let Some(key) = exact_key(&self.cfg.secret, &tenant, api, payload) else {
+        // The principal's tenant when an identity block ran first (never what the client
+        // claims); the end user scopes semantic entries always, exact ones when configured.
+        // Single-flight is keyed by the exact key, so it is scoped the same way.
+        let principal = infergate_core::Principal::from_extensions(cx.extensions());
+        let tenant = self.cfg.tenant.tenant(headers, principal);
+        let user_scoped = user_scope(&tenant, end_user(principal, payload));
+        let exact_scope = if self.cfg.exact_per_user {
+            user_scoped
+        } else {
+            tenant
+        };
+        let Some(key) = exact_key(&self.cfg.secret, &exact_scope, api, payload) else {
             return bypass(cx);
         };
         let (stream, include_usage) = wants_stream(payload);
@@ -515,7 +552,7 @@ impl Processor for Cache {
         let mut semantic = None;
         if let Some(sem) = &self.cfg.semantic
             && (temp == 0.0 || sem.nonzero_temperature)
-            && let Some((scope, query)) = semantic_scope(&self.cfg.secret, &tenant, payload)
+            && let Some((scope, query)) = semantic_scope(&self.cfg.secret, &user_scoped, payload)
         {
             match sem.embedder.embed(&[query]).await {
                 Ok(mut v) if !v.is_empty() => {

@@ -1,7 +1,7 @@
 //! Cache keys: a canonical hash of what changes the answer, scoped by tenant.
 
 use http::HeaderMap;
-use infergate_core::{ApiKind, Payload};
+use infergate_core::{ApiKind, Payload, Principal};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use xxhash_rust::xxh3::Xxh3;
@@ -18,7 +18,12 @@ pub(crate) const IGNORED_FIELDS: &[&str] = &[
     "safety_identifier",
 ];
 
-/// Who a cache entry belongs to.
+/// Who a cache entry belongs to when the request carries no [`Principal`].
+///
+/// With a principal in the request extensions (an identity block ran first) the tenant is
+/// **always the principal's tenant**, whatever the scope says: a spoofed header or bearer value
+/// changes nothing. Without one, the scope below decides, and the tenant is whatever the
+/// client sends (client-asserted: anyone who sends the same value shares the entries).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TenantScope {
@@ -32,8 +37,16 @@ pub enum TenantScope {
 }
 
 impl TenantScope {
-    /// The tenant of a request: a SHA-256 of the credential or header value, never the value.
-    pub(crate) fn tenant(&self, headers: &HeaderMap) -> [u8; 32] {
+    /// The tenant of a request: a SHA-256 of the principal's tenant when there is a principal,
+    /// else of the credential or header value; never the value itself. The two are
+    /// domain-separated, so a header value can never name a principal's tenant.
+    pub(crate) fn tenant(&self, headers: &HeaderMap, principal: Option<&Principal>) -> [u8; 32] {
+        if let Some(p) = principal {
+            let mut h = Sha256::new();
+            h.update(b"infergate-cache-principal-tenant\0");
+            h.update(p.tenant().as_bytes());
+            return h.finalize().into();
+        }
         let raw: Option<&[u8]> = match self {
             Self::ApiKey => headers
                 .get(http::header::AUTHORIZATION)
@@ -48,6 +61,24 @@ impl TenantScope {
         h.update(raw.unwrap_or(b""));
         h.finalize().into()
     }
+}
+
+/// The end user of a request: the principal's user; else the body's `user` (or Anthropic's
+/// `metadata.user_id`), which only separates users *within* the tenant it is scoped under.
+pub(crate) fn end_user<'a>(principal: Option<&'a Principal>, p: &'a Payload) -> Option<&'a str> {
+    principal.and_then(Principal::user).or_else(|| p.user())
+}
+
+/// A tenant narrowed to one end user (`None`: the tenant as is).
+pub(crate) fn user_scope(tenant: &[u8; 32], user: Option<&str>) -> [u8; 32] {
+    let Some(user) = user else {
+        return *tenant;
+    };
+    let mut h = Sha256::new();
+    h.update(b"infergate-cache-user\0");
+    h.update(tenant);
+    h.update(user.as_bytes());
+    h.finalize().into()
 }
 
 /// Feeds a JSON value into `h` in a canonical form: object keys sorted, so that field order
@@ -175,6 +206,37 @@ mod tests {
             k(&a),
             exact_key(b"s", &[1u8; 32], ApiKind::ChatCompletions, &a).unwrap()
         );
+    }
+
+    #[test]
+    fn with_a_principal_its_tenant_decides_and_users_are_scoped_under_it() {
+        let mut spoofed = HeaderMap::new();
+        spoofed.insert("x-tenant-id", "globex".parse().unwrap());
+        spoofed.insert("authorization", "Bearer other".parse().unwrap());
+        let acme = Principal::new("k1", "acme");
+        let header = TenantScope::Header(http::HeaderName::from_static("x-tenant-id"));
+        let t = TenantScope::ApiKey.tenant(&HeaderMap::new(), Some(&acme));
+        // Whatever the scope and the headers say, the principal's tenant.
+        for scope in [TenantScope::ApiKey, header.clone(), TenantScope::Shared] {
+            assert_eq!(scope.tenant(&spoofed, Some(&acme)), t);
+        }
+        // A header naming the tenant never reaches the principal's entries.
+        let mut claims = HeaderMap::new();
+        claims.insert("x-tenant-id", "acme".parse().unwrap());
+        assert_ne!(header.tenant(&claims, None), t);
+        assert_ne!(
+            TenantScope::ApiKey.tenant(&HeaderMap::new(), Some(&Principal::new("k2", "globex"))),
+            t
+        );
+        // The end user: the principal's wins over the body's; users separate scopes.
+        let p = payload(r#"{"model":"m","user":"bob","messages":[]}"#);
+        let alice = Principal::new("k1", "acme").with_user("alice");
+        assert_eq!(end_user(Some(&alice), &p), Some("alice"));
+        assert_eq!(end_user(Some(&acme), &p), Some("bob"));
+        assert_eq!(end_user(None, &p), Some("bob"));
+        assert_ne!(user_scope(&t, Some("alice")), user_scope(&t, Some("bob")));
+        assert_ne!(user_scope(&t, Some("alice")), t);
+        assert_eq!(user_scope(&t, None), t);
     }
 
     #[test]
