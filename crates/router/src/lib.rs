@@ -43,6 +43,16 @@
 //! (`x-infergate-route: semantic:billing; score=0.812`).
 //!
 //! The query text is the last user message by default ([`QueryText`]).
+//!
+//! ## Principals
+//!
+//! With a [`Principal`](infergate_core::Principal) in the request extensions (an identity
+//! block ran first), only targets whose resolved model the principal
+//! [`allows_model`](infergate_core::Principal::allows_model) are candidates: header, keyword
+//! and semantic rules and the default that resolve to another model are skipped, and an alias
+//! or glob (the client named that model) resolving to one is refused, 403 `model_not_allowed`
+//! ([`Router::decide_for`]). Without a principal every configured model is a candidate, and
+//! header rules match whatever the client sends (client-asserted).
 
 mod config;
 mod glob;

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use http::{HeaderMap, HeaderValue};
 use infergate_core::{
-    Decision, FailureMode, Payload, Phases, Processor, ProcessorError, RequestContext,
-    ResponseContext, RouteDecision,
+    Decision, FailureMode, Payload, Phases, Principal, Processor, ProcessorError, RejectKind,
+    Rejection, RequestContext, ResponseContext, RouteDecision,
 };
 use infergate_embed::{Embedder, dot, normalize};
 
@@ -26,6 +26,10 @@ pub enum RouterError {
     /// A semantic route has no utterances.
     #[error("semantic route '{0}' has no utterances")]
     EmptyRoute(String),
+    /// The request resolves to a model its principal may not use (the processor answers 403
+    /// `model_not_allowed`).
+    #[error("the principal may not use the model this request resolves to")]
+    ModelNotAllowed,
 }
 
 /// Routes requests: a [`Processor`] for a [`Pipeline`](infergate_core::Pipeline), or a tower
@@ -126,13 +130,42 @@ impl Router {
     }
 
     /// Decides for a request with this requested model, headers and query text. `None`: no
-    /// rule, route or default applies.
+    /// rule, route or default applies. Every model is a candidate (no principal).
     pub async fn decide_text(
         &self,
         model: Option<&str>,
         headers: &HeaderMap,
         text: &str,
     ) -> Result<Option<RouteDecision>, RouterError> {
+        self.decide_for(model, headers, text, None).await
+    }
+
+    /// Decides like [`decide_text`](Self::decide_text) for a request made by `principal`:
+    /// only targets whose resolved model (the target's, else the requested one) the principal
+    /// [`allows_model`](Principal::allows_model) are candidates.
+    ///
+    /// - an alias or glob (the client named that model) resolving to a model it may not use
+    ///   is [`RouterError::ModelNotAllowed`], not a detour;
+    /// - header, keyword and semantic rules and the default resolving to such a model are
+    ///   skipped (the next rule is tried);
+    /// - with no decision, the requested model itself must be allowed.
+    ///
+    /// Without a principal (`None`), every model is a candidate.
+    pub async fn decide_for(
+        &self,
+        model: Option<&str>,
+        headers: &HeaderMap,
+        text: &str,
+        principal: Option<&Principal>,
+    ) -> Result<Option<RouteDecision>, RouterError> {
+        let allowed = |t: &Target| {
+            principal.is_none_or(|p| {
+                t.model
+                    .as_deref()
+                    .or(model)
+                    .is_none_or(|m| p.allows_model(m))
+            })
+        };
         let cfg = &self.inner.cfg;
         let decided = |rule: String, t: &Target, score: Option<f32>| RouteDecision {
             backend: Some(t.backend.clone()),
@@ -144,21 +177,30 @@ impl Router {
         for rule in &cfg.rules {
             match rule {
                 Rule::Alias(name, t) if model == Some(name.as_str()) => {
+                    if !allowed(t) {
+                        return Err(RouterError::ModelNotAllowed);
+                    }
                     return Ok(Some(decided(format!("alias:{name}"), t, None)));
                 }
                 Rule::Glob(p, t) if model.is_some_and(|m| glob_match(p, m)) => {
+                    if !allowed(t) {
+                        return Err(RouterError::ModelNotAllowed);
+                    }
                     return Ok(Some(decided(format!("glob:{p}"), t, None)));
                 }
                 Rule::Header(name, value, t)
-                    if headers.get_all(name).iter().any(|v| {
-                        value
-                            .as_ref()
-                            .is_none_or(|want| v.to_str().is_ok_and(|v| v == want))
-                    }) =>
+                    if allowed(t)
+                        && headers.get_all(name).iter().any(|v| {
+                            value
+                                .as_ref()
+                                .is_none_or(|want| v.to_str().is_ok_and(|v| v == want))
+                        }) =>
                 {
                     return Ok(Some(decided(format!("header:{name}"), t, None)));
                 }
-                Rule::Keywords(name, words, t) if words.iter().any(|w| has_word(&lowered, w)) => {
+                Rule::Keywords(name, words, t)
+                    if allowed(t) && words.iter().any(|w| has_word(&lowered, w)) =>
+                {
                     return Ok(Some(decided(format!("keywords:{name}"), t, None)));
                 }
                 _ => {}
@@ -170,7 +212,7 @@ impl Router {
                 && let Some((i, score)) = self.best_route(q)
             {
                 let route = &cfg.semantic[i];
-                if score >= route.threshold {
+                if score >= route.threshold && allowed(&route.target) {
                     return Ok(Some(decided(
                         format!("semantic:{}", route.name),
                         &route.target,
@@ -179,10 +221,15 @@ impl Router {
                 }
             }
         }
-        Ok(cfg
-            .default
-            .as_ref()
-            .map(|t| decided("default".to_owned(), t, None)))
+        if let Some(t) = cfg.default.as_ref().filter(|t| allowed(t)) {
+            return Ok(Some(decided("default".to_owned(), t, None)));
+        }
+        if let (Some(p), Some(m)) = (principal, model)
+            && !p.allows_model(m)
+        {
+            return Err(RouterError::ModelNotAllowed);
+        }
+        Ok(None)
     }
 
     /// The text the keyword and semantic rules read from `payload`.
@@ -253,10 +300,27 @@ impl Processor for Router {
         };
         let model = payload.model().map(str::to_owned);
         let text = self.query_text(payload);
-        let decision = self
-            .decide_text(model.as_deref(), cx.headers(), &text)
+        // With a principal (an identity block ran first), only the models it may use are
+        // candidates; a decision to another is a 403.
+        let principal = Principal::arc_from_extensions(cx.extensions());
+        let decision = match self
+            .decide_for(model.as_deref(), cx.headers(), &text, principal.as_deref())
             .await
-            .map_err(|e| ProcessorError::external(e.to_string()).with_source(e))?;
+        {
+            Ok(d) => d,
+            Err(RouterError::ModelNotAllowed) => {
+                return Ok(Decision::Reject(
+                    Rejection::new(
+                        RejectKind::Forbidden,
+                        "This credential may not use the model this request resolves to.",
+                    )
+                    .with_status(http::StatusCode::FORBIDDEN)
+                    .with_code("model_not_allowed")
+                    .with_processor("router"),
+                ));
+            }
+            Err(e) => return Err(ProcessorError::external(e.to_string()).with_source(e)),
+        };
         let Some(mut d) = decision else {
             return Ok(Decision::Continue);
         };

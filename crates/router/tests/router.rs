@@ -204,3 +204,69 @@ async fn an_embedding_failure_follows_the_failure_mode() {
     assert_eq!(mock.requests().len(), 1);
     assert_eq!(mock.requests()[0].json().unwrap()["model"], "asked");
 }
+
+#[tokio::test]
+async fn with_a_principal_only_the_models_it_may_use_are_candidates() {
+    use infergate_core::Principal;
+    use infergate_router::RouterError;
+    let r = router(config()).await;
+    let mini = Principal::new("k1", "acme").with_allowed_models(["gpt-4o-mini", "claude-*"]);
+    let headers = http::HeaderMap::new();
+    let decide = |model: &'static str, text: &'static str, headers: http::HeaderMap| {
+        let r = r.clone();
+        let p = mini.clone();
+        async move { r.decide_for(Some(model), &headers, text, Some(&p)).await }
+    };
+    // An alias to an allowed model routes as before.
+    let d = decide("fast", "hi", headers.clone())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.model.as_deref(), Some("gpt-4o-mini"));
+    // A glob keeping the requested (allowed) model routes.
+    let d = decide("claude-3", "hi", headers.clone())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.rule.as_deref(), Some("glob:claude-*"));
+    // A header rule to gpt-4o is no candidate: the next rule (here the default) decides.
+    let mut premium = http::HeaderMap::new();
+    premium.insert("x-tier", "premium".parse().unwrap());
+    let d = decide("gpt-4o-mini", "hi", premium.clone())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.rule.as_deref(), Some("default"));
+    assert_eq!(d.model.as_deref(), Some("gpt-4o-mini"));
+    // Without a principal the header rule wins, as before.
+    let d = r
+        .decide_text(Some("gpt-4o-mini"), &premium, "hi")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.rule.as_deref(), Some("header:x-tier"));
+    // Keywords to o3, semantic routes to models it may not use: skipped as well.
+    let d = decide("gpt-4o-mini", "a rust stack trace", headers.clone())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.rule.as_deref(), Some("default"));
+    let d = decide("gpt-4o-mini", "pay my invoice", headers.clone())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.rule.as_deref(), Some("default"));
+    // A principal that may not use the alias's model: 403, not a detour.
+    let only_o3 = Principal::new("k2", "acme").with_allowed_models(["o3"]);
+    let e = r
+        .decide_for(Some("fast"), &headers, "hi", Some(&only_o3))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, RouterError::ModelNotAllowed));
+    // No allowed candidate and a requested model it may not use: 403.
+    let e = r
+        .decide_for(Some("gpt-4o"), &headers, "hello", Some(&only_o3))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, RouterError::ModelNotAllowed));
+}
