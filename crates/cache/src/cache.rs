@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 use crate::Answer;
 use crate::answer::{ChatAssembler, replay};
-use crate::key::{TenantScope, end_user, exact_key, semantic_scope, user_scope};
+use crate::key::{TenantScope, exact_key, semantic_scope, user_scope};
 use crate::semantic::SemanticIndex;
 use crate::store::{CacheStore, MemoryStore};
 
@@ -404,7 +404,7 @@ impl Cache {
     ) -> Option<u128> {
         let tenant = self.cfg.tenant.tenant(headers, principal);
         let exact_scope = if self.cfg.exact_per_user {
-            user_scope(&tenant, end_user(principal, payload))
+            user_scope(&tenant, principal, payload)
         } else {
             tenant
         };
@@ -533,7 +533,7 @@ impl Processor for Cache {
         // Single-flight is keyed by the exact key, so it is scoped the same way.
         let principal = infergate_core::Principal::from_extensions(cx.extensions());
         let tenant = self.cfg.tenant.tenant(headers, principal);
-        let user_scoped = user_scope(&tenant, end_user(principal, payload));
+        let user_scoped = user_scope(&tenant, principal, payload);
         let exact_scope = if self.cfg.exact_per_user {
             user_scoped
         } else {

@@ -63,20 +63,27 @@ impl TenantScope {
     }
 }
 
-/// The end user of a request: the principal's user; else the body's `user` (or Anthropic's
-/// `metadata.user_id`), which only separates users *within* the tenant it is scoped under.
-pub(crate) fn end_user<'a>(principal: Option<&'a Principal>, p: &'a Payload) -> Option<&'a str> {
-    principal.and_then(Principal::user).or_else(|| p.user())
-}
-
-/// A tenant narrowed to one end user (`None`: the tenant as is).
-pub(crate) fn user_scope(tenant: &[u8; 32], user: Option<&str>) -> [u8; 32] {
-    let Some(user) = user else {
-        return *tenant;
+/// A tenant narrowed to the request's end user: the principal's user; else the body's `user`
+/// (or Anthropic's `metadata.user_id`), which only separates users *within* the tenant it is
+/// scoped under. The two are domain-separated, so a body's `user` never names a principal's
+/// user: a key without a user that writes `"user": "alice"` never reaches the entries of the
+/// principal whose user is alice. No user at all: the tenant as is.
+pub(crate) fn user_scope(
+    tenant: &[u8; 32],
+    principal: Option<&Principal>,
+    p: &Payload,
+) -> [u8; 32] {
+    let (tag, user): (&[u8], &str) = match principal.and_then(Principal::user) {
+        Some(u) => (b"principal\0", u),
+        None => match p.user() {
+            Some(u) => (b"body\0", u),
+            None => return *tenant,
+        },
     };
     let mut h = Sha256::new();
     h.update(b"infergate-cache-user\0");
     h.update(tenant);
+    h.update(tag);
     h.update(user.as_bytes());
     h.finalize().into()
 }
@@ -228,15 +235,19 @@ mod tests {
             TenantScope::ApiKey.tenant(&HeaderMap::new(), Some(&Principal::new("k2", "globex"))),
             t
         );
-        // The end user: the principal's wins over the body's; users separate scopes.
-        let p = payload(r#"{"model":"m","user":"bob","messages":[]}"#);
+        // The end user: the principal's wins over the body's; users separate scopes; a body's
+        // user never names a principal's.
+        let bob = payload(r#"{"model":"m","user":"bob","messages":[]}"#);
+        let claims_alice = payload(r#"{"model":"m","user":"alice","messages":[]}"#);
+        let nobody = payload(r#"{"model":"m","messages":[]}"#);
         let alice = Principal::new("k1", "acme").with_user("alice");
-        assert_eq!(end_user(Some(&alice), &p), Some("alice"));
-        assert_eq!(end_user(Some(&acme), &p), Some("bob"));
-        assert_eq!(end_user(None, &p), Some("bob"));
-        assert_ne!(user_scope(&t, Some("alice")), user_scope(&t, Some("bob")));
-        assert_ne!(user_scope(&t, Some("alice")), t);
-        assert_eq!(user_scope(&t, None), t);
+        let s = |p: Option<&Principal>, body: &Payload| user_scope(&t, p, body);
+        assert_eq!(s(Some(&alice), &bob), s(Some(&alice), &nobody));
+        assert_ne!(s(Some(&alice), &nobody), t);
+        assert_ne!(s(Some(&acme), &claims_alice), s(Some(&alice), &nobody));
+        assert_ne!(s(Some(&acme), &bob), s(Some(&acme), &claims_alice));
+        assert_eq!(s(Some(&acme), &bob), s(None, &bob));
+        assert_eq!(s(Some(&acme), &nobody), t);
     }
 
     #[test]
