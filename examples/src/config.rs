@@ -186,9 +186,14 @@ pub struct CacheSection {
     /// In-memory bound on bytes (default 256 MiB).
     #[serde(default)]
     pub max_bytes: Option<u64>,
-    /// `api_key` (default), `header:NAME` or `shared`.
+    /// `api_key` (default), `header:NAME` or `shared`: who shares entries when there is no
+    /// `[identity]` (client-asserted). With identity on, the principal's tenant always decides.
     #[serde(default)]
     pub tenant: Option<String>,
+    /// Scope exact entries (and single-flight) by the end user too: the principal's user, or
+    /// the body's `user` under the tenant (default false; semantic entries always are).
+    #[serde(default)]
+    pub exact_per_user: Option<bool>,
     /// A secret mixed into keys (the same on replicas sharing Redis).
     #[serde(default)]
     pub key_secret: Option<String>,
@@ -429,7 +434,10 @@ pub struct CheckSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitSection {
-    /// What the key is made of, in order: `api_key`, `user`, `model`, `header:NAME`.
+    /// What the key is made of, in order: `api_key`, `user`, `model`, `tenant`, `team`,
+    /// `key_id`, `header:NAME`. With `[identity]` they resolve to the principal (`api_key` is
+    /// its key id, `header:NAME` its tenant, `user` its user); without, they are what the
+    /// client sends (client-asserted).
     #[serde(default = "default_key")]
     pub key: Vec<String>,
     /// The default limits of every key.

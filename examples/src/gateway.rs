@@ -759,6 +759,7 @@ fn cache(c: &CacheSection) -> Result<Cache, ConfigError> {
     let mut cfg = CacheConfig::new()
         .ttl(Duration::from_secs(c.ttl_secs.unwrap_or(3600)))
         .nonzero_temperature(c.nonzero_temperature.unwrap_or(true))
+        .exact_per_user(c.exact_per_user.unwrap_or(false))
         .single_flight(
             c.single_flight
                 .unwrap_or(true)
