@@ -19,8 +19,12 @@
 //! ```
 //!
 //! Before injecting, the client's own credentials (`Authorization`, `x-api-key`, `api-key`,
-//! `x-goog-api-key`) are removed, unless pass-through is on (bring your own key: a request that
-//! carries a key keeps it). Keys are [`Secret`]s: `Debug` and `Display` print `[redacted]`,
+//! `x-goog-api-key`) and account headers (`OpenAI-Organization`, `OpenAI-Project`,
+//! `x-goog-user-project`, `Cookie`, `Proxy-Authorization`, and every `anthropic-*` header but
+//! the protocol headers `anthropic-version` and `anthropic-beta`) are removed, always, unless
+//! the backend is explicitly pass-through (bring your own key: a request that carries a key
+//! keeps it and its account headers). This holds with or without an identity block in front:
+//! the client's credential is never the backend's. Keys are [`Secret`]s: `Debug` and `Display` print `[redacted]`,
 //! the memory is zeroised on drop, injected headers are marked sensitive, and an error names
 //! the source of a missing key, never a value.
 //!
@@ -36,7 +40,9 @@ mod tokens;
 pub use aws::{AwsCredentialSource, AwsCredentials, SigV4Options, sign_sigv4};
 pub use keys::{KeySource, Keys};
 pub use provider::{
-    ANTHROPIC_VERSION, CLIENT_CREDENTIAL_HEADERS, Provider, ProviderAuth, ProviderAuthLayer,
+    ANTHROPIC_PROTOCOL_HEADERS, ANTHROPIC_VERSION, CLIENT_ACCOUNT_HEADERS,
+    CLIENT_CREDENTIAL_HEADERS, Provider, ProviderAuth, ProviderAuthLayer,
+    is_client_credential_header, strip_client_credentials,
 };
 pub use secret::Secret;
 pub use tokens::{

@@ -16,6 +16,45 @@ use crate::{AuthError, CachedToken, Keys};
 pub const CLIENT_CREDENTIAL_HEADERS: [&str; 4] =
     ["authorization", "x-api-key", "api-key", "x-goog-api-key"];
 
+/// Client account headers removed with the credentials (unless pass-through is on): they name
+/// the client's own account at the provider (`OpenAI-Organization`, `OpenAI-Project`, GCP's
+/// billing project), or carry its session (`Cookie`, `Proxy-Authorization`), and must not ride
+/// along with the backend's key. Every `anthropic-*` header is removed as well except the
+/// [`ANTHROPIC_PROTOCOL_HEADERS`].
+pub const CLIENT_ACCOUNT_HEADERS: [&str; 5] = [
+    "openai-organization",
+    "openai-project",
+    "x-goog-user-project",
+    "cookie",
+    "proxy-authorization",
+];
+
+/// The `anthropic-*` headers kept: protocol headers, not account ones. `anthropic-version`
+/// selects the API version and `anthropic-beta` opts into features the request's body may
+/// depend on; neither names an account or carries a credential, and removing them would change
+/// what the request means.
+pub const ANTHROPIC_PROTOCOL_HEADERS: [&str; 2] = ["anthropic-version", "anthropic-beta"];
+
+/// Whether `name` (lower case, as [`http::HeaderName`] keeps it) is a client credential or
+/// account header the layer removes unless pass-through is on.
+pub fn is_client_credential_header(name: &str) -> bool {
+    CLIENT_CREDENTIAL_HEADERS.contains(&name)
+        || CLIENT_ACCOUNT_HEADERS.contains(&name)
+        || (name.starts_with("anthropic-") && !ANTHROPIC_PROTOCOL_HEADERS.contains(&name))
+}
+
+/// Removes every client credential and account header ([`is_client_credential_header`]).
+pub fn strip_client_credentials(headers: &mut http::HeaderMap) {
+    let names: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| is_client_credential_header(n.as_str()))
+        .cloned()
+        .collect();
+    for n in names {
+        headers.remove(n);
+    }
+}
+
 /// The default `anthropic-version`.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 
@@ -87,7 +126,9 @@ impl ProviderAuthLayer {
         }
     }
 
-    /// Bring your own key: keep the client's credentials and inject nothing when it sent some.
+    /// Bring your own key: keep the client's credentials (and its account headers) and inject
+    /// nothing when it sent some. Off by default: every client credential and account header
+    /// ([`is_client_credential_header`]) is removed before the backend's is injected.
     #[must_use]
     pub fn passthrough(mut self, yes: bool) -> Self {
         self.passthrough = yes;
@@ -304,9 +345,7 @@ where
             let result = if passthrough && client_has_key {
                 Ok(())
             } else {
-                for h in CLIENT_CREDENTIAL_HEADERS {
-                    parts.headers.remove(h);
-                }
+                strip_client_credentials(&mut parts.headers);
                 match body.as_bytes() {
                     Some(b) => {
                         let b = b.to_vec();

@@ -79,6 +79,52 @@ async fn the_clients_key_is_replaced_by_the_backends() {
 }
 
 #[tokio::test]
+async fn client_account_headers_are_stripped_but_protocol_headers_kept() {
+    let mock = MockProvider::start().await.unwrap();
+    let account = [
+        ("openai-organization", "org-client"),
+        ("openai-project", "proj-client"),
+        ("x-goog-user-project", "gcp-client"),
+        ("cookie", "session=client"),
+        ("anthropic-organization-id", "org-ant-client"),
+        ("anthropic-workspace", "ws-client"),
+    ];
+    let protocol = [
+        ("anthropic-version", "2023-06-01"),
+        ("anthropic-beta", "prompt-caching-2024-07-31"),
+    ];
+    let mut headers = vec![("authorization", "Bearer sk-client-own")];
+    headers.extend(account);
+    headers.extend(protocol);
+    let addr = gateway(
+        &mock,
+        ProviderAuthLayer::new(Provider::OpenAi(Keys::inline("sk-backend-1"))),
+    )
+    .await;
+    assert_eq!(
+        post(addr, "/v1/chat/completions", &headers).await.status,
+        200
+    );
+    let seen = &mock.requests()[0];
+    assert_eq!(seen.headers["authorization"], "Bearer sk-backend-1");
+    for (h, _) in account {
+        assert!(!seen.headers.contains_key(h), "{h} reached the upstream");
+    }
+    for (h, v) in protocol {
+        assert_eq!(seen.headers[h], v);
+    }
+    // An explicitly pass-through backend keeps the client's key and its account headers.
+    let mock = MockProvider::start().await.unwrap();
+    let layer =
+        ProviderAuthLayer::new(Provider::OpenAi(Keys::inline("sk-backend"))).passthrough(true);
+    let addr = gateway(&mock, layer).await;
+    post(addr, "/v1/chat/completions", &headers).await;
+    let seen = &mock.requests()[0];
+    assert_eq!(seen.headers["authorization"], "Bearer sk-client-own");
+    assert_eq!(seen.headers["openai-organization"], "org-client");
+}
+
+#[tokio::test]
 async fn pass_through_keeps_a_clients_own_key() {
     let mock = MockProvider::start().await.unwrap();
     let layer =
