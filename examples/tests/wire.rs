@@ -170,6 +170,31 @@ async fn every_coding_is_decoded_and_checked_streamed_and_not() {
 }
 
 #[tokio::test]
+async fn an_upstream_that_codes_anyway_is_decoded_in_every_coding() {
+    // The gateway asks for cheap codings only when it must decode (no br), but an upstream
+    // may send any of them regardless: each is decoded and checked.
+    let up = mock(Wire::default()).await;
+    let (addr, _gw) = start(&guarded_config(&up.url(), "")).await;
+    for coding in ["br", "zstd", "gzip", "deflate"] {
+        for stream in [false, true] {
+            let r = send(
+                addr,
+                "/v1/chat/completions",
+                &[("x-mock-encoding", coding)],
+                &chat(stream),
+            )
+            .await;
+            assert_eq!(r.status, 200, "{coding}");
+            assert_clean(&r, coding);
+            assert!(
+                String::from_utf8_lossy(&r.body).contains("[EMAIL]"),
+                "{coding}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn anthropic_answers_are_decoded_and_checked() {
     let up = mock(Wire::real()).await;
     let (addr, _gw) = start(&guarded_config(&up.url(), "")).await;

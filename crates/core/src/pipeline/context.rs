@@ -77,6 +77,9 @@ pub struct RequestContext {
     pub(crate) route: Option<RouteDecision>,
     pub(crate) report: PipelineReport,
     pub(crate) ran: usize,
+    /// Whether a processor that ran reads response bodies or events (set by the pipeline):
+    /// the upstream is then offered only the codings that are cheap to decode.
+    pub(crate) reads_response: bool,
 }
 
 impl RequestContext {
@@ -96,6 +99,7 @@ impl RequestContext {
             route: None,
             report: PipelineReport::default(),
             ran: 0,
+            reads_response: true,
         }
     }
 
@@ -227,7 +231,11 @@ impl RequestContext {
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
         }
         // Offer upstream only the codings core can decode (crate::coding).
-        let accept = crate::coding::upstream_accept_encoding(headers.get(header::ACCEPT_ENCODING));
+        let accept = if self.reads_response {
+            crate::coding::upstream_accept_encoding_to_decode(headers.get(header::ACCEPT_ENCODING))
+        } else {
+            crate::coding::upstream_accept_encoding(headers.get(header::ACCEPT_ENCODING))
+        };
         headers.insert(header::ACCEPT_ENCODING, accept);
         if let Some(route) = &self.route {
             self.head.extensions.insert(route.clone());

@@ -351,6 +351,7 @@ impl Pipeline {
     pub async fn run_request(&self, cx: &mut RequestContext) -> RequestOutcome {
         if !self.inner.phases.contains(Phases::REQUEST) {
             cx.ran = self.inner.stages.len();
+            cx.reads_response = self.reads_any_response(cx.ran);
             return RequestOutcome::Forward;
         }
         let deadline = self.deadline();
@@ -383,6 +384,7 @@ impl Pipeline {
                 }
             }
         }
+        cx.reads_response = self.reads_any_response(cx.ran);
         RequestOutcome::Forward
     }
 
@@ -429,6 +431,14 @@ impl Pipeline {
             && self.inner.stages[..exchange.ran]
                 .iter()
                 .any(|s| s.phases.contains(Phases::RESPONSE_BODY))
+    }
+
+    /// Whether a processor among the first `ran` takes part in the whole-body or the stream
+    /// phase (so an answer may have to be decoded for it).
+    fn reads_any_response(&self, ran: usize) -> bool {
+        self.inner.stages[..ran].iter().any(|s| {
+            s.phases.contains(Phases::RESPONSE_BODY) || s.phases.contains(Phases::RESPONSE_EVENTS)
+        })
     }
 
     /// Whether an SSE response would be run through a stream chain (some processor that ran
