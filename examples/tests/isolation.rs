@@ -29,6 +29,8 @@ const GLOBEX: &str = "igk_globex_GGGGGGGGGGGGGGGGGGGGGGGGGGGGGGGG";
 const REVOKED: &str = "igk_revoked_RRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRR";
 /// Tenant acme, expired (1970).
 const EXPIRED: &str = "igk_expired_EEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEE";
+/// Tenant tiny, whose key carries its own limit: one request a minute.
+const TINY: &str = "igk_tiny_TTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTT";
 /// alice's key id with another secret.
 const WRONG: &str = "igk_acme-alice_XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX";
 
@@ -45,6 +47,7 @@ keys = [
   {{ key = "{BOB}", tenant = "acme", user = "bob" }},
   {{ key = "{SVC}", tenant = "acme" }},
   {{ key = "{GLOBEX}", tenant = "globex" }},
+  {{ key = "{TINY}", tenant = "tiny", limits = {{ requests_per_minute = "1" }} }},
   {{ key = "{REVOKED}", tenant = "acme", revoked = true }},
   {{ key = "{EXPIRED}", tenant = "acme", expires_at = 1 }},
 ]
@@ -295,7 +298,10 @@ async fn one_tenant_exhausting_its_bucket_leaves_the_others_untouched() {
         assert_eq!(r.status, 200, "{}", r.text());
     }
     assert_eq!(spend(addr, Some(GLOBEX), 2).await.status, 429);
-    assert_eq!(mock.request_count(), 4);
+    // A principal's own limits replace the configured ones.
+    assert_eq!(spend(addr, Some(TINY), 0).await.status, 200);
+    assert_eq!(spend(addr, Some(TINY), 1).await.status, 429);
+    assert_eq!(mock.request_count(), 5);
 }
 
 #[tokio::test]

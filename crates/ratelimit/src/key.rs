@@ -77,6 +77,33 @@ impl KeyPart {
     }
 }
 
+/// The limits a principal carries (its named `limits`: `requests_per_minute`,
+/// `tokens_per_minute`, `input_tokens_per_minute`, `output_tokens_per_minute`,
+/// `tokens_per_day`), which replace the configured ones where set. Other names are for other
+/// blocks; a value that is not a whole number is ignored with a warning (naming the limit, not
+/// the principal's credential).
+pub(crate) fn principal_limits(p: &Principal) -> crate::Limits {
+    let get = |name: &str| {
+        let v = p.limit(name)?;
+        let n = v.trim().parse::<u64>().ok();
+        if n.is_none() {
+            tracing::warn!(
+                limit = name,
+                principal = p.id(),
+                "principal limit is not a whole number; ignored"
+            );
+        }
+        n
+    };
+    crate::Limits {
+        requests_per_minute: get("requests_per_minute"),
+        tokens_per_minute: get("tokens_per_minute"),
+        input_tokens_per_minute: get("input_tokens_per_minute"),
+        output_tokens_per_minute: get("output_tokens_per_minute"),
+        tokens_per_day: get("tokens_per_day"),
+    }
+}
+
 /// `tenant␟name`: a name that only means something within its tenant (a team, a user). The
 /// separator is the one [`hash_parts`] joins parts with, so an override for such a part is
 /// written `tenant|name`.
@@ -400,6 +427,20 @@ mod tests {
             parts.raw_parts(&open),
             ["sk-x", "sk-x", "", "sk-x", "mallory", "t", "m"]
         );
+    }
+
+    #[test]
+    fn a_principals_limits_are_read_by_name() {
+        let p = Principal::new("k1", "acme")
+            .with_limit("requests_per_minute", "5")
+            .with_limit("tokens_per_day", " 1000 ")
+            .with_limit("tokens_per_minute", "lots")
+            .with_limit("budget_usd", "10");
+        let l = principal_limits(&p);
+        assert_eq!(l.requests_per_minute, Some(5));
+        assert_eq!(l.tokens_per_day, Some(1000));
+        assert_eq!(l.tokens_per_minute, None);
+        assert!(principal_limits(&Principal::new("k2", "acme")).is_empty());
     }
 
     #[test]

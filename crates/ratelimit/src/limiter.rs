@@ -184,10 +184,14 @@ impl TokenRateLimiter {
         };
         let s = &*self.shared;
         let key = s.cfg.key.key(cx);
-        let limits = match s.cfg.overrides.get(&key) {
+        let mut limits = match s.cfg.overrides.get(&key) {
             Some(o) => s.cfg.default.merged(o),
             None => s.cfg.default.clone(),
         };
+        // A principal's own limits (from its key record or token) replace those, where set.
+        if let Some(p) = infergate_core::Principal::from_extensions(cx.extensions()) {
+            limits = limits.merged(&crate::key::principal_limits(p));
+        }
         let model = payload.model().unwrap_or_default();
         let model_limits = s.cfg.models.get(model);
         if limits.is_empty() && model_limits.is_none_or(Limits::is_empty) {
