@@ -42,6 +42,9 @@ pub struct Principal {
     expires_at: Option<SystemTime>,
     limits: BTreeMap<String, String>,
     anonymous: bool,
+    /// Backend label restrictions: label key → the value globs this principal's traffic may
+    /// go to (see [`Principal::allows_labels`]); empty: no restriction.
+    allowed_labels: BTreeMap<String, Vec<String>>,
 }
 
 impl Principal {
@@ -59,6 +62,7 @@ impl Principal {
             expires_at: None,
             limits: BTreeMap::new(),
             anonymous: false,
+            allowed_labels: BTreeMap::new(),
         }
     }
 
@@ -129,6 +133,32 @@ impl Principal {
     pub fn with_limit(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.limits.insert(name.into(), value.into());
         self
+    }
+
+    /// Restricts this principal's traffic to backends whose label `key` matches one of the
+    /// value globs (`*`, `?`): `with_allowed_labels("region", ["eu-*"])`. Several keys must
+    /// all match; a backend without the label is not allowed. Calling it again for a key
+    /// replaces that key's values. See [`labels_allowed`].
+    #[must_use]
+    pub fn with_allowed_labels<I, S>(mut self, key: impl Into<String>, values: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.allowed_labels
+            .insert(key.into(), values.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The backend label restrictions (label key → allowed value globs; empty: none).
+    pub fn allowed_labels(&self) -> &BTreeMap<String, Vec<String>> {
+        &self.allowed_labels
+    }
+
+    /// Whether this principal's traffic may go to a backend with these `labels`
+    /// ([`labels_allowed`] under [`allowed_labels`](Self::allowed_labels)).
+    pub fn allows_labels(&self, labels: &BTreeMap<String, String>) -> bool {
+        labels_allowed(&self.allowed_labels, labels)
     }
 
     /// The key id or the token's subject (never a secret).
@@ -240,6 +270,45 @@ impl Principal {
     }
 }
 
+/// Whether a backend with `labels` satisfies `restriction` (label key → allowed value globs,
+/// `*` and `?`): for every key of the restriction, the backend has that label and its value
+/// matches one of the globs. A key with no values allows nothing; an empty restriction allows
+/// every backend.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use infergate_core::principal::labels_allowed;
+///
+/// let restriction = BTreeMap::from([("region".to_owned(), vec!["eu-*".to_owned()])]);
+/// let eu = BTreeMap::from([("region".to_owned(), "eu-west-1".to_owned())]);
+/// let us = BTreeMap::from([("region".to_owned(), "us-east-1".to_owned())]);
+/// assert!(labels_allowed(&restriction, &eu));
+/// assert!(!labels_allowed(&restriction, &us));
+/// assert!(!labels_allowed(&restriction, &BTreeMap::new()));
+/// assert!(labels_allowed(&BTreeMap::new(), &us));
+/// ```
+pub fn labels_allowed(
+    restriction: &BTreeMap<String, Vec<String>>,
+    labels: &BTreeMap<String, String>,
+) -> bool {
+    restriction.iter().all(|(key, globs)| {
+        labels
+            .get(key)
+            .is_some_and(|v| globs.iter().any(|g| glob_match(g, v)))
+    })
+}
+
+/// A restriction as text for messages and the router's explain header:
+/// `region in [eu-west-1, eu-central-1]; provider in [azure]` (label keys and values only,
+/// never a secret).
+pub fn restriction_text(restriction: &BTreeMap<String, Vec<String>>) -> String {
+    restriction
+        .iter()
+        .map(|(k, vs)| format!("{k} in [{}]", vs.join(", ")))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// The name [`Principal::allows_endpoint`] gives an API.
 fn api_name(api: ApiKind) -> &'static str {
     match api {
@@ -306,6 +375,23 @@ mod tests {
         let m = Principal::new("k", "t").with_allowed_endpoints(["Anthropic_Messages"]);
         assert!(m.allows_endpoint("/v1/messages"));
         assert!(Principal::new("k", "t").allows_endpoint("/anything"));
+    }
+
+    #[test]
+    fn label_restrictions() {
+        let label = |k: &str, v: &str| BTreeMap::from([(k.to_owned(), v.to_owned())]);
+        let p = Principal::new("k", "t").with_allowed_labels("region", ["eu-west-1", "eu-c*"]);
+        assert!(p.allows_labels(&label("region", "eu-west-1")));
+        assert!(p.allows_labels(&label("region", "eu-central-1")));
+        assert!(!p.allows_labels(&label("region", "us-east-1")));
+        assert!(!p.allows_labels(&label("provider", "azure")));
+        assert!(Principal::new("k", "t").allows_labels(&BTreeMap::new()));
+        let none = Principal::new("k", "t").with_allowed_labels("region", Vec::<String>::new());
+        assert!(!none.allows_labels(&label("region", "eu-west-1")));
+        assert_eq!(
+            restriction_text(p.allowed_labels()),
+            "region in [eu-west-1, eu-c*]"
+        );
     }
 
     #[test]
