@@ -1,4 +1,4 @@
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 
 use http::{HeaderValue, Request, Response};
@@ -21,6 +21,7 @@ pub struct Backend {
     pub(crate) weight: u32,
     models: HashMap<String, String>,
     any_model: Option<String>,
+    pub(crate) labels: BTreeMap<String, String>,
     pub(crate) service: Upstream,
 }
 
@@ -32,6 +33,7 @@ impl std::fmt::Debug for Backend {
             .field("weight", &self.weight)
             .field("models", &self.models)
             .field("any_model", &self.any_model)
+            .field("labels", &self.labels)
             .finish_non_exhaustive()
     }
 }
@@ -53,6 +55,7 @@ impl Backend {
             weight: 1,
             models: HashMap::new(),
             any_model: None,
+            labels: BTreeMap::new(),
             service: BoxCloneSyncService::new(service),
         }
     }
@@ -105,9 +108,24 @@ impl Backend {
         self
     }
 
+    /// Adds a label (`region` = `eu-west-1`, `provider`, `data_residency`, …): a principal's
+    /// [`allowed_labels`](infergate_core::Principal::allowed_labels) and the policy's
+    /// [`restrict`](crate::FailoverPolicy::restrict) decide from them whether a request may go
+    /// here.
+    #[must_use]
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+
     /// Its name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Its labels.
+    pub fn labels(&self) -> &BTreeMap<String, String> {
+        &self.labels
     }
 
     /// Rewrites the request's `model` (JSON body and `x-gateway-model-name`) for this backend,

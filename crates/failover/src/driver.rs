@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
-use infergate_core::{RejectKind, Rejection};
+use infergate_core::{Principal, Rejection};
 use tower::retry::budget::Budget;
 
 use crate::health::{InFlight, Verdict};
-use crate::service::{Failover, Inner, Plan};
+use crate::service::{Failover, Inner, Plan, no_plan_rejection, restrictions_text};
 
 /// One request's attempts, from [`Failover::attempts`].
 #[derive(Debug)]
@@ -44,21 +44,25 @@ pub enum AttemptFailure {
 }
 
 impl Failover {
-    /// Starts a request for a driver that sends the attempts itself. `Err` is the 503
-    /// `no_backend_available` answer when every backend rests and the policy fails fast.
+    /// Starts a request for a driver that sends the attempts itself, under the deployment's
+    /// restrictions only (see [`attempts_for`](Self::attempts_for)). `Err` is the 503
+    /// `no_backend_available` answer when every backend rests and the policy fails fast, or
+    /// the 403 `backend_not_allowed` one when no backend is allowed.
     pub fn attempts(&self) -> Result<Attempts, Rejection> {
-        let plan = self.inner.plan(Instant::now()).map_err(|soonest| {
-            let secs = soonest
-                .saturating_duration_since(Instant::now())
-                .as_secs()
-                .saturating_add(1);
-            Rejection::new(
-                RejectKind::UpstreamUnavailable,
-                "every backend is resting after failures",
+        self.attempts_for(None)
+    }
+
+    /// Like [`attempts`](Self::attempts) for a request made by `principal`: only backends
+    /// its [`allowed_labels`](Principal::allowed_labels) (and the deployment's restrictions)
+    /// allow are tried.
+    pub fn attempts_for(&self, principal: Option<&Principal>) -> Result<Attempts, Rejection> {
+        let now = Instant::now();
+        let plan = self.inner.plan(now, principal).map_err(|why| {
+            no_plan_rejection(
+                why,
+                now,
+                restrictions_text(&self.inner.policy.restrictions, principal),
             )
-            .with_status(StatusCode::SERVICE_UNAVAILABLE)
-            .with_code("no_backend_available")
-            .with_header(http::header::RETRY_AFTER, secs.into())
         })?;
         if let Some(b) = &self.inner.budget {
             b.deposit();

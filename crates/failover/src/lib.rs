@@ -48,6 +48,16 @@
 //!    attempts (`x-infergate-backend`, `x-infergate-attempts`); when every attempt failed the
 //!    client gets the last failure.
 //!
+//! # Regional and backend restrictions
+//!
+//! Backends carry labels ([`Backend::label`]: `region`, `provider`, `data_residency`, …). A
+//! request goes only to backends whose labels the deployment's restrictions
+//! ([`FailoverPolicy::restrict`]) and its principal's
+//! [`allowed_labels`](infergate_core::Principal::allowed_labels) allow. When the allowed ones
+//! rest, the answer is 503 `no_backend_available` naming the restriction — never a detour to
+//! another backend; when no backend of the group is allowed at all, 403
+//! `backend_not_allowed`. [`Restricted`] applies the same rule to a single backend.
+//!
 //! # Health
 //!
 //! A failure carrying `Retry-After` (seconds or an HTTP date) rests its backend that long; a
@@ -76,12 +86,14 @@ mod driver;
 mod health;
 mod layer;
 mod policy;
+mod restricted;
 mod service;
 
 pub use backend::Backend;
 pub use driver::{Attempt, AttemptFailure, Attempts};
 pub use layer::FailoverLayer;
 pub use policy::{Backoff, FailoverPolicy, HealthPolicy, Selection, WhenAllResting};
+pub use restricted::Restricted;
 pub use service::{
     ATTEMPTS_HEADER, BACKEND_HEADER, BackendStatus, Failover, HOPS_HEADER, RETRY_AFTER_MAX,
     retry_after,

@@ -1,3 +1,4 @@
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use http::StatusCode;
@@ -145,6 +146,7 @@ pub struct FailoverPolicy {
     pub(crate) selection: Selection,
     pub(crate) when_all_resting: WhenAllResting,
     pub(crate) health: HealthPolicy,
+    pub(crate) restrictions: BTreeMap<String, Vec<String>>,
 }
 
 fn statuses(codes: &[u16]) -> Vec<StatusCode> {
@@ -172,6 +174,7 @@ impl Default for FailoverPolicy {
             selection: Selection::Weighted,
             when_all_resting: WhenAllResting::FailFast,
             health: HealthPolicy::default(),
+            restrictions: BTreeMap::new(),
         }
     }
 }
@@ -280,6 +283,27 @@ impl FailoverPolicy {
     pub fn health(mut self, health: HealthPolicy) -> Self {
         self.health = health;
         self
+    }
+
+    /// A deployment-wide restriction: every request (with a principal or without) goes only
+    /// to backends whose label `key` matches one of the value globs (`*`, `?`);
+    /// `restrict("region", ["eu-west-1", "eu-central-1"])`. Several keys must all match, a
+    /// backend without the label is not allowed, and a principal's own
+    /// [`allowed_labels`](infergate_core::Principal::allowed_labels) apply on top. Calling it
+    /// again for a key replaces that key's values.
+    pub fn restrict<I, S>(mut self, key: impl Into<String>, values: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.restrictions
+            .insert(key.into(), values.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The deployment-wide restrictions (label key → allowed value globs).
+    pub fn restrictions(&self) -> &BTreeMap<String, Vec<String>> {
+        &self.restrictions
     }
 }
 

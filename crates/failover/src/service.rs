@@ -12,7 +12,8 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body::{Body as _, Frame};
 use http_body_util::BodyExt;
-use infergate_core::{Body, RejectKind, Rejection};
+use infergate_core::principal::restriction_text;
+use infergate_core::{Body, Principal, RejectKind, Rejection};
 use tower::ServiceExt;
 use tower::retry::budget::{Budget, TpsBudget};
 
@@ -154,6 +155,72 @@ fn local(
         .into_response()
 }
 
+/// Why a request has no backend to try.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum NoPlan {
+    /// Every backend it may use rests; the first rest ends then.
+    Resting(Instant),
+    /// No backend is allowed by the restrictions that apply to it.
+    NotAllowed,
+}
+
+/// The restrictions that apply to a request, as text (`deployment: region in [eu-west-1];
+/// credential: region in [eu-*]`), or `None` when there are none. Label keys and value globs
+/// only: never a credential.
+pub(crate) fn restrictions_text(
+    deployment: &std::collections::BTreeMap<String, Vec<String>>,
+    principal: Option<&Principal>,
+) -> Option<String> {
+    let mut parts = Vec::new();
+    if !deployment.is_empty() {
+        parts.push(format!("deployment: {}", restriction_text(deployment)));
+    }
+    if let Some(p) = principal.filter(|p| !p.allowed_labels().is_empty()) {
+        parts.push(format!(
+            "credential: {}",
+            restriction_text(p.allowed_labels())
+        ));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
+/// The answer when a request has no backend to try: 403 `backend_not_allowed` when none is
+/// allowed by its restrictions, else 503 `no_backend_available` with a `Retry-After`.
+pub(crate) fn no_plan_rejection(
+    why: NoPlan,
+    now: Instant,
+    restrictions: Option<String>,
+) -> Rejection {
+    match why {
+        NoPlan::NotAllowed => Rejection::new(
+            RejectKind::Forbidden,
+            format!(
+                "no backend is allowed for this request by the restriction ({})",
+                restrictions.as_deref().unwrap_or("none")
+            ),
+        )
+        .with_status(StatusCode::FORBIDDEN)
+        .with_code("backend_not_allowed"),
+        NoPlan::Resting(soonest) => {
+            let secs = soonest
+                .saturating_duration_since(now)
+                .as_secs()
+                .saturating_add(1);
+            let msg = match restrictions {
+                Some(r) => std::borrow::Cow::Owned(format!(
+                    "every backend allowed by the restriction ({r}) is resting after failures; \
+                     the request is not sent elsewhere"
+                )),
+                None => std::borrow::Cow::Borrowed("every backend is resting after failures"),
+            };
+            Rejection::new(RejectKind::UpstreamUnavailable, msg)
+                .with_status(StatusCode::SERVICE_UNAVAILABLE)
+                .with_code("no_backend_available")
+                .with_header(http::header::RETRY_AFTER, HeaderValue::from(secs))
+        }
+    }
+}
+
 /// The backends one request may try, in order.
 #[derive(Debug)]
 pub(crate) struct Plan {
@@ -170,14 +237,28 @@ impl Inner {
         )
     }
 
-    /// Healthy backends (and those due a probe) by tier, then by the selection rule; then,
-    /// under `TrySoonest`, the resting ones by the end of their rest. `Err`: none to try, and
-    /// when the first rest ends.
-    pub(crate) fn plan(&self, now: Instant) -> Result<Plan, Instant> {
+    /// Whether a request made by `principal` (or without one) may go to this slot: the
+    /// deployment's restrictions and the principal's allow its labels.
+    fn allowed(&self, slot: &Slot, principal: Option<&Principal>) -> bool {
+        let labels = &slot.backend.labels;
+        infergate_core::principal::labels_allowed(&self.policy.restrictions, labels)
+            && principal.is_none_or(|p| p.allows_labels(labels))
+    }
+
+    /// The backends a request made by `principal` may use (its restrictions and the
+    /// deployment's allow them): healthy ones (and those due a probe) by tier, then by the
+    /// selection rule; then, under `TrySoonest`, the resting ones by the end of their rest.
+    /// `Err`: none to try — none allowed, or when the first rest of the allowed ones ends.
+    pub(crate) fn plan(&self, now: Instant, principal: Option<&Principal>) -> Result<Plan, NoPlan> {
         let turn = self.turn.fetch_add(1, Ordering::Relaxed);
         let mut order = Vec::with_capacity(self.slots.len());
         let mut resting = Vec::new();
+        let mut any_allowed = false;
         for (i, s) in self.slots.iter().enumerate() {
+            if !self.allowed(s, principal) {
+                continue;
+            }
+            any_allowed = true;
             match s.health.availability(now) {
                 Availability::Ready | Availability::Probe => order.push(i),
                 Availability::Resting(until) => resting.push((until, i)),
@@ -207,8 +288,11 @@ impl Inner {
                 resting.sort_unstable();
                 order.extend(resting.into_iter().map(|(_, i)| i));
             }
+            _ if !any_allowed => return Err(NoPlan::NotAllowed),
             _ if order.is_empty() => {
-                return Err(resting.iter().map(|r| r.0).min().unwrap_or(now));
+                return Err(NoPlan::Resting(
+                    resting.iter().map(|r| r.0).min().unwrap_or(now),
+                ));
             }
             _ => {}
         }
@@ -236,22 +320,17 @@ impl Inner {
         }
         parts.headers.insert(HOPS, HeaderValue::from(hops + 1));
         let start = Instant::now();
-        let plan = match self.plan(start) {
+        // The principal an identity block put in the extensions restricts where this request
+        // may go (with the deployment's restrictions): never elsewhere, even when those rest.
+        let principal = Principal::from_extensions(&parts.extensions);
+        let plan = match self.plan(start, principal) {
             Ok(plan) => plan,
-            Err(soonest) => {
-                let secs = soonest
-                    .saturating_duration_since(start)
-                    .as_secs()
-                    .saturating_add(1);
-                let mut r = local(
-                    RejectKind::UpstreamUnavailable,
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "no_backend_available",
-                    "every backend is resting after failures",
-                );
-                r.headers_mut()
-                    .insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
-                return r;
+            Err(why) => {
+                let text = restrictions_text(&self.policy.restrictions, principal);
+                if let Some(t) = &text {
+                    tracing::warn!(restriction = %t, ?why, "no allowed backend to try");
+                }
+                return no_plan_rejection(why, start, text).into_response();
             }
         };
         // A deadline too far for the clock is no deadline.
