@@ -1,5 +1,6 @@
 //! Router configuration.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use infergate_core::FailureMode;
@@ -113,6 +114,10 @@ pub struct RouterConfig {
     pub(crate) explain: bool,
     pub(crate) failure_mode: FailureMode,
     pub(crate) timeout: Option<Duration>,
+    /// Per backend name: the label sets behind it (one for a backend, one per member for a
+    /// failover group).
+    pub(crate) backend_labels: BTreeMap<String, Vec<BTreeMap<String, String>>>,
+    pub(crate) restrictions: BTreeMap<String, Vec<String>>,
 }
 
 impl Default for RouterConfig {
@@ -127,6 +132,8 @@ impl Default for RouterConfig {
             explain: false,
             failure_mode: FailureMode::FailOpen,
             timeout: None,
+            backend_labels: BTreeMap::new(),
+            restrictions: BTreeMap::new(),
         }
     }
 }
@@ -219,6 +226,41 @@ impl RouterConfig {
     /// A time limit for routing one request (embedding included).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// Declares the labels (`region` = `eu-west-1`, `provider`, …) of the backend `name`, so
+    /// that restrictions can be checked when choosing it. Calling it again for the same name
+    /// adds another label set: a failover group declares each member's, and is a candidate
+    /// when any member is allowed (the group itself then keeps to the allowed ones). A backend
+    /// whose labels are not declared is left to the egress, which enforces the restrictions
+    /// too (`infergate-failover`).
+    pub fn backend_labels<I, K, V>(mut self, name: impl Into<String>, labels: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        self.backend_labels.entry(name.into()).or_default().push(
+            labels
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        );
+        self
+    }
+
+    /// A deployment-wide restriction: for every request, with a principal or without, only
+    /// backends whose label `key` matches one of the value globs (`*`, `?`) are candidates
+    /// (see [`Router::decide_for`](crate::Router::decide_for)). A principal's own
+    /// [`allowed_labels`](infergate_core::Principal::allowed_labels) apply on top.
+    pub fn restrict<I, S>(mut self, key: impl Into<String>, values: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.restrictions
+            .insert(key.into(), values.into_iter().map(Into::into).collect());
         self
     }
 

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use http::{HeaderMap, HeaderValue};
+use infergate_core::principal::{labels_allowed, restriction_text};
 use infergate_core::{
     Decision, FailureMode, Payload, Phases, Principal, Processor, ProcessorError, RejectKind,
     Rejection, RequestContext, ResponseContext, RouteDecision,
@@ -30,6 +31,23 @@ pub enum RouterError {
     /// `model_not_allowed`).
     #[error("the principal may not use the model this request resolves to")]
     ModelNotAllowed,
+    /// The client named a model (an alias or glob) whose backend the restrictions do not
+    /// allow (the processor answers 403 `backend_not_allowed`).
+    #[error(
+        "the backend this request resolves to is not allowed by the restriction ({restriction})"
+    )]
+    BackendNotAllowed {
+        /// The restrictions that applied, as text (label keys and value globs only).
+        restriction: String,
+    },
+}
+
+/// What the request phase leaves for the explain header: the restrictions that applied and
+/// the rules skipped because of them.
+#[derive(Debug, Clone)]
+struct Restricted {
+    text: String,
+    skipped: Vec<String>,
 }
 
 /// Routes requests: a [`Processor`] for a [`Pipeline`](infergate_core::Pipeline), or a tower
@@ -151,6 +169,13 @@ impl Router {
     /// - with no decision, the requested model itself must be allowed.
     ///
     /// Without a principal (`None`), every model is a candidate.
+    ///
+    /// Backends are restricted the same way: under the deployment's
+    /// [`restrict`](RouterConfig::restrict)ions and the principal's
+    /// [`allowed_labels`](Principal::allowed_labels), a target whose backend's declared
+    /// [labels](RouterConfig::backend_labels) are not allowed is skipped (header, keyword,
+    /// semantic rules, the default) or refused (alias, glob:
+    /// [`RouterError::BackendNotAllowed`]).
     pub async fn decide_for(
         &self,
         model: Option<&str>,
@@ -158,13 +183,83 @@ impl Router {
         text: &str,
         principal: Option<&Principal>,
     ) -> Result<Option<RouteDecision>, RouterError> {
-        let allowed = |t: &Target| {
+        self.decide_explained(model, headers, text, principal)
+            .await
+            .map(|(d, _)| d)
+    }
+
+    /// The restrictions that apply to a request made by `principal`, as text
+    /// (`deployment: region in [eu-west-1]; credential: region in [eu-*]`), or `None`.
+    pub fn restrictions_for(&self, principal: Option<&Principal>) -> Option<String> {
+        let mut parts = Vec::new();
+        let cfg = &self.inner.cfg;
+        if !cfg.restrictions.is_empty() {
+            parts.push(format!(
+                "deployment: {}",
+                restriction_text(&cfg.restrictions)
+            ));
+        }
+        if let Some(p) = principal.filter(|p| !p.allowed_labels().is_empty()) {
+            parts.push(format!(
+                "credential: {}",
+                restriction_text(p.allowed_labels())
+            ));
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+
+    /// Whether the restrictions allow the backend `name` for `principal` (any of its declared
+    /// label sets; undeclared backends are left to the egress).
+    pub fn allows_backend(&self, name: &str, principal: Option<&Principal>) -> bool {
+        let cfg = &self.inner.cfg;
+        if cfg.restrictions.is_empty() && principal.is_none_or(|p| p.allowed_labels().is_empty()) {
+            return true;
+        }
+        cfg.backend_labels.get(name).is_none_or(|sets| {
+            sets.iter().any(|labels| {
+                labels_allowed(&cfg.restrictions, labels)
+                    && principal.is_none_or(|p| p.allows_labels(labels))
+            })
+        })
+    }
+
+    /// [`decide_for`](Self::decide_for), with the rules skipped because their backend was
+    /// not allowed.
+    async fn decide_explained(
+        &self,
+        model: Option<&str>,
+        headers: &HeaderMap,
+        text: &str,
+        principal: Option<&Principal>,
+    ) -> Result<(Option<RouteDecision>, Vec<String>), RouterError> {
+        let model_ok = |t: &Target| {
             principal.is_none_or(|p| {
                 t.model
                     .as_deref()
                     .or(model)
                     .is_none_or(|m| p.allows_model(m))
             })
+        };
+        let backend_ok = |t: &Target| self.allows_backend(&t.backend, principal);
+        let skipped = std::sync::Mutex::new(Vec::new());
+        // A candidate: its model and its backend allowed (a skipped backend is remembered).
+        let allowed = |rule: &dyn Fn() -> String, t: &Target| {
+            if !model_ok(t) {
+                return false;
+            }
+            if !backend_ok(t) {
+                skipped
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(format!("{}->{}", rule(), t.backend));
+                return false;
+            }
+            true
+        };
+        let refused = || RouterError::BackendNotAllowed {
+            restriction: self
+                .restrictions_for(principal)
+                .unwrap_or_else(|| "none".to_owned()),
         };
         let cfg = &self.inner.cfg;
         let decided = |rule: String, t: &Target, score: Option<f32>| RouteDecision {
@@ -177,31 +272,61 @@ impl Router {
         for rule in &cfg.rules {
             match rule {
                 Rule::Alias(name, t) if model == Some(name.as_str()) => {
-                    if !allowed(t) {
+                    if !model_ok(t) {
                         return Err(RouterError::ModelNotAllowed);
                     }
-                    return Ok(Some(decided(format!("alias:{name}"), t, None)));
+                    if !backend_ok(t) {
+                        return Err(refused());
+                    }
+                    let d = decided(format!("alias:{name}"), t, None);
+                    return Ok((
+                        Some(d),
+                        skipped
+                            .into_inner()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner),
+                    ));
                 }
                 Rule::Glob(p, t) if model.is_some_and(|m| glob_match(p, m)) => {
-                    if !allowed(t) {
+                    if !model_ok(t) {
                         return Err(RouterError::ModelNotAllowed);
                     }
-                    return Ok(Some(decided(format!("glob:{p}"), t, None)));
+                    if !backend_ok(t) {
+                        return Err(refused());
+                    }
+                    let d = decided(format!("glob:{p}"), t, None);
+                    return Ok((
+                        Some(d),
+                        skipped
+                            .into_inner()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner),
+                    ));
                 }
                 Rule::Header(name, value, t)
-                    if allowed(t)
-                        && headers.get_all(name).iter().any(|v| {
-                            value
-                                .as_ref()
-                                .is_none_or(|want| v.to_str().is_ok_and(|v| v == want))
-                        }) =>
+                    if headers.get_all(name).iter().any(|v| {
+                        value
+                            .as_ref()
+                            .is_none_or(|want| v.to_str().is_ok_and(|v| v == want))
+                    }) && allowed(&|| format!("header:{name}"), t) =>
                 {
-                    return Ok(Some(decided(format!("header:{name}"), t, None)));
+                    let d = decided(format!("header:{name}"), t, None);
+                    return Ok((
+                        Some(d),
+                        skipped
+                            .into_inner()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner),
+                    ));
                 }
                 Rule::Keywords(name, words, t)
-                    if allowed(t) && words.iter().any(|w| has_word(&lowered, w)) =>
+                    if words.iter().any(|w| has_word(&lowered, w))
+                        && allowed(&|| format!("keywords:{name}"), t) =>
                 {
-                    return Ok(Some(decided(format!("keywords:{name}"), t, None)));
+                    let d = decided(format!("keywords:{name}"), t, None);
+                    return Ok((
+                        Some(d),
+                        skipped
+                            .into_inner()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner),
+                    ));
                 }
                 _ => {}
             }
@@ -212,24 +337,47 @@ impl Router {
                 && let Some((i, score)) = self.best_route(q)
             {
                 let route = &cfg.semantic[i];
-                if score >= route.threshold && allowed(&route.target) {
-                    return Ok(Some(decided(
+                if score >= route.threshold
+                    && allowed(&|| format!("semantic:{}", route.name), &route.target)
+                {
+                    let d = decided(
                         format!("semantic:{}", route.name),
                         &route.target,
                         Some(score),
-                    )));
+                    );
+                    return Ok((
+                        Some(d),
+                        skipped
+                            .into_inner()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner),
+                    ));
                 }
             }
         }
-        if let Some(t) = cfg.default.as_ref().filter(|t| allowed(t)) {
-            return Ok(Some(decided("default".to_owned(), t, None)));
+        if let Some(t) = cfg
+            .default
+            .as_ref()
+            .filter(|t| allowed(&|| "default".to_owned(), t))
+        {
+            let d = decided("default".to_owned(), t, None);
+            return Ok((
+                Some(d),
+                skipped
+                    .into_inner()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            ));
         }
         if let (Some(p), Some(m)) = (principal, model)
             && !p.allows_model(m)
         {
             return Err(RouterError::ModelNotAllowed);
         }
-        Ok(None)
+        Ok((
+            None,
+            skipped
+                .into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        ))
     }
 
     /// The text the keyword and semantic rules read from `payload`.
@@ -304,10 +452,17 @@ impl Processor for Router {
         // candidates; a decision to another is a 403.
         let principal = Principal::arc_from_extensions(cx.extensions());
         let decision = match self
-            .decide_for(model.as_deref(), cx.headers(), &text, principal.as_deref())
+            .decide_explained(model.as_deref(), cx.headers(), &text, principal.as_deref())
             .await
         {
-            Ok(d) => d,
+            Ok((d, skipped)) => {
+                if self.inner.cfg.explain
+                    && let Some(text) = self.restrictions_for(principal.as_deref())
+                {
+                    cx.state_mut().insert(Restricted { text, skipped });
+                }
+                d
+            }
             Err(RouterError::ModelNotAllowed) => {
                 return Ok(Decision::Reject(
                     Rejection::new(
@@ -316,6 +471,20 @@ impl Processor for Router {
                     )
                     .with_status(http::StatusCode::FORBIDDEN)
                     .with_code("model_not_allowed")
+                    .with_processor("router"),
+                ));
+            }
+            Err(RouterError::BackendNotAllowed { restriction }) => {
+                return Ok(Decision::Reject(
+                    Rejection::new(
+                        RejectKind::Forbidden,
+                        format!(
+                            "The backend this request resolves to is not allowed by the \
+                             restriction ({restriction})."
+                        ),
+                    )
+                    .with_status(http::StatusCode::FORBIDDEN)
+                    .with_code("backend_not_allowed")
                     .with_processor("router"),
                 ));
             }
@@ -345,14 +514,30 @@ impl Processor for Router {
     }
 
     async fn on_response(&self, cx: &mut ResponseContext<'_>) -> Result<Decision, ProcessorError> {
-        if let Some(d) = cx.exchange().route().cloned()
-            && let Some(rule) = &d.rule
-        {
-            let text = match d.score {
+        let restricted = cx.exchange().state().get::<Restricted>().cloned();
+        let route = cx.exchange().route().and_then(|d| {
+            let rule = d.rule.as_ref()?;
+            Some(match d.score {
                 Some(s) => format!("{rule}; score={s:.3}"),
                 None => rule.clone(),
-            };
-            if let Ok(v) = HeaderValue::from_str(&text) {
+            })
+        });
+        let mut text = route.clone().unwrap_or_else(|| "none".to_owned());
+        if let Some(r) = &restricted {
+            // Which restriction applied, and the rules it ruled out (`header:x-tier->us`).
+            text.push_str("; restricted by ");
+            text.push_str(&r.text);
+            if !r.skipped.is_empty() {
+                text.push_str("; skipped ");
+                text.push_str(&r.skipped.join(", "));
+            }
+        }
+        if route.is_some() || restricted.is_some() {
+            // Label values that cannot go in a header: the route alone.
+            if let Some(v) = HeaderValue::from_str(&text)
+                .ok()
+                .or_else(|| route.as_deref().and_then(|r| HeaderValue::from_str(r).ok()))
+            {
                 cx.headers_mut().insert(ROUTE_HEADER, v);
             }
         }
