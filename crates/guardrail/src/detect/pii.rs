@@ -327,15 +327,22 @@ const PHONE_WORDS: [&[u8]; 16] = [
 ];
 
 fn phone_context(b: &[u8], start: usize, end: usize) -> bool {
-    let before = &b[start.saturating_sub(48)..start];
-    let after = &b[end..(end + 12).min(b.len())];
-    [before, after].iter().any(|w| {
-        let lower = w.to_ascii_lowercase();
-        PHONE_WORDS.iter().any(|k| {
-            // A mask (`[PHONE]`) is not a phone word: a redacted text must not make its
-            // neighbours phones on a second look.
-            memchr::memmem::find_iter(&lower, k).any(|at| at == 0 || lower[at - 1] != b'[')
-        })
+    // A phone word speaks of the number nearest to it: one with another number or a mask
+    // (`[PHONE]`) in between is not its number. This keeps detection the same before and after
+    // a redaction (which shortens the text and moves words closer to later numbers), and a
+    // mask is never a phone word itself.
+    let before = b[start.saturating_sub(48)..start].to_ascii_lowercase();
+    let after = b[end..(end + 12).min(b.len())].to_ascii_lowercase();
+    let clear = |gap: &[u8]| {
+        !gap.iter()
+            .any(|c| c.is_ascii_digit() || *c == b'[' || *c == b']')
+    };
+    PHONE_WORDS.iter().any(|k| {
+        let word = |at: usize, w: &[u8]| at == 0 || w[at - 1] != b'[';
+        memchr::memmem::find_iter(&before, k)
+            .any(|at| word(at, &before) && clear(&before[at + k.len()..]))
+            || memchr::memmem::find_iter(&after, k)
+                .any(|at| word(at, &after) && clear(&after[..at]))
     })
 }
 
