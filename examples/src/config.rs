@@ -45,6 +45,12 @@ pub struct Config {
     /// values are written in one place.
     #[serde(default)]
     pub identity: Option<infergate::identity::IdentityConfig>,
+    /// `[restrictions]`: deployment-wide backend label restrictions, label key → allowed
+    /// value globs (`region = ["eu-west-1", "eu-central-1"]`). Every request, with a principal
+    /// or without, goes only to backends whose `labels` match; a backend without the label is
+    /// not allowed. A principal's own `allowed_labels` apply on top (see `docs/identity.md`).
+    #[serde(default)]
+    pub restrictions: BTreeMap<String, Vec<String>>,
 }
 
 /// `[server]`: how the gateway's own server guards itself against slow or greedy clients.
@@ -543,6 +549,11 @@ pub struct BackendConfig {
     /// TLS, HTTP/2 is negotiated by ALPN anyway).
     #[serde(default)]
     pub http2: Option<bool>,
+    /// Labels for restrictions (`labels = { region = "eu-west-1", provider = "azure" }`):
+    /// `[restrictions]` and a principal's `allowed_labels` decide from them whether a request
+    /// may go to this backend.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// `[backends.NAME.tls]`: how the gateway verifies (and presents itself to) an upstream over

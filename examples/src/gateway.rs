@@ -44,7 +44,7 @@ use infergate::auth::{
 use infergate::cache::{Cache, CacheConfig, MemoryStore, SemanticConfig, TenantScope};
 use infergate::embed::{CachedEmbedder, Embedder, HashEmbedder, OpenAiEmbedder};
 use infergate::failover::{
-    Backend, Backoff, Failover, FailoverLayer, FailoverPolicy, HealthPolicy, Selection,
+    Backend, Backoff, Failover, FailoverLayer, FailoverPolicy, HealthPolicy, Restricted, Selection,
     WhenAllResting,
 };
 use infergate::identity::Identity;
@@ -97,6 +97,7 @@ pub fn default_config() -> Config {
             mock_failure: None,
             tls: None,
             http2: None,
+            labels: BTreeMap::new(),
         },
     );
     Config {
@@ -177,14 +178,47 @@ pub async fn build(config: &Config) -> Result<Gateway, ConfigError> {
                 if let Some(model) = &m.model {
                     b = b.model(model.clone());
                 }
+                for (k, v) in config
+                    .backends
+                    .get(&m.backend)
+                    .map(|c| &c.labels)
+                    .into_iter()
+                    .flatten()
+                {
+                    b = b.label(k.clone(), v.clone());
+                }
                 for (from, to) in &m.models {
                     b = b.map_model(from.clone(), to.clone());
                 }
                 Some(b)
             })
             .collect();
-        let failover = FailoverLayer::new(failover_policy(g)).service_over(members);
+        let mut policy = failover_policy(g);
+        for (k, vs) in &config.restrictions {
+            policy = policy.restrict(k.clone(), vs.clone());
+        }
+        let failover = FailoverLayer::new(policy).service_over(members);
         groups.insert(name.clone(), failover);
+    }
+    // A route to a single backend keeps to the restrictions too (403 backend_not_allowed:
+    // the request is never sent elsewhere); failover groups filter their members themselves.
+    // Without identity (no principal) and without `[restrictions]` nothing can be restricted.
+    let restricting = config.identity.is_some() || !config.restrictions.is_empty();
+    for (name, upstream) in clients.iter_mut().filter(|_| restricting) {
+        let mut r = Restricted::new(upstream.clone());
+        for (k, v) in config
+            .backends
+            .get(name)
+            .map(|c| &c.labels)
+            .into_iter()
+            .flatten()
+        {
+            r = r.label(k.clone(), v.clone());
+        }
+        for (k, vs) in &config.restrictions {
+            r = r.restrict(k.clone(), vs.clone());
+        }
+        *upstream = Upstream::new(r);
     }
     for (name, f) in &groups {
         clients.insert(name.clone(), Upstream::new(f.clone()));
@@ -701,6 +735,20 @@ async fn router(
     }
     if let Some(d) = &r.default {
         cfg = cfg.default_route(target(&d.backend, &d.model)?);
+    }
+    // Backend labels (a group's: each member's) and the deployment's restrictions, so that
+    // the router never picks a backend a request may not go to.
+    for (name, b) in &config.backends {
+        cfg = cfg.backend_labels(name.clone(), b.labels.clone());
+    }
+    for (name, g) in &config.failover {
+        for m in &g.members {
+            let labels = config.backends.get(&m.backend).map(|b| b.labels.clone());
+            cfg = cfg.backend_labels(name.clone(), labels.unwrap_or_default());
+        }
+    }
+    for (k, vs) in &config.restrictions {
+        cfg = cfg.restrict(k.clone(), vs.clone());
     }
     cfg = cfg.query(match r.query.as_deref() {
         None | Some("last_user") => QueryText::LastUser,
