@@ -145,12 +145,9 @@ async fn one(
         counts.unexpected.fetch_add(1, Ordering::Relaxed);
         return;
     };
-    let resp = match client.request(req).await {
-        Ok(r) => r,
-        Err(_) => {
-            counts.unexpected.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
+    let Ok(resp) = client.request(req).await else {
+        counts.unexpected.fetch_add(1, Ordering::Relaxed);
+        return;
     };
     let status = resp.status();
     let mut body = resp.into_body();
@@ -183,12 +180,10 @@ async fn one(
     };
     if status.is_success() && complete {
         counts.ok.fetch_add(1, Ordering::Relaxed);
-    } else {
-        if counts.unexpected.fetch_add(1, Ordering::Relaxed) < 5 {
-            eprintln!(
-                "unexpected: {status} {}",
-                String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
-            );
-        }
+    } else if counts.unexpected.fetch_add(1, Ordering::Relaxed) < 5 {
+        eprintln!(
+            "unexpected: {status} {}",
+            String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
+        );
     }
 }
