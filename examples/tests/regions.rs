@@ -134,3 +134,42 @@ async fn without_restrictions_the_group_uses_both_regions() {
     assert_eq!(gw.named_mocks["us"].request_count(), before + 1);
     assert_eq!(post(addr, "/v1/embeddings", false).await.status, 200);
 }
+
+/// A principal's own restriction (from its key record): its traffic stays in `eu`, another
+/// principal's does not.
+#[tokio::test]
+async fn a_principal_restricted_to_eu_never_reaches_the_us_backend() {
+    let with_keys = CONFIG.replace("[restrictions]\nregion = [\"eu-*\"]\n", "")
+        + r#"
+[identity.keys]
+store = "inline"
+keys = [
+  { key = "igk_eu_00000000000000000000000000000000", tenant = "eu-only", allowed_labels = { region = ["eu-*"] } },
+  { key = "igk_any_0000000000000000000000000000000", tenant = "anywhere" },
+]
+"#;
+    let cfg = Config::parse(&with_keys).unwrap();
+    let (addr, gw) = start(&cfg).await;
+    let call = |key: &'static str| async move {
+        let body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]});
+        let req = http::Request::post(format!("http://{addr}/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {key}"))
+            .body(Full::new(Bytes::from(body.to_string())))
+            .unwrap();
+        send(req).await
+    };
+    for _ in 0..6 {
+        let r = call("igk_eu_00000000000000000000000000000000").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.headers["x-infergate-backend"], "eu");
+    }
+    assert_eq!(gw.named_mocks["us"].request_count(), 0);
+    for _ in 0..6 {
+        assert_eq!(
+            call("igk_any_0000000000000000000000000000000").await.status,
+            200
+        );
+    }
+    assert!(gw.named_mocks["us"].request_count() > 0);
+}

@@ -195,6 +195,10 @@ pub struct PrincipalSpec {
     /// Named limits and budgets for other blocks (`tokens_per_minute = "10000"`).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub limits: BTreeMap<String, String>,
+    /// Backend label restrictions: label key → allowed value globs (`region = ["eu-*"]`); the
+    /// router and failover send this principal's traffic only to backends they allow.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub allowed_labels: BTreeMap<String, Vec<String>>,
 }
 
 impl PrincipalSpec {
@@ -233,6 +237,9 @@ impl PrincipalSpec {
         }
         for (k, v) in &self.limits {
             p = p.with_limit(k.clone(), v.clone());
+        }
+        for (k, v) in &self.allowed_labels {
+            p = p.with_allowed_labels(k.clone(), v.iter().cloned());
         }
         if let Some(at) = expires_at {
             p = p.with_expires_at(UNIX_EPOCH + Duration::from_secs(at));
@@ -362,6 +369,9 @@ pub struct ClaimMapping {
     pub allowed_models: Option<String>,
     /// Labels from claims: label name → claim path.
     pub labels: BTreeMap<String, String>,
+    /// Backend label restrictions from claims: label key → the path of a claim holding the
+    /// allowed value globs (a list, or a space- or comma-separated string).
+    pub allowed_labels: BTreeMap<String, String>,
 }
 
 impl Default for ClaimMapping {
@@ -373,6 +383,7 @@ impl Default for ClaimMapping {
             user: Some("sub".into()),
             allowed_models: None,
             labels: BTreeMap::new(),
+            allowed_labels: BTreeMap::new(),
         }
     }
 }
@@ -437,6 +448,7 @@ mod raw {
         allowed_models: Vec<String>,
         allowed_endpoints: Vec<String>,
         limits: BTreeMap<String, String>,
+        allowed_labels: BTreeMap<String, Vec<String>>,
     }
 
     impl From<InlineKey> for super::InlineKey {
@@ -455,6 +467,7 @@ mod raw {
                     allowed_models: r.allowed_models,
                     allowed_endpoints: r.allowed_endpoints,
                     limits: r.limits,
+                    allowed_labels: r.allowed_labels,
                 },
             }
         }
@@ -471,6 +484,7 @@ mod raw {
         allowed_models: Vec<String>,
         allowed_endpoints: Vec<String>,
         limits: BTreeMap<String, String>,
+        allowed_labels: BTreeMap<String, Vec<String>>,
     }
 
     impl From<Anonymous> for super::AnonymousConfig {
@@ -485,6 +499,7 @@ mod raw {
                     allowed_models: r.allowed_models,
                     allowed_endpoints: r.allowed_endpoints,
                     limits: r.limits,
+                    allowed_labels: r.allowed_labels,
                 },
             }
         }

@@ -391,19 +391,14 @@ impl Inner {
             .allowed_models
             .as_deref()
             .and_then(|p| claim_path(claims, p))
+            .and_then(string_list)
         {
-            spec.allowed_models = match list {
-                Value::Array(a) => a
-                    .iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect(),
-                Value::String(s) => s
-                    .split([' ', ','])
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
-                _ => spec.allowed_models,
-            };
+            spec.allowed_models = list;
+        }
+        for (key, path) in &m.allowed_labels {
+            if let Some(list) = claim_path(claims, path).and_then(string_list) {
+                spec.allowed_labels.insert(key.clone(), list);
+            }
         }
         let exp = claims.get("exp").and_then(Value::as_u64);
         let mut p = spec.to_principal(&id, None);
@@ -468,5 +463,23 @@ mod tests {
         assert_eq!(claim_string(&v, "groups[5]"), None);
         assert_eq!(claim_string(&v, "org"), None);
         assert_eq!(claim_string(&v, "groups[x]"), None);
+    }
+}
+
+/// A claim holding a list of strings: an array, or a space- or comma-separated string.
+fn string_list(v: &Value) -> Option<Vec<String>> {
+    match v {
+        Value::Array(a) => Some(
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+        ),
+        Value::String(s) => Some(
+            s.split([' ', ','])
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        ),
+        _ => None,
     }
 }
