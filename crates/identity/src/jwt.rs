@@ -448,24 +448,6 @@ fn claim_string(claims: &Value, path: &str) -> Option<String> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths() {
-        let v = serde_json::json!({"sub":"u1","org":{"id":42,"teams":["a","b"]},"groups":["g0"],"https://x/t":"T"});
-        assert_eq!(claim_string(&v, "sub").as_deref(), Some("u1"));
-        assert_eq!(claim_string(&v, "org.id").as_deref(), Some("42"));
-        assert_eq!(claim_string(&v, "org.teams[1]").as_deref(), Some("b"));
-        assert_eq!(claim_string(&v, "groups[0]").as_deref(), Some("g0"));
-        assert_eq!(claim_string(&v, "https://x/t").as_deref(), Some("T"));
-        assert_eq!(claim_string(&v, "groups[5]"), None);
-        assert_eq!(claim_string(&v, "org"), None);
-        assert_eq!(claim_string(&v, "groups[x]"), None);
-    }
-}
-
 /// A claim holding a list of strings: an array, or a space- or comma-separated string.
 fn string_list(v: &Value) -> Option<Vec<String>> {
     match v {
@@ -481,5 +463,23 @@ fn string_list(v: &Value) -> Option<Vec<String>> {
                 .collect(),
         ),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        let v = serde_json::json!({"sub":"u1","org":{"id":42,"teams":["a","b"]},"groups":["g0"],"https://x/t":"T"});
+        assert_eq!(claim_string(&v, "sub").as_deref(), Some("u1"));
+        assert_eq!(claim_string(&v, "org.id").as_deref(), Some("42"));
+        assert_eq!(claim_string(&v, "org.teams[1]").as_deref(), Some("b"));
+        assert_eq!(claim_string(&v, "groups[0]").as_deref(), Some("g0"));
+        assert_eq!(claim_string(&v, "https://x/t").as_deref(), Some("T"));
+        assert_eq!(claim_string(&v, "groups[5]"), None);
+        assert_eq!(claim_string(&v, "org"), None);
+        assert_eq!(claim_string(&v, "groups[x]"), None);
     }
 }
