@@ -320,7 +320,9 @@ impl ProxyHttp for PipelineProxy {
         let (req, exchange) = cx.into_request();
         let (parts, body) = req.into_parts();
         let bytes = body.bytes().unwrap_or_default();
-        match self.failover.attempts() {
+        // The principal's backend restrictions as well as the deployment's.
+        let principal = infergate_core::Principal::from_extensions(&parts.extensions);
+        match self.failover.attempts_for(principal) {
             Ok(attempts) => ctx.attempts = Some(attempts),
             Err(rej) => {
                 write_local(session, self.pipeline.error_response(api, rej)).await?;
