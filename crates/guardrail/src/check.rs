@@ -421,8 +421,11 @@ pub(crate) fn redact_with<'c>(
     cur
 }
 
-/// The most passes of one check's redaction over a text (see [`redact_with`]).
-const REDACT_PASSES: usize = 4;
+/// The most passes of one check's redaction over a text (see [`redact_with`]). A pass finds
+/// something only when the previous one changed the text next to a candidate (a shorter
+/// neighbour, a mask in place of digits that made a number too long): a chain of such changes
+/// longer than this takes a crafted text; each pass costs one more scan of the text.
+const REDACT_PASSES: usize = 16;
 
 /// Replaces `hits` (ordered, non-overlapping) in `text` with their masks.
 pub(crate) fn redact(text: &str, hits: &[Hit]) -> String {
