@@ -31,6 +31,12 @@ echo "== not published, not packaged: ${unpublished[*]:-none}"
 if ! command -v cmake >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake
 fi
+# cargo extracts the temporary local registry's crates under $CARGO_HOME/registry/src/-<hash>
+# and does not extract the same name and version again: a second run at the same path would
+# verify against the sources of the first. Those directories are caches of earlier runs only.
+cargo_home=${CARGO_HOME:-$HOME/.cargo}
+rm -rf "$cargo_home"/registry/src/-* target/package/tmp-registry
+
 verify=()
 if ! command -v cmake >/dev/null; then
   # One crate cannot be left out of verification alone (packaging it needs the others in the
