@@ -35,7 +35,7 @@ fi
 # and does not extract the same name and version again: a second run at the same path would
 # verify against the sources of the first. Those directories are caches of earlier runs only.
 cargo_home=${CARGO_HOME:-$HOME/.cargo}
-rm -rf "$cargo_home"/registry/src/-* target/package/tmp-registry
+rm -rf "$cargo_home"/registry/src/-* target/package
 
 verify=()
 if ! command -v cmake >/dev/null; then
