@@ -36,6 +36,10 @@ fi
 # verify against the sources of the first. Those directories are caches of earlier runs only.
 cargo_home=${CARGO_HOME:-$HOME/.cargo}
 rm -rf "$cargo_home"/registry/src/-* target/package
+# Crates from a registry are taken as immutable: compiled artifacts of an earlier run's
+# `infergate-*` 0.1.0 from the same temporary registry would be reused. Only our own crates'
+# artifacts go (the dependencies stay built).
+rm -rf target/debug/.fingerprint/infergate-* target/debug/deps/*infergate*
 
 verify=()
 if ! command -v cmake >/dev/null; then
