@@ -193,12 +193,7 @@ async fn post(
                 .map(http_body_util::Collected::to_bytes)
                 .unwrap_or_default();
             // Decoded as the client would (an answer no processor read stays compressed).
-            let coding = headers
-                .get(http::header::CONTENT_ENCODING)
-                .and_then(|v| v.to_str().ok())
-                .and_then(infergate::core::coding::ContentCoding::from_token)
-                .unwrap_or(infergate::core::coding::ContentCoding::Identity);
-            let body = infergate::core::coding::Decoder::decode_all(coding, &raw, 64 << 20)
+            let body = infergate::core::coding::decode_body(&headers, &raw, 64 << 20)
                 .ok()
                 .flatten()
                 .map_or(raw, Bytes::from);

@@ -15,7 +15,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use infergate::core::ApiKind;
-use infergate::core::coding::{ContentCoding, Decoder};
+use infergate::core::coding::decode_body;
 use infergate::mock::{MockProvider, Wire};
 use infergate_examples::config::Config;
 use infergate_examples::gateway;
@@ -66,13 +66,9 @@ async fn fetch(addr: SocketAddr, path: &str, body: &Value, coding: &str) -> (u16
         .await
         .unwrap();
     let status = resp.status().as_u16();
-    let got = resp
-        .headers()
-        .get("content-encoding")
-        .map(|v| ContentCoding::from_token(v.to_str().unwrap()).unwrap())
-        .unwrap_or(ContentCoding::Identity);
+    let headers = resp.headers().clone();
     let raw = resp.into_body().collect().await.unwrap().to_bytes();
-    let decoded = Decoder::decode_all(got, &raw, 64 << 20).unwrap().unwrap();
+    let decoded = decode_body(&headers, &raw, 64 << 20).unwrap().unwrap();
     (status, String::from_utf8_lossy(&decoded).into_owned())
 }
 

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use infergate::core::coding::{ContentCoding, Decoder};
+use infergate::core::coding::decode_body;
 use infergate_examples::config::Config;
 use infergate_examples::gateway;
 use serde_json::{Value, json};
@@ -398,12 +398,7 @@ async fn request(addr: SocketAddr, req: http::Request<Full<Bytes>>) -> Answer {
         Ok(c) => c.to_bytes(),
         Err(e) => Bytes::from(format!("<body error: {e}>")),
     };
-    let coding = headers
-        .get("content-encoding")
-        .and_then(|v| v.to_str().ok())
-        .and_then(ContentCoding::from_token)
-        .unwrap_or(ContentCoding::Identity);
-    let body = Decoder::decode_all(coding, &raw, 64 << 20)
+    let body = decode_body(&headers, &raw, 64 << 20)
         .ok()
         .flatten()
         .map_or(raw, Bytes::from);

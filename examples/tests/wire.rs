@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use infergate::core::coding::{ContentCoding, Decoder};
+use infergate::core::coding::{ContentCoding, decode_body};
 use infergate::mock::{MockProvider, Wire};
 use infergate_examples::config::Config;
 use infergate_examples::gateway;
@@ -91,15 +91,7 @@ async fn send(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: &Val
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let raw = resp.into_body().collect().await.unwrap().to_bytes();
-    let coding = headers
-        .get("content-encoding")
-        .map(|v| ContentCoding::from_token(v.to_str().unwrap()).unwrap())
-        .unwrap_or(ContentCoding::Identity);
-    let body = Bytes::from(
-        Decoder::decode_all(coding, &raw, 64 << 20)
-            .unwrap()
-            .unwrap(),
-    );
+    let body = Bytes::from(decode_body(&headers, &raw, 64 << 20).unwrap().unwrap());
     Reply {
         status,
         headers,

@@ -196,6 +196,18 @@ static ACCEPT: [HeaderValue; 16] = [
     HeaderValue::from_static("br, zstd, gzip, deflate"),
 ];
 
+/// Decodes a whole body as a client would, by the `Content-Encoding` in `headers`: `Ok(None)`
+/// past `limit` decoded bytes, an error for a coding core does not know or bytes that do not
+/// decode.
+pub fn decode_body(
+    headers: &HeaderMap,
+    body: &[u8],
+    limit: usize,
+) -> Result<Option<Vec<u8>>, BoxError> {
+    let coding = response_coding(headers)?;
+    Ok(Decoder::decode_all(coding, body, limit)?)
+}
+
 /// A body that does not decode.
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
