@@ -288,30 +288,10 @@ async fn no_secret_in_debug_output_or_error_bodies() {
     assert_eq!(mock.requests().len(), 1);
 }
 
-/// Collects everything logged at any level.
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn no_secret_in_the_logs_of_successes_and_failures() {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
     // Global: the servers run on tasks of their own. (Only this test installs one.)
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    let logs = infergate_testkit::CapturedLogs::install_global();
 
     let mock = MockProvider::start().await.unwrap();
     let keys = Keys::new([
@@ -333,7 +313,7 @@ async fn no_secret_in_the_logs_of_successes_and_failures() {
     let layer = bedrock(&mock, "aws-secret-never-logged", "aws-token-never-logged");
     let addr = gateway(&mock, layer).await;
     assert_eq!(post(addr, "/v1/chat/completions", &[]).await.status, 200);
-    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    let text = logs.text();
     assert!(
         text.contains("provider credentials unavailable"),
         "the failure was logged: {text}"

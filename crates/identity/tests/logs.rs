@@ -5,38 +5,16 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use common::{call, gateway, store};
 use infergate_identity::{
     FileKeyStore, Identity, JwksSource, JwtConfig, JwtVerifier, KeyHasher, PrincipalSpec,
 };
 use infergate_mock::MockProvider;
 
-/// Collects everything logged at any level.
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn no_credential_in_the_logs_of_successes_and_failures() {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
     // Global: the servers run on tasks of their own. (Only this test binary installs one.)
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    let logs = infergate_testkit::CapturedLogs::install_global();
 
     let good = "igk_logged_SecretNeverLogged0000000000001";
     let wrong = "igk_logged_SecretNeverLogged0000000000002";
@@ -106,7 +84,7 @@ async fn no_credential_in_the_logs_of_successes_and_failures() {
     let _ = FileKeyStore::open(&path, KeyHasher::sha256()).unwrap();
     let _ = std::fs::remove_file(&path);
 
-    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    let text = logs.text();
     assert!(
         text.contains("identity: request refused"),
         "refusals are logged: {text}"

@@ -4,8 +4,10 @@
 #![allow(missing_docs, clippy::missing_panics_doc, clippy::unwrap_used)]
 
 pub mod captures;
+mod logs;
 mod redis;
 
+pub use logs::CapturedLogs;
 pub use redis::RedisServer;
 
 use std::convert::Infallible;
