@@ -1008,7 +1008,7 @@ pub(crate) fn other_string_leaves(v: &Value, locs: &mut Vec<Loc>) {
     fn walk(
         v: &Value,
         ptr: &mut String,
-        known: &std::collections::HashSet<String>,
+        known: &std::collections::HashSet<&str>,
         out: &mut Vec<Loc>,
     ) {
         match v {
@@ -1048,9 +1048,13 @@ pub(crate) fn other_string_leaves(v: &Value, locs: &mut Vec<Loc>) {
             _ => {}
         }
     }
-    let known: std::collections::HashSet<String> = locs.iter().map(|l| l.ptr.clone()).collect();
+    // The pointers already located, borrowed (no copy of each): the new ones go aside first.
+    let known: std::collections::HashSet<&str> = locs.iter().map(|l| l.ptr.as_str()).collect();
     let mut ptr = String::new();
-    walk(v, &mut ptr, &known, locs);
+    let mut more = Vec::new();
+    walk(v, &mut ptr, &known, &mut more);
+    drop(known);
+    locs.extend(more);
 }
 
 #[cfg(test)]
