@@ -47,14 +47,14 @@
 //! no provider tokens because the rate limiter never sees it.
 
 mod answer;
-mod cache;
+mod processor;
 mod key;
 mod layer;
 mod semantic;
 mod store;
 
 pub use answer::Answer;
-pub use cache::{
+pub use processor::{
     BYPASS_HEADER, CACHE_HEADER, Cache, CacheConfig, SIMILARITY_HEADER, SemanticConfig,
 };
 pub use key::TenantScope;

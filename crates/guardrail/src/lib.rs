@@ -46,7 +46,7 @@
 
 mod check;
 pub mod detect;
-mod guardrail;
+mod processor;
 mod json_text;
 mod layer;
 mod locate;
@@ -54,7 +54,7 @@ pub mod moderation;
 mod stream;
 
 pub use check::{Action, Applies, Check, Detector, Hit, Scan};
-pub use guardrail::{
+pub use processor::{
     DEFAULT_INJECTION_ROLES, FINDINGS_HEADER, Findings, Guardrail, GuardrailConfig,
 };
 pub use layer::GuardrailLayer;

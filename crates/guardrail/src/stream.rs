@@ -10,7 +10,7 @@ use infergate_core::{ApiKind, StreamEnd, StreamProcessor};
 use serde_json::Value;
 
 use crate::check::{Action, Check, Hit, Scan, run_checks};
-use crate::guardrail::Guardrail;
+use crate::processor::Guardrail;
 use crate::json_text::{JsonState, json_safe};
 use crate::locate::{ChanKey, Close, Kind, event_plan};
 

@@ -72,14 +72,14 @@ pub mod count;
 pub mod gcra;
 pub mod key;
 mod layer;
-mod limiter;
+mod processor;
 pub mod store;
 
 pub use config::{Limits, RateLimitConfig};
 pub use count::{Encoding, TokenCounter};
 pub use key::{KeyExtractor, KeyPart, KeyPartError};
 pub use layer::TokenRateLimitLayer;
-pub use limiter::{SettledBy, Settlement, TokenRateLimiter};
+pub use processor::{SettledBy, Settlement, TokenRateLimiter};
 pub use store::{MemoryStore, Store};
 #[cfg(feature = "redis")]
 pub use store::{RedisStore, RedisStoreConfig};

@@ -57,8 +57,8 @@
 mod config;
 mod glob;
 mod layer;
-mod router;
+mod processor;
 
 pub use config::{Match, QueryText, RouterConfig, SemanticRoute, Target};
 pub use layer::RouterLayer;
-pub use router::{ROUTE_HEADER, Router, RouterError};
+pub use processor::{ROUTE_HEADER, Router, RouterError};
