@@ -1,0 +1,2 @@
+//! Translation cost (placeholder, filled below).
+fn main() {}
