@@ -47,18 +47,18 @@
 //! no provider tokens because the rate limiter never sees it.
 
 mod answer;
-mod processor;
+mod config;
 mod key;
 mod layer;
+mod processor;
 mod semantic;
 mod store;
 
 pub use answer::Answer;
-pub use processor::{
-    BYPASS_HEADER, CACHE_HEADER, Cache, CacheConfig, SIMILARITY_HEADER, SemanticConfig,
-};
-pub use key::TenantScope;
+pub use config::{CacheConfig, CacheSpec, SemanticConfig, SpecError};
+pub use key::{TenantScope, TenantScopeError};
 pub use layer::CacheLayer;
+pub use processor::{BYPASS_HEADER, CACHE_HEADER, Cache, SIMILARITY_HEADER};
 pub use semantic::SemanticIndex;
 #[cfg(feature = "redis")]
 pub use store::RedisStore;

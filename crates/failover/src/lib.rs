@@ -82,6 +82,7 @@
 
 mod backend;
 mod body;
+mod config;
 mod driver;
 mod health;
 mod layer;
@@ -90,6 +91,7 @@ mod restricted;
 mod service;
 
 pub use backend::Backend;
+pub use config::{FailoverConfig, MemberConfig};
 pub use driver::{Attempt, AttemptFailure, Attempts};
 pub use layer::FailoverLayer;
 pub use policy::{Backoff, FailoverPolicy, HealthPolicy, Selection, WhenAllResting};

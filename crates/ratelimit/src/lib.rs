@@ -75,7 +75,7 @@ mod layer;
 mod processor;
 pub mod store;
 
-pub use config::{Limits, RateLimitConfig};
+pub use config::{Limits, RateLimitConfig, RateLimitSpec, SpecError};
 pub use count::{Encoding, TokenCounter};
 pub use key::{KeyExtractor, KeyPart, KeyPartError};
 pub use layer::TokenRateLimitLayer;
