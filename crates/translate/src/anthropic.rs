@@ -1018,6 +1018,7 @@ pub struct StreamEncoder {
     pending_finish: Option<(FinishReason, Option<String>)>,
     usage: Usage,
     usage_seen: bool,
+    finish_sent: bool,
     hint: Option<u64>,
     done: bool,
 }
@@ -1030,6 +1031,7 @@ impl StreamEncoder {
             pending_finish: None,
             usage: Usage::default(),
             usage_seen: false,
+            finish_sent: false,
             hint: opts.input_tokens_hint,
             done: false,
         }
@@ -1052,6 +1054,7 @@ impl StreamEncoder {
 
     fn flush_finish(&mut self, out: &mut Vec<u8>) {
         if let Some((reason, seq)) = self.pending_finish.take() {
+            self.finish_sent = true;
             let d = json!({"type": "message_delta",
                 "delta": {"stop_reason": finish_to(&reason), "stop_sequence": seq},
                 "usage": usage_to(&self.usage)});
@@ -1171,7 +1174,7 @@ impl StreamEncoder {
                 stop_sequence,
             } => self.pending_finish = Some((reason.clone(), stop_sequence.clone())),
             StreamEvent::MessageStop => {
-                if self.pending_finish.is_none() {
+                if self.pending_finish.is_none() && !self.finish_sent {
                     self.pending_finish = Some((FinishReason::Stop, None));
                 }
                 self.flush_finish(out);

@@ -1165,6 +1165,20 @@ impl StreamEncoder {
         write_event(out, None, &v);
     }
 
+    /// Sends the pending function call, whole.
+    fn flush_call(&mut self, out: &mut Vec<u8>) -> Result<(), Error> {
+        if let Some((id, name, args)) = self.call.take() {
+            let args =
+                args_object(&args, "arguments").map_err(|e| Error::Upstream(e.to_string()))?;
+            let mut p = json!({"functionCall": {"id": id, "name": name, "args": args}});
+            if let Some(s) = self.pending_sig.take() {
+                p["thoughtSignature"] = s.into();
+            }
+            self.chunk(&p, out);
+        }
+        Ok(())
+    }
+
     /// Encodes one event.
     pub fn encode(&mut self, ev: &StreamEvent, out: &mut Vec<u8>) -> Result<(), Error> {
         if self.done {
@@ -1201,23 +1215,14 @@ impl StreamEncoder {
                     args.push_str(json);
                 }
             }
-            StreamEvent::BlockStop { .. } => {
-                if let Some((id, name, args)) = self.call.take() {
-                    let args = args_object(&args, "arguments")
-                        .map_err(|e| Error::Upstream(e.to_string()))?;
-                    let mut p = json!({"functionCall": {"id": id, "name": name, "args": args}});
-                    if let Some(s) = self.pending_sig.take() {
-                        p["thoughtSignature"] = s.into();
-                    }
-                    self.chunk(&p, out);
-                }
-            }
+            StreamEvent::BlockStop { .. } => self.flush_call(out)?,
             StreamEvent::Usage(u) => {
                 u.apply(&mut self.usage);
                 self.usage_seen = true;
             }
             StreamEvent::Finish { reason, .. } => self.finish = Some(reason.clone()),
             StreamEvent::MessageStop => {
+                self.flush_call(out)?;
                 let mut part = json!({"text": ""});
                 if let Some(s) = self.pending_sig.take() {
                     part["thoughtSignature"] = s.into();
