@@ -59,6 +59,9 @@ mod glob;
 mod layer;
 mod processor;
 
-pub use config::{Match, QueryText, RouterConfig, SemanticRoute, Target};
+pub use config::{
+    AliasRule, EmbedderKind, GlobRule, HeaderRule, KeywordRule, Match, QueryText, RouterConfig,
+    RouterSpec, SemanticRoute, SemanticRule, SpecError, Target,
+};
 pub use layer::RouterLayer;
 pub use processor::{ROUTE_HEADER, Router, RouterError};
