@@ -652,11 +652,11 @@ fn finish_from(s: &str) -> FinishReason {
 
 fn finish_to(f: &FinishReason) -> &str {
     match f {
-        FinishReason::Stop | FinishReason::Refusal => "end_turn",
+        FinishReason::Stop => "end_turn",
         FinishReason::StopSequence => "stop_sequence",
         FinishReason::Length => "max_tokens",
         FinishReason::ToolCalls => "tool_use",
-        FinishReason::ContentFilter => "content_filtered",
+        FinishReason::ContentFilter | FinishReason::Refusal => "content_filtered",
         FinishReason::Other(o) => o,
     }
 }

@@ -692,12 +692,9 @@ fn finish_from(s: &str, tool_calls: bool) -> FinishReason {
 
 fn finish_to(f: &FinishReason) -> &str {
     match f {
-        FinishReason::Stop
-        | FinishReason::StopSequence
-        | FinishReason::ToolCalls
-        | FinishReason::Refusal => "STOP",
+        FinishReason::Stop | FinishReason::StopSequence | FinishReason::ToolCalls => "STOP",
         FinishReason::Length => "MAX_TOKENS",
-        FinishReason::ContentFilter => "SAFETY",
+        FinishReason::ContentFilter | FinishReason::Refusal => "SAFETY",
         FinishReason::Other(o) => o,
     }
 }

@@ -1429,7 +1429,13 @@ impl StreamEncoder {
             }
             StreamEvent::Usage(u) => u.apply(&mut self.usage),
             StreamEvent::Finish { reason, .. } => {
-                self.chunk(out, OutDelta::default(), Some(finish_to(reason)));
+                // A refusal streamed without refusal text reads as a content filter.
+                let f = if *reason == FinishReason::Refusal {
+                    "content_filter"
+                } else {
+                    finish_to(reason)
+                };
+                self.chunk(out, OutDelta::default(), Some(f));
             }
             StreamEvent::MessageStop => {
                 if self.include_usage {

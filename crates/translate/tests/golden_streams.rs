@@ -306,10 +306,10 @@ fn truth_gemini(bytes: &[u8]) -> Truth {
 /// A finish reason's class, across protocols.
 fn class(f: &FinishReason) -> String {
     match f {
-        FinishReason::Stop | FinishReason::StopSequence | FinishReason::Refusal => "stop".into(),
+        FinishReason::Stop | FinishReason::StopSequence => "stop".into(),
         FinishReason::Length => "length".into(),
         FinishReason::ToolCalls => "tool".into(),
-        FinishReason::ContentFilter => "filter".into(),
+        FinishReason::ContentFilter | FinishReason::Refusal => "filter".into(),
         FinishReason::Other(o) => o.clone(),
         _ => "?".into(),
     }
@@ -317,7 +317,7 @@ fn class(f: &FinishReason) -> String {
 
 fn raw_class(p: Protocol, s: &str, has_calls: bool) -> String {
     match (p, s) {
-        (_, "stop" | "end_turn" | "stop_sequence" | "refusal") => "stop".into(),
+        (_, "stop" | "end_turn" | "stop_sequence") => "stop".into(),
         (Protocol::Gemini, "STOP") => {
             if has_calls {
                 "tool".into()
@@ -327,7 +327,7 @@ fn raw_class(p: Protocol, s: &str, has_calls: bool) -> String {
         }
         (_, "length" | "max_tokens" | "MAX_TOKENS") => "length".into(),
         (_, "tool_calls" | "tool_use") => "tool".into(),
-        (_, "content_filter" | "SAFETY") => "filter".into(),
+        (_, "content_filter" | "SAFETY" | "refusal") => "filter".into(),
         (_, o) => o.into(),
     }
 }
