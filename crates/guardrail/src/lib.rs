@@ -45,18 +45,21 @@
 //! `docs/guardrails.md` has the table.
 
 mod check;
+mod config;
 pub mod detect;
-mod processor;
 mod json_text;
 mod layer;
 mod locate;
 pub mod moderation;
+mod processor;
 mod stream;
 
 pub use check::{Action, Applies, Check, Detector, Hit, Scan};
-pub use processor::{
-    DEFAULT_INJECTION_ROLES, FINDINGS_HEADER, Findings, Guardrail, GuardrailConfig,
+pub use config::{
+    CheckSpec, DetectorKind, GuardrailConfig, GuardrailSpec, ModerationSpec, ModeratorKind,
+    SpecError,
 };
 pub use layer::GuardrailLayer;
 pub use locate::TOOL_DEFINITION_ROLE;
 pub use moderation::{Moderation, Moderator, OpenAiModerator, Verdict, WebhookModerator};
+pub use processor::{DEFAULT_INJECTION_ROLES, FINDINGS_HEADER, Findings, Guardrail};
