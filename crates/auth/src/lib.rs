@@ -32,12 +32,14 @@
 //! the SigV4 test suites) rather than a hand-written signer.
 
 mod aws;
+mod config;
 mod keys;
 mod provider;
 mod secret;
 mod tokens;
 
 pub use aws::{AwsCredentialSource, AwsCredentials, SigV4Options, sign_sigv4};
+pub use config::{AwsCredentialsKind, ProviderKind, ProviderSpec, SpecError};
 pub use keys::{KeySource, Keys};
 pub use provider::{
     ANTHROPIC_PROTOCOL_HEADERS, ANTHROPIC_VERSION, CLIENT_ACCOUNT_HEADERS,
