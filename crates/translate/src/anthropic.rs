@@ -456,6 +456,14 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
         )?;
     }
     if let Some(re) = &r.reasoning {
+        if re.include_thoughts == Some(false) {
+            lossy(
+                opts,
+                "include_thoughts",
+                P,
+                "Anthropic returns thinking whenever it is enabled",
+            )?;
+        }
         if re.disabled {
             o.insert("thinking".into(), json!({"type": "disabled"}));
         } else if let Some(b) = re.budget_tokens {

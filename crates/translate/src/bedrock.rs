@@ -501,6 +501,14 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
         amrf.insert("top_k".into(), k.into());
     }
     if let Some(re) = &r.reasoning {
+        if re.include_thoughts == Some(false) {
+            lossy(
+                opts,
+                "include_thoughts",
+                P,
+                "Claude on Bedrock returns reasoning whenever it is enabled",
+            )?;
+        }
         if re.disabled {
             amrf.insert("thinking".into(), json!({"type": "disabled"}));
         } else if let Some(b) = re.budget_tokens {

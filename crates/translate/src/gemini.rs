@@ -224,21 +224,26 @@ fn encode_parts(
                 continue;
             }
             Part::Text { text, .. } => json!({"text": text}),
-            Part::Image { source, .. } => match source {
-                ImageSource::Base64 { media_type, data } => {
-                    json!({"inlineData": {"mimeType": media_type, "data": data}})
+            Part::Image { source, detail, .. } => {
+                if detail.is_some() {
+                    lossy(opts, "detail", P, "Gemini images have no detail level")?;
                 }
-                ImageSource::Url(u) => {
-                    let mime = guess_mime(u).ok_or_else(|| {
-                        Error::unsupported(
-                            format!("{pp}.image_url"),
-                            P,
-                            "Gemini needs the image's type; the URL does not say it",
-                        )
-                    })?;
-                    json!({"fileData": {"mimeType": mime, "fileUri": u}})
+                match source {
+                    ImageSource::Base64 { media_type, data } => {
+                        json!({"inlineData": {"mimeType": media_type, "data": data}})
+                    }
+                    ImageSource::Url(u) => {
+                        let mime = guess_mime(u).ok_or_else(|| {
+                            Error::unsupported(
+                                format!("{pp}.image_url"),
+                                P,
+                                "Gemini needs the image's type; the URL does not say it",
+                            )
+                        })?;
+                        json!({"fileData": {"mimeType": mime, "fileUri": u}})
+                    }
                 }
-            },
+            }
             Part::ToolCall {
                 id,
                 name,
@@ -621,14 +626,8 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
                     "Gemini response schemas have no strict flag",
                 )?;
             }
-            if name.is_some() || description.is_some() {
-                lossy(
-                    opts,
-                    "response_format",
-                    P,
-                    "Gemini response schemas have no name or description",
-                )?;
-            }
+            // The schema's name and description do not constrain the output: not sent.
+            let _ = (name, description);
             g.insert("responseMimeType".into(), "application/json".into());
             g.insert("responseJsonSchema".into(), schema.clone());
         }

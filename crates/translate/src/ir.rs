@@ -239,6 +239,19 @@ pub struct Tool {
     pub cache: Option<CacheControl>,
 }
 
+impl Tool {
+    /// A tool with a name and the JSON schema of its arguments.
+    pub fn new(name: impl Into<String>, parameters: Value) -> Self {
+        Self {
+            name: name.into(),
+            description: None,
+            parameters,
+            strict: None,
+            cache: None,
+        }
+    }
+}
+
 /// How the model may use tools.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
