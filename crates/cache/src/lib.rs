@@ -45,6 +45,12 @@
 //! **Place it after the guardrail and before the rate limiter**: request checks still see every
 //! request (a similar request must not slip past them through a semantic hit), and a hit spends
 //! no provider tokens because the rate limiter never sees it.
+//!
+//! ## Configuration as data
+//!
+//! [`CacheSpec`] is the whole configuration as plain data (with the `serde` feature, default,
+//! it deserializes; unknown fields and values are errors); [`CacheSpec::build`] makes the
+//! [`CacheConfig`] with its store and, when asked, the semantic cache.
 
 mod answer;
 mod config;

@@ -43,6 +43,13 @@
 //! tool-call arguments (redacted inside their JSON strings, so they stay valid JSON) of every
 //! choice, and every stream event that repeats a whole text (`*.done`, `response.completed`).
 //! `docs/guardrails.md` has the table.
+//!
+//! ## Configuration as data
+//!
+//! [`GuardrailSpec`] is the whole configuration as plain data (with the `serde` feature,
+//! default, it deserializes; unknown fields and values are errors). Its checks are
+//! [`CheckSpec`]s, validated as they are read (a [`Check`] deserializes through one);
+//! [`GuardrailSpec::build`] makes the [`GuardrailConfig`].
 
 mod check;
 mod config;
