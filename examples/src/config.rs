@@ -169,9 +169,21 @@ pub struct TlsSection {
     /// host.
     #[serde(default)]
     pub server_name: Option<String>,
-    /// The lowest TLS version: `1.2` (default) or `1.3`.
+    /// The lowest TLS version: `"1.2"` (default) or `"1.3"`.
     #[serde(default)]
-    pub min_version: Option<String>,
+    pub min_version: Option<TlsMinVersion>,
+}
+
+/// The lowest TLS version to an upstream.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum TlsMinVersion {
+    /// TLS 1.2 (the default).
+    #[serde(rename = "1.2")]
+    Tls12,
+    /// TLS 1.3.
+    #[serde(rename = "1.3")]
+    Tls13,
 }
 
 /// Which backend serves which endpoint; each defaults to the only backend when there is one.

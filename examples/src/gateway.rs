@@ -34,7 +34,7 @@ use infergate::identity::Identity;
 use infergate::ratelimit::TokenRateLimiter;
 use infergate::router::EmbedderKind;
 
-use crate::config::{BackendConfig, Config, ConfigError, ServerConfig};
+use crate::config::{BackendConfig, Config, ConfigError, ServerConfig, TlsMinVersion};
 
 /// The service behind one route: the pipeline in front of the backends.
 type Route = PipelineService<Dispatch>;
@@ -314,10 +314,8 @@ fn client(b: &BackendConfig) -> Result<UpstreamClientBuilder, String> {
     if let Some(n) = &t.server_name {
         builder = builder.tls_server_name(n.clone());
     }
-    match t.min_version.as_deref() {
-        None | Some("1.2") => {}
-        Some("1.3") => builder = builder.tls_min_version(infergate::client::TlsVersion::Tls13),
-        Some(_) => return Err("min_version: expected \"1.2\" or \"1.3\"".to_owned()),
+    if t.min_version == Some(TlsMinVersion::Tls13) {
+        builder = builder.tls_min_version(infergate::client::TlsVersion::Tls13);
     }
     Ok(builder)
 }
