@@ -1,9 +1,9 @@
 //! # infergate-translate
 //!
 //! Pure, I/O-free translation of LLM API traffic between OpenAI Chat Completions, Anthropic
-//! Messages, Amazon Bedrock Converse/ConverseStream (with the AWS event-stream framing) and
-//! Google Gemini `generateContent`/`streamGenerateContent`: requests, responses, errors and
-//! incremental streams.
+//! Messages, Amazon Bedrock Converse/ConverseStream (with the AWS event-stream framing), Google
+//! Gemini `generateContent`/`streamGenerateContent` and the OpenAI Responses API (stateless):
+//! requests, responses, errors and incremental streams.
 //!
 //! ```
 //! use infergate_translate::{Options, Protocol, StreamTranslator, translate_request, translate_response};
@@ -73,6 +73,7 @@ pub mod gemini;
 pub mod ir;
 pub mod openai;
 mod options;
+pub mod responses;
 mod sse;
 mod util;
 
@@ -92,15 +93,18 @@ pub enum Protocol {
     Bedrock,
     /// Google Gemini `generateContent` / `streamGenerateContent?alt=sse`.
     Gemini,
+    /// The OpenAI Responses API (`/v1/responses`), stateless.
+    OpenAiResponses,
 }
 
 impl Protocol {
     /// Every protocol.
-    pub const ALL: [Protocol; 4] = [
+    pub const ALL: [Protocol; 5] = [
         Protocol::OpenAiChat,
         Protocol::Anthropic,
         Protocol::Bedrock,
         Protocol::Gemini,
+        Protocol::OpenAiResponses,
     ];
 
     /// The protocol's short name.
@@ -110,6 +114,7 @@ impl Protocol {
             Protocol::Anthropic => "anthropic",
             Protocol::Bedrock => "bedrock",
             Protocol::Gemini => "gemini",
+            Protocol::OpenAiResponses => "openai-responses",
         }
     }
 
@@ -139,6 +144,7 @@ pub fn decode_request(
         Protocol::Anthropic => anthropic::decode_request(body, opts),
         Protocol::Bedrock => bedrock::decode_request(body, opts),
         Protocol::Gemini => gemini::decode_request(body, opts),
+        Protocol::OpenAiResponses => responses::decode_request(body, opts),
     }
 }
 
@@ -153,6 +159,7 @@ pub fn encode_request(
         Protocol::Anthropic => anthropic::encode_request(req, opts),
         Protocol::Bedrock => bedrock::encode_request(req, opts),
         Protocol::Gemini => gemini::encode_request(req, opts),
+        Protocol::OpenAiResponses => responses::encode_request(req, opts),
     }
 }
 
@@ -167,6 +174,7 @@ pub fn decode_response(
         Protocol::Anthropic => anthropic::decode_response(body, opts),
         Protocol::Bedrock => bedrock::decode_response(body, opts),
         Protocol::Gemini => gemini::decode_response(body, opts),
+        Protocol::OpenAiResponses => responses::decode_response(body, opts),
     }
 }
 
@@ -181,6 +189,7 @@ pub fn encode_response(
         Protocol::Anthropic => anthropic::encode_response(resp, opts),
         Protocol::Bedrock => bedrock::encode_response(resp, opts),
         Protocol::Gemini => gemini::encode_response(resp, opts),
+        Protocol::OpenAiResponses => responses::encode_response(resp, opts),
     }
 }
 
@@ -219,6 +228,7 @@ pub fn decode_error(
         Protocol::Anthropic => anthropic::decode_error(status, body),
         Protocol::Bedrock => bedrock::decode_error(status, body, error_type),
         Protocol::Gemini => gemini::decode_error(status, body),
+        Protocol::OpenAiResponses => responses::decode_error(status, body),
     }
 }
 
@@ -229,6 +239,7 @@ pub fn encode_error(protocol: Protocol, e: &ProviderError) -> (u16, Vec<u8>) {
         Protocol::Anthropic => anthropic::encode_error(e),
         Protocol::Bedrock => bedrock::encode_error(e),
         Protocol::Gemini => gemini::encode_error(e),
+        Protocol::OpenAiResponses => responses::encode_error(e),
     }
 }
 
@@ -255,6 +266,8 @@ pub enum StreamDecoder {
     Bedrock(bedrock::StreamDecoder),
     /// Gemini SSE.
     Gemini(gemini::StreamDecoder),
+    /// OpenAI Responses SSE.
+    OpenAiResponses(responses::StreamDecoder),
 }
 
 impl StreamDecoder {
@@ -265,6 +278,9 @@ impl StreamDecoder {
             Protocol::Anthropic => StreamDecoder::Anthropic(anthropic::StreamDecoder::new(opts)),
             Protocol::Bedrock => StreamDecoder::Bedrock(bedrock::StreamDecoder::new(opts)),
             Protocol::Gemini => StreamDecoder::Gemini(gemini::StreamDecoder::new(opts)),
+            Protocol::OpenAiResponses => {
+                StreamDecoder::OpenAiResponses(responses::StreamDecoder::new(opts))
+            }
         }
     }
 
@@ -275,6 +291,7 @@ impl StreamDecoder {
             StreamDecoder::Anthropic(d) => d.feed(input, out),
             StreamDecoder::Bedrock(d) => d.feed(input, out),
             StreamDecoder::Gemini(d) => d.feed(input, out),
+            StreamDecoder::OpenAiResponses(d) => d.feed(input, out),
         }
     }
 
@@ -285,6 +302,7 @@ impl StreamDecoder {
             StreamDecoder::Anthropic(d) => d.finish(out),
             StreamDecoder::Bedrock(d) => d.finish(out),
             StreamDecoder::Gemini(d) => d.finish(out),
+            StreamDecoder::OpenAiResponses(d) => d.finish(out),
         }
     }
 }
@@ -301,6 +319,8 @@ pub enum StreamEncoder {
     Bedrock(bedrock::StreamEncoder),
     /// Gemini SSE.
     Gemini(gemini::StreamEncoder),
+    /// OpenAI Responses SSE.
+    OpenAiResponses(responses::StreamEncoder),
 }
 
 impl StreamEncoder {
@@ -311,6 +331,9 @@ impl StreamEncoder {
             Protocol::Anthropic => StreamEncoder::Anthropic(anthropic::StreamEncoder::new(opts)),
             Protocol::Bedrock => StreamEncoder::Bedrock(bedrock::StreamEncoder::new(opts)),
             Protocol::Gemini => StreamEncoder::Gemini(gemini::StreamEncoder::new(opts)),
+            Protocol::OpenAiResponses => {
+                StreamEncoder::OpenAiResponses(responses::StreamEncoder::new(opts))
+            }
         }
     }
 
@@ -321,6 +344,7 @@ impl StreamEncoder {
             StreamEncoder::Anthropic(e) => e.encode(ev, out),
             StreamEncoder::Bedrock(e) => e.encode(ev, out),
             StreamEncoder::Gemini(e) => e.encode(ev, out),
+            StreamEncoder::OpenAiResponses(e) => e.encode(ev, out),
         }
     }
 
@@ -331,6 +355,7 @@ impl StreamEncoder {
             StreamEncoder::Anthropic(e) => e.usage(),
             StreamEncoder::Bedrock(e) => e.usage(),
             StreamEncoder::Gemini(e) => e.usage(),
+            StreamEncoder::OpenAiResponses(e) => e.usage(),
         }
     }
 }

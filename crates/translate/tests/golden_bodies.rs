@@ -218,6 +218,14 @@ const RESPONSES: &[(&str, Protocol)] = &[
         "providers/extracted/pydantic-ai__test_openai_chat_prompt_cache_e2e__1.json",
         Protocol::OpenAiChat,
     ),
+    (
+        "providers/extracted/pydantic-ai__test_openai_responses_thinking_with_tool_calls__0.json",
+        Protocol::OpenAiResponses,
+    ),
+    (
+        "providers/extracted/pydantic-ai__test_openai_responses_thinking_with_tool_calls__1.json",
+        Protocol::OpenAiResponses,
+    ),
 ];
 
 #[test]
@@ -441,6 +449,20 @@ fn captured_errors_map_to_each_client_api() {
             429,
             ErrorKind::RateLimit,
             "quota",
+        ),
+        (
+            "providers/extracted/pydantic-ai__test_openai_responses_model_http_error__0.json",
+            Protocol::OpenAiResponses,
+            400,
+            ErrorKind::InvalidRequest,
+            "temperature",
+        ),
+        (
+            "providers/extracted/pydantic-ai__test_model_name_suggestion-openai-responses__0.json",
+            Protocol::OpenAiResponses,
+            400,
+            ErrorKind::InvalidRequest,
+            "",
         ),
     ];
     for (f, p, status, kind, needle) in cases {

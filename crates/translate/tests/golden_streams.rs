@@ -303,6 +303,71 @@ fn truth_gemini(bytes: &[u8]) -> Truth {
     t
 }
 
+fn truth_responses(bytes: &[u8]) -> Truth {
+    let mut t = Truth::default();
+    let mut by_index: Vec<(u64, usize)> = Vec::new();
+    for (_, v) in sse_data(bytes) {
+        match v["type"].as_str() {
+            Some("response.output_text.delta") => {
+                if let Some(s) = v["delta"].as_str().filter(|s| !s.is_empty()) {
+                    t.text_deltas.push(s.to_owned());
+                }
+            }
+            Some("response.output_item.added")
+                if v.pointer("/item/type").and_then(Value::as_str) == Some("function_call") =>
+            {
+                by_index.push((v["output_index"].as_u64().unwrap_or(0), t.calls.len()));
+                let it = &v["item"];
+                t.calls.push((
+                    it["call_id"].as_str().unwrap_or("").to_owned(),
+                    it["name"].as_str().unwrap_or("").to_owned(),
+                    String::new(),
+                ));
+            }
+            Some("response.function_call_arguments.delta") => {
+                let i = v["output_index"].as_u64().unwrap_or(0);
+                if let Some((_, c)) = by_index.iter().rev().find(|(b, _)| *b == i) {
+                    t.calls[*c].2.push_str(v["delta"].as_str().unwrap_or(""));
+                }
+            }
+            Some("response.completed" | "response.incomplete") => {
+                let r = &v["response"];
+                let u = &r["usage"];
+                t.usage.input_tokens = u["input_tokens"].as_u64().unwrap_or(0);
+                t.usage.output_tokens = u["output_tokens"].as_u64().unwrap_or(0);
+                t.usage.cache_read_tokens = u
+                    .pointer("/input_tokens_details/cached_tokens")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
+                t.usage.reasoning_tokens = u
+                    .pointer("/output_tokens_details/reasoning_tokens")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
+                t.finish = Some(
+                    match (
+                        r["status"].as_str(),
+                        r.pointer("/incomplete_details/reason")
+                            .and_then(Value::as_str),
+                    ) {
+                        (Some("completed"), _) if !t.calls.is_empty() => "tool_calls".to_owned(),
+                        (Some("completed"), _) => "stop".to_owned(),
+                        (_, Some("max_output_tokens")) => "length".to_owned(),
+                        (_, Some(o)) => o.to_owned(),
+                        _ => "?".to_owned(),
+                    },
+                );
+                break;
+            }
+            Some("error" | "response.failed") => {
+                t.error = true;
+                break;
+            }
+            _ => {}
+        }
+    }
+    t
+}
+
 /// A finish reason's class, across protocols.
 fn class(f: &FinishReason) -> String {
     match f {
@@ -572,6 +637,45 @@ fn cases(dir: &std::path::Path) -> Vec<Case> {
             bytes,
         });
     }
+    for f in [
+        "sse/extracted/pydantic-ai__test_openai_responses_stream__0.sse.txt",
+        "sse/extracted/pydantic-ai__test_openai_responses_stream__1.sse.txt",
+        "sse/extracted/pydantic-ai__test_openai_responses_streaming_usage__0.sse.txt",
+        "sse/agentgateway/crates/llm/src/tests/response/responses/stream.json",
+    ] {
+        let bytes = read(dir, f);
+        v.push(Case {
+            name: f.into(),
+            protocol: Protocol::OpenAiResponses,
+            truth: truth_responses(&bytes),
+            bytes,
+        });
+    }
+    for f in ["openai-reasoning-encrypted-content.1", "openai-error.1"] {
+        let text = String::from_utf8(read(
+            dir,
+            &format!(
+                "providers/vercel-ai/packages/openai/src/responses/__fixtures__/{f}.chunks.txt"
+            ),
+        ))
+        .expect("utf-8");
+        // The first response of the recorded tool loop.
+        let mut first = String::new();
+        for line in text.lines() {
+            first.push_str(line);
+            first.push('\n');
+            if line.contains("\"response.completed\"") {
+                break;
+            }
+        }
+        let bytes = chunks_to_wire(Protocol::OpenAiResponses, &first);
+        v.push(Case {
+            name: f.into(),
+            protocol: Protocol::OpenAiResponses,
+            truth: truth_responses(&bytes),
+            bytes,
+        });
+    }
     v
 }
 
@@ -579,7 +683,7 @@ fn cases(dir: &std::path::Path) -> Vec<Case> {
 fn captured_streams_decode_in_any_split() {
     let Some(dir) = data_dir() else { return };
     let cases = cases(&dir);
-    assert!(cases.len() >= 45, "{} cases", cases.len());
+    assert!(cases.len() >= 51, "{} cases", cases.len());
     for c in &cases {
         let (whole, r) = decode_stream(c.protocol, &c.bytes, 0);
         r.unwrap_or_else(|e| panic!("{}: {e}", c.name));

@@ -250,7 +250,8 @@ fn normalize(r: &ChatRequest, via: Protocol) -> ChatRequest {
     }
     // Turns of one role are merged (Anthropic and Bedrock want them to alternate).
     let mut merged: Vec<Message> = Vec::new();
-    for m in r.messages.drain(..) {
+    // An empty turn says nothing (the Responses API has no item for it).
+    for m in r.messages.drain(..).filter(|m| !m.content.is_empty()) {
         match merged.last_mut() {
             Some(last) if last.role == m.role => last.content.extend(m.content),
             _ => merged.push(m),
