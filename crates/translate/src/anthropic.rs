@@ -753,6 +753,8 @@ pub fn encode_error(e: &ProviderError) -> (u16, Vec<u8>) {
 // ---------------------------------------------------------------------------------------------
 // Streams
 
+// Rare parts are boxed and one text field takes every delta's text: the event stays small,
+// which matters as serde moves it a few times per event.
 #[derive(Deserialize)]
 struct Ev<'a> {
     #[serde(borrow, rename = "type")]
@@ -760,29 +762,30 @@ struct Ev<'a> {
     #[serde(default)]
     index: Option<u64>,
     #[serde(default)]
-    message: Option<Value>,
+    message: Option<Box<Value>>,
     #[serde(default)]
-    content_block: Option<Value>,
+    content_block: Option<Box<Value>>,
     #[serde(borrow, default)]
     delta: Option<EvDelta<'a>>,
     #[serde(default)]
-    usage: Option<Value>,
+    usage: Option<Box<Value>>,
     #[serde(default)]
-    error: Option<Value>,
+    error: Option<Box<Value>>,
 }
 
 #[derive(Deserialize)]
 struct EvDelta<'a> {
     #[serde(borrow, rename = "type", default)]
     ty: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    /// `text`, `partial_json`, `thinking` or `signature`, by the delta's type.
+    #[serde(
+        borrow,
+        default,
+        alias = "partial_json",
+        alias = "thinking",
+        alias = "signature"
+    )]
     text: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    partial_json: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    thinking: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    signature: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     stop_reason: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
@@ -851,7 +854,7 @@ impl StreamDecoder {
             .map_err(|e| Error::Upstream(format!("invalid event: {e}")))?;
         match ev.ty.as_ref() {
             "message_start" => {
-                let m = ev.message.unwrap_or(Value::Null);
+                let m = ev.message.map_or(Value::Null, |b| *b);
                 out.push(StreamEvent::MessageStart {
                     id: m.get("id").and_then(Value::as_str).unwrap_or("").to_owned(),
                     model: m
@@ -868,7 +871,7 @@ impl StreamDecoder {
                 let Some(ai) = ev.index else {
                     return Err(Error::Upstream("content_block_start without index".into()));
                 };
-                let cb = ev.content_block.unwrap_or(Value::Null);
+                let cb = ev.content_block.map_or(Value::Null, |b| *b);
                 let s = |k: &str| cb.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
                 let kind = match cb.get("type").and_then(Value::as_str) {
                     Some("text") => Some(BlockKind::Text),
@@ -930,7 +933,7 @@ impl StreamDecoder {
                         text: d.text.unwrap_or_default().into_owned(),
                     }),
                     Some("input_json_delta") => {
-                        let j = d.partial_json.unwrap_or_default();
+                        let j = d.text.unwrap_or_default();
                         if !j.is_empty() {
                             out.push(StreamEvent::ToolArgsDelta {
                                 index,
@@ -940,11 +943,11 @@ impl StreamDecoder {
                     }
                     Some("thinking_delta") => out.push(StreamEvent::ReasoningDelta {
                         index,
-                        text: d.thinking.unwrap_or_default().into_owned(),
+                        text: d.text.unwrap_or_default().into_owned(),
                     }),
                     Some("signature_delta") => out.push(StreamEvent::SignatureDelta {
                         index,
-                        signature: d.signature.unwrap_or_default().into_owned(),
+                        signature: d.text.unwrap_or_default().into_owned(),
                     }),
                     _ => {}
                 }
@@ -972,8 +975,9 @@ impl StreamDecoder {
                 self.stopped = true;
             }
             "error" => {
-                let body =
-                    to_vec(&json!({"type": "error", "error": ev.error.unwrap_or(Value::Null)}));
+                let body = to_vec(
+                    &json!({"type": "error", "error": ev.error.map_or(Value::Null, |b| *b)}),
+                );
                 out.push(StreamEvent::Error(decode_error(200, &body)));
                 self.stopped = true;
             }

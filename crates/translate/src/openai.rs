@@ -987,9 +987,9 @@ struct Chunk<'a> {
     #[serde(borrow, default)]
     choices: Vec<ChunkChoice<'a>>,
     #[serde(default)]
-    usage: Option<Value>,
+    usage: Option<Box<Value>>,
     #[serde(default)]
-    error: Option<Value>,
+    error: Option<Box<Value>>,
 }
 
 #[derive(Deserialize)]
@@ -1117,7 +1117,7 @@ impl StreamDecoder {
         let chunk: Chunk<'_> = serde_json::from_slice(data)
             .map_err(|e| Error::Upstream(format!("invalid chunk: {e}")))?;
         if ev == b"error" || chunk.error.is_some() {
-            let e = chunk.error.unwrap_or(Value::Null);
+            let e = chunk.error.map_or(Value::Null, |b| *b);
             let body = to_vec(&json!({"error": e}));
             out.push(StreamEvent::Error(decode_error(200, &body)));
             self.stopped = true;

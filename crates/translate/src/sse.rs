@@ -2,14 +2,18 @@
 
 use crate::Error;
 
-/// An incremental SSE reader: bytes in, `(event name, data)` pairs out.
+/// An incremental SSE reader: bytes in, `(event name, data)` pairs out. A one-line `data:`
+/// field (the common case) is handed out straight from the input buffer, without a copy.
 #[derive(Debug)]
 pub(crate) struct SseReader {
     buf: Vec<u8>,
     /// Where unparsed bytes start in `buf`.
     pos: usize,
     event: Vec<u8>,
+    /// The data, once it is more than one line or outlives a `feed`.
     data: Vec<u8>,
+    /// The data of the event so far, when it is one line still in `buf`.
+    data_range: Option<(usize, usize)>,
     has_data: bool,
     max_event: usize,
     /// A `\r` ended the last line: skip a `\n` that follows.
@@ -23,9 +27,18 @@ impl SseReader {
             pos: 0,
             event: Vec::new(),
             data: Vec::new(),
+            data_range: None,
             has_data: false,
             max_event,
             skip_lf: false,
+        }
+    }
+
+    /// Moves a one-line data field out of `buf` (before `buf` changes).
+    fn own_data(&mut self) {
+        if let Some((a, b)) = self.data_range.take() {
+            self.data.clear();
+            self.data.extend_from_slice(&self.buf[a..b]);
         }
     }
 
@@ -44,7 +57,7 @@ impl SseReader {
                     continue;
                 }
             }
-            let Some(end) = rest.iter().position(|&b| b == b'\n' || b == b'\r') else {
+            let Some(end) = memchr::memchr2(b'\n', b'\r', rest) else {
                 break;
             };
             let cr = rest[end] == b'\r';
@@ -56,7 +69,10 @@ impl SseReader {
             let line = &self.buf[line_start..line_start + end];
             if line.is_empty() {
                 if self.has_data {
-                    f(&self.event, &self.data)?;
+                    match self.data_range.take() {
+                        Some((a, b)) => f(&self.event, &self.buf[a..b])?,
+                        None => f(&self.event, &self.data)?,
+                    }
                 }
                 self.event.clear();
                 self.data.clear();
@@ -66,21 +82,30 @@ impl SseReader {
             if line[0] == b':' {
                 continue;
             }
-            let (name, value) = match line.iter().position(|&b| b == b':') {
-                Some(i) => {
-                    let v = &line[i + 1..];
-                    (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
-                }
-                None => (line, &b""[..]),
+            let (name_len, value_start) = match memchr::memchr(b':', line) {
+                Some(i) => (
+                    i,
+                    if line.get(i + 1) == Some(&b' ') {
+                        i + 2
+                    } else {
+                        i + 1
+                    },
+                ),
+                None => (line.len(), line.len()),
             };
-            match name {
+            let (vs, ve) = (line_start + value_start, line_start + end);
+            match &line[..name_len] {
                 b"data" => {
                     if self.has_data {
+                        self.own_data();
                         self.data.push(b'\n');
+                        self.data.extend_from_slice(&self.buf[vs..ve]);
+                    } else {
+                        self.data_range = Some((vs, ve));
                     }
-                    self.data.extend_from_slice(value);
                     self.has_data = true;
-                    if self.data.len() > self.max_event {
+                    let len = self.data_range.map_or(self.data.len(), |(a, b)| b - a);
+                    if len > self.max_event {
                         return Err(Error::Upstream(format!(
                             "a stream event exceeds {} bytes",
                             self.max_event
@@ -89,7 +114,8 @@ impl SseReader {
                 }
                 b"event" => {
                     self.event.clear();
-                    self.event.extend_from_slice(&value[..value.len().min(256)]);
+                    self.event
+                        .extend_from_slice(&self.buf[vs..ve.min(vs + 256)]);
                 }
                 _ => {}
             }
@@ -101,6 +127,7 @@ impl SseReader {
             )));
         }
         if self.pos > 0 {
+            self.own_data();
             self.buf.drain(..self.pos);
             self.pos = 0;
         }
@@ -115,6 +142,7 @@ impl SseReader {
         if self.pos < self.buf.len() {
             self.feed(b"\n", |_, _| Ok(()))?;
         }
+        self.own_data();
         let mut f = f;
         if self.has_data {
             self.has_data = false;
