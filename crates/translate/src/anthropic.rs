@@ -18,14 +18,14 @@ use serde_json::{Value, json};
 use crate::{
     Error, ErrorKind, Options, Protocol, ProviderError,
     ir::{
-        BlockKind, ChatRequest, ChatResponse, Effort, FinishReason, ImageSource, Message, Part,
-        Reasoning, ResponseFormat, Role, StreamEvent, SystemPart, Tool, ToolChoice, Usage,
-        UsageUpdate,
+        BlockKind, CacheControl, ChatRequest, ChatResponse, Effort, FinishReason, ImageSource,
+        Message, Part, Reasoning, ResponseFormat, Role, StreamEvent, SystemPart, Tool, ToolChoice,
+        Usage, UsageUpdate,
     },
     sse::{SseReader, write_event},
     util::{
-        Obj, arr, bool_of, decode_cache_control, encode_cache_control, extra_fields, f64_of, lossy,
-        merged_turns, obj, opt_str, parse_request, parse_upstream, str_of, to_vec, u32_of,
+        Obj, arr, bool_of, decode_cache_control, extra_fields, f64_of, lossy, merged_turns, obj,
+        opt_str, parse_request, parse_upstream, str_of, to_vec, u32_of,
     },
 };
 
@@ -331,111 +331,202 @@ fn to_string(v: &Value) -> String {
     serde_json::to_string(v).unwrap_or_default()
 }
 
+// The request is written from borrowed, typed parts: no JSON tree is built and nothing is
+// cloned (schemas included), which is most of the cost of a translation.
+
+#[derive(Serialize)]
+struct ACache<'a> {
+    #[serde(rename = "type")]
+    ty: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ttl: Option<&'a str>,
+}
+
+fn cache_of(c: Option<&CacheControl>) -> Option<ACache<'_>> {
+    c.map(|c| ACache {
+        ty: "ephemeral",
+        ttl: c.ttl.as_deref(),
+    })
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum ASource<'a> {
+    Base64 { media_type: &'a str, data: &'a str },
+    Url { url: &'a str },
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ABlock<'a> {
+    Text {
+        text: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cache_control: Option<ACache<'a>>,
+    },
+    Image {
+        source: ASource<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cache_control: Option<ACache<'a>>,
+    },
+    ToolUse {
+        id: &'a str,
+        name: &'a str,
+        input: Value,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cache_control: Option<ACache<'a>>,
+    },
+    ToolResult {
+        tool_use_id: &'a str,
+        content: Vec<ABlock<'a>>,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        is_error: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cache_control: Option<ACache<'a>>,
+    },
+    Thinking {
+        thinking: &'a str,
+        signature: &'a str,
+    },
+    RedactedThinking {
+        data: &'a str,
+    },
+}
+
+#[derive(Serialize)]
+struct AMsg<'a> {
+    role: &'static str,
+    content: Vec<ABlock<'a>>,
+}
+
+#[derive(Serialize)]
+struct ATool<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    input_schema: &'a Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    strict: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache_control: Option<ACache<'a>>,
+}
+
+#[derive(Serialize)]
+struct AToolChoice<'a> {
+    #[serde(rename = "type")]
+    ty: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disable_parallel_tool_use: Option<bool>,
+}
+
+#[derive(Serialize)]
+struct AMeta<'a> {
+    user_id: &'a str,
+}
+
+#[derive(Serialize)]
+struct AReq<'a> {
+    model: &'a str,
+    max_tokens: u32,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    system: Vec<ABlock<'a>>,
+    messages: Vec<AMsg<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<ATool<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<AToolChoice<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_config: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_k: Option<u32>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stop_sequences: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking: Option<Value>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<AMeta<'a>>,
+    #[serde(flatten)]
+    extra: Obj,
+}
+
 /// Encodes a Messages request. Consecutive messages of one role are merged into one turn.
 pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error> {
-    let mut o = Obj::new();
-    o.insert("model".into(), r.model.clone().into());
-    o.insert(
-        "max_tokens".into(),
-        r.max_tokens.unwrap_or(opts.default_max_tokens).into(),
-    );
-    if !r.system.is_empty() {
-        let blocks: Vec<Value> = r
-            .system
-            .iter()
-            .map(|s| {
-                let mut b = json!({"type": "text", "text": s.text});
-                if let Some(c) = &s.cache {
-                    b["cache_control"] = encode_cache_control(c);
-                }
-                b
-            })
-            .collect();
-        o.insert("system".into(), Value::Array(blocks));
-    }
-    let mut msgs = Vec::with_capacity(r.messages.len());
-    for (i, (role, parts)) in merged_turns(&r.messages).into_iter().enumerate() {
+    let system = r
+        .system
+        .iter()
+        .map(|s| ABlock::Text {
+            text: &s.text,
+            cache_control: cache_of(s.cache.as_ref()),
+        })
+        .collect();
+    let turns = merged_turns(&r.messages);
+    let mut messages = Vec::with_capacity(turns.len());
+    for (i, (role, parts)) in turns.into_iter().enumerate() {
         let mut content = Vec::with_capacity(parts.len());
         for (j, part) in parts.into_iter().enumerate() {
-            content.push(encode_part(
+            content.push(block(
                 part,
-                &format!("messages[{i}].content[{j}]"),
+                &|| format!("messages[{i}].content[{j}]"),
                 opts,
             )?);
         }
-        msgs.push(json!({"role": if role == Role::User { "user" } else { "assistant" }, "content": content}));
+        messages.push(AMsg {
+            role: if role == Role::User {
+                "user"
+            } else {
+                "assistant"
+            },
+            content,
+        });
     }
-    o.insert("messages".into(), Value::Array(msgs));
-    if !r.tools.is_empty() {
-        let tools: Vec<Value> = r
-            .tools
-            .iter()
-            .map(|t| {
-                let mut m = Obj::new();
-                m.insert("name".into(), t.name.clone().into());
-                if let Some(d) = &t.description {
-                    m.insert("description".into(), d.clone().into());
-                }
-                m.insert("input_schema".into(), t.parameters.clone());
-                if let Some(s) = t.strict {
-                    m.insert("strict".into(), s.into());
-                }
-                if let Some(c) = &t.cache {
-                    m.insert("cache_control".into(), encode_cache_control(c));
-                }
-                Value::Object(m)
-            })
-            .collect();
-        o.insert("tools".into(), Value::Array(tools));
-    }
+    let tools = r
+        .tools
+        .iter()
+        .map(|t| ATool {
+            name: &t.name,
+            description: t.description.as_deref(),
+            input_schema: &t.parameters,
+            strict: t.strict,
+            cache_control: cache_of(t.cache.as_ref()),
+        })
+        .collect();
     let disable_parallel = r.parallel_tool_calls == Some(false);
-    if r.tool_choice.is_some() || disable_parallel {
-        let mut tc = match r.tool_choice.as_ref().unwrap_or(&ToolChoice::Auto) {
-            ToolChoice::Auto => json!({"type": "auto"}),
-            ToolChoice::None => json!({"type": "none"}),
-            ToolChoice::Required => json!({"type": "any"}),
-            ToolChoice::Named(n) => json!({"type": "tool", "name": n}),
+    let tool_choice = (r.tool_choice.is_some() || disable_parallel).then(|| {
+        let (ty, name) = match r.tool_choice.as_ref().unwrap_or(&ToolChoice::Auto) {
+            ToolChoice::None => ("none", None),
+            ToolChoice::Required => ("any", None),
+            ToolChoice::Named(n) => ("tool", Some(n.as_str())),
+            _ => ("auto", None),
         };
-        if disable_parallel {
-            tc["disable_parallel_tool_use"] = true.into();
+        AToolChoice {
+            ty,
+            name,
+            disable_parallel_tool_use: disable_parallel.then_some(true),
         }
-        o.insert("tool_choice".into(), tc);
-    }
-    if let Some(rf) = &r.response_format {
-        match rf {
-            ResponseFormat::Text => {}
-            ResponseFormat::JsonObject => {
-                lossy(
-                    opts,
-                    "response_format",
-                    P,
-                    "Anthropic has no JSON mode; it maps to the schema {\"type\":\"object\"}",
-                )?;
-                o.insert(
-                    "output_config".into(),
-                    json!({"format": {"type": "json_schema", "schema": {"type": "object"}}}),
-                );
-            }
-            ResponseFormat::JsonSchema { schema, .. } => {
-                o.insert(
-                    "output_config".into(),
-                    json!({"format": {"type": "json_schema", "schema": schema}}),
-                );
-            }
+    });
+    let output_config = match &r.response_format {
+        None | Some(ResponseFormat::Text) => None,
+        Some(ResponseFormat::JsonObject) => {
+            lossy(
+                opts,
+                "response_format",
+                P,
+                "Anthropic has no JSON mode; it maps to the schema {\"type\":\"object\"}",
+            )?;
+            Some(json!({"format": {"type": "json_schema", "schema": {"type": "object"}}}))
         }
-    }
-    if let Some(t) = r.temperature {
-        o.insert("temperature".into(), t.into());
-    }
-    if let Some(t) = r.top_p {
-        o.insert("top_p".into(), t.into());
-    }
-    if let Some(k) = r.top_k {
-        o.insert("top_k".into(), k.into());
-    }
-    if !r.stop.is_empty() {
-        o.insert("stop_sequences".into(), r.stop.clone().into());
-    }
+        Some(ResponseFormat::JsonSchema { schema, .. }) => {
+            Some(json!({"format": {"type": "json_schema", "schema": schema}}))
+        }
+    };
     if r.seed.is_some() {
         lossy(opts, "seed", P, "Anthropic has no seed")?;
     }
@@ -455,6 +546,7 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
             "Anthropic has no frequency penalty",
         )?;
     }
+    let mut thinking = None;
     if let Some(re) = &r.reasoning {
         if re.include_thoughts == Some(false) {
             lossy(
@@ -465,12 +557,9 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
             )?;
         }
         if re.disabled {
-            o.insert("thinking".into(), json!({"type": "disabled"}));
+            thinking = Some(json!({"type": "disabled"}));
         } else if let Some(b) = re.budget_tokens {
-            o.insert(
-                "thinking".into(),
-                json!({"type": "enabled", "budget_tokens": b}),
-            );
+            thinking = Some(json!({"type": "enabled", "budget_tokens": b}));
         } else if let Some(e) = re.effort {
             lossy(
                 opts,
@@ -478,83 +567,100 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
                 P,
                 "reasoning_effort maps to a thinking budget only approximately",
             )?;
-            if e == Effort::None {
-                o.insert("thinking".into(), json!({"type": "disabled"}));
+            thinking = Some(if e == Effort::None {
+                json!({"type": "disabled"})
             } else {
-                o.insert(
-                    "thinking".into(),
-                    json!({"type": "enabled", "budget_tokens": e.budget_tokens()}),
-                );
-            }
+                json!({"type": "enabled", "budget_tokens": e.budget_tokens()})
+            });
         }
     }
-    if r.stream {
-        o.insert("stream".into(), true.into());
-    }
-    if let Some(u) = &r.user {
-        o.insert("metadata".into(), json!({"user_id": u}));
-    }
-    extra_fields(r, P, opts, &mut o)?;
-    Ok(to_vec(&Value::Object(o)))
+    let mut extra = Obj::new();
+    extra_fields(r, P, opts, &mut extra)?;
+    let req = AReq {
+        model: &r.model,
+        max_tokens: r.max_tokens.unwrap_or(opts.default_max_tokens),
+        system,
+        messages,
+        tools,
+        tool_choice,
+        output_config,
+        temperature: r.temperature,
+        top_p: r.top_p,
+        top_k: r.top_k,
+        stop_sequences: &r.stop,
+        thinking,
+        stream: r.stream,
+        metadata: r.user.as_deref().map(|u| AMeta { user_id: u }),
+        extra,
+    };
+    serde_json::to_vec(&req).map_err(|e| Error::invalid("", e.to_string()))
 }
 
-fn encode_image(source: &ImageSource) -> Value {
-    match source {
-        ImageSource::Base64 { media_type, data } => {
-            json!({"type": "base64", "media_type": media_type, "data": data})
-        }
-        ImageSource::Url(u) => json!({"type": "url", "url": u}),
-    }
-}
-
-fn encode_part(part: &Part, p: &str, opts: &Options) -> Result<Value, Error> {
-    let mut b = match part {
-        Part::Text { text, .. } => json!({"type": "text", "text": text}),
-        Part::Image { source, detail, .. } => {
+/// One content block; `p` names it in an error.
+fn block<'a>(part: &'a Part, p: &dyn Fn() -> String, opts: &Options) -> Result<ABlock<'a>, Error> {
+    Ok(match part {
+        Part::Text { text, cache } => ABlock::Text {
+            text,
+            cache_control: cache_of(cache.as_ref()),
+        },
+        Part::Image {
+            source,
+            detail,
+            cache,
+        } => {
             if detail.is_some() {
                 lossy(opts, "detail", P, "Anthropic images have no detail level")?;
             }
-            json!({"type": "image", "source": encode_image(source)})
+            let source = match source {
+                ImageSource::Base64 { media_type, data } => ASource::Base64 { media_type, data },
+                ImageSource::Url(url) => ASource::Url { url },
+            };
+            ABlock::Image {
+                source,
+                cache_control: cache_of(cache.as_ref()),
+            }
         }
         Part::ToolCall {
             id,
             name,
             arguments,
-            ..
-        } => {
-            json!({"type": "tool_use", "id": id, "name": name, "input": crate::util::args_object(arguments, p)?})
-        }
+            cache,
+        } => ABlock::ToolUse {
+            id,
+            name,
+            input: crate::util::args_object(arguments, &p())?,
+            cache_control: cache_of(cache.as_ref()),
+        },
         Part::ToolResult {
             call_id,
             content,
             is_error,
+            cache,
             ..
         } => {
             let mut c = Vec::with_capacity(content.len());
             for (k, x) in content.iter().enumerate() {
-                c.push(encode_part(x, &format!("{p}.content[{k}]"), opts)?);
+                c.push(block(x, &|| format!("{}.content[{k}]", p()), opts)?);
             }
-            let mut b = json!({"type": "tool_result", "tool_use_id": call_id, "content": c});
-            if *is_error {
-                b["is_error"] = true.into();
+            ABlock::ToolResult {
+                tool_use_id: call_id,
+                content: c,
+                is_error: *is_error,
+                cache_control: cache_of(cache.as_ref()),
             }
-            b
         }
         Part::Reasoning {
             text,
             signature,
             redacted,
         } => match redacted {
-            Some(d) => json!({"type": "redacted_thinking", "data": d}),
-            None => {
-                json!({"type": "thinking", "thinking": text, "signature": signature.as_deref().unwrap_or("")})
-            }
+            Some(d) => ABlock::RedactedThinking { data: d },
+            None => ABlock::Thinking {
+                thinking: text,
+                signature: signature.as_deref().unwrap_or(""),
+            },
         },
-    };
-    if let Some(c) = part.cache() {
-        b["cache_control"] = encode_cache_control(c);
-    }
-    Ok(b)
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -659,18 +765,15 @@ pub fn decode_response(body: &[u8], opts: &Options) -> Result<ChatResponse, Erro
 
 /// Encodes a Messages response.
 pub fn encode_response(r: &ChatResponse, opts: &Options) -> Result<Vec<u8>, Error> {
+    let all = Options {
+        lossy_all: true,
+        ..opts.clone()
+    };
     let mut content = Vec::with_capacity(r.content.len());
     for (i, p) in r.content.iter().enumerate() {
         content.push(
-            encode_part(
-                p,
-                &format!("content[{i}]"),
-                &Options {
-                    lossy_all: true,
-                    ..opts.clone()
-                },
-            )
-            .map_err(|e| Error::Upstream(e.to_string()))?,
+            block(p, &|| format!("content[{i}]"), &all)
+                .map_err(|e| Error::Upstream(e.to_string()))?,
         );
     }
     let v = json!({

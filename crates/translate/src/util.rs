@@ -118,15 +118,6 @@ pub(crate) fn decode_cache_control(
     }
 }
 
-pub(crate) fn encode_cache_control(c: &CacheControl) -> Value {
-    let mut m = Obj::new();
-    m.insert("type".into(), "ephemeral".into());
-    if let Some(t) = &c.ttl {
-        m.insert("ttl".into(), t.clone().into());
-    }
-    Value::Object(m)
-}
-
 /// Refuses `param` for `target` unless the caller accepts its lossy mapping. `Ok(())` means
 /// "drop it".
 pub(crate) fn lossy(
