@@ -30,22 +30,27 @@ pub fn decode_request(body: &[u8], opts: &Options) -> Result<ChatRequest, Error>
     let mut r = ChatRequest::default();
     let mut max_tokens = None;
     let mut max_completion = None;
-    for (k, v) in &o {
+    // The body is taken apart by value: schemas move into the IR instead of being cloned.
+    for (k, mut v) in o {
+        let v = &mut v;
         match k.as_str() {
             "model" => str_of(v, "model")?.clone_into(&mut r.model),
             "messages" => decode_messages(arr(v, "messages")?, &mut r, opts)?,
             "tools" => {
-                for (i, t) in arr(v, "tools")?.iter().enumerate() {
+                let Value::Array(tools) = v else {
+                    return Err(Error::invalid("tools", "expected an array"));
+                };
+                for (i, t) in tools.iter_mut().enumerate() {
                     r.tools.push(decode_tool(t, i)?);
                 }
             }
             "tool_choice" => r.tool_choice = decode_tool_choice(v)?,
-            "parallel_tool_calls" => r.parallel_tool_calls = bool_of(v, k)?,
+            "parallel_tool_calls" => r.parallel_tool_calls = bool_of(v, &k)?,
             "response_format" => r.response_format = decode_response_format(v)?,
-            "max_tokens" => max_tokens = u32_of(v, k)?,
-            "max_completion_tokens" => max_completion = u32_of(v, k)?,
-            "temperature" => r.temperature = f64_of(v, k)?,
-            "top_p" => r.top_p = f64_of(v, k)?,
+            "max_tokens" => max_tokens = u32_of(v, &k)?,
+            "max_completion_tokens" => max_completion = u32_of(v, &k)?,
+            "temperature" => r.temperature = f64_of(v, &k)?,
+            "top_p" => r.top_p = f64_of(v, &k)?,
             "stop" => match v {
                 Value::Null => {}
                 Value::String(s) => r.stop.push(s.clone()),
@@ -57,8 +62,8 @@ pub fn decode_request(body: &[u8], opts: &Options) -> Result<ChatRequest, Error>
                 _ => return Err(Error::invalid("stop", "expected a string or an array")),
             },
             "seed" => r.seed = v.as_i64(),
-            "presence_penalty" => r.presence_penalty = f64_of(v, k)?,
-            "frequency_penalty" => r.frequency_penalty = f64_of(v, k)?,
+            "presence_penalty" => r.presence_penalty = f64_of(v, &k)?,
+            "frequency_penalty" => r.frequency_penalty = f64_of(v, &k)?,
             "reasoning_effort" => {
                 if let Some(s) = v.as_str() {
                     let e = Effort::parse(s)
@@ -69,7 +74,7 @@ pub fn decode_request(body: &[u8], opts: &Options) -> Result<ChatRequest, Error>
                     });
                 }
             }
-            "stream" => r.stream = bool_of(v, k)?.unwrap_or(false),
+            "stream" => r.stream = bool_of(v, &k)?.unwrap_or(false),
             "stream_options" => {
                 r.include_usage = v
                     .get("include_usage")
@@ -78,7 +83,7 @@ pub fn decode_request(body: &[u8], opts: &Options) -> Result<ChatRequest, Error>
             }
             "user" => r.user = v.as_str().map(str::to_owned),
             "n" if v.as_u64() == Some(1) || v.is_null() => {}
-            _ => r.extra.push((k.clone(), v.clone())),
+            _ => r.extra.push((k, std::mem::take(v))),
         }
     }
     r.max_tokens = max_completion.or(max_tokens);
@@ -305,7 +310,7 @@ fn decode_user_content(v: Option<&Value>, p: &str) -> Result<Vec<Part>, Error> {
     }
 }
 
-fn decode_tool(t: &Value, i: usize) -> Result<Tool, Error> {
+fn decode_tool(t: &mut Value, i: usize) -> Result<Tool, Error> {
     let p = format!("tools[{i}]");
     if t.get("type").and_then(Value::as_str) != Some("function") {
         return Err(Error::unsupported(
@@ -314,10 +319,12 @@ fn decode_tool(t: &Value, i: usize) -> Result<Tool, Error> {
             "only function tools are translated",
         ));
     }
-    let f = obj(
-        t.get("function").unwrap_or(&Value::Null),
-        &format!("{p}.function"),
-    )?;
+    let Some(Value::Object(f)) = t.get_mut("function") else {
+        return Err(Error::invalid(
+            format!("{p}.function"),
+            "expected an object",
+        ));
+    };
     Ok(Tool {
         name: str_of(
             f.get("name").unwrap_or(&Value::Null),
@@ -326,8 +333,7 @@ fn decode_tool(t: &Value, i: usize) -> Result<Tool, Error> {
         .to_owned(),
         description: opt_str(f, "description"),
         parameters: f
-            .get("parameters")
-            .cloned()
+            .remove("parameters")
             .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
         strict: f.get("strict").and_then(Value::as_bool),
         cache: None,
@@ -868,51 +874,127 @@ pub fn encode_response(r: &ChatResponse, opts: &Options) -> Result<Vec<u8>, Erro
                 name,
                 arguments,
                 ..
-            } => {
-                let mut c = json!({"id": id, "type": "function", "function": {"name": name, "arguments": arguments}});
-                if let Some(sig) = pending_sig.take() {
-                    c["extra_content"] = json!({"google": {"thought_signature": sig}});
-                }
-                calls.push(c);
-            }
+            } => calls.push(RCall {
+                id,
+                ty: "function",
+                function: RFn { name, arguments },
+                extra_content: pending_sig
+                    .take()
+                    .map(|sig| json!({"google": {"thought_signature": sig}})),
+            }),
             Part::Image { .. } | Part::ToolResult { .. } => {}
         }
     }
-    let mut msg = Obj::new();
-    msg.insert("role".into(), "assistant".into());
     let refusal = r.finish == Some(FinishReason::Refusal);
-    msg.insert(
-        "content".into(),
-        if refusal || (text.is_empty() && !calls.is_empty()) {
-            Value::Null
-        } else {
-            text.clone().into()
-        },
-    );
-    msg.insert(
-        "refusal".into(),
-        if refusal { text.into() } else { Value::Null },
-    );
-    if !reasoning.is_empty() {
-        msg.insert("reasoning_content".into(), reasoning.into());
-    }
-    if !calls.is_empty() {
-        msg.insert("tool_calls".into(), Value::Array(calls));
-    }
-    let v = json!({
-        "id": r.id,
-        "object": "chat.completion",
-        "created": r.created.unwrap_or(opts.created),
-        "model": r.model,
-        "choices": [{
-            "index": 0,
-            "message": msg,
-            "logprobs": null,
-            "finish_reason": r.finish.as_ref().map(finish_to),
+    let message = RMsg {
+        role: "assistant",
+        content: (!refusal && !(text.is_empty() && !calls.is_empty())).then_some(text.as_str()),
+        refusal: refusal.then_some(text.as_str()),
+        reasoning_content: (!reasoning.is_empty()).then_some(reasoning.as_str()),
+        tool_calls: calls,
+    };
+    let resp = RResp {
+        id: &r.id,
+        object: "chat.completion",
+        created: r.created.unwrap_or(opts.created),
+        model: &r.model,
+        choices: [RChoice {
+            index: 0,
+            message,
+            logprobs: None,
+            finish_reason: r.finish.as_ref().map(finish_to),
         }],
-        "usage": usage_to(&r.usage),
-    });
-    Ok(to_vec(&v))
+        usage: OutUsage::of(&r.usage),
+    };
+    serde_json::to_vec(&resp).map_err(|e| Error::Upstream(e.to_string()))
+}
+
+#[derive(Serialize)]
+struct RResp<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: [RChoice<'a>; 1],
+    usage: OutUsage,
+}
+
+#[derive(Serialize)]
+struct RChoice<'a> {
+    index: u32,
+    message: RMsg<'a>,
+    logprobs: Option<()>,
+    finish_reason: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct RMsg<'a> {
+    role: &'static str,
+    content: Option<&'a str>,
+    refusal: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<RCall<'a>>,
+}
+
+#[derive(Serialize)]
+struct RCall<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    ty: &'static str,
+    function: RFn<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    extra_content: Option<Value>,
+}
+
+#[derive(Serialize)]
+struct RFn<'a> {
+    name: &'a str,
+    arguments: &'a str,
+}
+
+#[derive(Serialize)]
+struct OutUsage {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    total_tokens: u64,
+    prompt_tokens_details: PromptDetails,
+    completion_tokens_details: CompletionDetails,
+}
+
+#[derive(Serialize)]
+struct PromptDetails {
+    cached_tokens: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    cache_write_tokens: u64,
+}
+
+#[derive(Serialize)]
+struct CompletionDetails {
+    reasoning_tokens: u64,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl OutUsage {
+    fn of(u: &Usage) -> Self {
+        Self {
+            prompt_tokens: u.input_tokens,
+            completion_tokens: u.output_tokens,
+            total_tokens: u.total(),
+            prompt_tokens_details: PromptDetails {
+                cached_tokens: u.cache_read_tokens,
+                cache_write_tokens: u.cache_write_tokens,
+            },
+            completion_tokens_details: CompletionDetails {
+                reasoning_tokens: u.reasoning_tokens,
+            },
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
