@@ -888,7 +888,7 @@ pub fn encode_response(r: &ChatResponse, opts: &Options) -> Result<Vec<u8>, Erro
     let refusal = r.finish == Some(FinishReason::Refusal);
     let message = RMsg {
         role: "assistant",
-        content: (!refusal && !(text.is_empty() && !calls.is_empty())).then_some(text.as_str()),
+        content: (!refusal && (!text.is_empty() || calls.is_empty())).then_some(text.as_str()),
         refusal: refusal.then_some(text.as_str()),
         reasoning_content: (!reasoning.is_empty()).then_some(reasoning.as_str()),
         tool_calls: calls,
