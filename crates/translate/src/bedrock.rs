@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::{
@@ -370,51 +370,166 @@ fn decode_content(blocks: &[Value], p: &str) -> Result<Vec<Part>, Error> {
     Ok(out)
 }
 
+// The request is written from borrowed, typed parts (serde's external tagging is Converse's
+// union shape): no JSON tree is built and schemas are not cloned.
+
+#[derive(Serialize)]
+struct BCache {
+    #[serde(rename = "type")]
+    ty: &'static str,
+}
+
+#[derive(Serialize)]
+struct BImage<'a> {
+    format: &'static str,
+    source: BSource<'a>,
+}
+
+#[derive(Serialize)]
+struct BSource<'a> {
+    bytes: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+enum BReasoning<'a> {
+    ReasoningText {
+        text: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        signature: Option<&'a str>,
+    },
+    RedactedContent(&'a str),
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase")]
+enum BBlock<'a> {
+    Text(&'a str),
+    Image(BImage<'a>),
+    ToolUse {
+        tool_use_id: &'a str,
+        name: &'a str,
+        input: Value,
+    },
+    ToolResult {
+        tool_use_id: &'a str,
+        content: Vec<BBlock<'a>>,
+        status: &'static str,
+    },
+    ReasoningContent(BReasoning<'a>),
+    CachePoint(BCache),
+}
+
+#[derive(Serialize)]
+struct BMsg<'a> {
+    role: &'static str,
+    content: Vec<BBlock<'a>>,
+}
+
+#[derive(Serialize)]
+struct BSchema<'a> {
+    json: &'a Value,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BSpec<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    input_schema: BSchema<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    strict: Option<bool>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+enum BTool<'a> {
+    ToolSpec(BSpec<'a>),
+    CachePoint(BCache),
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BToolConfig<'a> {
+    tools: Vec<BTool<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<Value>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BInference<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f64>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stop_sequences: &'a [String],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BReq<'a> {
+    messages: Vec<BMsg<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    system: Vec<BBlock<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inference_config: Option<BInference<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_config: Option<BToolConfig<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_config: Option<Value>,
+    #[serde(skip_serializing_if = "Obj::is_empty")]
+    additional_model_request_fields: Obj,
+    #[serde(flatten)]
+    extra: Obj,
+}
+
 /// Encodes a Converse request body (the model goes in the URL: [`ChatRequest::model`]).
 pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error> {
-    let mut o = Obj::new();
-    let mut msgs = Vec::with_capacity(r.messages.len());
+    let turns = merged_turns(&r.messages);
+    let mut messages = Vec::with_capacity(turns.len());
     let mut has_tool_blocks = false;
-    for (i, (role, parts)) in merged_turns(&r.messages).into_iter().enumerate() {
+    for (i, (role, parts)) in turns.into_iter().enumerate() {
         let mut content = Vec::with_capacity(parts.len());
         for (j, part) in parts.into_iter().enumerate() {
             has_tool_blocks |= matches!(part, Part::ToolCall { .. } | Part::ToolResult { .. });
             encode_part(
                 part,
-                &format!("messages[{i}].content[{j}]"),
+                &|| format!("messages[{i}].content[{j}]"),
                 opts,
                 &mut content,
             )?;
         }
-        msgs.push(json!({"role": if role == Role::User { "user" } else { "assistant" }, "content": content}));
+        messages.push(BMsg {
+            role: if role == Role::User {
+                "user"
+            } else {
+                "assistant"
+            },
+            content,
+        });
     }
-    o.insert("messages".into(), Value::Array(msgs));
-    if !r.system.is_empty() {
-        let mut sys = Vec::with_capacity(r.system.len());
-        for s in &r.system {
-            sys.push(json!({"text": s.text}));
-            if let Some(c) = &s.cache {
-                sys.push(encode_cache_point(c, opts)?);
-            }
+    let mut system = Vec::with_capacity(r.system.len());
+    for s in &r.system {
+        system.push(BBlock::Text(&s.text));
+        if let Some(c) = &s.cache {
+            system.push(encode_cache_point(c, opts)?);
         }
-        o.insert("system".into(), Value::Array(sys));
     }
-    let mut ic = Obj::new();
-    if let Some(m) = r.max_tokens {
-        ic.insert("maxTokens".into(), m.into());
-    }
-    if let Some(t) = r.temperature {
-        ic.insert("temperature".into(), t.into());
-    }
-    if let Some(t) = r.top_p {
-        ic.insert("topP".into(), t.into());
-    }
-    if !r.stop.is_empty() {
-        ic.insert("stopSequences".into(), r.stop.clone().into());
-    }
-    if !ic.is_empty() {
-        o.insert("inferenceConfig".into(), Value::Object(ic));
-    }
+    let inference_config = (r.max_tokens.is_some()
+        || r.temperature.is_some()
+        || r.top_p.is_some()
+        || !r.stop.is_empty())
+    .then_some(BInference {
+        max_tokens: r.max_tokens,
+        temperature: r.temperature,
+        top_p: r.top_p,
+        stop_sequences: &r.stop,
+    });
     let choice_none = r.tool_choice == Some(ToolChoice::None);
     if choice_none && has_tool_blocks {
         lossy(
@@ -424,31 +539,30 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
             "Bedrock has no tool_choice none while the conversation holds tool calls; tools stay offered",
         )?;
     }
+    let mut tool_config = None;
     if !r.tools.is_empty() && (!choice_none || has_tool_blocks) {
         let mut tools = Vec::with_capacity(r.tools.len());
         for t in &r.tools {
-            let mut spec = Obj::new();
-            spec.insert("name".into(), t.name.clone().into());
-            if let Some(d) = &t.description {
-                spec.insert("description".into(), d.clone().into());
-            }
-            spec.insert("inputSchema".into(), json!({"json": t.parameters}));
-            if let Some(s) = t.strict {
-                spec.insert("strict".into(), s.into());
-            }
-            tools.push(json!({"toolSpec": spec}));
+            tools.push(BTool::ToolSpec(BSpec {
+                name: &t.name,
+                description: t.description.as_deref(),
+                input_schema: BSchema {
+                    json: &t.parameters,
+                },
+                strict: t.strict,
+            }));
             if let Some(c) = &t.cache {
-                tools.push(encode_cache_point(c, opts)?);
+                encode_cache_point(c, opts)?;
+                tools.push(BTool::CachePoint(BCache { ty: "default" }));
             }
         }
-        let mut tc = json!({"tools": tools});
-        match &r.tool_choice {
-            Some(ToolChoice::Auto) => tc["toolChoice"] = json!({"auto": {}}),
-            Some(ToolChoice::Required) => tc["toolChoice"] = json!({"any": {}}),
-            Some(ToolChoice::Named(n)) => tc["toolChoice"] = json!({"tool": {"name": n}}),
-            Some(ToolChoice::None) | None => {}
-        }
-        o.insert("toolConfig".into(), tc);
+        let tool_choice = match &r.tool_choice {
+            Some(ToolChoice::Auto) => Some(json!({"auto": {}})),
+            Some(ToolChoice::Required) => Some(json!({"any": {}})),
+            Some(ToolChoice::Named(n)) => Some(json!({"tool": {"name": n}})),
+            _ => None,
+        };
+        tool_config = Some(BToolConfig { tools, tool_choice });
     }
     if r.parallel_tool_calls == Some(false) {
         lossy(
@@ -458,9 +572,9 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
             "Converse cannot forbid parallel tool calls",
         )?;
     }
+    let mut output_config = None;
     if let Some(rf) = &r.response_format {
         let (schema, name, description) = match rf {
-            ResponseFormat::Text => (None, None, None),
             ResponseFormat::JsonObject => {
                 lossy(
                     opts,
@@ -468,30 +582,28 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
                     P,
                     "Bedrock has no JSON mode; it maps to the schema {\"type\":\"object\"}",
                 )?;
-                (Some(json!({"type": "object"})), None, None)
+                (Some(r#"{"type":"object"}"#.to_owned()), None, None)
             }
             ResponseFormat::JsonSchema {
                 name,
                 description,
                 schema,
                 ..
-            } => (Some(schema.clone()), name.clone(), description.clone()),
+            } => (
+                Some(serde_json::to_string(schema).unwrap_or_default()),
+                name.as_deref(),
+                description.as_deref(),
+            ),
+            _ => (None, None, None),
         };
         if let Some(schema) = schema {
             let mut js = Obj::new();
-            js.insert(
-                "schema".into(),
-                serde_json::to_string(&schema).unwrap_or_default().into(),
-            );
-            js.insert(
-                "name".into(),
-                name.unwrap_or_else(|| "response".into()).into(),
-            );
+            js.insert("schema".into(), schema.into());
+            js.insert("name".into(), name.unwrap_or("response").into());
             if let Some(d) = description {
                 js.insert("description".into(), d.into());
             }
-            o.insert(
-                "outputConfig".into(),
+            output_config = Some(
                 json!({"textFormat": {"type": "json_schema", "structure": {"jsonSchema": js}}}),
             );
         }
@@ -546,14 +658,19 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
     if let Some(Value::Object(more)) = extra.remove("additionalModelRequestFields") {
         amrf.extend(more);
     }
-    if !amrf.is_empty() {
-        o.insert("additionalModelRequestFields".into(), Value::Object(amrf));
-    }
-    o.extend(extra);
-    Ok(to_vec(&Value::Object(o)))
+    let req = BReq {
+        messages,
+        system,
+        inference_config,
+        tool_config,
+        output_config,
+        additional_model_request_fields: amrf,
+        extra,
+    };
+    serde_json::to_vec(&req).map_err(|e| Error::invalid("", e.to_string()))
 }
 
-fn encode_cache_point(c: &CacheControl, opts: &Options) -> Result<Value, Error> {
+fn encode_cache_point(c: &CacheControl, opts: &Options) -> Result<BBlock<'static>, Error> {
     if c.ttl.as_deref().is_some_and(|t| t != "5m") {
         lossy(
             opts,
@@ -562,42 +679,52 @@ fn encode_cache_point(c: &CacheControl, opts: &Options) -> Result<Value, Error> 
             "Bedrock cache points have the default TTL only",
         )?;
     }
-    Ok(json!({"cachePoint": {"type": "default"}}))
+    Ok(BBlock::CachePoint(BCache { ty: "default" }))
 }
 
-fn encode_image(source: &ImageSource, p: &str) -> Result<Value, Error> {
+fn encode_image<'a>(source: &'a ImageSource, p: &dyn Fn() -> String) -> Result<BImage<'a>, Error> {
     match source {
         ImageSource::Base64 { media_type, data } => {
             let format = media_to_format(media_type).ok_or_else(|| {
-                Error::unsupported(p, P, "Bedrock takes png, jpeg, gif and webp images")
+                Error::unsupported(p(), P, "Bedrock takes png, jpeg, gif and webp images")
             })?;
-            Ok(json!({"format": format, "source": {"bytes": data}}))
+            Ok(BImage {
+                format,
+                source: BSource { bytes: data },
+            })
         }
         ImageSource::Url(_) => Err(Error::unsupported(
-            format!("{p}.image_url"),
+            format!("{}.image_url", p()),
             P,
             "Bedrock takes inline images only (no URL fetching here)",
         )),
     }
 }
 
-fn encode_part(part: &Part, p: &str, opts: &Options, out: &mut Vec<Value>) -> Result<(), Error> {
+fn encode_part<'a>(
+    part: &'a Part,
+    p: &dyn Fn() -> String,
+    opts: &Options,
+    out: &mut Vec<BBlock<'a>>,
+) -> Result<(), Error> {
     let b = match part {
-        Part::Text { text, .. } => json!({"text": text}),
+        Part::Text { text, .. } => BBlock::Text(text),
         Part::Image { source, detail, .. } => {
             if detail.is_some() {
                 lossy(opts, "detail", P, "Bedrock images have no detail level")?;
             }
-            json!({"image": encode_image(source, p)?})
+            BBlock::Image(encode_image(source, p)?)
         }
         Part::ToolCall {
             id,
             name,
             arguments,
             ..
-        } => {
-            json!({"toolUse": {"toolUseId": id, "name": name, "input": args_object(arguments, p)?}})
-        }
+        } => BBlock::ToolUse {
+            tool_use_id: id,
+            name,
+            input: args_object(arguments, &p())?,
+        },
         Part::ToolResult {
             call_id,
             content,
@@ -607,35 +734,36 @@ fn encode_part(part: &Part, p: &str, opts: &Options, out: &mut Vec<Value>) -> Re
             let mut c = Vec::with_capacity(content.len());
             for (k, x) in content.iter().enumerate() {
                 match x {
-                    Part::Text { text, .. } => c.push(json!({"text": text})),
-                    Part::Image { source, .. } => c.push(
-                        json!({"image": encode_image(source, &format!("{p}.content[{k}]"))?}),
-                    ),
+                    Part::Text { text, .. } => c.push(BBlock::Text(text)),
+                    Part::Image { source, .. } => c
+                        .push(BBlock::Image(encode_image(source, &|| {
+                            format!("{}.content[{k}]", p())
+                        })?)),
                     _ => {
                         return Err(Error::invalid(
-                            format!("{p}.content[{k}]"),
+                            format!("{}.content[{k}]", p()),
                             "a tool result holds text and images only",
                         ));
                     }
                 }
             }
-            json!({"toolResult": {"toolUseId": call_id, "content": c, "status": if *is_error { "error" } else { "success" }}})
+            BBlock::ToolResult {
+                tool_use_id: call_id,
+                content: c,
+                status: if *is_error { "error" } else { "success" },
+            }
         }
         Part::Reasoning {
             text,
             signature,
             redacted,
-        } => {
-            if let Some(d) = redacted {
-                json!({"reasoningContent": {"redactedContent": d}})
-            } else {
-                let mut rt = json!({"text": text});
-                if let Some(s) = signature {
-                    rt["signature"] = s.clone().into();
-                }
-                json!({"reasoningContent": {"reasoningText": rt}})
-            }
-        }
+        } => BBlock::ReasoningContent(match redacted {
+            Some(d) => BReasoning::RedactedContent(d),
+            None => BReasoning::ReasoningText {
+                text,
+                signature: signature.as_deref(),
+            },
+        }),
     };
     out.push(b);
     if let Some(c) = part.cache() {
@@ -733,7 +861,7 @@ pub fn encode_response(r: &ChatResponse, opts: &Options) -> Result<Vec<u8>, Erro
         ..opts.clone()
     };
     for (i, p) in r.content.iter().enumerate() {
-        encode_part(p, &format!("content[{i}]"), &all, &mut content)
+        encode_part(p, &|| format!("content[{i}]"), &all, &mut content)
             .map_err(|e| Error::Upstream(e.to_string()))?;
     }
     let mut v = json!({
