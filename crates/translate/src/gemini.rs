@@ -11,7 +11,7 @@
 
 use std::borrow::Cow;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::{
@@ -175,16 +175,64 @@ fn decode_parts(
     Ok(())
 }
 
-fn encode_parts(
-    parts: &[Part],
-    p: &str,
+/// A part as written: borrowed, typed (no JSON tree per part).
+#[derive(Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct GPart<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thought: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thought_signature: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inline_data: Option<GBlob<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file_data: Option<GFile<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    function_call: Option<GCall<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    function_response: Option<GResp<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GBlob<'a> {
+    mime_type: &'a str,
+    data: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GFile<'a> {
+    mime_type: &'a str,
+    file_uri: &'a str,
+}
+
+#[derive(Serialize)]
+struct GCall<'a> {
+    id: &'a str,
+    name: &'a str,
+    args: Value,
+}
+
+#[derive(Serialize)]
+struct GResp<'a> {
+    id: &'a str,
+    name: &'a str,
+    response: Value,
+}
+
+fn encode_parts<'a>(
+    parts: &'a [Part],
+    p: &dyn Fn() -> String,
     opts: &Options,
-    names: &[(&str, &str)],
-    out: &mut Vec<Value>,
+    names: &[(&'a str, &'a str)],
+    out: &mut Vec<GPart<'a>>,
 ) -> Result<(), Error> {
     let mut pending_sig: Option<&str> = None;
     for (j, part) in parts.iter().enumerate() {
-        let pp = format!("{p}.content[{j}]");
+        let pp = || format!("{}.content[{j}]", p());
         if part.cache().is_some() {
             lossy(
                 opts,
@@ -216,31 +264,45 @@ fn encode_parts(
                     pending_sig = signature.as_deref();
                     continue;
                 }
-                let mut v = json!({"text": text, "thought": true});
-                if let Some(s) = signature {
-                    v["thoughtSignature"] = s.clone().into();
-                }
-                out.push(v);
+                out.push(GPart {
+                    text: Some(text),
+                    thought: Some(true),
+                    thought_signature: signature.as_deref(),
+                    ..GPart::default()
+                });
                 continue;
             }
-            Part::Text { text, .. } => json!({"text": text}),
+            Part::Text { text, .. } => GPart {
+                text: Some(text),
+                ..GPart::default()
+            },
             Part::Image { source, detail, .. } => {
                 if detail.is_some() {
                     lossy(opts, "detail", P, "Gemini images have no detail level")?;
                 }
                 match source {
-                    ImageSource::Base64 { media_type, data } => {
-                        json!({"inlineData": {"mimeType": media_type, "data": data}})
-                    }
+                    ImageSource::Base64 { media_type, data } => GPart {
+                        inline_data: Some(GBlob {
+                            mime_type: media_type,
+                            data,
+                        }),
+                        ..GPart::default()
+                    },
                     ImageSource::Url(u) => {
                         let mime = guess_mime(u).ok_or_else(|| {
                             Error::unsupported(
-                                format!("{pp}.image_url"),
+                                format!("{}.image_url", pp()),
                                 P,
                                 "Gemini needs the image's type; the URL does not say it",
                             )
                         })?;
-                        json!({"fileData": {"mimeType": mime, "fileUri": u}})
+                        GPart {
+                            file_data: Some(GFile {
+                                mime_type: mime,
+                                file_uri: u,
+                            }),
+                            ..GPart::default()
+                        }
                     }
                 }
             }
@@ -249,9 +311,14 @@ fn encode_parts(
                 name,
                 arguments,
                 ..
-            } => {
-                json!({"functionCall": {"id": id, "name": name, "args": args_object(arguments, &pp)?}})
-            }
+            } => GPart {
+                function_call: Some(GCall {
+                    id,
+                    name,
+                    args: args_object(arguments, &pp())?,
+                }),
+                ..GPart::default()
+            },
             Part::ToolResult {
                 call_id,
                 name,
@@ -261,7 +328,9 @@ fn encode_parts(
             } => {
                 let name = match name {
                     Some(n) => n.as_str(),
-                    None => names.iter().find(|(id, _)| id == call_id).map(|(_, n)| *n).ok_or_else(|| Error::invalid(&pp, "a tool result answers no earlier tool call (Gemini needs the tool's name)"))?,
+                    None => names.iter().find(|(id, _)| id == call_id).map(|(_, n)| *n).ok_or_else(|| {
+                        Error::invalid(pp(), "a tool result answers no earlier tool call (Gemini needs the tool's name)")
+                    })?,
                 };
                 let mut text = String::new();
                 for c in content {
@@ -269,7 +338,7 @@ fn encode_parts(
                         Part::Text { text: t, .. } => text.push_str(t),
                         _ => {
                             return Err(Error::unsupported(
-                                &pp,
+                                pp(),
                                 P,
                                 "Gemini tool results hold text only here",
                             ));
@@ -281,18 +350,71 @@ fn encode_parts(
                     _ if *is_error => json!({"error": text}),
                     _ => json!({"result": text}),
                 };
-                json!({"functionResponse": {"id": call_id, "name": name, "response": response}})
+                GPart {
+                    function_response: Some(GResp {
+                        id: call_id,
+                        name,
+                        response,
+                    }),
+                    ..GPart::default()
+                }
             }
         };
         if let Some(s) = pending_sig.take() {
-            v["thoughtSignature"] = s.into();
+            v.thought_signature = Some(s);
         }
         out.push(v);
     }
     if let Some(s) = pending_sig {
-        out.push(json!({"text": "", "thoughtSignature": s}));
+        out.push(GPart {
+            text: Some(""),
+            thought_signature: Some(s),
+            ..GPart::default()
+        });
     }
     Ok(())
+}
+
+#[derive(Serialize)]
+struct GContent<'a> {
+    role: &'static str,
+    parts: Vec<GPart<'a>>,
+}
+
+#[derive(Serialize)]
+struct GParts<'a> {
+    parts: Vec<GPart<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GDecl<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    parameters_json_schema: &'a Value,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GTools<'a> {
+    function_declarations: Vec<GDecl<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GReq<'a> {
+    contents: Vec<GContent<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system_instruction: Option<GParts<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<GTools<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_config: Option<Value>,
+    #[serde(skip_serializing_if = "Obj::is_empty")]
+    generation_config: Obj,
+    #[serde(flatten)]
+    extra: Obj,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -492,7 +614,6 @@ fn decode_generation_config(g: &Obj, r: &mut ChatRequest) -> Result<(), Error> {
 
 /// Encodes a `generateContent` request body (the model goes in the URL).
 pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error> {
-    let mut o = Obj::new();
     let names: Vec<(&str, &str)> = r
         .messages
         .iter()
@@ -507,16 +628,21 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
         let mut parts = Vec::with_capacity(m.content.len());
         encode_parts(
             &m.content,
-            &format!("messages[{i}]"),
+            &|| format!("messages[{i}]"),
             opts,
             &names,
             &mut parts,
         )?;
-        contents.push(
-            json!({"role": if m.role == Role::User { "user" } else { "model" }, "parts": parts}),
-        );
+        contents.push(GContent {
+            role: if m.role == Role::User {
+                "user"
+            } else {
+                "model"
+            },
+            parts,
+        });
     }
-    o.insert("contents".into(), Value::Array(contents));
+    let mut system_instruction = None;
     if !r.system.is_empty() {
         let mut parts = Vec::with_capacity(r.system.len());
         for s in &r.system {
@@ -528,13 +654,17 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
                     "Gemini caches through cachedContents, not breakpoints",
                 )?;
             }
-            parts.push(json!({"text": s.text}));
+            parts.push(GPart {
+                text: Some(&s.text),
+                ..GPart::default()
+            });
         }
-        o.insert("systemInstruction".into(), json!({"parts": parts}));
+        system_instruction = Some(GParts { parts });
     }
+    let mut tools = Vec::new();
     if !r.tools.is_empty() {
         let mut decls = Vec::with_capacity(r.tools.len());
-        for (i, t) in r.tools.iter().enumerate() {
+        for t in &r.tools {
             if t.strict == Some(true) {
                 lossy(
                     opts,
@@ -551,26 +681,25 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
                     "Gemini caches through cachedContents, not breakpoints",
                 )?;
             }
-            let _ = i;
-            let mut d = Obj::new();
-            d.insert("name".into(), t.name.clone().into());
-            if let Some(desc) = &t.description {
-                d.insert("description".into(), desc.clone().into());
-            }
-            d.insert("parametersJsonSchema".into(), t.parameters.clone());
-            decls.push(Value::Object(d));
+            decls.push(GDecl {
+                name: &t.name,
+                description: t.description.as_deref(),
+                parameters_json_schema: &t.parameters,
+            });
         }
-        o.insert("tools".into(), json!([{"functionDeclarations": decls}]));
+        tools.push(GTools {
+            function_declarations: decls,
+        });
     }
-    if let Some(tc) = &r.tool_choice {
+    let tool_config = r.tool_choice.as_ref().map(|tc| {
         let fc = match tc {
-            ToolChoice::Auto => json!({"mode": "AUTO"}),
             ToolChoice::None => json!({"mode": "NONE"}),
             ToolChoice::Required => json!({"mode": "ANY"}),
             ToolChoice::Named(n) => json!({"mode": "ANY", "allowedFunctionNames": [n]}),
+            _ => json!({"mode": "AUTO"}),
         };
-        o.insert("toolConfig".into(), json!({"functionCallingConfig": fc}));
-    }
+        json!({"functionCallingConfig": fc})
+    });
     if r.parallel_tool_calls == Some(false) {
         lossy(
             opts,
@@ -664,14 +793,20 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
             g.insert("thinkingConfig".into(), Value::Object(tc));
         }
     }
-    if !g.is_empty() {
-        o.insert("generationConfig".into(), Value::Object(g));
-    }
     if r.user.is_some() {
         lossy(opts, "user", P, "Gemini has no end-user id")?;
     }
-    extra_fields(r, P, opts, &mut o)?;
-    Ok(to_vec(&Value::Object(o)))
+    let mut extra = Obj::new();
+    extra_fields(r, P, opts, &mut extra)?;
+    let req = GReq {
+        contents,
+        system_instruction,
+        tools,
+        tool_config,
+        generation_config: g,
+        extra,
+    };
+    serde_json::to_vec(&req).map_err(|e| Error::invalid("", e.to_string()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -783,7 +918,7 @@ pub fn encode_response(r: &ChatResponse, opts: &Options) -> Result<Vec<u8>, Erro
         lossy_all: true,
         ..opts.clone()
     };
-    encode_parts(&r.content, "content", &all, &[], &mut parts)
+    encode_parts(&r.content, &|| "content".to_owned(), &all, &[], &mut parts)
         .map_err(|e| Error::Upstream(e.to_string()))?;
     let v = json!({
         "candidates": [{
