@@ -671,9 +671,12 @@ impl Processor for Cache {
         };
         if let (Some(key), true, StatusCode::OK) = (p.key, p.store, cx.status()) {
             if body.json().is_some() {
+                // A copy, not a clone: the body's bytes may be a slice of the connection's
+                // read buffer, and a clone would keep that whole buffer (kilobytes) alive for
+                // as long as the entry lives — and out of the store's byte bound.
                 let answer = Answer {
                     api: p.api,
-                    body: body.bytes().clone(),
+                    body: Bytes::copy_from_slice(body.bytes()),
                 };
                 self.store(key, answer, p.semantic, p.leader.clone());
             } else {
@@ -796,7 +799,8 @@ impl StreamProcessor for Tee {
             Ok(json) => {
                 let answer = Answer {
                     api: ApiKind::ChatCompletions,
-                    body: Bytes::from(json),
+                    // Exactly its length (a serialised Vec keeps spare capacity).
+                    body: Bytes::from(json.into_boxed_slice()),
                 };
                 self.cache
                     .store(self.key, answer, self.semantic.take(), leader);
