@@ -19,7 +19,7 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
-use infergate::client::UpstreamClient;
+use infergate::client::{UpstreamClient, UpstreamClientBuilder};
 use infergate::core::egress::Dispatch;
 use infergate::core::{
     Body, Pipeline, PipelineBody, PipelineLayer, PipelineService, RejectKind, Rejection,
@@ -27,33 +27,14 @@ use infergate::core::{
 use infergate::mock::MockProvider;
 use tower::{Layer, Service};
 
-use infergate::ratelimit::{
-    KeyExtractor, RateLimitConfig, RedisStore, RedisStoreConfig, TokenRateLimiter,
-};
-
-use infergate::guardrail::detect::{DEFAULT_INJECTION_THRESHOLD, DenyList, EntityKind, RegexList};
-use infergate::guardrail::{
-    Action, Applies, Check, Detector, Guardrail, GuardrailConfig, Moderation, OpenAiModerator,
-    WebhookModerator,
-};
-
-use infergate::auth::{
-    AwsCredentialSource, AwsCredentials, CachedToken, EntraClientCredentials, KeySource, Keys,
-    MetadataServer, Provider, ProviderAuthLayer, Secret, ServiceAccount, SigV4Options,
-};
-use infergate::cache::{Cache, CacheConfig, MemoryStore, SemanticConfig, TenantScope};
-use infergate::embed::{CachedEmbedder, Embedder, HashEmbedder, OpenAiEmbedder};
-use infergate::failover::{
-    Backend, Backoff, Failover, FailoverLayer, FailoverPolicy, HealthPolicy, Restricted, Selection,
-    WhenAllResting,
-};
+use infergate::cache::Cache;
+use infergate::failover::{Failover, FailoverLayer, Restricted};
+use infergate::guardrail::Guardrail;
 use infergate::identity::Identity;
-use infergate::router::{Match, QueryText, Router, RouterConfig, SemanticRoute, Target};
+use infergate::ratelimit::TokenRateLimiter;
+use infergate::router::EmbedderKind;
 
-use crate::config::{
-    AuthSection, BackendConfig, CacheSection, CheckSection, Config, ConfigError, FailoverSection,
-    GuardrailSection, ModerationSection, RateLimitSection, RouterSection, ServerConfig,
-};
+use crate::config::{BackendConfig, Config, ConfigError, ServerConfig, TlsMinVersion};
 
 /// The service behind one route: the pipeline in front of the backends.
 type Route = PipelineService<Dispatch>;
@@ -107,6 +88,8 @@ pub fn default_config() -> Config {
 }
 
 /// Builds the gateway from a config (starting the embedded mock if a backend asks for it).
+/// Each block is made by its own configuration type; what is here is the wiring: backends,
+/// failover groups, restrictions, the pipeline's order, the routes.
 pub async fn build(config: &Config) -> Result<Gateway, ConfigError> {
     let mut mock: Option<MockProvider> = None;
     let mut named_mocks: BTreeMap<String, MockProvider> = BTreeMap::new();
@@ -136,105 +119,74 @@ pub async fn build(config: &Config) -> Result<Gateway, ConfigError> {
             m.set_always_fail(infergate::mock::Failure::parse(f));
         }
         let url = embedded.map_or_else(|| b.url.clone(), MockProvider::url);
-        let mut builder = UpstreamClient::builder();
-        if let Some(ms) = b.connect_timeout_ms {
-            builder = builder.connect_timeout(Duration::from_millis(ms));
-        }
-        match b.request_timeout_ms {
-            Some(0) => builder = builder.no_request_timeout(),
-            Some(ms) => builder = builder.request_timeout(Duration::from_millis(ms)),
-            None => {}
-        }
-        if b.http2 == Some(true) {
-            builder = builder.http2_prior_knowledge(true);
-        }
-        if let Some(t) = &b.tls {
-            builder = tls_options(builder, t)
-                .map_err(|e| ConfigError::Routes(format!("backends.{name}.tls: {e}")))?;
-        }
-        let upstream = builder
+        let upstream = client(b)
+            .map_err(|e| err(format!("backends.{name}.tls"), e))?
             .build(&url)
-            .map_err(|e| ConfigError::Routes(format!("backend '{name}': {e}")))?;
-        let upstream: Upstream = match &b.auth {
+            .map_err(|e| err(format!("backend '{name}'"), e))?
+            .into_proxy();
+        let upstream = match &b.auth {
             Some(a) => Upstream::new(
-                provider_auth(a, &url)
-                    .map_err(|e| ConfigError::Routes(format!("backend '{name}' auth: {e}")))?
-                    .layer(upstream.into_proxy()),
+                a.layer(&url)
+                    .map_err(|e| err(format!("backend '{name}' auth"), e))?
+                    .layer(upstream),
             ),
-            None => Upstream::new(upstream.into_proxy()),
+            None => Upstream::new(upstream),
         };
         clients.insert(name.clone(), upstream);
     }
+    let labels = |name: &str| {
+        config
+            .backends
+            .get(name)
+            .map(|b| b.labels.clone())
+            .unwrap_or_default()
+    };
     let mut groups = BTreeMap::new();
     for (name, g) in &config.failover {
-        let members = g
-            .members
-            .iter()
-            .filter_map(|m| {
-                let svc = clients.get(&m.backend)?.clone();
-                let mut b = Backend::new(m.backend.clone(), svc)
-                    .tier(m.tier.unwrap_or(0))
-                    .weight(m.weight.unwrap_or(1));
-                if let Some(model) = &m.model {
-                    b = b.model(model.clone());
-                }
-                for (k, v) in config
-                    .backends
-                    .get(&m.backend)
-                    .map(|c| &c.labels)
+        let members = g.members.iter().filter_map(|m| {
+            let backend = m.backend(clients.get(&m.backend)?.clone());
+            Some(
+                labels(&m.backend)
                     .into_iter()
-                    .flatten()
-                {
-                    b = b.label(k.clone(), v.clone());
-                }
-                for (from, to) in &m.models {
-                    b = b.map_model(from.clone(), to.clone());
-                }
-                Some(b)
-            })
-            .collect();
-        let mut policy = failover_policy(g);
-        for (k, vs) in &config.restrictions {
-            policy = policy.restrict(k.clone(), vs.clone());
-        }
-        let failover = FailoverLayer::new(policy).service_over(members);
-        groups.insert(name.clone(), failover);
+                    .fold(backend, |b, (k, v)| b.label(k, v)),
+            )
+        });
+        let policy = config
+            .restrictions
+            .iter()
+            .fold(g.policy(), |p, (k, vs)| p.restrict(k.clone(), vs.clone()));
+        groups.insert(
+            name.clone(),
+            FailoverLayer::new(policy).service_over(members.collect()),
+        );
     }
     // A route to a single backend keeps to the restrictions too (403 backend_not_allowed:
     // the request is never sent elsewhere); failover groups filter their members themselves.
     // Without identity (no principal) and without `[restrictions]` nothing can be restricted.
     let restricting = config.identity.is_some() || !config.restrictions.is_empty();
     for (name, upstream) in clients.iter_mut().filter(|_| restricting) {
-        let mut r = Restricted::new(upstream.clone());
-        for (k, v) in config
-            .backends
-            .get(name)
-            .map(|c| &c.labels)
+        let r = labels(name)
             .into_iter()
-            .flatten()
-        {
-            r = r.label(k.clone(), v.clone());
-        }
-        for (k, vs) in &config.restrictions {
-            r = r.restrict(k.clone(), vs.clone());
-        }
+            .fold(Restricted::new(upstream.clone()), |r, (k, v)| r.label(k, v));
+        let r = config
+            .restrictions
+            .iter()
+            .fold(r, |r, (k, vs)| r.restrict(k.clone(), vs.clone()));
         *upstream = Upstream::new(r);
     }
     for (name, f) in &groups {
         clients.insert(name.clone(), Upstream::new(f.clone()));
     }
 
-    let deadline = Duration::from_millis(config.pipeline.deadline_ms);
+    let deadline = config.pipeline.deadline();
+    let body_timeout = config
+        .server
+        .body_read_timeout_ms
+        .map_or(deadline, Duration::from_millis);
     let mut pipeline = Pipeline::builder()
-        .max_request_body(config.pipeline.max_request_body_bytes)
-        .deadline(Some(deadline))
-        .body_read_timeout(Some(
-            config
-                .server
-                .body_read_timeout_ms
-                .map_or(deadline, Duration::from_millis)
-                .min(deadline),
-        ));
+        .limits(&config.pipeline)
+        .body_read_timeout(Some(body_timeout.min(deadline)));
+    let mock_url = mock.as_ref().map(MockProvider::url);
     // Identity first: every later block keys off the principal it puts in the extensions
     // (cache tenant, rate-limit buckets, the router's allowed models), never off what the
     // client writes.
@@ -242,31 +194,60 @@ pub async fn build(config: &Config) -> Result<Gateway, ConfigError> {
         pipeline = pipeline.processor(
             Identity::from_config(i)
                 .await
-                .map_err(|e| ConfigError::Routes(format!("identity: {e}")))?,
+                .map_err(|e| err("identity", e))?,
         );
     }
     // Then the router: the rate limiter's per-model limits and token counts then apply to
-    // the model that will really be asked.
+    // the model that will really be asked. It never picks a backend a request may not go to:
+    // it knows the backends' labels (a group's: each member's) and the restrictions.
     if let Some(r) = &config.router {
-        let mock_url = mock.as_ref().map(MockProvider::url);
-        pipeline = pipeline.processor(router(r, config, mock_url.as_deref()).await?);
+        let mut spec = r.clone();
+        if spec.embedder == EmbedderKind::Openai
+            && spec.embedder_url.as_deref().is_none_or(|u| u == "mock")
+        {
+            spec.embedder_url =
+                Some(mock_url.clone().ok_or_else(|| {
+                    err("router", "embedder_url = \"mock\" needs a mock backend")
+                })?);
+        }
+        let mut cfg = spec.config().map_err(|e| err("router", e))?;
+        for name in config.backends.keys().chain(config.failover.keys()) {
+            for l in config.labels_of(name) {
+                cfg = cfg.backend_labels(name.clone(), l.clone());
+            }
+        }
+        let cfg = config
+            .restrictions
+            .iter()
+            .fold(cfg, |c, (k, vs)| c.restrict(k.clone(), vs.clone()));
+        pipeline = pipeline.processor(spec.build(cfg).await.map_err(|e| err("router", e))?);
     }
     // Then the guardrail (every request is checked, hits included: a similar request must not
     // slip past it through a semantic hit), the cache (a hit answers here), and the rate
     // limiter last (a hit spends no provider tokens; a blocked request none either).
     if let Some(g) = &config.guardrail {
-        let mock_url = mock.as_ref().map(MockProvider::url);
-        pipeline =
-            pipeline.processor(guardrail(g, mock_url.as_deref()).map_err(ConfigError::Routes)?);
+        let mut spec = g.clone();
+        for m in spec.moderations.iter_mut().filter(|m| m.url == "mock") {
+            m.url = mock_url.clone().ok_or_else(|| {
+                err(
+                    format!("moderation '{}'", m.name),
+                    "no mock provider is running",
+                )
+            })?;
+        }
+        pipeline = pipeline.processor(Guardrail::new(
+            spec.build().map_err(|e| err("guardrail", e))?,
+        ));
     }
     if let Some(c) = &config.cache {
-        pipeline = pipeline.processor(cache(c)?);
+        pipeline = pipeline.processor(Cache::new(c.build().map_err(|e| err("cache", e))?));
     }
     if let Some(rl) = &config.ratelimit {
-        pipeline = pipeline.processor(rate_limiter(rl)?);
+        pipeline = pipeline.processor(TokenRateLimiter::new(
+            rl.build().map_err(|e| err("ratelimit", e))?,
+        ));
     }
-    let pipeline = pipeline.build();
-    let layer = PipelineLayer::new(pipeline);
+    let layer = PipelineLayer::new(pipeline.build());
 
     let proxies: Arc<BTreeMap<String, Upstream>> = Arc::new(clients.clone());
     let mut routes = BTreeMap::new();
@@ -279,10 +260,7 @@ pub async fn build(config: &Config) -> Result<Gateway, ConfigError> {
         (&["/v1/messages"], config.routes.messages.as_ref()),
     ];
     for (paths, route) in table {
-        let Some(backend) = config.backend_for(route) else {
-            continue;
-        };
-        let Some(upstream) = clients.get(&backend) else {
+        let Some(upstream) = config.backend_for(route).and_then(|b| clients.get(&b)) else {
             continue;
         };
         let svc = layer.layer(Dispatch::with_backends(upstream.clone(), proxies.clone()));
@@ -300,221 +278,46 @@ pub async fn build(config: &Config) -> Result<Gateway, ConfigError> {
     })
 }
 
-/// The failover policy of a `[failover.NAME]` group.
-fn failover_policy(g: &FailoverSection) -> FailoverPolicy {
-    let ms = Duration::from_millis;
-    let mut p = FailoverPolicy::default();
-    if let Some(n) = g.max_attempts {
-        p = p.max_attempts(n);
+/// A configuration error: what, and why.
+fn err(what: impl std::fmt::Display, why: impl std::fmt::Display) -> ConfigError {
+    ConfigError::Routes(format!("{what}: {why}"))
+}
+
+/// A backend's client builder: its timeouts, HTTP/2 and TLS settings.
+fn client(b: &BackendConfig) -> Result<UpstreamClientBuilder, String> {
+    let mut builder = UpstreamClient::builder();
+    if let Some(ms) = b.connect_timeout_ms {
+        builder = builder.connect_timeout(Duration::from_millis(ms));
     }
-    if let Some(t) = g.attempt_timeout_ms {
-        p = p.attempt_timeout(ms(t));
-    }
-    if let Some(t) = g.deadline_ms {
-        p = p.deadline(ms(t));
-    }
-    if let Some(t) = g.cooldown_ms {
-        p = p.default_cooldown(ms(t));
-    }
-    if let Some(codes) = &g.retry_statuses {
-        p = p.retry_statuses(
-            codes
-                .iter()
-                .filter_map(|c| http::StatusCode::from_u16(*c).ok()),
-        );
-    }
-    if g.selection.as_deref() == Some("least_outstanding") {
-        p = p.selection(Selection::LeastOutstanding);
-    }
-    if g.when_all_resting.as_deref() == Some("try_soonest") {
-        p = p.when_all_resting(WhenAllResting::TrySoonest);
-    }
-    if let Some(n) = g.max_hops {
-        p = p.max_hops(n);
-    }
-    match g.retry_budget_percent {
-        Some(pct) if pct <= 0.0 => p = p.retry_budget(None),
-        Some(pct) => p = p.retry_budget(Some((Duration::from_secs(10), 10, pct))),
+    match b.request_timeout_ms {
+        Some(0) => builder = builder.no_request_timeout(),
+        Some(ms) => builder = builder.request_timeout(Duration::from_millis(ms)),
         None => {}
     }
-    let mut health = HealthPolicy::default();
-    if let Some(n) = g.consecutive_failures {
-        health.consecutive_failures = n;
+    if b.http2 == Some(true) {
+        builder = builder.http2_prior_knowledge(true);
     }
-    if let Some(rate) = g.error_rate {
-        health.error_rate = (rate > 0.0).then_some(rate);
-    }
-    if let Some(t) = g.ejection_ms {
-        health.base_ejection = ms(t);
-    }
-    if let Some(t) = g.max_ejection_ms {
-        health.max_ejection = ms(t);
-    }
-    if let Some(t) = g.backoff_ms {
-        p = p.backoff(Backoff {
-            base: ms(t),
-            max: ms(t.saturating_mul(40)),
-        });
-    }
-    p.health(health)
-}
-
-/// One guardrail check from its config.
-pub fn build_check(c: &CheckSection) -> Result<Check, String> {
-    let err = |m: &str| format!("guardrail check '{}': {m}", c.name);
-    let detector = match c.detector.as_str() {
-        "pii" => {
-            let mut kinds = Vec::new();
-            for e in c.entities.iter().flatten() {
-                let k = match e.as_str() {
-                    "email" => EntityKind::Email,
-                    "phone" => EntityKind::Phone,
-                    "credit_card" => EntityKind::CreditCard,
-                    "iban" => EntityKind::Iban,
-                    "us_ssn" => EntityKind::UsSsn,
-                    "ipv4" => EntityKind::Ipv4,
-                    "ipv6" => EntityKind::Ipv6,
-                    _ => return Err(err("unknown entity value (the value is not repeated here)")),
-                };
-                kinds.push(k);
-            }
-            Detector::Pii(kinds)
-        }
-        "secrets" => Detector::Secrets,
-        "deny_list" => Detector::DenyList(
-            DenyList::new(
-                c.terms
-                    .clone()
-                    .ok_or_else(|| err("deny_list needs terms"))?,
-            )
-            .map_err(|e| err(&e.to_string()))?,
-        ),
-        "regex" => Detector::Regex(
-            RegexList::new(
-                c.patterns
-                    .clone()
-                    .ok_or_else(|| err("regex needs patterns"))?,
-            )
-            .map_err(|e| err(&e.to_string()))?,
-        ),
-        "max_chars" => Detector::MaxChars(
-            c.max_chars
-                .ok_or_else(|| err("max_chars needs max_chars"))?,
-        ),
-        "max_tokens" => Detector::MaxTokens(
-            c.max_tokens
-                .ok_or_else(|| err("max_tokens needs max_tokens"))?,
-        ),
-        "injection" => Detector::Injection {
-            threshold: c.threshold.unwrap_or(DEFAULT_INJECTION_THRESHOLD),
-        },
-        _ => {
-            return Err(err(
-                "unknown detector value (the value is not repeated here)",
-            ));
-        }
+    let Some(t) = &b.tls else {
+        return Ok(builder);
     };
-    let action = match c.action.as_str() {
-        "block" => Action::Block,
-        "redact" => Action::Redact,
-        "annotate" => Action::Annotate,
-        _ => return Err(err("unknown action value (the value is not repeated here)")),
-    };
-    let applies = match c.applies.as_deref().unwrap_or("both") {
-        "request" => Applies::Request,
-        "response" => Applies::Response,
-        "both" => Applies::Both,
-        _ => {
-            return Err(err(
-                "unknown applies value (the value is not repeated here)",
-            ));
-        }
-    };
-    let mut check = Check::new(c.name.clone(), detector, action).applies(applies);
-    if let Some(m) = &c.mask {
-        check = check.mask(m.clone());
+    for ca in &t.ca_files {
+        builder = builder.tls_ca_file(ca);
     }
-    Ok(check)
-}
-
-fn moderation(m: &ModerationSection, mock_url: Option<&str>) -> Result<Moderation, String> {
-    let url = if m.url == "mock" {
-        mock_url
-            .ok_or_else(|| format!("moderation '{}': no mock provider is running", m.name))?
-            .to_owned()
-    } else {
-        m.url.clone()
-    };
-    let err = |e: &dyn std::fmt::Display| format!("moderation '{}': {e}", m.name);
-    let mut out = match m.kind.as_str() {
-        "openai" => {
-            let key = m.api_key_env.as_ref().and_then(|v| std::env::var(v).ok());
-            Moderation::new(
-                m.name.clone(),
-                OpenAiModerator::new(&url, key).map_err(|e| err(&e))?,
-            )
-        }
-        "webhook" => Moderation::new(
-            m.name.clone(),
-            WebhookModerator::new(&url).map_err(|e| err(&e))?,
-        ),
-        _ => return Err(err(&"unknown kind value (openai, webhook)")),
-    };
-    if let Some(ms) = m.timeout_ms {
-        out = out.timeout(Duration::from_millis(ms));
+    if let Some(yes) = t.web_pki_roots {
+        builder = builder.tls_web_pki_roots(yes);
     }
-    if let Some(f) = m.failure_mode {
-        out = out.failure_mode(f.into());
+    match (&t.client_cert_file, &t.client_key_file) {
+        (Some(cert), Some(key)) => builder = builder.tls_client_cert_files(cert, key),
+        (None, None) => {}
+        _ => return Err("client_cert_file and client_key_file go together".to_owned()),
     }
-    Ok(out)
-}
-
-fn guardrail(g: &GuardrailSection, mock_url: Option<&str>) -> Result<Guardrail, String> {
-    let mut cfg = GuardrailConfig::new();
-    if let Some(h) = g.hold_back_bytes {
-        cfg = cfg.hold_back(h);
+    if let Some(n) = &t.server_name {
+        builder = builder.tls_server_name(n.clone());
     }
-    if let Some(r) = &g.roles {
-        cfg = cfg.roles(r.clone());
+    if t.min_version == Some(TlsMinVersion::Tls13) {
+        builder = builder.tls_min_version(infergate::client::TlsVersion::Tls13);
     }
-    for c in &g.checks {
-        cfg = cfg.check(build_check(c)?);
-    }
-    for m in &g.moderations {
-        cfg = cfg.moderation(moderation(m, mock_url)?);
-    }
-    Ok(Guardrail::new(cfg))
-}
-
-/// The rate limiter of a `[ratelimit]` section.
-fn rate_limiter(rl: &RateLimitSection) -> Result<TokenRateLimiter, ConfigError> {
-    // One parser for the allowed values (infergate_ratelimit::KeyPart): an unknown part is an
-    // error naming its position, never a silent default, and the value is not echoed.
-    let extractor =
-        KeyExtractor::parse(&rl.key).map_err(|e| ConfigError::Routes(format!("ratelimit.{e}")))?;
-    let mut cfg = RateLimitConfig::new(rl.limits.clone()).key(extractor);
-    for (raw, limits) in &rl.overrides {
-        let parts: Vec<&str> = raw.split('|').collect();
-        cfg = cfg.override_key(&parts, limits.clone());
-    }
-    for (model, limits) in &rl.models {
-        cfg = cfg.model(model.clone(), limits.clone());
-    }
-    if let Some(n) = rl.default_max_output_tokens {
-        cfg = cfg.default_max_output_tokens(n);
-    }
-    if let Some(m) = rl.failure_mode {
-        cfg = cfg.failure_mode(m.into());
-    }
-    if let Some(r) = rl.refund_on_upstream_error {
-        cfg = cfg.refund_on_upstream_error(r);
-    }
-    if let Some(url) = &rl.redis_url {
-        let store = RedisStore::new(RedisStoreConfig::new(url.clone()))
-            .map_err(|e| ConfigError::Routes(format!("ratelimit.redis_url: {e}")))?;
-        cfg = cfg.store(Arc::new(store));
-    }
-    Ok(TokenRateLimiter::new(cfg))
+    Ok(builder)
 }
 
 impl Service<http::Request<Incoming>> for GatewayService {
@@ -657,297 +460,4 @@ pub async fn serve_with(
     }
     let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
     Ok(())
-}
-
-/// The TLS settings of a `[backends.NAME.tls]` section on a client builder.
-fn tls_options(
-    mut b: infergate::client::UpstreamClientBuilder,
-    t: &crate::config::TlsSection,
-) -> Result<infergate::client::UpstreamClientBuilder, String> {
-    for ca in &t.ca_files {
-        b = b.tls_ca_file(ca);
-    }
-    if let Some(yes) = t.web_pki_roots {
-        b = b.tls_web_pki_roots(yes);
-    }
-    match (&t.client_cert_file, &t.client_key_file) {
-        (Some(cert), Some(key)) => b = b.tls_client_cert_files(cert, key),
-        (None, None) => {}
-        _ => return Err("client_cert_file and client_key_file go together".to_owned()),
-    }
-    if let Some(n) = &t.server_name {
-        b = b.tls_server_name(n.clone());
-    }
-    match t.min_version.as_deref() {
-        None | Some("1.2") => {}
-        Some("1.3") => b = b.tls_min_version(infergate::client::TlsVersion::Tls13),
-        Some(_) => return Err("min_version: expected \"1.2\" or \"1.3\"".to_owned()),
-    }
-    Ok(b)
-}
-
-/// Builds the router from `[router]`: every target must name a backend.
-async fn router(
-    r: &RouterSection,
-    config: &Config,
-    mock_url: Option<&str>,
-) -> Result<Router, ConfigError> {
-    let err = |m: String| ConfigError::Routes(format!("router: {m}"));
-    let target = |backend: &str, model: &Option<String>| -> Result<Target, ConfigError> {
-        if !config.has_target(backend) {
-            return Err(err(format!("unknown backend '{backend}'")));
-        }
-        let t = Target::new(backend);
-        Ok(match model {
-            Some(m) => t.model(m.clone()),
-            None => t,
-        })
-    };
-    let mut cfg = RouterConfig::new()
-        .explain(r.explain.unwrap_or(false))
-        .rewrite_model(r.rewrite_model.unwrap_or(true));
-    for a in &r.aliases {
-        cfg = cfg.alias(a.name.clone(), target(&a.backend, &a.model)?);
-    }
-    for g in &r.globs {
-        cfg = cfg.model_glob(g.pattern.clone(), target(&g.backend, &g.model)?);
-    }
-    for h in &r.headers {
-        cfg = cfg.header(&h.name, h.value.as_deref(), target(&h.backend, &h.model)?);
-    }
-    for k in &r.keywords {
-        cfg = cfg.keywords(
-            k.name.clone(),
-            k.words.clone(),
-            target(&k.backend, &k.model)?,
-        );
-    }
-    for s in &r.semantic {
-        let mut route = SemanticRoute::new(
-            s.name.clone(),
-            s.utterances.clone(),
-            target(&s.backend, &s.model)?,
-        );
-        if let Some(t) = s.threshold {
-            route = route.threshold(t);
-        }
-        cfg = cfg.semantic(route);
-    }
-    if let Some(d) = &r.default {
-        cfg = cfg.default_route(target(&d.backend, &d.model)?);
-    }
-    // Backend labels (a group's: each member's) and the deployment's restrictions, so that
-    // the router never picks a backend a request may not go to.
-    for (name, b) in &config.backends {
-        cfg = cfg.backend_labels(name.clone(), b.labels.clone());
-    }
-    for (name, g) in &config.failover {
-        for m in &g.members {
-            let labels = config.backends.get(&m.backend).map(|b| b.labels.clone());
-            cfg = cfg.backend_labels(name.clone(), labels.unwrap_or_default());
-        }
-    }
-    for (k, vs) in &config.restrictions {
-        cfg = cfg.restrict(k.clone(), vs.clone());
-    }
-    cfg = cfg.query(match r.query.as_deref() {
-        None | Some("last_user") => QueryText::LastUser,
-        Some("conversation") => QueryText::Conversation,
-        Some("system") => QueryText::System,
-        Some(_) => {
-            return Err(err(
-                "unknown query value (the value is not repeated here)".to_owned()
-            ));
-        }
-    });
-    cfg = cfg.matching(match r.matching.as_deref() {
-        None | Some("centroid") => Match::Centroid,
-        Some("nearest") => Match::Nearest {
-            k: r.nearest_k.unwrap_or(5),
-        },
-        Some(_) => {
-            return Err(err(
-                "unknown matching value (the value is not repeated here)".to_owned(),
-            ));
-        }
-    });
-    let embedder: Arc<dyn Embedder> = match r.embedder.as_deref() {
-        None | Some("builtin") => Arc::new(HashEmbedder::builder().fit(cfg.utterances())),
-        Some("openai") => {
-            let url = match r.embedder_url.as_deref() {
-                Some("mock") | None => mock_url
-                    .ok_or_else(|| err("embedder_url = \"mock\" needs a mock backend".into()))?
-                    .to_owned(),
-                Some(u) => u.to_owned(),
-            };
-            let client = UpstreamClient::new(&url).map_err(|e| err(e.to_string()))?;
-            let e = OpenAiEmbedder::new(
-                client,
-                r.embedder_model
-                    .clone()
-                    .unwrap_or_else(|| "text-embedding-3-small".into()),
-                r.embedder_dim.unwrap_or(1536),
-            );
-            Arc::new(CachedEmbedder::new(e, 100_000))
-        }
-        Some(_) => {
-            return Err(err(
-                "unknown embedder value (the value is not repeated here)".to_owned(),
-            ));
-        }
-    };
-    Router::build(cfg, embedder)
-        .await
-        .map_err(|e| err(e.to_string()))
-}
-
-/// Builds the response cache from `[cache]`.
-fn cache(c: &CacheSection) -> Result<Cache, ConfigError> {
-    let err = |m: String| ConfigError::Routes(format!("cache: {m}"));
-    let mut cfg = CacheConfig::new()
-        .ttl(Duration::from_secs(c.ttl_secs.unwrap_or(3600)))
-        .nonzero_temperature(c.nonzero_temperature.unwrap_or(true))
-        .exact_per_user(c.exact_per_user.unwrap_or(false))
-        .single_flight(
-            c.single_flight
-                .unwrap_or(true)
-                .then(|| Duration::from_millis(c.single_flight_wait_ms.unwrap_or(120_000))),
-        );
-    if let Some(s) = &c.key_secret {
-        cfg = cfg.key_secret(s.as_bytes().to_vec());
-    }
-    cfg = cfg.tenant(match c.tenant.as_deref() {
-        None | Some("api_key") => TenantScope::ApiKey,
-        Some("shared") => TenantScope::Shared,
-        Some(h) if h.starts_with("header:") => TenantScope::Header(
-            http::HeaderName::from_bytes(&h.as_bytes()["header:".len()..])
-                .map_err(|e| err(e.to_string()))?,
-        ),
-        Some(_) => {
-            return Err(err(
-                "unknown tenant value (the value is not repeated here)".to_owned()
-            ));
-        }
-    });
-    if let Some(url) = &c.redis_url {
-        cfg = cfg.store(Arc::new(
-            infergate::cache::RedisStore::new(url).map_err(|e| err(e.to_string()))?,
-        ));
-    } else {
-        cfg = cfg.store(Arc::new(MemoryStore::new(
-            c.max_entries.unwrap_or(100_000),
-            c.max_bytes.unwrap_or(256 * 1024 * 1024),
-        )));
-    }
-    if let Some(t) = c.semantic_threshold {
-        cfg = cfg.semantic(
-            SemanticConfig::new(Arc::new(HashEmbedder::default()), t)
-                .nonzero_temperature(c.semantic_nonzero_temperature.unwrap_or(false)),
-        );
-    }
-    Ok(Cache::new(cfg))
-}
-
-/// A key source written `env:NAME`, `file:PATH` or `inline:VALUE`.
-fn key_source(spec: &str) -> Result<KeySource, String> {
-    match spec.split_once(':') {
-        Some(("env", n)) => Ok(KeySource::Env(n.to_owned())),
-        Some(("file", p)) => Ok(KeySource::File(p.into())),
-        Some(("inline", v)) => Ok(KeySource::Inline(Secret::new(v))),
-        // Never echo the value: it may be a key written without a prefix.
-        _ => Err("a key must be written env:NAME, file:PATH or inline:VALUE".into()),
-    }
-}
-
-/// The current value of one key source.
-fn read_key(spec: &str) -> Result<Secret, String> {
-    Keys::new([key_source(spec)?])
-        .next()
-        .map_err(|e| e.to_string())
-}
-
-/// Builds a backend's credential layer from `[backends.NAME.auth]`.
-fn provider_auth(a: &AuthSection, url: &str) -> Result<ProviderAuthLayer, String> {
-    let keys = || -> Result<Keys, String> {
-        if a.keys.is_empty() {
-            return Err("no keys".into());
-        }
-        Ok(Keys::new(
-            a.keys
-                .iter()
-                .map(|k| key_source(k))
-                .collect::<Result<Vec<_>, _>>()?,
-        ))
-    };
-    let need =
-        |v: &Option<String>, what: &str| v.clone().ok_or_else(|| format!("{what} is required"));
-    let provider = match a.provider.as_str() {
-        "openai" => Provider::OpenAi(keys()?),
-        "azure" => Provider::AzureApiKey {
-            keys: keys()?,
-            api_version: a.api_version.clone(),
-        },
-        "anthropic" => Provider::Anthropic {
-            keys: keys()?,
-            version: a
-                .anthropic_version
-                .clone()
-                .unwrap_or_else(|| infergate::auth::ANTHROPIC_VERSION.into()),
-        },
-        "bedrock" => {
-            let credentials = match a.aws_credentials.as_deref() {
-                None | Some("env") => AwsCredentialSource::Environment,
-                Some("static") => AwsCredentialSource::Static(AwsCredentials {
-                    access_key_id: need(&a.access_key_id, "access_key_id")?,
-                    secret_access_key: read_key(&need(&a.secret_access_key, "secret_access_key")?)?,
-                    session_token: None,
-                }),
-                Some(f) if f.starts_with("file:") => AwsCredentialSource::File {
-                    path: f["file:".len()..].into(),
-                    profile: a.profile.clone().unwrap_or_default(),
-                },
-                Some(_) => return Err("aws_credentials: env, static or file:PATH".into()),
-            };
-            Provider::Bedrock {
-                credentials,
-                region: need(&a.region, "region")?,
-                service: a.service.clone().unwrap_or_else(|| "bedrock".into()),
-                endpoint: url
-                    .parse()
-                    .map_err(|_| "the backend URL is not a URI".to_owned())?,
-                options: SigV4Options::default(),
-            }
-        }
-        "vertex" => {
-            let path = need(&a.service_account_file, "service_account_file")?;
-            let json = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
-            Provider::GcpVertex(CachedToken::new(
-                ServiceAccount::from_json(&json).map_err(|e| e.to_string())?,
-            ))
-        }
-        "vertex_metadata" => Provider::GcpVertex(CachedToken::new(
-            MetadataServer::new(
-                a.metadata_url
-                    .as_deref()
-                    .unwrap_or("http://metadata.google.internal"),
-            )
-            .map_err(|e| e.to_string())?,
-        )),
-        "azure_entra" => Provider::AzureEntra {
-            token: CachedToken::new(
-                EntraClientCredentials::new(
-                    a.authority
-                        .as_deref()
-                        .unwrap_or("https://login.microsoftonline.com"),
-                    &need(&a.tenant, "tenant")?,
-                    need(&a.client_id, "client_id")?,
-                    read_key(&need(&a.client_secret, "client_secret")?)?,
-                )
-                .map_err(|e| e.to_string())?,
-            ),
-            api_version: a.api_version.clone(),
-        },
-        _ => return Err("unknown provider value (the value is not repeated here)".to_owned()),
-    };
-    Ok(ProviderAuthLayer::new(provider).passthrough(a.passthrough))
 }

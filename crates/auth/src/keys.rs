@@ -9,7 +9,10 @@ use std::time::SystemTime;
 use crate::{AuthError, Secret};
 
 /// One key's source.
-#[derive(Debug)]
+///
+/// With the `serde` feature (default) it deserializes from `env:NAME`, `file:PATH` or
+/// `inline:VALUE` (see [`KeySource::from_str`](std::str::FromStr::from_str)).
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum KeySource {
     /// A value given in the configuration.

@@ -30,14 +30,23 @@
 //!
 //! Dependencies: `aws-sigv4` (about 70 crates, signatures equal to botocore's — checked against
 //! the SigV4 test suites) rather than a hand-written signer.
+//!
+//! ## Configuration as data
+//!
+//! [`ProviderSpec`] is a backend's credentials as plain data (with the `serde` feature,
+//! default, it deserializes; keys are written `env:NAME`, `file:PATH` or `inline:VALUE` and
+//! held as [`Secret`]s; no error repeats a value); [`ProviderSpec::layer`] makes the
+//! [`ProviderAuthLayer`].
 
 mod aws;
+mod config;
 mod keys;
 mod provider;
 mod secret;
 mod tokens;
 
 pub use aws::{AwsCredentialSource, AwsCredentials, SigV4Options, sign_sigv4};
+pub use config::{AwsCredentialsKind, ProviderKind, ProviderSpec, SpecError};
 pub use keys::{KeySource, Keys};
 pub use provider::{
     ANTHROPIC_PROTOCOL_HEADERS, ANTHROPIC_VERSION, CLIENT_ACCOUNT_HEADERS,

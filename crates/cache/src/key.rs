@@ -24,16 +24,56 @@ pub(crate) const IGNORED_FIELDS: &[&str] = &[
 /// **always the principal's tenant**, whatever the scope says: a spoofed header or bearer value
 /// changes nothing. Without one, the scope below decides, and the tenant is whatever the
 /// client sends (client-asserted: anyone who sends the same value shares the entries).
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// With the `serde` feature (default) it deserializes from `"api_key"`, `"shared"` or
+/// `"header:NAME"` (see [`TenantScope::from_str`](std::str::FromStr::from_str)).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(try_from = "String")
+)]
 #[non_exhaustive]
 pub enum TenantScope {
     /// The hash of the client's API key (`Authorization: Bearer`, `x-api-key`, `api-key`);
-    /// requests without one share the anonymous tenant.
+    /// requests without one share the anonymous tenant. The default.
+    #[default]
     ApiKey,
     /// The value of this header.
     Header(http::HeaderName),
     /// Everyone shares entries (only for single-tenant deployments).
     Shared,
+}
+
+/// A tenant scope that is not `api_key`, `shared` or `header:NAME` (the value is not
+/// repeated: it may be a key written in the wrong place).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected api_key, shared or header:NAME")]
+pub struct TenantScopeError;
+
+impl std::str::FromStr for TenantScope {
+    type Err = TenantScopeError;
+
+    /// `api_key`, `shared` or `header:NAME` (a valid header name).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "api_key" => Ok(Self::ApiKey),
+            "shared" => Ok(Self::Shared),
+            _ => s
+                .strip_prefix("header:")
+                .and_then(|h| http::HeaderName::from_bytes(h.as_bytes()).ok())
+                .map(Self::Header)
+                .ok_or(TenantScopeError),
+        }
+    }
+}
+
+impl TryFrom<String> for TenantScope {
+    type Error = TenantScopeError;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
 }
 
 impl TenantScope {

@@ -45,20 +45,26 @@
 //! **Place it after the guardrail and before the rate limiter**: request checks still see every
 //! request (a similar request must not slip past them through a semantic hit), and a hit spends
 //! no provider tokens because the rate limiter never sees it.
+//!
+//! ## Configuration as data
+//!
+//! [`CacheSpec`] is the whole configuration as plain data (with the `serde` feature, default,
+//! it deserializes; unknown fields and values are errors); [`CacheSpec::build`] makes the
+//! [`CacheConfig`] with its store and, when asked, the semantic cache.
 
 mod answer;
-mod processor;
+mod config;
 mod key;
 mod layer;
+mod processor;
 mod semantic;
 mod store;
 
 pub use answer::Answer;
-pub use processor::{
-    BYPASS_HEADER, CACHE_HEADER, Cache, CacheConfig, SIMILARITY_HEADER, SemanticConfig,
-};
-pub use key::TenantScope;
+pub use config::{CacheConfig, CacheSpec, SemanticConfig, SpecError};
+pub use key::{TenantScope, TenantScopeError};
 pub use layer::CacheLayer;
+pub use processor::{BYPASS_HEADER, CACHE_HEADER, Cache, SIMILARITY_HEADER};
 pub use semantic::SemanticIndex;
 #[cfg(feature = "redis")]
 pub use store::RedisStore;

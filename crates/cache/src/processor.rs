@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -12,14 +11,12 @@ use infergate_core::{
     ApiKind, Body, Decision, FailureMode, Payload, Phases, Processor, ProcessorError,
     RequestContext, ResponseBody, ResponseContext, StreamEnd, StreamProcessor, StreamStop,
 };
-use infergate_embed::Embedder;
 use tokio::sync::watch;
 
 use crate::Answer;
+use crate::CacheConfig;
 use crate::answer::{ChatAssembler, replay};
-use crate::key::{TenantScope, exact_key, semantic_scope, user_scope};
-use crate::semantic::SemanticIndex;
-use crate::store::{CacheStore, MemoryStore};
+use crate::key::{exact_key, semantic_scope, user_scope};
 
 /// The response header that says what the cache did: `HIT`, `MISS` or `BYPASS`.
 pub const CACHE_HEADER: &str = "x-cache";
@@ -27,141 +24,6 @@ pub const CACHE_HEADER: &str = "x-cache";
 pub const SIMILARITY_HEADER: &str = "x-cache-similarity";
 /// A request header that skips the cache (`x-infergate-cache: bypass`).
 pub const BYPASS_HEADER: &str = "x-infergate-cache";
-
-/// The semantic part of the cache.
-#[derive(Debug, Clone)]
-pub struct SemanticConfig {
-    embedder: Arc<dyn Embedder>,
-    threshold: f32,
-    index: Arc<SemanticIndex>,
-    nonzero_temperature: bool,
-}
-
-impl SemanticConfig {
-    /// Semantic lookups with `embedder`, answering when the similarity reaches `threshold`
-    /// (cosine; 0.95 is a cautious start).
-    pub fn new(embedder: Arc<dyn Embedder>, threshold: f32) -> Self {
-        Self {
-            embedder,
-            threshold,
-            index: Arc::new(SemanticIndex::new(100_000)),
-            nonzero_temperature: false,
-        }
-    }
-
-    /// The index (to share it, or bound it differently).
-    #[must_use]
-    pub fn index(mut self, index: Arc<SemanticIndex>) -> Self {
-        self.index = index;
-        self
-    }
-
-    /// Whether requests with a temperature above 0 (or none given, which means 1) may be
-    /// answered semantically (default: no — a sampled answer to a similar question is a guess).
-    #[must_use]
-    pub fn nonzero_temperature(mut self, yes: bool) -> Self {
-        self.nonzero_temperature = yes;
-        self
-    }
-}
-
-/// Configures a [`Cache`].
-#[derive(Debug, Clone)]
-#[must_use]
-pub struct CacheConfig {
-    store: Arc<dyn CacheStore>,
-    ttl: Duration,
-    tenant: TenantScope,
-    secret: Vec<u8>,
-    nonzero_temperature: bool,
-    semantic: Option<SemanticConfig>,
-    single_flight: Option<Duration>,
-    failure_mode: FailureMode,
-    exact_per_user: bool,
-}
-
-impl Default for CacheConfig {
-    fn default() -> Self {
-        Self {
-            store: Arc::new(MemoryStore::default()),
-            ttl: Duration::from_secs(3600),
-            tenant: TenantScope::ApiKey,
-            secret: b"infergate".to_vec(),
-            nonzero_temperature: true,
-            semantic: None,
-            single_flight: Some(Duration::from_secs(120)),
-            failure_mode: FailureMode::FailOpen,
-            exact_per_user: false,
-        }
-    }
-}
-
-impl CacheConfig {
-    /// Exact caching in memory, one hour, scoped by API key, single-flight on.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Where exact entries live (default: [`MemoryStore::default`]).
-    pub fn store(mut self, store: Arc<dyn CacheStore>) -> Self {
-        self.store = store;
-        self
-    }
-
-    /// How long entries live (default one hour).
-    pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl;
-        self
-    }
-
-    /// Who shares entries when a request carries no [`Principal`](infergate_core::Principal)
-    /// (default: [`TenantScope::ApiKey`]). With a principal, its tenant always decides.
-    pub fn tenant(mut self, scope: TenantScope) -> Self {
-        self.tenant = scope;
-        self
-    }
-
-    /// Whether exact entries are also scoped by the end user (the principal's user, or the
-    /// body's `user` under the tenant), as semantic entries always are (default: no — the same
-    /// request within one tenant gets the same answer). Single-flight follows the exact key.
-    pub fn exact_per_user(mut self, yes: bool) -> Self {
-        self.exact_per_user = yes;
-        self
-    }
-
-    /// A secret mixed into every key (set the same one on replicas sharing a Redis store), so
-    /// that nobody can compute another request's key.
-    pub fn key_secret(mut self, secret: impl Into<Vec<u8>>) -> Self {
-        self.secret = secret.into();
-        self
-    }
-
-    /// Whether the exact cache answers requests with a temperature above 0 (default: yes — the
-    /// request is the same, and a stored answer is one the model could have given).
-    pub fn nonzero_temperature(mut self, yes: bool) -> Self {
-        self.nonzero_temperature = yes;
-        self
-    }
-
-    /// Adds the semantic cache.
-    pub fn semantic(mut self, semantic: SemanticConfig) -> Self {
-        self.semantic = Some(semantic);
-        self
-    }
-
-    /// Concurrent identical requests wait up to `wait` for the first one's answer instead of
-    /// going upstream (`None`: off). Default: on, two minutes.
-    pub fn single_flight(mut self, wait: Option<Duration>) -> Self {
-        self.single_flight = wait;
-        self
-    }
-
-    /// What a store failure does (default `FailOpen`: the request goes upstream as a miss).
-    pub fn failure_mode(mut self, mode: FailureMode) -> Self {
-        self.failure_mode = mode;
-        self
-    }
-}
 
 /// A request in flight: pending, or done with its answer (`None`: it failed).
 #[derive(Debug, Clone)]

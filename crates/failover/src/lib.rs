@@ -79,9 +79,17 @@
 //! Retries draw on tower's [`TpsBudget`](tower::retry::budget::TpsBudget) (by default at most
 //! 20 % of the last 10 s of requests plus 10 a second), so that a full outage does not
 //! multiply the load on providers that are already failing.
+//!
+//! ## Configuration as data
+//!
+//! [`FailoverConfig`] is a group as plain data, its members [`MemberConfig`]s (with the `serde`
+//! feature, default, they deserialize; unknown fields and values are errors):
+//! [`FailoverConfig::policy`] makes the [`FailoverPolicy`], [`MemberConfig::backend`] a
+//! [`Backend`] over a service.
 
 mod backend;
 mod body;
+mod config;
 mod driver;
 mod health;
 mod layer;
@@ -90,6 +98,7 @@ mod restricted;
 mod service;
 
 pub use backend::Backend;
+pub use config::{FailoverConfig, MemberConfig};
 pub use driver::{Attempt, AttemptFailure, Attempts};
 pub use layer::FailoverLayer;
 pub use policy::{Backoff, FailoverPolicy, HealthPolicy, Selection, WhenAllResting};

@@ -6,6 +6,11 @@ use http::StatusCode;
 /// How a backend is chosen among the healthy ones of the best tier.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
 pub enum Selection {
     /// Weighted rotation: over a round of `W` requests (the tier's total weight) each backend
     /// leads as often as its weight.
@@ -19,6 +24,11 @@ pub enum Selection {
 /// What to do when every backend is resting (cooling down or ejected).
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
 pub enum WhenAllResting {
     /// Answer 503 `no_backend_available` at once, with `Retry-After` set to when the first
     /// backend comes back.

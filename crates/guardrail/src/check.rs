@@ -6,6 +6,11 @@ use crate::detect::{DenyList, EntityKind, Finding, RegexList, scan_pii, scan_sec
 
 /// What a check does when it finds something.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
 pub enum Action {
     /// Refuse: an OpenAI-shaped error (`code: "content_filter"`); mid-stream, an SSE error
     /// event that ends the stream.
@@ -18,6 +23,11 @@ pub enum Action {
 
 /// Which traffic a check inspects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
 pub enum Applies {
     /// Requests only.
     Request,

@@ -43,20 +43,30 @@
 //! tool-call arguments (redacted inside their JSON strings, so they stay valid JSON) of every
 //! choice, and every stream event that repeats a whole text (`*.done`, `response.completed`).
 //! `docs/guardrails.md` has the table.
+//!
+//! ## Configuration as data
+//!
+//! [`GuardrailSpec`] is the whole configuration as plain data (with the `serde` feature,
+//! default, it deserializes; unknown fields and values are errors). Its checks are
+//! [`CheckSpec`]s, validated as they are read (a [`Check`] deserializes through one);
+//! [`GuardrailSpec::build`] makes the [`GuardrailConfig`].
 
 mod check;
+mod config;
 pub mod detect;
-mod processor;
 mod json_text;
 mod layer;
 mod locate;
 pub mod moderation;
+mod processor;
 mod stream;
 
 pub use check::{Action, Applies, Check, Detector, Hit, Scan};
-pub use processor::{
-    DEFAULT_INJECTION_ROLES, FINDINGS_HEADER, Findings, Guardrail, GuardrailConfig,
+pub use config::{
+    CheckSpec, DetectorKind, GuardrailConfig, GuardrailSpec, ModerationSpec, ModeratorKind,
+    SpecError,
 };
 pub use layer::GuardrailLayer;
 pub use locate::TOOL_DEFINITION_ROLE;
 pub use moderation::{Moderation, Moderator, OpenAiModerator, Verdict, WebhookModerator};
+pub use processor::{DEFAULT_INJECTION_ROLES, FINDINGS_HEADER, Findings, Guardrail};

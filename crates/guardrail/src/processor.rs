@@ -12,6 +12,7 @@ use infergate_core::{
 };
 use serde_json::Value;
 
+use crate::GuardrailConfig;
 use crate::check::{Action, Check, Detector, Scan, redact_with, run_checks};
 use crate::locate::{Kind, TOOL_DEFINITION_ROLE, request_texts, request_texts_mut, response_texts};
 
@@ -34,110 +35,6 @@ const KNOWN_ROLES: &[&str] = &[
     "input",
     TOOL_DEFINITION_ROLE,
 ];
-
-/// Configures a [`Guardrail`].
-#[derive(Debug, Clone)]
-#[must_use]
-pub struct GuardrailConfig {
-    checks: Vec<Check>,
-    moderations: Vec<crate::Moderation>,
-    roles: Option<Vec<String>>,
-    injection_roles: Vec<String>,
-    hold_back: usize,
-    block_status: StatusCode,
-}
-
-impl Default for GuardrailConfig {
-    fn default() -> Self {
-        Self {
-            checks: Vec::new(),
-            moderations: Vec::new(),
-            roles: None,
-            injection_roles: DEFAULT_INJECTION_ROLES
-                .iter()
-                .map(|r| (*r).to_owned())
-                .collect(),
-            hold_back: 64,
-            block_status: StatusCode::BAD_REQUEST,
-        }
-    }
-}
-
-impl GuardrailConfig {
-    /// No checks yet.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds a check.
-    pub fn check(mut self, check: Check) -> Self {
-        self.checks.push(check);
-        self
-    }
-
-    /// Adds an external moderation check (requests only; runs after the local checks).
-    pub fn moderation(mut self, m: crate::Moderation) -> Self {
-        self.moderations.push(m);
-        self
-    }
-
-    /// Inspect only texts of these roles (default: every role — system and developer prompts,
-    /// assistant turns with their refusals, reasoning and tool-call arguments, tool results, and
-    /// tool definitions under [`TOOL_DEFINITION_ROLE`]). Embeddings `input` is always
-    /// inspected. The roles left out are logged when the guardrail is built.
-    pub fn roles<I, S>(mut self, roles: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.roles = Some(roles.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// The roles the prompt-injection check ([`Detector::Injection`]) reads on requests
-    /// (default [`DEFAULT_INJECTION_ROLES`]: `user`, `tool`, `function`, `input`). The operator's
-    /// own system or developer prompt ("You are a helpful assistant" reads like a persona
-    /// takeover), the model's earlier answers and tool definitions are left out by default; add
-    /// them here to have them read. The roles left out are logged when the guardrail is built.
-    pub fn injection_roles<I, S>(mut self, roles: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.injection_roles = roles.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// The most bytes of streamed text held back so that a match split across chunks is still
-    /// caught before any of it is sent (default 64), for each text of a stream (each choice's
-    /// content, refusal and reasoning, each tool call's arguments, each thinking block). Only
-    /// text that may still grow into a match is held (the trailing word or number, an open
-    /// deny-list phrase or PEM header; user regexes, whose shape is unknown, hold this many
-    /// bytes), so ordinary text flows on at about one token's delay. Matches longer than this
-    /// can leak their start.
-    pub fn hold_back(mut self, bytes: usize) -> Self {
-        self.hold_back = bytes;
-        self
-    }
-
-    /// Whether text of `role` is inspected (embeddings input always is).
-    fn role_ok(&self, role: &str) -> bool {
-        self.roles
-            .as_ref()
-            .is_none_or(|r| r.iter().any(|x| x == role) || role == "input")
-    }
-
-    /// Whether the injection check reads text of `role`.
-    fn injection_role(&self, role: &str) -> bool {
-        self.injection_roles.iter().any(|r| r == role)
-    }
-
-    /// The status of a blocked request (default 400).
-    pub fn block_status(mut self, status: StatusCode) -> Self {
-        self.block_status = status;
-        self
-    }
-}
 
 /// Findings of a request (`check:label` → count), carried to its response and placed in the
 /// response extensions.

@@ -10,9 +10,9 @@ use infergate_core::{ApiKind, StreamEnd, StreamProcessor};
 use serde_json::Value;
 
 use crate::check::{Action, Check, Hit, Scan, run_checks};
-use crate::processor::Guardrail;
 use crate::json_text::{JsonState, json_safe};
 use crate::locate::{ChanKey, Close, Kind, event_plan};
+use crate::processor::Guardrail;
 
 /// One text stream (a choice's content, a tool call's arguments, a thinking block, ...): the
 /// text not yet released and the redactions decided in it. Offsets are absolute (from the

@@ -1,34 +1,36 @@
-//! Limits and the limiter's configuration.
+//! Limits and the limiter's configuration: [`RateLimitConfig`] (the builder the limiter is
+//! made from) and [`RateLimitSpec`] (the same as plain data, as a configuration file writes it).
+//!
+//! With the `serde` feature (default) [`Limits`], [`RateLimitSpec`] and the
+//! [`KeyExtractor`] deserialize; unknown fields are errors.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use infergate_core::FailureMode;
 use infergate_tokens::TokenCounter;
-use serde::Deserialize;
 
 use crate::key::KeyExtractor;
 use crate::store::Store;
 
 /// The limits of one key (or one key and model). Every field is optional; an absent one does
 /// not limit.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
 pub struct Limits {
     /// Requests per minute.
-    #[serde(default)]
     pub requests_per_minute: Option<u64>,
     /// Input plus output tokens per minute.
-    #[serde(default)]
     pub tokens_per_minute: Option<u64>,
     /// Input (prompt) tokens per minute.
-    #[serde(default)]
     pub input_tokens_per_minute: Option<u64>,
     /// Output (completion) tokens per minute.
-    #[serde(default)]
     pub output_tokens_per_minute: Option<u64>,
     /// Input plus output tokens per UTC day.
-    #[serde(default)]
     pub tokens_per_day: Option<u64>,
 }
 
@@ -169,4 +171,105 @@ impl RateLimitConfig {
     pub fn memo_capacity(self, n: u64) -> Self {
         self.token_counter(TokenCounter::private(n))
     }
+}
+
+/// The rate limiter's configuration as plain data (a config file's `[ratelimit]`); every field
+/// is optional. [`RateLimitSpec::build`] makes the [`RateLimitConfig`] (connecting nothing
+/// yet: a Redis store connects on first use).
+///
+/// Its `Debug` shows neither the override keys (raw tenant ids or API keys) nor a password in
+/// the Redis URL.
+#[derive(Clone, Default)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
+pub struct RateLimitSpec {
+    /// What the key is made of, in order (default `["api_key"]`; see [`KeyPart`]).
+    ///
+    /// [`KeyPart`]: crate::KeyPart
+    pub key: KeyExtractor,
+    /// The default limits of every key.
+    pub limits: Limits,
+    /// Per-key limits, by raw key value (parts joined with `|`: the tenant id, …).
+    pub overrides: BTreeMap<String, Limits>,
+    /// Extra limits per key for one model (exact name), in buckets of their own.
+    pub models: BTreeMap<String, Limits>,
+    /// Output tokens reserved when a request sets no `max_tokens` (default 1024).
+    pub default_max_output_tokens: Option<u64>,
+    /// When the store fails: `fail_open` (default: a local limiter) or `fail_closed` (503).
+    pub failure_mode: Option<FailureMode>,
+    /// Share buckets between replicas through this Redis (`redis://127.0.0.1:6379`; feature
+    /// `redis`).
+    pub redis_url: Option<String>,
+    /// Whether an upstream error gives the tokens back (default true).
+    pub refund_on_upstream_error: Option<bool>,
+}
+
+impl std::fmt::Debug for RateLimitSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimitSpec")
+            .field("key", &self.key)
+            .field("limits", &self.limits)
+            .field("overrides", &self.overrides.len())
+            .field("models", &self.models)
+            .field("default_max_output_tokens", &self.default_max_output_tokens)
+            .field("failure_mode", &self.failure_mode)
+            .field("redis_url", &self.redis_url.as_ref().map(|_| "…"))
+            .field("refund_on_upstream_error", &self.refund_on_upstream_error)
+            .finish()
+    }
+}
+
+/// Why a [`RateLimitSpec`] cannot be built.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// `redis_url` is not a Redis URL.
+    #[error("redis_url: {0}")]
+    Redis(String),
+    /// `redis_url` without the `redis` feature.
+    #[error("redis_url: this build has no Redis store (feature `redis`)")]
+    NoRedis,
+}
+
+impl RateLimitSpec {
+    /// The limiter's configuration: the in-memory store, or the Redis one when `redis_url` is
+    /// set.
+    pub fn build(&self) -> Result<RateLimitConfig, SpecError> {
+        let mut cfg = RateLimitConfig::new(self.limits.clone()).key(self.key.clone());
+        for (raw, limits) in &self.overrides {
+            let parts: Vec<&str> = raw.split('|').collect();
+            cfg = cfg.override_key(&parts, limits.clone());
+        }
+        for (model, limits) in &self.models {
+            cfg = cfg.model(model.clone(), limits.clone());
+        }
+        if let Some(n) = self.default_max_output_tokens {
+            cfg = cfg.default_max_output_tokens(n);
+        }
+        if let Some(m) = self.failure_mode {
+            cfg = cfg.failure_mode(m);
+        }
+        if let Some(r) = self.refund_on_upstream_error {
+            cfg = cfg.refund_on_upstream_error(r);
+        }
+        if let Some(url) = &self.redis_url {
+            cfg = cfg.store(redis_store(url)?);
+        }
+        Ok(cfg)
+    }
+}
+
+#[cfg(feature = "redis")]
+fn redis_store(url: &str) -> Result<Arc<dyn Store>, SpecError> {
+    let store = crate::store::RedisStore::new(crate::store::RedisStoreConfig::new(url))
+        .map_err(|e| SpecError::Redis(e.0))?;
+    Ok(Arc::new(store))
+}
+
+#[cfg(not(feature = "redis"))]
+fn redis_store(_url: &str) -> Result<Arc<dyn Store>, SpecError> {
+    Err(SpecError::NoRedis)
 }

@@ -199,7 +199,15 @@ impl std::fmt::Display for KeyPart {
 ///
 /// With a [`Principal`] in the request extensions the parts resolve to the principal (see
 /// [`KeyPart`]); without one they are client-asserted.
+///
+/// With the `serde` feature (default) it deserializes from a list of parts spelt as
+/// [`KeyExtractor::parse`] reads them (`["tenant", "model"]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(try_from = "Vec<String>")
+)]
 pub struct KeyExtractor {
     parts: Vec<KeyPart>,
 }
@@ -245,6 +253,16 @@ impl KeyExtractor {
     /// The hashed key of a request.
     pub fn key(&self, cx: &RequestContext) -> String {
         hash_parts(&self.raw_parts(cx))
+    }
+}
+
+impl TryFrom<Vec<String>> for KeyExtractor {
+    type Error = KeyPartError;
+
+    /// [`KeyExtractor::parse`]: the first unknown part is an error carrying its index (the
+    /// value itself is not repeated).
+    fn try_from(parts: Vec<String>) -> Result<Self, Self::Error> {
+        Self::parse(&parts)
     }
 }
 

@@ -65,6 +65,12 @@
 //! falls back to a local in-memory limiter, `FailClosed` answers 503; the connection recovers
 //! by itself.
 //!
+//! ## Configuration as data
+//!
+//! [`RateLimitSpec`] is the whole configuration as plain data (with the `serde` feature,
+//! default, it deserializes, as do [`Limits`] and the [`KeyExtractor`]; unknown fields and
+//! values are errors); [`RateLimitSpec::build`] makes the [`RateLimitConfig`].
+//!
 //! [`Processor`]: infergate_core::Processor
 
 pub mod config;
@@ -75,7 +81,7 @@ mod layer;
 mod processor;
 pub mod store;
 
-pub use config::{Limits, RateLimitConfig};
+pub use config::{Limits, RateLimitConfig, RateLimitSpec, SpecError};
 pub use count::{Encoding, TokenCounter};
 pub use key::{KeyExtractor, KeyPart, KeyPartError};
 pub use layer::TokenRateLimitLayer;

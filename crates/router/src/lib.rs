@@ -53,12 +53,22 @@
 //! or glob (the client named that model) resolving to one is refused, 403 `model_not_allowed`
 //! ([`Router::decide_for`]). Without a principal every configured model is a candidate, and
 //! header rules match whatever the client sends (client-asserted).
+//!
+//! ## Configuration as data
+//!
+//! [`RouterSpec`] is the whole configuration as plain data (with the `serde` feature, default,
+//! it deserializes from a config file's `[router]` section; unknown fields and values are
+//! errors): [`RouterSpec::config`] makes the [`RouterConfig`], [`RouterSpec::build`] the
+//! router with the embedder it names.
 
 mod config;
 mod glob;
 mod layer;
 mod processor;
 
-pub use config::{Match, QueryText, RouterConfig, SemanticRoute, Target};
+pub use config::{
+    AliasRule, EmbedderKind, GlobRule, HeaderRule, KeywordRule, Match, QueryText, RouterConfig,
+    RouterSpec, SemanticRoute, SemanticRule, SpecError, Target,
+};
 pub use layer::RouterLayer;
 pub use processor::{ROUTE_HEADER, Router, RouterError};

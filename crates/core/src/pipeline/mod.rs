@@ -47,6 +47,9 @@ pub use processor::{
 };
 pub use stream::StreamChain;
 
+mod config;
+pub use config::PipelineLimits;
+
 use crate::body::{Body, CollectError, collect_limited};
 use crate::error::{BoxError, FailureClass, ProcessorError, RejectKind, Rejection};
 use crate::payload::{ApiKind, Payload, PayloadError};
@@ -142,6 +145,13 @@ impl PipelineBuilder {
     pub fn stage(mut self, stage: Stage) -> Self {
         self.stages.push(stage);
         self
+    }
+
+    /// The request-body bound and the deadline of `limits` (a configuration's
+    /// [`PipelineLimits`]).
+    pub fn limits(self, limits: &PipelineLimits) -> Self {
+        self.max_request_body(limits.max_request_body_bytes)
+            .deadline(Some(limits.deadline()))
     }
 
     /// The bound on a buffered request body (default 2 MiB); over it the answer is 413.

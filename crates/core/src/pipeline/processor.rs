@@ -10,7 +10,14 @@ use crate::sse::SseEvent;
 /// What happens when a processor fails or times out.
 ///
 /// A rejection is a decision, not a failure: it always stops the pipeline, whatever the mode.
+///
+/// With the `serde` feature (default) it deserializes from `"fail_closed"` or `"fail_open"`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
 pub enum FailureMode {
     /// Reject the request with an error response (the default; for security processors).
     #[default]

@@ -13,6 +13,11 @@ pub use secrets::scan_secrets;
 /// What a finding is.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
 pub enum EntityKind {
     /// An e-mail address.
     Email,

@@ -108,8 +108,16 @@ end
 return 1
 ";
 
-/// Settings of a [`RedisStore`].
-#[derive(Debug, Clone)]
+/// Settings of a [`RedisStore`]. Its `Debug` hides a password in the URL.
+///
+/// With the `serde` feature (default) it deserializes from `url` and, optionally, `prefix`,
+/// `timeout_ms` and `reconnect_ms`; unknown fields are errors.
+#[derive(Clone)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(from = "raw::RedisStoreConfig")
+)]
 pub struct RedisStoreConfig {
     /// `redis://host:port/db`.
     pub url: String,
@@ -120,6 +128,59 @@ pub struct RedisStoreConfig {
     pub timeout: Duration,
     /// How often a missing connection is retried (default 1 s).
     pub reconnect_every: Duration,
+}
+
+impl std::fmt::Debug for RedisStoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `redis://user:password@host`: only what follows the `@` is shown.
+        let url = match self.url.split_once("://") {
+            Some((scheme, rest)) => match rest.split('/').next().and_then(|a| a.rfind('@')) {
+                Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+                None => self.url.clone(),
+            },
+            None => self.url.clone(),
+        };
+        f.debug_struct("RedisStoreConfig")
+            .field("url", &url)
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .field("reconnect_every", &self.reconnect_every)
+            .finish()
+    }
+}
+
+#[cfg(feature = "serde")]
+mod raw {
+    use std::time::Duration;
+
+    /// The written shape: durations in milliseconds.
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub(super) struct RedisStoreConfig {
+        url: String,
+        #[serde(default)]
+        prefix: Option<String>,
+        #[serde(default)]
+        timeout_ms: Option<u64>,
+        #[serde(default)]
+        reconnect_ms: Option<u64>,
+    }
+
+    impl From<RedisStoreConfig> for super::RedisStoreConfig {
+        fn from(r: RedisStoreConfig) -> Self {
+            let mut c = Self::new(r.url);
+            if let Some(p) = r.prefix {
+                c.prefix = p;
+            }
+            if let Some(ms) = r.timeout_ms {
+                c.timeout = Duration::from_millis(ms);
+            }
+            if let Some(ms) = r.reconnect_ms {
+                c.reconnect_every = Duration::from_millis(ms);
+            }
+            c
+        }
+    }
 }
 
 impl RedisStoreConfig {
@@ -277,5 +338,25 @@ impl Store for RedisStore {
         }
         let _: i64 = self.run(&self.adjust, &adjustments).await?;
         Ok(())
+    }
+}
+
+#[cfg(all(test, feature = "serde"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_config_deserializes_and_hides_the_password() {
+        let c: RedisStoreConfig =
+            serde_json::from_str(r#"{"url":"redis://u:hunter2@127.0.0.1:6379/0","timeout_ms":50}"#)
+                .unwrap();
+        assert_eq!(c.timeout, Duration::from_millis(50));
+        assert_eq!(c.prefix, "infergate:rl:");
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("127.0.0.1:6379"),
+            "{shown}"
+        );
+        assert!(serde_json::from_str::<RedisStoreConfig>(r#"{"url":"x","timeout":1}"#).is_err());
     }
 }

@@ -1,0 +1,430 @@
+//! The guardrail's configuration: [`GuardrailConfig`] (the builder a
+//! [`Guardrail`](crate::Guardrail) is made from) and [`GuardrailSpec`] (the same as plain
+//! data, as a configuration file writes it: checks as [`CheckSpec`]s, moderations as
+//! [`ModerationSpec`]s).
+//!
+//! With the `serde` feature (default) the specs, [`Check`] (through [`CheckSpec`]),
+//! [`Action`], [`Applies`] and [`EntityKind`] deserialize; unknown fields and values are
+//! errors.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use http::StatusCode;
+use infergate_core::FailureMode;
+
+use crate::detect::{DEFAULT_INJECTION_THRESHOLD, DenyList, EntityKind, RegexList};
+use crate::processor::DEFAULT_INJECTION_ROLES;
+use crate::{Action, Applies, Check, Detector, Moderation, OpenAiModerator, WebhookModerator};
+
+/// Configures a [`Guardrail`](crate::Guardrail).
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct GuardrailConfig {
+    pub(crate) checks: Vec<Check>,
+    pub(crate) moderations: Vec<crate::Moderation>,
+    pub(crate) roles: Option<Vec<String>>,
+    pub(crate) injection_roles: Vec<String>,
+    pub(crate) hold_back: usize,
+    pub(crate) block_status: StatusCode,
+}
+
+impl Default for GuardrailConfig {
+    fn default() -> Self {
+        Self {
+            checks: Vec::new(),
+            moderations: Vec::new(),
+            roles: None,
+            injection_roles: DEFAULT_INJECTION_ROLES
+                .iter()
+                .map(|r| (*r).to_owned())
+                .collect(),
+            hold_back: 64,
+            block_status: StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+impl GuardrailConfig {
+    /// No checks yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a check.
+    pub fn check(mut self, check: Check) -> Self {
+        self.checks.push(check);
+        self
+    }
+
+    /// Adds an external moderation check (requests only; runs after the local checks).
+    pub fn moderation(mut self, m: crate::Moderation) -> Self {
+        self.moderations.push(m);
+        self
+    }
+
+    /// Inspect only texts of these roles (default: every role — system and developer prompts,
+    /// assistant turns with their refusals, reasoning and tool-call arguments, tool results, and
+    /// tool definitions under [`TOOL_DEFINITION_ROLE`](crate::TOOL_DEFINITION_ROLE)). Embeddings `input` is always
+    /// inspected. The roles left out are logged when the guardrail is built.
+    pub fn roles<I, S>(mut self, roles: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.roles = Some(roles.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The roles the prompt-injection check ([`Detector::Injection`]) reads on requests
+    /// (default [`DEFAULT_INJECTION_ROLES`]: `user`, `tool`, `function`, `input`). The operator's
+    /// own system or developer prompt ("You are a helpful assistant" reads like a persona
+    /// takeover), the model's earlier answers and tool definitions are left out by default; add
+    /// them here to have them read. The roles left out are logged when the guardrail is built.
+    pub fn injection_roles<I, S>(mut self, roles: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.injection_roles = roles.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The most bytes of streamed text held back so that a match split across chunks is still
+    /// caught before any of it is sent (default 64), for each text of a stream (each choice's
+    /// content, refusal and reasoning, each tool call's arguments, each thinking block). Only
+    /// text that may still grow into a match is held (the trailing word or number, an open
+    /// deny-list phrase or PEM header; user regexes, whose shape is unknown, hold this many
+    /// bytes), so ordinary text flows on at about one token's delay. Matches longer than this
+    /// can leak their start.
+    pub fn hold_back(mut self, bytes: usize) -> Self {
+        self.hold_back = bytes;
+        self
+    }
+
+    /// Whether text of `role` is inspected (embeddings input always is).
+    pub(crate) fn role_ok(&self, role: &str) -> bool {
+        self.roles
+            .as_ref()
+            .is_none_or(|r| r.iter().any(|x| x == role) || role == "input")
+    }
+
+    /// Whether the injection check reads text of `role`.
+    pub(crate) fn injection_role(&self, role: &str) -> bool {
+        self.injection_roles.iter().any(|r| r == role)
+    }
+
+    /// The status of a blocked request (default 400).
+    pub fn block_status(mut self, status: StatusCode) -> Self {
+        self.block_status = status;
+        self
+    }
+}
+
+/// The guardrail's configuration as plain data (a config file's `[guardrail]`).
+/// [`GuardrailSpec::build`] makes the [`GuardrailConfig`]. Its checks are validated as they
+/// are read (a regex that does not compile, a detector without its setting are errors then).
+#[derive(Debug, Clone, Default)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
+pub struct GuardrailSpec {
+    /// Bytes of streamed text held back to catch matches split across chunks (default 64).
+    pub hold_back_bytes: Option<usize>,
+    /// Inspect only these roles (default: all).
+    pub roles: Option<Vec<String>>,
+    /// The checks, in order.
+    pub checks: Vec<Check>,
+    /// External moderation services, consulted on requests after the checks.
+    pub moderations: Vec<ModerationSpec>,
+}
+
+impl GuardrailSpec {
+    /// The guardrail's configuration (the moderators' clients are made here).
+    pub fn build(&self) -> Result<GuardrailConfig, SpecError> {
+        let mut cfg = GuardrailConfig::new();
+        if let Some(h) = self.hold_back_bytes {
+            cfg = cfg.hold_back(h);
+        }
+        if let Some(r) = &self.roles {
+            cfg = cfg.roles(r.clone());
+        }
+        for c in &self.checks {
+            cfg = cfg.check(c.clone());
+        }
+        for m in &self.moderations {
+            cfg = cfg.moderation(m.build()?);
+        }
+        Ok(cfg)
+    }
+}
+
+/// What a check detects, as a [`CheckSpec`] names it.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
+pub enum DetectorKind {
+    /// [`Detector::Pii`] (with `entities`, default all).
+    Pii,
+    /// [`Detector::Secrets`].
+    Secrets,
+    /// [`Detector::DenyList`] (with `terms`).
+    DenyList,
+    /// [`Detector::Regex`] (with `patterns`).
+    Regex,
+    /// [`Detector::MaxChars`] (with `max_chars`).
+    MaxChars,
+    /// `Detector::MaxTokens` (with `max_tokens`; feature `tokens`).
+    MaxTokens,
+    /// [`Detector::Injection`] (with `threshold`, default
+    /// [`DEFAULT_INJECTION_THRESHOLD`]).
+    Injection,
+}
+
+/// A check as plain data: a detector with its setting, an action, a direction. It becomes a
+/// [`Check`] with `Check::try_from` (and a [`Check`] deserializes through it).
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(deny_unknown_fields)
+)]
+pub struct CheckSpec {
+    /// The check's name.
+    pub name: String,
+    /// The detector.
+    pub detector: DetectorKind,
+    /// What a finding does.
+    pub action: Action,
+    /// Requests, responses or both (default).
+    #[cfg_attr(feature = "serde", serde(default = "both"))]
+    pub applies: Applies,
+    /// For `pii`: the entities (default all PII kinds: email, phone, credit_card, iban,
+    /// us_ssn, ipv4, ipv6).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub entities: Option<Vec<EntityKind>>,
+    /// For `deny_list`: the words and phrases.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub terms: Option<Vec<String>>,
+    /// For `regex`: name → pattern.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub patterns: Option<BTreeMap<String, String>>,
+    /// For `max_chars`: the limit.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub max_chars: Option<usize>,
+    /// For `max_tokens`: the limit (prompt tokens, tiktoken).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub max_tokens: Option<u64>,
+    /// A mask for every finding (default: one per kind, such as `[EMAIL]`).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub mask: Option<String>,
+    /// For `injection`: the score threshold.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub threshold: Option<f32>,
+}
+
+#[cfg_attr(not(feature = "serde"), allow(dead_code))]
+fn both() -> Applies {
+    Applies::Both
+}
+
+impl TryFrom<CheckSpec> for Check {
+    type Error = SpecError;
+
+    fn try_from(c: CheckSpec) -> Result<Self, SpecError> {
+        let err = |reason: String| SpecError::Check {
+            name: c.name.clone(),
+            reason,
+        };
+        let need = |what: &str| err(format!("{what} is required by this detector"));
+        let detector = match c.detector {
+            DetectorKind::Pii => Detector::Pii(c.entities.clone().unwrap_or_default()),
+            DetectorKind::Secrets => Detector::Secrets,
+            DetectorKind::DenyList => Detector::DenyList(
+                DenyList::new(c.terms.clone().ok_or_else(|| need("terms"))?)
+                    .map_err(|e| err(e.to_string()))?,
+            ),
+            DetectorKind::Regex => Detector::Regex(
+                RegexList::new(c.patterns.clone().ok_or_else(|| need("patterns"))?)
+                    .map_err(|e| err(e.to_string()))?,
+            ),
+            DetectorKind::MaxChars => {
+                Detector::MaxChars(c.max_chars.ok_or_else(|| need("max_chars"))?)
+            }
+            #[cfg(feature = "tokens")]
+            DetectorKind::MaxTokens => {
+                Detector::MaxTokens(c.max_tokens.ok_or_else(|| need("max_tokens"))?)
+            }
+            #[cfg(not(feature = "tokens"))]
+            DetectorKind::MaxTokens => {
+                return Err(err("max_tokens needs the `tokens` feature".to_owned()));
+            }
+            DetectorKind::Injection => Detector::Injection {
+                threshold: c.threshold.unwrap_or(DEFAULT_INJECTION_THRESHOLD),
+            },
+        };
+        let check = Check::new(c.name.clone(), detector, c.action).applies(c.applies);
+        Ok(match c.mask {
+            Some(m) => check.mask(m),
+            None => check,
+        })
+    }
+}
+
+/// Which external moderation service a [`ModerationSpec`] calls.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
+pub enum ModeratorKind {
+    /// An OpenAI-compatible `/v1/moderations` ([`OpenAiModerator`]).
+    Openai,
+    /// A webhook (`{"input"}` → `{"flagged","categories"}`; [`WebhookModerator`]).
+    Webhook,
+}
+
+/// An external moderation service as plain data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(deny_unknown_fields)
+)]
+pub struct ModerationSpec {
+    /// The name reported in rejections.
+    pub name: String,
+    /// The service.
+    pub kind: ModeratorKind,
+    /// Base URL (`openai`) or full URL (`webhook`).
+    pub url: String,
+    /// The environment variable holding the API key (`openai`).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub api_key_env: Option<String>,
+    /// Bound on one call, in milliseconds (default 2000).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub timeout_ms: Option<u64>,
+    /// When the service fails: `fail_closed` (default: 503) or `fail_open`.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub failure_mode: Option<FailureMode>,
+}
+
+impl ModerationSpec {
+    /// The moderation check (its client made; the API key read from the environment).
+    pub fn build(&self) -> Result<Moderation, SpecError> {
+        let err = |e: &dyn std::fmt::Display| SpecError::Moderation {
+            name: self.name.clone(),
+            reason: e.to_string(),
+        };
+        let mut m = match self.kind {
+            ModeratorKind::Openai => {
+                let key = self
+                    .api_key_env
+                    .as_ref()
+                    .and_then(|v| std::env::var(v).ok());
+                Moderation::new(
+                    self.name.clone(),
+                    OpenAiModerator::new(&self.url, key).map_err(|e| err(&e))?,
+                )
+            }
+            ModeratorKind::Webhook => Moderation::new(
+                self.name.clone(),
+                WebhookModerator::new(&self.url).map_err(|e| err(&e))?,
+            ),
+        };
+        if let Some(ms) = self.timeout_ms {
+            m = m.timeout(Duration::from_millis(ms));
+        }
+        if let Some(f) = self.failure_mode {
+            m = m.failure_mode(f);
+        }
+        Ok(m)
+    }
+}
+
+/// Why a check or a moderation service of a [`GuardrailSpec`] cannot be built (the values of
+/// the file are not repeated, only the check's name).
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// A check is missing its detector's setting, or the setting is invalid.
+    #[error("check '{name}': {reason}")]
+    Check {
+        /// The check's name.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A moderation service's client cannot be made.
+    #[error("moderation '{name}': {reason}")]
+    Moderation {
+        /// The service's name.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for Check {
+    /// Through [`CheckSpec`]: the detector's setting is checked (a regex compiled) as it is
+    /// read.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let spec = CheckSpec::deserialize(d)?;
+        Check::try_from(spec).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(all(test, feature = "serde"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checks_deserialize_and_are_validated_as_read() {
+        let s: GuardrailSpec = serde_json::from_str(
+            r#"{"hold_back_bytes":32,"checks":[
+                {"name":"pii","detector":"pii","entities":["email","iban"],"action":"redact","applies":"request"},
+                {"name":"words","detector":"deny_list","terms":["falcon"],"action":"annotate"}],
+               "moderations":[{"name":"m","kind":"webhook","url":"http://127.0.0.1:9/check","failure_mode":"fail_open"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(s.checks.len(), 2);
+        assert_eq!(s.checks[1].applies, Applies::Both);
+        let cfg = s.build().unwrap();
+        assert_eq!(cfg.hold_back, 32);
+        assert_eq!(cfg.moderations.len(), 1);
+        let e = serde_json::from_str::<GuardrailSpec>(
+            r#"{"checks":[{"name":"r","detector":"regex","action":"block"}]}"#,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("patterns"), "{e}");
+    }
+
+    #[test]
+    fn unknown_values_are_refused_with_the_allowed_ones() {
+        let e = serde_json::from_str::<CheckSpec>(
+            r#"{"name":"x","detector":"magic","action":"block"}"#,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("deny_list"), "{e}");
+        let e = serde_json::from_str::<CheckSpec>(
+            r#"{"name":"x","detector":"secrets","action":"shout"}"#,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("annotate"), "{e}");
+        assert!(
+            serde_json::from_str::<CheckSpec>(
+                r#"{"name":"x","detector":"secrets","action":"block","mode":"x"}"#
+            )
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,1205 @@
+//! Anthropic Messages: requests, responses, SSE events and errors.
+//!
+//! ## Input tokens in `message_start`
+//!
+//! Anthropic clients read `input_tokens` from `message_start`, but OpenAI and Bedrock report
+//! usage only at the end of a stream. [`StreamEncoder`] holds `message_start` for one event: if
+//! that event is a usage report (Gemini, Anthropic upstreams), its input tokens go into
+//! `message_start`; otherwise `message_start` carries [`Options::input_tokens_hint`] (e.g. the
+//! gateway's own count of the prompt), or 0. Either way the upstream's final figures, input
+//! tokens and cache tokens included, are sent in `message_delta.usage`, which the Anthropic SDKs
+//! apply over `message_start`'s.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::{
+    Error, ErrorKind, Options, Protocol, ProviderError,
+    ir::{
+        BlockKind, ChatRequest, ChatResponse, Effort, FinishReason, ImageSource, Message, Part,
+        Reasoning, ResponseFormat, Role, StreamEvent, SystemPart, Tool, ToolChoice, Usage,
+        UsageUpdate,
+    },
+    sse::{SseReader, write_event},
+    util::{
+        Obj, arr, bool_of, decode_cache_control, encode_cache_control, extra_fields, f64_of, lossy,
+        merged_turns, obj, opt_str, parse_request, parse_upstream, str_of, to_vec, u32_of,
+    },
+};
+
+const P: Protocol = Protocol::Anthropic;
+
+// ---------------------------------------------------------------------------------------------
+// Requests
+
+/// Decodes a Messages request.
+pub fn decode_request(body: &[u8], opts: &Options) -> Result<ChatRequest, Error> {
+    let o = parse_request(body, opts)?;
+    let mut r = ChatRequest::default();
+    let mut disable_parallel = None;
+    for (k, v) in &o {
+        match k.as_str() {
+            "model" => str_of(v, "model")?.clone_into(&mut r.model),
+            "system" => match v {
+                Value::Null => {}
+                Value::String(s) => r.system.push(SystemPart::new(s.clone())),
+                Value::Array(a) => {
+                    for (i, b) in a.iter().enumerate() {
+                        let p = format!("system[{i}]");
+                        if b.get("type").and_then(Value::as_str) != Some("text") {
+                            return Err(Error::invalid(p, "system blocks must be text"));
+                        }
+                        r.system.push(SystemPart {
+                            text: str_of(b.get("text").unwrap_or(&Value::Null), &p)?.to_owned(),
+                            developer: false,
+                            cache: decode_cache_control(b.get("cache_control"), &p)?,
+                        });
+                    }
+                }
+                _ => return Err(Error::invalid("system", "expected a string or an array")),
+            },
+            "messages" => {
+                for (i, m) in arr(v, "messages")?.iter().enumerate() {
+                    let p = format!("messages[{i}]");
+                    let role = match m.get("role").and_then(Value::as_str) {
+                        Some("user") => Role::User,
+                        Some("assistant") => Role::Assistant,
+                        _ => {
+                            return Err(Error::invalid(
+                                format!("{p}.role"),
+                                "expected user or assistant",
+                            ));
+                        }
+                    };
+                    let content = decode_content(m.get("content").unwrap_or(&Value::Null), &p)?;
+                    r.messages.push(Message::new(role, content));
+                }
+            }
+            "tools" => {
+                for (i, t) in arr(v, "tools")?.iter().enumerate() {
+                    let p = format!("tools[{i}]");
+                    let t = obj(t, &p)?;
+                    if let Some(ty) = t
+                        .get("type")
+                        .and_then(Value::as_str)
+                        .filter(|t| *t != "custom")
+                    {
+                        return Err(Error::unsupported(
+                            format!("{p}.type"),
+                            Protocol::OpenAiChat,
+                            if ty.is_empty() {
+                                ""
+                            } else {
+                                "server tools are not translated"
+                            },
+                        ));
+                    }
+                    r.tools.push(Tool {
+                        name: str_of(t.get("name").unwrap_or(&Value::Null), &format!("{p}.name"))?
+                            .to_owned(),
+                        description: opt_str(t, "description"),
+                        parameters: t
+                            .get("input_schema")
+                            .cloned()
+                            .unwrap_or_else(|| json!({"type": "object"})),
+                        strict: t.get("strict").and_then(Value::as_bool),
+                        cache: decode_cache_control(t.get("cache_control"), &p)?,
+                    });
+                }
+            }
+            "tool_choice" => {
+                if !v.is_null() {
+                    r.tool_choice = Some(match v.get("type").and_then(Value::as_str) {
+                        Some("auto") => ToolChoice::Auto,
+                        Some("none") => ToolChoice::None,
+                        Some("any") => ToolChoice::Required,
+                        Some("tool") => ToolChoice::Named(
+                            str_of(v.get("name").unwrap_or(&Value::Null), "tool_choice.name")?
+                                .to_owned(),
+                        ),
+                        _ => return Err(Error::invalid("tool_choice.type", "unknown tool_choice")),
+                    });
+                    disable_parallel = v.get("disable_parallel_tool_use").and_then(Value::as_bool);
+                }
+            }
+            "max_tokens" => r.max_tokens = u32_of(v, k)?,
+            "temperature" => r.temperature = f64_of(v, k)?,
+            "top_p" => r.top_p = f64_of(v, k)?,
+            "top_k" => r.top_k = u32_of(v, k)?,
+            "stop_sequences" => {
+                if !v.is_null() {
+                    for s in arr(v, k)? {
+                        r.stop.push(str_of(s, k)?.to_owned());
+                    }
+                }
+            }
+            "stream" => r.stream = bool_of(v, k)?.unwrap_or(false),
+            "metadata" => {
+                if let Some(u) = v.get("user_id").and_then(Value::as_str) {
+                    r.user = Some(u.to_owned());
+                }
+                if v.as_object()
+                    .is_some_and(|m| m.keys().any(|k| k != "user_id"))
+                {
+                    r.extra.push(("metadata".into(), v.clone()));
+                }
+            }
+            "thinking" => {
+                if !v.is_null() {
+                    r.reasoning = Some(match v.get("type").and_then(Value::as_str) {
+                        Some("enabled") => Reasoning {
+                            budget_tokens: u32_of(
+                                v.get("budget_tokens").unwrap_or(&Value::Null),
+                                "thinking.budget_tokens",
+                            )?,
+                            ..Reasoning::default()
+                        },
+                        Some("disabled") => Reasoning {
+                            disabled: true,
+                            ..Reasoning::default()
+                        },
+                        _ => {
+                            return Err(Error::unsupported(
+                                "thinking.type",
+                                Protocol::OpenAiChat,
+                                "only enabled and disabled thinking are translated",
+                            ));
+                        }
+                    });
+                }
+            }
+            "output_config" | "output_format" => {
+                let fmt = if k == "output_config" {
+                    v.get("format")
+                } else {
+                    Some(v)
+                };
+                if let Some(f) = fmt.filter(|f| !f.is_null()) {
+                    if f.get("type").and_then(Value::as_str) != Some("json_schema") {
+                        return Err(Error::invalid(
+                            format!("{k}.type"),
+                            "only json_schema is translated",
+                        ));
+                    }
+                    r.response_format = Some(ResponseFormat::JsonSchema {
+                        name: None,
+                        description: None,
+                        schema: f.get("schema").cloned().unwrap_or_else(|| json!({})),
+                        strict: None,
+                    });
+                }
+                if let Some(e) = v
+                    .get("effort")
+                    .and_then(Value::as_str)
+                    .filter(|_| k == "output_config")
+                {
+                    let effort = Effort::parse(e)
+                        .ok_or_else(|| Error::invalid("output_config.effort", "unknown effort"))?;
+                    r.reasoning.get_or_insert_with(Reasoning::default).effort = Some(effort);
+                }
+            }
+            _ => r.extra.push((k.clone(), v.clone())),
+        }
+    }
+    if disable_parallel == Some(true) {
+        r.parallel_tool_calls = Some(false);
+    }
+    if !r.extra.is_empty() {
+        r.extra_from = Some(P);
+    }
+    Ok(r)
+}
+
+fn decode_image(b: &Value, p: &str) -> Result<ImageSource, Error> {
+    let src = b
+        .get("source")
+        .ok_or_else(|| Error::invalid(p, "missing source"))?;
+    match src.get("type").and_then(Value::as_str) {
+        Some("base64") => Ok(ImageSource::Base64 {
+            media_type: src
+                .get("media_type")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
+            data: str_of(
+                src.get("data").unwrap_or(&Value::Null),
+                &format!("{p}.source.data"),
+            )?
+            .to_owned(),
+        }),
+        Some("url") => Ok(ImageSource::Url(
+            str_of(
+                src.get("url").unwrap_or(&Value::Null),
+                &format!("{p}.source.url"),
+            )?
+            .to_owned(),
+        )),
+        _ => Err(Error::unsupported(
+            format!("{p}.source.type"),
+            Protocol::OpenAiChat,
+            "only base64 and url images are translated",
+        )),
+    }
+}
+
+fn decode_content(v: &Value, p: &str) -> Result<Vec<Part>, Error> {
+    let blocks = match v {
+        Value::String(s) => return Ok(vec![Part::text(s.clone())]),
+        Value::Array(a) => a,
+        _ => {
+            return Err(Error::invalid(
+                format!("{p}.content"),
+                "expected a string or an array",
+            ));
+        }
+    };
+    let mut out = Vec::with_capacity(blocks.len());
+    for (i, b) in blocks.iter().enumerate() {
+        let bp = format!("{p}.content[{i}]");
+        let cache = decode_cache_control(b.get("cache_control"), &bp)?;
+        let part = match b.get("type").and_then(Value::as_str) {
+            Some("text") => Part::Text {
+                text: str_of(b.get("text").unwrap_or(&Value::Null), &bp)?.to_owned(),
+                cache,
+            },
+            Some("image") => Part::Image {
+                source: decode_image(b, &bp)?,
+                detail: None,
+                cache,
+            },
+            Some("tool_use") => Part::ToolCall {
+                id: str_of(b.get("id").unwrap_or(&Value::Null), &format!("{bp}.id"))?.to_owned(),
+                name: str_of(b.get("name").unwrap_or(&Value::Null), &format!("{bp}.name"))?
+                    .to_owned(),
+                arguments: to_string(b.get("input").unwrap_or(&json!({}))),
+                cache,
+            },
+            Some("tool_result") => {
+                let content = match b.get("content") {
+                    None | Some(Value::Null) => Vec::new(),
+                    Some(c) => decode_content(c, &bp)?,
+                };
+                Part::ToolResult {
+                    call_id: str_of(
+                        b.get("tool_use_id").unwrap_or(&Value::Null),
+                        &format!("{bp}.tool_use_id"),
+                    )?
+                    .to_owned(),
+                    name: None,
+                    content,
+                    is_error: b.get("is_error").and_then(Value::as_bool).unwrap_or(false),
+                    cache,
+                }
+            }
+            Some("thinking") => Part::Reasoning {
+                text: b
+                    .get("thinking")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned(),
+                signature: b
+                    .get("signature")
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned),
+                redacted: None,
+            },
+            Some("redacted_thinking") => Part::Reasoning {
+                text: String::new(),
+                signature: None,
+                redacted: Some(
+                    str_of(b.get("data").unwrap_or(&Value::Null), &format!("{bp}.data"))?
+                        .to_owned(),
+                ),
+            },
+            _ => {
+                return Err(Error::unsupported(
+                    format!("{bp}.type"),
+                    Protocol::OpenAiChat,
+                    "this content block is not translated",
+                ));
+            }
+        };
+        out.push(part);
+    }
+    Ok(out)
+}
+
+fn to_string(v: &Value) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+/// Encodes a Messages request. Consecutive messages of one role are merged into one turn.
+pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error> {
+    let mut o = Obj::new();
+    o.insert("model".into(), r.model.clone().into());
+    o.insert(
+        "max_tokens".into(),
+        r.max_tokens.unwrap_or(opts.default_max_tokens).into(),
+    );
+    if !r.system.is_empty() {
+        let blocks: Vec<Value> = r
+            .system
+            .iter()
+            .map(|s| {
+                let mut b = json!({"type": "text", "text": s.text});
+                if let Some(c) = &s.cache {
+                    b["cache_control"] = encode_cache_control(c);
+                }
+                b
+            })
+            .collect();
+        o.insert("system".into(), Value::Array(blocks));
+    }
+    let mut msgs = Vec::with_capacity(r.messages.len());
+    for (i, (role, parts)) in merged_turns(&r.messages).into_iter().enumerate() {
+        let mut content = Vec::with_capacity(parts.len());
+        for (j, part) in parts.into_iter().enumerate() {
+            content.push(encode_part(
+                part,
+                &format!("messages[{i}].content[{j}]"),
+                opts,
+            )?);
+        }
+        msgs.push(json!({"role": if role == Role::User { "user" } else { "assistant" }, "content": content}));
+    }
+    o.insert("messages".into(), Value::Array(msgs));
+    if !r.tools.is_empty() {
+        let tools: Vec<Value> = r
+            .tools
+            .iter()
+            .map(|t| {
+                let mut m = Obj::new();
+                m.insert("name".into(), t.name.clone().into());
+                if let Some(d) = &t.description {
+                    m.insert("description".into(), d.clone().into());
+                }
+                m.insert("input_schema".into(), t.parameters.clone());
+                if let Some(s) = t.strict {
+                    m.insert("strict".into(), s.into());
+                }
+                if let Some(c) = &t.cache {
+                    m.insert("cache_control".into(), encode_cache_control(c));
+                }
+                Value::Object(m)
+            })
+            .collect();
+        o.insert("tools".into(), Value::Array(tools));
+    }
+    let disable_parallel = r.parallel_tool_calls == Some(false);
+    if r.tool_choice.is_some() || disable_parallel {
+        let mut tc = match r.tool_choice.as_ref().unwrap_or(&ToolChoice::Auto) {
+            ToolChoice::Auto => json!({"type": "auto"}),
+            ToolChoice::None => json!({"type": "none"}),
+            ToolChoice::Required => json!({"type": "any"}),
+            ToolChoice::Named(n) => json!({"type": "tool", "name": n}),
+        };
+        if disable_parallel {
+            tc["disable_parallel_tool_use"] = true.into();
+        }
+        o.insert("tool_choice".into(), tc);
+    }
+    if let Some(rf) = &r.response_format {
+        match rf {
+            ResponseFormat::Text => {}
+            ResponseFormat::JsonObject => {
+                lossy(
+                    opts,
+                    "response_format",
+                    P,
+                    "Anthropic has no JSON mode; it maps to the schema {\"type\":\"object\"}",
+                )?;
+                o.insert(
+                    "output_config".into(),
+                    json!({"format": {"type": "json_schema", "schema": {"type": "object"}}}),
+                );
+            }
+            ResponseFormat::JsonSchema { schema, .. } => {
+                o.insert(
+                    "output_config".into(),
+                    json!({"format": {"type": "json_schema", "schema": schema}}),
+                );
+            }
+        }
+    }
+    if let Some(t) = r.temperature {
+        o.insert("temperature".into(), t.into());
+    }
+    if let Some(t) = r.top_p {
+        o.insert("top_p".into(), t.into());
+    }
+    if let Some(k) = r.top_k {
+        o.insert("top_k".into(), k.into());
+    }
+    if !r.stop.is_empty() {
+        o.insert("stop_sequences".into(), r.stop.clone().into());
+    }
+    if r.seed.is_some() {
+        lossy(opts, "seed", P, "Anthropic has no seed")?;
+    }
+    if r.presence_penalty.is_some() {
+        lossy(
+            opts,
+            "presence_penalty",
+            P,
+            "Anthropic has no presence penalty",
+        )?;
+    }
+    if r.frequency_penalty.is_some() {
+        lossy(
+            opts,
+            "frequency_penalty",
+            P,
+            "Anthropic has no frequency penalty",
+        )?;
+    }
+    if let Some(re) = &r.reasoning {
+        if re.include_thoughts == Some(false) {
+            lossy(
+                opts,
+                "include_thoughts",
+                P,
+                "Anthropic returns thinking whenever it is enabled",
+            )?;
+        }
+        if re.disabled {
+            o.insert("thinking".into(), json!({"type": "disabled"}));
+        } else if let Some(b) = re.budget_tokens {
+            o.insert(
+                "thinking".into(),
+                json!({"type": "enabled", "budget_tokens": b}),
+            );
+        } else if let Some(e) = re.effort {
+            lossy(
+                opts,
+                "reasoning_effort",
+                P,
+                "reasoning_effort maps to a thinking budget only approximately",
+            )?;
+            if e == Effort::None {
+                o.insert("thinking".into(), json!({"type": "disabled"}));
+            } else {
+                o.insert(
+                    "thinking".into(),
+                    json!({"type": "enabled", "budget_tokens": e.budget_tokens()}),
+                );
+            }
+        }
+    }
+    if r.stream {
+        o.insert("stream".into(), true.into());
+    }
+    if let Some(u) = &r.user {
+        o.insert("metadata".into(), json!({"user_id": u}));
+    }
+    extra_fields(r, P, opts, &mut o)?;
+    Ok(to_vec(&Value::Object(o)))
+}
+
+fn encode_image(source: &ImageSource) -> Value {
+    match source {
+        ImageSource::Base64 { media_type, data } => {
+            json!({"type": "base64", "media_type": media_type, "data": data})
+        }
+        ImageSource::Url(u) => json!({"type": "url", "url": u}),
+    }
+}
+
+fn encode_part(part: &Part, p: &str, opts: &Options) -> Result<Value, Error> {
+    let mut b = match part {
+        Part::Text { text, .. } => json!({"type": "text", "text": text}),
+        Part::Image { source, detail, .. } => {
+            if detail.is_some() {
+                lossy(opts, "detail", P, "Anthropic images have no detail level")?;
+            }
+            json!({"type": "image", "source": encode_image(source)})
+        }
+        Part::ToolCall {
+            id,
+            name,
+            arguments,
+            ..
+        } => {
+            json!({"type": "tool_use", "id": id, "name": name, "input": crate::util::args_object(arguments, p)?})
+        }
+        Part::ToolResult {
+            call_id,
+            content,
+            is_error,
+            ..
+        } => {
+            let mut c = Vec::with_capacity(content.len());
+            for (k, x) in content.iter().enumerate() {
+                c.push(encode_part(x, &format!("{p}.content[{k}]"), opts)?);
+            }
+            let mut b = json!({"type": "tool_result", "tool_use_id": call_id, "content": c});
+            if *is_error {
+                b["is_error"] = true.into();
+            }
+            b
+        }
+        Part::Reasoning {
+            text,
+            signature,
+            redacted,
+        } => match redacted {
+            Some(d) => json!({"type": "redacted_thinking", "data": d}),
+            None => {
+                json!({"type": "thinking", "thinking": text, "signature": signature.as_deref().unwrap_or("")})
+            }
+        },
+    };
+    if let Some(c) = part.cache() {
+        b["cache_control"] = encode_cache_control(c);
+    }
+    Ok(b)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Responses
+
+fn finish_from(s: &str) -> FinishReason {
+    match s {
+        "end_turn" => FinishReason::Stop,
+        "stop_sequence" => FinishReason::StopSequence,
+        "max_tokens" => FinishReason::Length,
+        "tool_use" => FinishReason::ToolCalls,
+        "refusal" => FinishReason::Refusal,
+        o => FinishReason::Other(o.to_owned()),
+    }
+}
+
+fn finish_to(f: &FinishReason) -> &str {
+    match f {
+        FinishReason::Stop => "end_turn",
+        FinishReason::StopSequence => "stop_sequence",
+        FinishReason::Length => "max_tokens",
+        FinishReason::ToolCalls => "tool_use",
+        FinishReason::ContentFilter | FinishReason::Refusal => "refusal",
+        FinishReason::Other(o) => o,
+    }
+}
+
+/// Anthropic's usage, kept in its own terms so that partial updates can be recombined.
+#[derive(Debug, Clone, Copy, Default)]
+struct Native {
+    input: u64,
+    output: u64,
+    cache_read: u64,
+    cache_write: u64,
+}
+
+impl Native {
+    fn update(&mut self, u: &Value) -> UsageUpdate {
+        let mut up = UsageUpdate::default();
+        let mut input_changed = false;
+        if let Some(v) = u.get("input_tokens").and_then(Value::as_u64) {
+            self.input = v;
+            input_changed = true;
+        }
+        if let Some(v) = u.get("cache_read_input_tokens").and_then(Value::as_u64) {
+            self.cache_read = v;
+            input_changed = true;
+            up.cache_read_tokens = Some(v);
+        }
+        if let Some(v) = u.get("cache_creation_input_tokens").and_then(Value::as_u64) {
+            self.cache_write = v;
+            input_changed = true;
+            up.cache_write_tokens = Some(v);
+        }
+        if let Some(v) = u.get("output_tokens").and_then(Value::as_u64) {
+            self.output = v;
+            up.output_tokens = Some(v);
+        }
+        if input_changed {
+            up.input_tokens = Some(
+                self.input
+                    .saturating_add(self.cache_read)
+                    .saturating_add(self.cache_write),
+            );
+        }
+        up
+    }
+}
+
+fn usage_to(u: &Usage) -> Value {
+    json!({
+        "input_tokens": u.uncached_input(),
+        "cache_creation_input_tokens": u.cache_write_tokens,
+        "cache_read_input_tokens": u.cache_read_tokens,
+        "output_tokens": u.output_tokens,
+    })
+}
+
+/// Decodes a Messages response.
+pub fn decode_response(body: &[u8], opts: &Options) -> Result<ChatResponse, Error> {
+    let o = parse_upstream(body, opts)?;
+    let mut r = ChatResponse {
+        id: opt_str(&o, "id").unwrap_or_default(),
+        model: opt_str(&o, "model").unwrap_or_default(),
+        finish: o
+            .get("stop_reason")
+            .and_then(Value::as_str)
+            .map(finish_from),
+        stop_sequence: opt_str(&o, "stop_sequence"),
+        ..ChatResponse::default()
+    };
+    if let Some(u) = o.get("usage") {
+        let mut usage = Usage::default();
+        Native::default().update(u).apply(&mut usage);
+        r.usage = usage;
+    }
+    if let Some(c) = o.get("content") {
+        r.content = decode_content(c, "content").map_err(|e| Error::Upstream(e.to_string()))?;
+    }
+    Ok(r)
+}
+
+/// Encodes a Messages response.
+pub fn encode_response(r: &ChatResponse, opts: &Options) -> Result<Vec<u8>, Error> {
+    let mut content = Vec::with_capacity(r.content.len());
+    for (i, p) in r.content.iter().enumerate() {
+        content.push(
+            encode_part(
+                p,
+                &format!("content[{i}]"),
+                &Options {
+                    lossy_all: true,
+                    ..opts.clone()
+                },
+            )
+            .map_err(|e| Error::Upstream(e.to_string()))?,
+        );
+    }
+    let v = json!({
+        "id": r.id,
+        "type": "message",
+        "role": "assistant",
+        "model": r.model,
+        "content": content,
+        "stop_reason": r.finish.as_ref().map(finish_to),
+        "stop_sequence": r.stop_sequence,
+        "usage": usage_to(&r.usage),
+    });
+    Ok(to_vec(&v))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+fn kind_from_type(t: &str, status: u16) -> ErrorKind {
+    match t {
+        "invalid_request_error" => ErrorKind::InvalidRequest,
+        "authentication_error" => ErrorKind::Authentication,
+        "permission_error" => ErrorKind::PermissionDenied,
+        "not_found_error" => ErrorKind::NotFound,
+        "request_too_large" => ErrorKind::RequestTooLarge,
+        "rate_limit_error" => ErrorKind::RateLimit,
+        "overloaded_error" => ErrorKind::Overloaded,
+        "timeout_error" => ErrorKind::Timeout,
+        "api_error" => ErrorKind::Server,
+        _ => ErrorKind::from_status(status),
+    }
+}
+
+/// Decodes an Anthropic error body.
+pub fn decode_error(status: u16, body: &[u8]) -> ProviderError {
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let e = v.get("error").unwrap_or(&Value::Null);
+    let ty = e.get("type").and_then(Value::as_str).unwrap_or("");
+    let mut pe = ProviderError::new(
+        kind_from_type(ty, status),
+        status,
+        e.get("message").and_then(Value::as_str).map_or_else(
+            || String::from_utf8_lossy(&body[..body.len().min(1024)]).into_owned(),
+            str::to_owned,
+        ),
+    );
+    if !ty.is_empty() {
+        pe.provider_type = Some(ty.to_owned());
+    }
+    pe
+}
+
+fn error_type(k: ErrorKind) -> &'static str {
+    match k {
+        ErrorKind::InvalidRequest => "invalid_request_error",
+        ErrorKind::Authentication => "authentication_error",
+        ErrorKind::PermissionDenied => "permission_error",
+        ErrorKind::NotFound => "not_found_error",
+        ErrorKind::RequestTooLarge => "request_too_large",
+        ErrorKind::RateLimit => "rate_limit_error",
+        ErrorKind::Overloaded => "overloaded_error",
+        ErrorKind::Timeout => "timeout_error",
+        _ => "api_error",
+    }
+}
+
+fn error_value(e: &ProviderError) -> Value {
+    let msg = match &e.param {
+        Some(p) if !e.message.contains(p.as_str()) => format!("{p}: {}", e.message),
+        _ => e.message.clone(),
+    };
+    json!({"type": "error", "error": {"type": error_type(e.kind), "message": msg}})
+}
+
+/// Encodes an error the Anthropic way: (status, body).
+pub fn encode_error(e: &ProviderError) -> (u16, Vec<u8>) {
+    (e.kind.status_for(P), to_vec(&error_value(e)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streams
+
+#[derive(Deserialize)]
+struct Ev<'a> {
+    #[serde(borrow, rename = "type")]
+    ty: Cow<'a, str>,
+    #[serde(default)]
+    index: Option<u64>,
+    #[serde(default)]
+    message: Option<Value>,
+    #[serde(default)]
+    content_block: Option<Value>,
+    #[serde(borrow, default)]
+    delta: Option<EvDelta<'a>>,
+    #[serde(default)]
+    usage: Option<Value>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct EvDelta<'a> {
+    #[serde(borrow, rename = "type", default)]
+    ty: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    partial_json: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    thinking: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    signature: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    stop_reason: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    stop_sequence: Option<Cow<'a, str>>,
+}
+
+/// Messages SSE → IR events.
+#[derive(Debug)]
+pub struct StreamDecoder {
+    sse: SseReader,
+    native: Native,
+    next: usize,
+    /// Anthropic block index → IR block index (None: a block not translated, skipped).
+    blocks: Vec<(u64, Option<usize>)>,
+    stopped: bool,
+}
+
+impl StreamDecoder {
+    /// A decoder.
+    pub fn new(opts: &Options) -> Self {
+        Self {
+            sse: SseReader::new(opts.max_body_len),
+            native: Native::default(),
+            next: 0,
+            blocks: Vec::new(),
+            stopped: false,
+        }
+    }
+
+    /// Feeds upstream bytes.
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), Error> {
+        let mut sse = std::mem::replace(&mut self.sse, SseReader::new(0));
+        let r = sse.feed(input, |_, data| self.on_event(data, out));
+        self.sse = sse;
+        r
+    }
+
+    /// Ends the upstream stream.
+    pub fn finish(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), Error> {
+        let mut sse = std::mem::replace(&mut self.sse, SseReader::new(0));
+        let r = sse.finish(|_, data| self.on_event(data, out));
+        self.sse = sse;
+        r?;
+        if !self.stopped {
+            return Err(Error::Upstream(
+                "the stream ended before message_stop".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn block(&self, index: Option<u64>) -> Option<usize> {
+        let i = index?;
+        self.blocks
+            .iter()
+            .rev()
+            .find(|(a, _)| *a == i)
+            .and_then(|(_, b)| *b)
+    }
+
+    fn on_event(&mut self, data: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), Error> {
+        if self.stopped {
+            return Ok(());
+        }
+        let ev: Ev<'_> = serde_json::from_slice(data)
+            .map_err(|e| Error::Upstream(format!("invalid event: {e}")))?;
+        match ev.ty.as_ref() {
+            "message_start" => {
+                let m = ev.message.unwrap_or(Value::Null);
+                out.push(StreamEvent::MessageStart {
+                    id: m.get("id").and_then(Value::as_str).unwrap_or("").to_owned(),
+                    model: m
+                        .get("model")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_owned(),
+                });
+                if let Some(u) = m.get("usage") {
+                    out.push(StreamEvent::Usage(self.native.update(u)));
+                }
+            }
+            "content_block_start" => {
+                let Some(ai) = ev.index else {
+                    return Err(Error::Upstream("content_block_start without index".into()));
+                };
+                let cb = ev.content_block.unwrap_or(Value::Null);
+                let s = |k: &str| cb.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+                let kind = match cb.get("type").and_then(Value::as_str) {
+                    Some("text") => Some(BlockKind::Text),
+                    Some("tool_use") => Some(BlockKind::ToolCall {
+                        id: s("id"),
+                        name: s("name"),
+                    }),
+                    Some("thinking") => Some(BlockKind::Reasoning),
+                    Some("redacted_thinking") => {
+                        Some(BlockKind::RedactedReasoning { data: s("data") })
+                    }
+                    _ => None,
+                };
+                let ir = kind.map(|kind| {
+                    let index = self.next;
+                    self.next += 1;
+                    out.push(StreamEvent::BlockStart { index, kind });
+                    index
+                });
+                if self.blocks.len() >= 4096 {
+                    return Err(Error::Upstream("too many content blocks".into()));
+                }
+                self.blocks.push((ai, ir));
+                if let Some(index) = ir {
+                    let t = s("text");
+                    if !t.is_empty() {
+                        out.push(StreamEvent::TextDelta { index, text: t });
+                    }
+                    let t = s("thinking");
+                    if !t.is_empty() {
+                        out.push(StreamEvent::ReasoningDelta { index, text: t });
+                    }
+                    let sig = s("signature");
+                    if !sig.is_empty() {
+                        out.push(StreamEvent::SignatureDelta {
+                            index,
+                            signature: sig,
+                        });
+                    }
+                    if let Some(input) = cb
+                        .get("input")
+                        .filter(|i| i.as_object().is_some_and(|o| !o.is_empty()))
+                    {
+                        out.push(StreamEvent::ToolArgsDelta {
+                            index,
+                            json: to_string(input),
+                        });
+                    }
+                }
+            }
+            "content_block_delta" => {
+                let Some(index) = self.block(ev.index) else {
+                    return Ok(());
+                };
+                let Some(d) = ev.delta else { return Ok(()) };
+                match d.ty.as_deref() {
+                    Some("text_delta") => out.push(StreamEvent::TextDelta {
+                        index,
+                        text: d.text.unwrap_or_default().into_owned(),
+                    }),
+                    Some("input_json_delta") => {
+                        let j = d.partial_json.unwrap_or_default();
+                        if !j.is_empty() {
+                            out.push(StreamEvent::ToolArgsDelta {
+                                index,
+                                json: j.into_owned(),
+                            });
+                        }
+                    }
+                    Some("thinking_delta") => out.push(StreamEvent::ReasoningDelta {
+                        index,
+                        text: d.thinking.unwrap_or_default().into_owned(),
+                    }),
+                    Some("signature_delta") => out.push(StreamEvent::SignatureDelta {
+                        index,
+                        signature: d.signature.unwrap_or_default().into_owned(),
+                    }),
+                    _ => {}
+                }
+            }
+            "content_block_stop" => {
+                if let Some(index) = self.block(ev.index) {
+                    out.push(StreamEvent::BlockStop { index });
+                }
+            }
+            "message_delta" => {
+                if let Some(d) = ev.delta
+                    && let Some(sr) = d.stop_reason
+                {
+                    out.push(StreamEvent::Finish {
+                        reason: finish_from(&sr),
+                        stop_sequence: d.stop_sequence.map(Cow::into_owned),
+                    });
+                }
+                if let Some(u) = ev.usage {
+                    out.push(StreamEvent::Usage(self.native.update(&u)));
+                }
+            }
+            "message_stop" => {
+                out.push(StreamEvent::MessageStop);
+                self.stopped = true;
+            }
+            "error" => {
+                let body =
+                    to_vec(&json!({"type": "error", "error": ev.error.unwrap_or(Value::Null)}));
+                out.push(StreamEvent::Error(decode_error(200, &body)));
+                self.stopped = true;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[derive(Serialize)]
+struct OutDeltaEv<'a> {
+    #[serde(rename = "type")]
+    ty: &'static str,
+    index: usize,
+    delta: OutDelta<'a>,
+}
+
+#[derive(Serialize)]
+struct OutDelta<'a> {
+    #[serde(rename = "type")]
+    ty: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    partial_json: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signature: Option<&'a str>,
+}
+
+impl OutDelta<'_> {
+    fn new(ty: &'static str) -> Self {
+        Self {
+            ty,
+            text: None,
+            partial_json: None,
+            thinking: None,
+            signature: None,
+        }
+    }
+}
+
+/// IR events → Messages SSE. See the module docs for how input tokens are reported.
+#[derive(Debug)]
+pub struct StreamEncoder {
+    /// `message_start` waiting one event for usage.
+    pending_start: Option<(String, String)>,
+    /// `message_delta` waiting for usage.
+    pending_finish: Option<(FinishReason, Option<String>)>,
+    usage: Usage,
+    usage_seen: bool,
+    finish_sent: bool,
+    hint: Option<u64>,
+    done: bool,
+}
+
+impl StreamEncoder {
+    /// An encoder.
+    pub fn new(opts: &Options) -> Self {
+        Self {
+            pending_start: None,
+            pending_finish: None,
+            usage: Usage::default(),
+            usage_seen: false,
+            finish_sent: false,
+            hint: opts.input_tokens_hint,
+            done: false,
+        }
+    }
+
+    fn flush_start(&mut self, out: &mut Vec<u8>) {
+        if let Some((id, model)) = self.pending_start.take() {
+            let mut u = usage_to(&self.usage);
+            if !self.usage_seen {
+                u["input_tokens"] = self.hint.unwrap_or(0).into();
+            }
+            // Output so far: Anthropic itself starts at 1; keep the upstream's figure.
+            let msg = json!({"type": "message_start", "message": {
+                "id": id, "type": "message", "role": "assistant", "model": model, "content": [],
+                "stop_reason": null, "stop_sequence": null, "usage": u,
+            }});
+            write_event(out, Some("message_start"), &msg);
+        }
+    }
+
+    fn flush_finish(&mut self, out: &mut Vec<u8>) {
+        if let Some((reason, seq)) = self.pending_finish.take() {
+            self.finish_sent = true;
+            let d = json!({"type": "message_delta",
+                "delta": {"stop_reason": finish_to(&reason), "stop_sequence": seq},
+                "usage": usage_to(&self.usage)});
+            write_event(out, Some("message_delta"), &d);
+        }
+    }
+
+    /// Encodes one event.
+    pub fn encode(&mut self, ev: &StreamEvent, out: &mut Vec<u8>) -> Result<(), Error> {
+        if self.done {
+            return Ok(());
+        }
+        if let StreamEvent::Usage(u) = ev {
+            u.apply(&mut self.usage);
+            if u.input_tokens.is_some() {
+                self.usage_seen = true;
+            }
+            self.flush_start(out);
+            if self.pending_finish.is_some() {
+                self.flush_finish(out);
+            }
+            return Ok(());
+        }
+        self.flush_start(out);
+        match ev {
+            StreamEvent::MessageStart { id, model } => {
+                self.pending_start = Some((id.clone(), model.clone()));
+            }
+            StreamEvent::BlockStart { index, kind } => {
+                let cb = match kind {
+                    BlockKind::Text => json!({"type": "text", "text": ""}),
+                    BlockKind::ToolCall { id, name } => {
+                        json!({"type": "tool_use", "id": id, "name": name, "input": {}})
+                    }
+                    BlockKind::Reasoning => {
+                        json!({"type": "thinking", "thinking": "", "signature": ""})
+                    }
+                    BlockKind::RedactedReasoning { data } => {
+                        json!({"type": "redacted_thinking", "data": data})
+                    }
+                };
+                write_event(
+                    out,
+                    Some("content_block_start"),
+                    &json!({"type": "content_block_start", "index": index, "content_block": cb}),
+                );
+            }
+            StreamEvent::TextDelta { index, text } => {
+                let d = OutDelta {
+                    text: Some(text),
+                    ..OutDelta::new("text_delta")
+                };
+                write_event(
+                    out,
+                    Some("content_block_delta"),
+                    &OutDeltaEv {
+                        ty: "content_block_delta",
+                        index: *index,
+                        delta: d,
+                    },
+                );
+            }
+            StreamEvent::ToolArgsDelta { index, json } => {
+                let d = OutDelta {
+                    partial_json: Some(json),
+                    ..OutDelta::new("input_json_delta")
+                };
+                write_event(
+                    out,
+                    Some("content_block_delta"),
+                    &OutDeltaEv {
+                        ty: "content_block_delta",
+                        index: *index,
+                        delta: d,
+                    },
+                );
+            }
+            StreamEvent::ReasoningDelta { index, text } => {
+                let d = OutDelta {
+                    thinking: Some(text),
+                    ..OutDelta::new("thinking_delta")
+                };
+                write_event(
+                    out,
+                    Some("content_block_delta"),
+                    &OutDeltaEv {
+                        ty: "content_block_delta",
+                        index: *index,
+                        delta: d,
+                    },
+                );
+            }
+            StreamEvent::SignatureDelta { index, signature } => {
+                let d = OutDelta {
+                    signature: Some(signature),
+                    ..OutDelta::new("signature_delta")
+                };
+                write_event(
+                    out,
+                    Some("content_block_delta"),
+                    &OutDeltaEv {
+                        ty: "content_block_delta",
+                        index: *index,
+                        delta: d,
+                    },
+                );
+            }
+            StreamEvent::BlockStop { index } => {
+                write_event(
+                    out,
+                    Some("content_block_stop"),
+                    &json!({"type": "content_block_stop", "index": index}),
+                );
+            }
+            StreamEvent::Finish {
+                reason,
+                stop_sequence,
+            } => self.pending_finish = Some((reason.clone(), stop_sequence.clone())),
+            StreamEvent::MessageStop => {
+                if self.pending_finish.is_none() && !self.finish_sent {
+                    self.pending_finish = Some((FinishReason::Stop, None));
+                }
+                self.flush_finish(out);
+                write_event(out, Some("message_stop"), &json!({"type": "message_stop"}));
+                self.done = true;
+            }
+            StreamEvent::Error(e) => {
+                write_event(out, Some("error"), &error_value(e));
+                self.done = true;
+            }
+            StreamEvent::Usage(_) => {}
+        }
+        Ok(())
+    }
+
+    /// The usage reported so far.
+    pub fn usage(&self) -> Usage {
+        self.usage
+    }
+}

@@ -1,0 +1,1211 @@
+//! Amazon Bedrock Converse and ConverseStream: requests, responses, event-stream frames and
+//! errors.
+//!
+//! The model id and the choice of `converse` or `converse-stream` are in the URL, not the body:
+//! [`decode_request`] leaves [`ChatRequest::model`] empty and `stream` false; set them from the
+//! path. Prompt-cache breakpoints are Bedrock `cachePoint` blocks placed right after the content,
+//! system block or tool they close, which is where Anthropic's `cache_control` marks them.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::{
+    Error, ErrorKind, Options, Protocol, ProviderError,
+    eventstream::{self, Message as Frame},
+    ir::{
+        BlockKind, CacheControl, ChatRequest, ChatResponse, Effort, FinishReason, ImageSource,
+        Message, Part, Reasoning, ResponseFormat, Role, StreamEvent, SystemPart, Tool, ToolChoice,
+        Usage, UsageUpdate,
+    },
+    util::{
+        Obj, args_object, arr, extra_fields, f64_of, lossy, merged_turns, obj, opt_str,
+        parse_request, parse_upstream, str_of, to_vec, tokens, u32_of,
+    },
+};
+
+const P: Protocol = Protocol::Bedrock;
+
+fn format_to_media(f: &str) -> String {
+    format!("image/{f}")
+}
+
+fn media_to_format(m: &str) -> Option<&'static str> {
+    Some(match m {
+        "image/png" => "png",
+        "image/jpeg" | "image/jpg" => "jpeg",
+        "image/gif" => "gif",
+        "image/webp" => "webp",
+        _ => return None,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests
+
+fn cache_point(b: &Value) -> bool {
+    b.get("cachePoint").is_some()
+}
+
+fn attach_cache(parts: &mut [Part], p: &str) -> Result<(), Error> {
+    if parts
+        .last_mut()
+        .is_some_and(|last| last.set_cache(Some(CacheControl::default())))
+    {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            p,
+            "a cachePoint must follow content it closes",
+        ))
+    }
+}
+
+/// Decodes a Converse request body.
+pub fn decode_request(body: &[u8], opts: &Options) -> Result<ChatRequest, Error> {
+    let o = parse_request(body, opts)?;
+    let mut r = ChatRequest::default();
+    for (k, v) in &o {
+        match k.as_str() {
+            "messages" => {
+                for (i, m) in arr(v, "messages")?.iter().enumerate() {
+                    let p = format!("messages[{i}]");
+                    let role = match m.get("role").and_then(Value::as_str) {
+                        Some("user") => Role::User,
+                        Some("assistant") => Role::Assistant,
+                        _ => {
+                            return Err(Error::invalid(
+                                format!("{p}.role"),
+                                "expected user or assistant",
+                            ));
+                        }
+                    };
+                    let content = decode_content(
+                        arr(
+                            m.get("content").unwrap_or(&Value::Null),
+                            &format!("{p}.content"),
+                        )?,
+                        &p,
+                    )?;
+                    r.messages.push(Message::new(role, content));
+                }
+            }
+            "system" => {
+                for (i, b) in arr(v, "system")?.iter().enumerate() {
+                    let p = format!("system[{i}]");
+                    if cache_point(b) {
+                        match r.system.last_mut() {
+                            Some(s) => s.cache = Some(CacheControl::default()),
+                            None => {
+                                return Err(Error::invalid(
+                                    p,
+                                    "a cachePoint must follow a system block",
+                                ));
+                            }
+                        }
+                    } else if let Some(t) = b.get("text") {
+                        r.system.push(SystemPart::new(str_of(t, &p)?));
+                    } else {
+                        return Err(Error::unsupported(
+                            p,
+                            Protocol::OpenAiChat,
+                            "only text system blocks are translated",
+                        ));
+                    }
+                }
+            }
+            "inferenceConfig" => {
+                let ic = obj(v, k)?;
+                for (ik, iv) in ic {
+                    let p = format!("inferenceConfig.{ik}");
+                    match ik.as_str() {
+                        "maxTokens" => r.max_tokens = u32_of(iv, &p)?,
+                        "temperature" => r.temperature = f64_of(iv, &p)?,
+                        "topP" => r.top_p = f64_of(iv, &p)?,
+                        "stopSequences" => {
+                            for s in arr(iv, &p)? {
+                                r.stop.push(str_of(s, &p)?.to_owned());
+                            }
+                        }
+                        _ => return Err(Error::invalid(p, "unknown inference parameter")),
+                    }
+                }
+            }
+            "toolConfig" => {
+                if let Some(tools) = v.get("tools") {
+                    for (i, t) in arr(tools, "toolConfig.tools")?.iter().enumerate() {
+                        let p = format!("toolConfig.tools[{i}]");
+                        if cache_point(t) {
+                            match r.tools.last_mut() {
+                                Some(t) => t.cache = Some(CacheControl::default()),
+                                None => {
+                                    return Err(Error::invalid(
+                                        p,
+                                        "a cachePoint must follow a tool",
+                                    ));
+                                }
+                            }
+                            continue;
+                        }
+                        let spec = obj(
+                            t.get("toolSpec").unwrap_or(&Value::Null),
+                            &format!("{p}.toolSpec"),
+                        )?;
+                        r.tools.push(Tool {
+                            name: str_of(
+                                spec.get("name").unwrap_or(&Value::Null),
+                                &format!("{p}.toolSpec.name"),
+                            )?
+                            .to_owned(),
+                            description: opt_str(spec, "description"),
+                            parameters: spec
+                                .get("inputSchema")
+                                .and_then(|s| s.get("json"))
+                                .cloned()
+                                .unwrap_or_else(|| json!({"type": "object"})),
+                            strict: spec.get("strict").and_then(Value::as_bool),
+                            cache: None,
+                        });
+                    }
+                }
+                if let Some(tc) = v.get("toolChoice") {
+                    r.tool_choice = Some(if tc.get("auto").is_some() {
+                        ToolChoice::Auto
+                    } else if tc.get("any").is_some() {
+                        ToolChoice::Required
+                    } else if let Some(n) = tc.pointer("/tool/name").and_then(Value::as_str) {
+                        ToolChoice::Named(n.to_owned())
+                    } else {
+                        return Err(Error::invalid(
+                            "toolConfig.toolChoice",
+                            "unknown tool choice",
+                        ));
+                    });
+                }
+            }
+            "additionalModelRequestFields" => {
+                let mut rest = obj(v, k)?.clone();
+                if let Some(tk) = rest.remove("top_k") {
+                    r.top_k = u32_of(&tk, "additionalModelRequestFields.top_k")?;
+                }
+                if let Some(th) = rest.remove("thinking") {
+                    match th.get("type").and_then(Value::as_str) {
+                        Some("enabled") => {
+                            r.reasoning = Some(Reasoning {
+                                budget_tokens: u32_of(
+                                    th.get("budget_tokens").unwrap_or(&Value::Null),
+                                    "thinking.budget_tokens",
+                                )?,
+                                ..Reasoning::default()
+                            });
+                        }
+                        Some("disabled") => {
+                            r.reasoning = Some(Reasoning {
+                                disabled: true,
+                                ..Reasoning::default()
+                            });
+                        }
+                        _ => {
+                            return Err(Error::invalid(
+                                "additionalModelRequestFields.thinking",
+                                "unknown thinking type",
+                            ));
+                        }
+                    }
+                }
+                if !rest.is_empty() {
+                    r.extra.push((k.clone(), Value::Object(rest)));
+                }
+            }
+            "outputConfig" => {
+                let f = v
+                    .get("textFormat")
+                    .ok_or_else(|| Error::invalid("outputConfig", "missing textFormat"))?;
+                let js = f.pointer("/structure/jsonSchema").ok_or_else(|| {
+                    Error::invalid("outputConfig.textFormat", "only jsonSchema is translated")
+                })?;
+                let schema = match js.get("schema") {
+                    Some(Value::String(s)) => serde_json::from_str(s).map_err(|_| {
+                        Error::invalid(
+                            "outputConfig.textFormat.structure.jsonSchema.schema",
+                            "not valid JSON",
+                        )
+                    })?,
+                    Some(v) => v.clone(),
+                    None => json!({}),
+                };
+                r.response_format = Some(ResponseFormat::JsonSchema {
+                    name: js.get("name").and_then(Value::as_str).map(str::to_owned),
+                    description: js
+                        .get("description")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                    schema,
+                    strict: None,
+                });
+            }
+            "modelId" => str_of(v, k)?.clone_into(&mut r.model),
+            _ => r.extra.push((k.clone(), v.clone())),
+        }
+    }
+    if !r.extra.is_empty() {
+        r.extra_from = Some(P);
+    }
+    Ok(r)
+}
+
+fn decode_image(img: &Value, p: &str) -> Result<ImageSource, Error> {
+    let format = img.get("format").and_then(Value::as_str).unwrap_or("png");
+    if let Some(b) = img.pointer("/source/bytes") {
+        return Ok(ImageSource::Base64 {
+            media_type: format_to_media(format),
+            data: str_of(b, &format!("{p}.source.bytes"))?.to_owned(),
+        });
+    }
+    Err(Error::unsupported(
+        format!("{p}.source"),
+        Protocol::OpenAiChat,
+        "only inline image bytes are translated",
+    ))
+}
+
+fn decode_content(blocks: &[Value], p: &str) -> Result<Vec<Part>, Error> {
+    let mut out: Vec<Part> = Vec::with_capacity(blocks.len());
+    for (i, b) in blocks.iter().enumerate() {
+        let bp = format!("{p}.content[{i}]");
+        if cache_point(b) {
+            attach_cache(&mut out, &bp)?;
+        } else if let Some(t) = b.get("text") {
+            out.push(Part::text(str_of(t, &bp)?));
+        } else if let Some(img) = b.get("image") {
+            out.push(Part::Image {
+                source: decode_image(img, &bp)?,
+                detail: None,
+                cache: None,
+            });
+        } else if let Some(tu) = b.get("toolUse") {
+            out.push(Part::ToolCall {
+                id: str_of(
+                    tu.get("toolUseId").unwrap_or(&Value::Null),
+                    &format!("{bp}.toolUse.toolUseId"),
+                )?
+                .to_owned(),
+                name: str_of(
+                    tu.get("name").unwrap_or(&Value::Null),
+                    &format!("{bp}.toolUse.name"),
+                )?
+                .to_owned(),
+                arguments: serde_json::to_string(tu.get("input").unwrap_or(&json!({})))
+                    .unwrap_or_default(),
+                cache: None,
+            });
+        } else if let Some(tr) = b.get("toolResult") {
+            let mut content = Vec::new();
+            if let Some(c) = tr.get("content") {
+                for (j, x) in arr(c, &format!("{bp}.toolResult.content"))?
+                    .iter()
+                    .enumerate()
+                {
+                    let xp = format!("{bp}.toolResult.content[{j}]");
+                    if let Some(t) = x.get("text") {
+                        content.push(Part::text(str_of(t, &xp)?));
+                    } else if let Some(j) = x.get("json") {
+                        content.push(Part::text(serde_json::to_string(j).unwrap_or_default()));
+                    } else if let Some(img) = x.get("image") {
+                        content.push(Part::Image {
+                            source: decode_image(img, &xp)?,
+                            detail: None,
+                            cache: None,
+                        });
+                    } else {
+                        return Err(Error::unsupported(
+                            xp,
+                            Protocol::OpenAiChat,
+                            "this tool result content is not translated",
+                        ));
+                    }
+                }
+            }
+            out.push(Part::ToolResult {
+                call_id: str_of(
+                    tr.get("toolUseId").unwrap_or(&Value::Null),
+                    &format!("{bp}.toolResult.toolUseId"),
+                )?
+                .to_owned(),
+                name: None,
+                content,
+                is_error: tr.get("status").and_then(Value::as_str) == Some("error"),
+                cache: None,
+            });
+        } else if let Some(rc) = b.get("reasoningContent") {
+            if let Some(rt) = rc.get("reasoningText") {
+                out.push(Part::Reasoning {
+                    text: rt
+                        .get("text")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_owned(),
+                    signature: rt
+                        .get("signature")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                    redacted: None,
+                });
+            } else if let Some(rd) = rc.get("redactedContent") {
+                out.push(Part::Reasoning {
+                    text: String::new(),
+                    signature: None,
+                    redacted: Some(str_of(rd, &bp)?.to_owned()),
+                });
+            }
+        } else {
+            return Err(Error::unsupported(
+                bp,
+                Protocol::OpenAiChat,
+                "this content block is not translated",
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Encodes a Converse request body (the model goes in the URL: [`ChatRequest::model`]).
+pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error> {
+    let mut o = Obj::new();
+    let mut msgs = Vec::with_capacity(r.messages.len());
+    let mut has_tool_blocks = false;
+    for (i, (role, parts)) in merged_turns(&r.messages).into_iter().enumerate() {
+        let mut content = Vec::with_capacity(parts.len());
+        for (j, part) in parts.into_iter().enumerate() {
+            has_tool_blocks |= matches!(part, Part::ToolCall { .. } | Part::ToolResult { .. });
+            encode_part(
+                part,
+                &format!("messages[{i}].content[{j}]"),
+                opts,
+                &mut content,
+            )?;
+        }
+        msgs.push(json!({"role": if role == Role::User { "user" } else { "assistant" }, "content": content}));
+    }
+    o.insert("messages".into(), Value::Array(msgs));
+    if !r.system.is_empty() {
+        let mut sys = Vec::with_capacity(r.system.len());
+        for s in &r.system {
+            sys.push(json!({"text": s.text}));
+            if let Some(c) = &s.cache {
+                sys.push(encode_cache_point(c, opts)?);
+            }
+        }
+        o.insert("system".into(), Value::Array(sys));
+    }
+    let mut ic = Obj::new();
+    if let Some(m) = r.max_tokens {
+        ic.insert("maxTokens".into(), m.into());
+    }
+    if let Some(t) = r.temperature {
+        ic.insert("temperature".into(), t.into());
+    }
+    if let Some(t) = r.top_p {
+        ic.insert("topP".into(), t.into());
+    }
+    if !r.stop.is_empty() {
+        ic.insert("stopSequences".into(), r.stop.clone().into());
+    }
+    if !ic.is_empty() {
+        o.insert("inferenceConfig".into(), Value::Object(ic));
+    }
+    let choice_none = r.tool_choice == Some(ToolChoice::None);
+    if choice_none && has_tool_blocks {
+        lossy(
+            opts,
+            "tool_choice",
+            P,
+            "Bedrock has no tool_choice none while the conversation holds tool calls; tools stay offered",
+        )?;
+    }
+    if !r.tools.is_empty() && (!choice_none || has_tool_blocks) {
+        let mut tools = Vec::with_capacity(r.tools.len());
+        for t in &r.tools {
+            let mut spec = Obj::new();
+            spec.insert("name".into(), t.name.clone().into());
+            if let Some(d) = &t.description {
+                spec.insert("description".into(), d.clone().into());
+            }
+            spec.insert("inputSchema".into(), json!({"json": t.parameters}));
+            if let Some(s) = t.strict {
+                spec.insert("strict".into(), s.into());
+            }
+            tools.push(json!({"toolSpec": spec}));
+            if let Some(c) = &t.cache {
+                tools.push(encode_cache_point(c, opts)?);
+            }
+        }
+        let mut tc = json!({"tools": tools});
+        match &r.tool_choice {
+            Some(ToolChoice::Auto) => tc["toolChoice"] = json!({"auto": {}}),
+            Some(ToolChoice::Required) => tc["toolChoice"] = json!({"any": {}}),
+            Some(ToolChoice::Named(n)) => tc["toolChoice"] = json!({"tool": {"name": n}}),
+            Some(ToolChoice::None) | None => {}
+        }
+        o.insert("toolConfig".into(), tc);
+    }
+    if r.parallel_tool_calls == Some(false) {
+        lossy(
+            opts,
+            "parallel_tool_calls",
+            P,
+            "Converse cannot forbid parallel tool calls",
+        )?;
+    }
+    if let Some(rf) = &r.response_format {
+        let (schema, name, description) = match rf {
+            ResponseFormat::Text => (None, None, None),
+            ResponseFormat::JsonObject => {
+                lossy(
+                    opts,
+                    "response_format",
+                    P,
+                    "Bedrock has no JSON mode; it maps to the schema {\"type\":\"object\"}",
+                )?;
+                (Some(json!({"type": "object"})), None, None)
+            }
+            ResponseFormat::JsonSchema {
+                name,
+                description,
+                schema,
+                ..
+            } => (Some(schema.clone()), name.clone(), description.clone()),
+        };
+        if let Some(schema) = schema {
+            let mut js = Obj::new();
+            js.insert(
+                "schema".into(),
+                serde_json::to_string(&schema).unwrap_or_default().into(),
+            );
+            js.insert(
+                "name".into(),
+                name.unwrap_or_else(|| "response".into()).into(),
+            );
+            if let Some(d) = description {
+                js.insert("description".into(), d.into());
+            }
+            o.insert(
+                "outputConfig".into(),
+                json!({"textFormat": {"type": "json_schema", "structure": {"jsonSchema": js}}}),
+            );
+        }
+    }
+    let mut amrf = Obj::new();
+    if let Some(k) = r.top_k {
+        amrf.insert("top_k".into(), k.into());
+    }
+    if let Some(re) = &r.reasoning {
+        if re.include_thoughts == Some(false) {
+            lossy(
+                opts,
+                "include_thoughts",
+                P,
+                "Claude on Bedrock returns reasoning whenever it is enabled",
+            )?;
+        }
+        if re.disabled {
+            amrf.insert("thinking".into(), json!({"type": "disabled"}));
+        } else if let Some(b) = re.budget_tokens {
+            amrf.insert(
+                "thinking".into(),
+                json!({"type": "enabled", "budget_tokens": b}),
+            );
+        } else if let Some(e) = re.effort {
+            lossy(
+                opts,
+                "reasoning_effort",
+                P,
+                "reasoning_effort maps to a thinking budget only approximately",
+            )?;
+            if e != Effort::None {
+                amrf.insert(
+                    "thinking".into(),
+                    json!({"type": "enabled", "budget_tokens": e.budget_tokens()}),
+                );
+            }
+        }
+    }
+    for (name, present) in [
+        ("seed", r.seed.is_some()),
+        ("presence_penalty", r.presence_penalty.is_some()),
+        ("frequency_penalty", r.frequency_penalty.is_some()),
+        ("user", r.user.is_some()),
+    ] {
+        if present {
+            lossy(opts, name, P, "Converse has no such parameter")?;
+        }
+    }
+    let mut extra = Obj::new();
+    extra_fields(r, P, opts, &mut extra)?;
+    if let Some(Value::Object(more)) = extra.remove("additionalModelRequestFields") {
+        amrf.extend(more);
+    }
+    if !amrf.is_empty() {
+        o.insert("additionalModelRequestFields".into(), Value::Object(amrf));
+    }
+    o.extend(extra);
+    Ok(to_vec(&Value::Object(o)))
+}
+
+fn encode_cache_point(c: &CacheControl, opts: &Options) -> Result<Value, Error> {
+    if c.ttl.as_deref().is_some_and(|t| t != "5m") {
+        lossy(
+            opts,
+            "cache_control",
+            P,
+            "Bedrock cache points have the default TTL only",
+        )?;
+    }
+    Ok(json!({"cachePoint": {"type": "default"}}))
+}
+
+fn encode_image(source: &ImageSource, p: &str) -> Result<Value, Error> {
+    match source {
+        ImageSource::Base64 { media_type, data } => {
+            let format = media_to_format(media_type).ok_or_else(|| {
+                Error::unsupported(p, P, "Bedrock takes png, jpeg, gif and webp images")
+            })?;
+            Ok(json!({"format": format, "source": {"bytes": data}}))
+        }
+        ImageSource::Url(_) => Err(Error::unsupported(
+            format!("{p}.image_url"),
+            P,
+            "Bedrock takes inline images only (no URL fetching here)",
+        )),
+    }
+}
+
+fn encode_part(part: &Part, p: &str, opts: &Options, out: &mut Vec<Value>) -> Result<(), Error> {
+    let b = match part {
+        Part::Text { text, .. } => json!({"text": text}),
+        Part::Image { source, detail, .. } => {
+            if detail.is_some() {
+                lossy(opts, "detail", P, "Bedrock images have no detail level")?;
+            }
+            json!({"image": encode_image(source, p)?})
+        }
+        Part::ToolCall {
+            id,
+            name,
+            arguments,
+            ..
+        } => {
+            json!({"toolUse": {"toolUseId": id, "name": name, "input": args_object(arguments, p)?}})
+        }
+        Part::ToolResult {
+            call_id,
+            content,
+            is_error,
+            ..
+        } => {
+            let mut c = Vec::with_capacity(content.len());
+            for (k, x) in content.iter().enumerate() {
+                match x {
+                    Part::Text { text, .. } => c.push(json!({"text": text})),
+                    Part::Image { source, .. } => c.push(
+                        json!({"image": encode_image(source, &format!("{p}.content[{k}]"))?}),
+                    ),
+                    _ => {
+                        return Err(Error::invalid(
+                            format!("{p}.content[{k}]"),
+                            "a tool result holds text and images only",
+                        ));
+                    }
+                }
+            }
+            json!({"toolResult": {"toolUseId": call_id, "content": c, "status": if *is_error { "error" } else { "success" }}})
+        }
+        Part::Reasoning {
+            text,
+            signature,
+            redacted,
+        } => {
+            if let Some(d) = redacted {
+                json!({"reasoningContent": {"redactedContent": d}})
+            } else {
+                let mut rt = json!({"text": text});
+                if let Some(s) = signature {
+                    rt["signature"] = s.clone().into();
+                }
+                json!({"reasoningContent": {"reasoningText": rt}})
+            }
+        }
+    };
+    out.push(b);
+    if let Some(c) = part.cache() {
+        out.push(encode_cache_point(c, opts)?);
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Responses
+
+fn finish_from(s: &str) -> FinishReason {
+    match s {
+        "end_turn" => FinishReason::Stop,
+        "stop_sequence" => FinishReason::StopSequence,
+        "max_tokens" | "model_context_window_exceeded" => FinishReason::Length,
+        "tool_use" => FinishReason::ToolCalls,
+        "guardrail_intervened" | "content_filtered" => FinishReason::ContentFilter,
+        o => FinishReason::Other(o.to_owned()),
+    }
+}
+
+fn finish_to(f: &FinishReason) -> &str {
+    match f {
+        FinishReason::Stop => "end_turn",
+        FinishReason::StopSequence => "stop_sequence",
+        FinishReason::Length => "max_tokens",
+        FinishReason::ToolCalls => "tool_use",
+        FinishReason::ContentFilter | FinishReason::Refusal => "content_filtered",
+        FinishReason::Other(o) => o,
+    }
+}
+
+fn usage_from(u: &Value) -> Usage {
+    let cr = tokens(
+        u.get("cacheReadInputTokens")
+            .or_else(|| u.get("cacheReadInputTokenCount")),
+    );
+    let cw = tokens(
+        u.get("cacheWriteInputTokens")
+            .or_else(|| u.get("cacheWriteInputTokenCount")),
+    );
+    Usage {
+        input_tokens: tokens(u.get("inputTokens"))
+            .saturating_add(cr)
+            .saturating_add(cw),
+        output_tokens: tokens(u.get("outputTokens")),
+        cache_read_tokens: cr,
+        cache_write_tokens: cw,
+        reasoning_tokens: 0,
+    }
+}
+
+fn usage_to(u: &Usage) -> Value {
+    let mut v = json!({"inputTokens": u.uncached_input(), "outputTokens": u.output_tokens, "totalTokens": u.total()});
+    if u.cache_read_tokens > 0 {
+        v["cacheReadInputTokens"] = u.cache_read_tokens.into();
+    }
+    if u.cache_write_tokens > 0 {
+        v["cacheWriteInputTokens"] = u.cache_write_tokens.into();
+    }
+    v
+}
+
+/// Decodes a Converse response.
+pub fn decode_response(body: &[u8], opts: &Options) -> Result<ChatResponse, Error> {
+    let o = parse_upstream(body, opts)?;
+    let v = Value::Object(o);
+    let mut r = ChatResponse {
+        finish: v.get("stopReason").and_then(Value::as_str).map(finish_from),
+        stop_sequence: v
+            .pointer("/additionalModelResponseFields/stop_sequence")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        ..ChatResponse::default()
+    };
+    if let Some(u) = v.get("usage") {
+        r.usage = usage_from(u);
+    }
+    if let Some(c) = v
+        .pointer("/output/message/content")
+        .and_then(Value::as_array)
+    {
+        r.content =
+            decode_content(c, "output.message").map_err(|e| Error::Upstream(e.to_string()))?;
+    }
+    Ok(r)
+}
+
+/// Encodes a Converse response.
+pub fn encode_response(r: &ChatResponse, opts: &Options) -> Result<Vec<u8>, Error> {
+    let mut content = Vec::with_capacity(r.content.len());
+    let all = Options {
+        lossy_all: true,
+        ..opts.clone()
+    };
+    for (i, p) in r.content.iter().enumerate() {
+        encode_part(p, &format!("content[{i}]"), &all, &mut content)
+            .map_err(|e| Error::Upstream(e.to_string()))?;
+    }
+    let mut v = json!({
+        "output": {"message": {"role": "assistant", "content": content}},
+        "stopReason": r.finish.as_ref().map_or("end_turn", finish_to),
+        "usage": usage_to(&r.usage),
+        "metrics": {"latencyMs": 0},
+    });
+    if let Some(s) = &r.stop_sequence {
+        v["additionalModelResponseFields"] = json!({"stop_sequence": s});
+    }
+    Ok(to_vec(&v))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+/// The exception type Bedrock names for a kind (`x-amzn-ErrorType`, `:exception-type`).
+pub fn exception_type(k: ErrorKind) -> &'static str {
+    match k {
+        ErrorKind::InvalidRequest | ErrorKind::RequestTooLarge => "ValidationException",
+        ErrorKind::Authentication => "UnrecognizedClientException",
+        ErrorKind::PermissionDenied => "AccessDeniedException",
+        ErrorKind::NotFound => "ResourceNotFoundException",
+        ErrorKind::RateLimit => "ThrottlingException",
+        ErrorKind::Overloaded => "ServiceUnavailableException",
+        ErrorKind::Timeout => "ModelTimeoutException",
+        ErrorKind::Server | ErrorKind::BadGateway => "InternalServerException",
+    }
+}
+
+fn kind_from_exception(t: &str, status: u16) -> ErrorKind {
+    let t = t.split(':').next().unwrap_or(t).to_ascii_lowercase();
+    match t.as_str() {
+        "validationexception" => ErrorKind::InvalidRequest,
+        "accessdeniedexception" => ErrorKind::PermissionDenied,
+        "resourcenotfoundexception" => ErrorKind::NotFound,
+        "throttlingexception" | "servicequotaexceededexception" => ErrorKind::RateLimit,
+        "serviceunavailableexception" | "modelnotreadyexception" => ErrorKind::Overloaded,
+        "modeltimeoutexception" => ErrorKind::Timeout,
+        "unrecognizedclientexception" => ErrorKind::Authentication,
+        "internalserverexception" | "modelstreamerrorexception" | "modelerrorexception" => {
+            ErrorKind::Server
+        }
+        _ => ErrorKind::from_status(status),
+    }
+}
+
+/// Decodes a Bedrock error body; `error_type` is the `x-amzn-ErrorType` header when known.
+pub fn decode_error(status: u16, body: &[u8], error_type: Option<&str>) -> ProviderError {
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let msg = v
+        .get("message")
+        .or_else(|| v.get("Message"))
+        .and_then(Value::as_str);
+    let mut pe = ProviderError::new(
+        kind_from_exception(error_type.unwrap_or(""), status),
+        status,
+        msg.map_or_else(
+            || String::from_utf8_lossy(&body[..body.len().min(1024)]).into_owned(),
+            str::to_owned,
+        ),
+    );
+    pe.provider_type = error_type.map(|t| t.split(':').next().unwrap_or(t).to_owned());
+    pe
+}
+
+/// Encodes an error the Bedrock way: (status, body); send [`exception_type`] as
+/// `x-amzn-ErrorType`.
+pub fn encode_error(e: &ProviderError) -> (u16, Vec<u8>) {
+    (e.kind.status_for(P), to_vec(&json!({"message": e.message})))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streams
+
+#[derive(Deserialize)]
+struct Payload<'a> {
+    #[serde(rename = "contentBlockIndex", default)]
+    index: Option<u64>,
+    #[serde(default)]
+    start: Option<Value>,
+    #[serde(borrow, default)]
+    delta: Option<PDelta<'a>>,
+    #[serde(borrow, rename = "stopReason", default)]
+    stop_reason: Option<Cow<'a, str>>,
+    #[serde(rename = "additionalModelResponseFields", default)]
+    amrf: Option<Value>,
+    #[serde(default)]
+    usage: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct PDelta<'a> {
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "toolUse", default)]
+    tool_use: Option<PToolUse<'a>>,
+    #[serde(borrow, rename = "reasoningContent", default)]
+    reasoning: Option<PReasoning<'a>>,
+}
+
+#[derive(Deserialize)]
+struct PToolUse<'a> {
+    #[serde(borrow, default)]
+    input: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct PReasoning<'a> {
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    signature: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "redactedContent", default)]
+    redacted: Option<Cow<'a, str>>,
+}
+
+/// ConverseStream event-stream bytes → IR events.
+#[derive(Debug)]
+pub struct StreamDecoder {
+    frames: eventstream::Decoder,
+    buf: Vec<Frame>,
+    started: bool,
+    next: usize,
+    /// The open block: (Bedrock index, IR index, kind tag).
+    open: Option<(u64, usize, u8)>,
+    /// Bedrock indices already closed (skip late deltas).
+    closed: Vec<u64>,
+    finished: bool,
+    usage_seen: bool,
+    stopped: bool,
+}
+
+const K_TEXT: u8 = 0;
+const K_TOOL: u8 = 1;
+const K_REASON: u8 = 2;
+
+impl StreamDecoder {
+    /// A decoder.
+    pub fn new(opts: &Options) -> Self {
+        Self {
+            frames: eventstream::Decoder::with_max_message_len(
+                opts.max_body_len.min(eventstream::DEFAULT_MAX_MESSAGE_LEN),
+            ),
+            buf: Vec::new(),
+            started: false,
+            next: 0,
+            open: None,
+            closed: Vec::new(),
+            finished: false,
+            usage_seen: false,
+            stopped: false,
+        }
+    }
+
+    /// Feeds upstream bytes.
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), Error> {
+        let mut frames = std::mem::take(&mut self.buf);
+        let r = self.frames.feed(input, &mut frames);
+        for f in frames.drain(..) {
+            self.on_frame(&f, out)?;
+        }
+        self.buf = frames;
+        r.map_err(Error::from)
+    }
+
+    /// Ends the upstream stream.
+    pub fn finish(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), Error> {
+        self.frames.finish()?;
+        if !self.stopped {
+            if !self.finished {
+                return Err(Error::Upstream(
+                    "the stream ended before messageStop".into(),
+                ));
+            }
+            self.close(out);
+            out.push(StreamEvent::MessageStop);
+            self.stopped = true;
+        }
+        Ok(())
+    }
+
+    fn close(&mut self, out: &mut Vec<StreamEvent>) {
+        if let Some((b, index, _)) = self.open.take() {
+            out.push(StreamEvent::BlockStop { index });
+            if self.closed.len() < 4096 {
+                self.closed.push(b);
+            }
+        }
+    }
+
+    /// The IR block for a Bedrock index, starting one of `kind` if none is open.
+    fn block(
+        &mut self,
+        b: u64,
+        kind: u8,
+        start: impl FnOnce() -> BlockKind,
+        out: &mut Vec<StreamEvent>,
+    ) -> Option<usize> {
+        if let Some((ob, i, ok)) = self.open {
+            if ob == b && ok == kind {
+                return Some(i);
+            }
+            self.close(out);
+        }
+        if self.closed.contains(&b) {
+            return None;
+        }
+        let index = self.next;
+        self.next += 1;
+        out.push(StreamEvent::BlockStart {
+            index,
+            kind: start(),
+        });
+        self.open = Some((b, index, kind));
+        Some(index)
+    }
+
+    fn on_frame(&mut self, frame: &Frame, out: &mut Vec<StreamEvent>) -> Result<(), Error> {
+        if self.stopped {
+            return Ok(());
+        }
+        if let Some("exception" | "error") = frame.header_str(":message-type") {
+            let t = frame
+                .header_str(":exception-type")
+                .or_else(|| frame.header_str(":error-code"))
+                .unwrap_or("");
+            let mut e = decode_error(200, &frame.payload, Some(t));
+            if e.message.is_empty() {
+                frame
+                    .header_str(":error-message")
+                    .unwrap_or("")
+                    .clone_into(&mut e.message);
+            }
+            if !self.started {
+                out.push(StreamEvent::MessageStart {
+                    id: String::new(),
+                    model: String::new(),
+                });
+                self.started = true;
+            }
+            out.push(StreamEvent::Error(e));
+            self.stopped = true;
+            return Ok(());
+        }
+        let et = frame.header_str(":event-type").unwrap_or("");
+        let p: Payload<'_> = serde_json::from_slice(&frame.payload)
+            .map_err(|e| Error::Upstream(format!("invalid {et} payload: {e}")))?;
+        if !self.started {
+            self.started = true;
+            out.push(StreamEvent::MessageStart {
+                id: String::new(),
+                model: String::new(),
+            });
+        }
+        let b = p.index.unwrap_or(0);
+        match et {
+            "contentBlockStart" => {
+                if let Some(tu) = p.start.as_ref().and_then(|s| s.get("toolUse")) {
+                    let id = tu
+                        .get("toolUseId")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_owned();
+                    let name = tu
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_owned();
+                    self.close(out);
+                    self.block(b, K_TOOL, || BlockKind::ToolCall { id, name }, out);
+                }
+            }
+            "contentBlockDelta" => {
+                let Some(d) = p.delta else { return Ok(()) };
+                if let Some(t) = d.text {
+                    // Empty text deltas (seen between reasoning and its signature) start nothing.
+                    if !t.is_empty()
+                        && let Some(index) = self.block(b, K_TEXT, || BlockKind::Text, out)
+                    {
+                        out.push(StreamEvent::TextDelta {
+                            index,
+                            text: t.into_owned(),
+                        });
+                    }
+                } else if let Some(tu) = d.tool_use {
+                    if let Some((ob, index, K_TOOL)) = self.open {
+                        let j = tu.input.unwrap_or_default();
+                        if ob == b && !j.is_empty() {
+                            out.push(StreamEvent::ToolArgsDelta {
+                                index,
+                                json: j.into_owned(),
+                            });
+                        }
+                    }
+                } else if let Some(rc) = d.reasoning {
+                    if let Some(data) = rc.redacted {
+                        self.close(out);
+                        let index = self.next;
+                        self.next += 1;
+                        out.push(StreamEvent::BlockStart {
+                            index,
+                            kind: BlockKind::RedactedReasoning {
+                                data: data.into_owned(),
+                            },
+                        });
+                        out.push(StreamEvent::BlockStop { index });
+                    } else if let Some(index) =
+                        self.block(b, K_REASON, || BlockKind::Reasoning, out)
+                    {
+                        if let Some(t) = rc.text.filter(|t| !t.is_empty()) {
+                            out.push(StreamEvent::ReasoningDelta {
+                                index,
+                                text: t.into_owned(),
+                            });
+                        }
+                        if let Some(s) = rc.signature {
+                            out.push(StreamEvent::SignatureDelta {
+                                index,
+                                signature: s.into_owned(),
+                            });
+                        }
+                    }
+                }
+            }
+            "contentBlockStop" if self.open.is_some_and(|(ob, _, _)| ob == b) => {
+                self.close(out);
+            }
+            "messageStop" => {
+                self.close(out);
+                let reason = finish_from(p.stop_reason.as_deref().unwrap_or("end_turn"));
+                let seq = p
+                    .amrf
+                    .as_ref()
+                    .and_then(|a| {
+                        a.pointer("/delta/stop_sequence")
+                            .or_else(|| a.get("stop_sequence"))
+                    })
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                out.push(StreamEvent::Finish {
+                    reason,
+                    stop_sequence: seq,
+                });
+                self.finished = true;
+            }
+            "metadata" => {
+                if let Some(u) = p.usage {
+                    out.push(StreamEvent::Usage(UsageUpdate::from_usage(&usage_from(&u))));
+                    self.usage_seen = true;
+                }
+            }
+            _ => {}
+        }
+        if self.finished && self.usage_seen {
+            out.push(StreamEvent::MessageStop);
+            self.stopped = true;
+        }
+        Ok(())
+    }
+}
+
+/// IR events → ConverseStream event-stream frames.
+#[derive(Debug)]
+pub struct StreamEncoder {
+    usage: Usage,
+    scratch: Vec<u8>,
+    finished: bool,
+    done: bool,
+}
+
+impl StreamEncoder {
+    /// An encoder.
+    pub fn new(_opts: &Options) -> Self {
+        Self {
+            usage: Usage::default(),
+            scratch: Vec::with_capacity(256),
+            finished: false,
+            done: false,
+        }
+    }
+
+    fn event(&mut self, ty: &str, v: &Value, out: &mut Vec<u8>) {
+        self.scratch.clear();
+        let _ = serde_json::to_writer(&mut self.scratch, v);
+        eventstream::encode_event(ty, &self.scratch, out);
+    }
+
+    /// Encodes one event.
+    pub fn encode(&mut self, ev: &StreamEvent, out: &mut Vec<u8>) -> Result<(), Error> {
+        if self.done {
+            return Ok(());
+        }
+        match ev {
+            StreamEvent::MessageStart { .. } => {
+                self.event("messageStart", &json!({"role": "assistant"}), out);
+            }
+            StreamEvent::BlockStart { index, kind } => match kind {
+                BlockKind::ToolCall { id, name } => {
+                    self.event("contentBlockStart", &json!({"contentBlockIndex": index, "start": {"toolUse": {"toolUseId": id, "name": name}}}), out);
+                }
+                BlockKind::RedactedReasoning { data } => {
+                    self.event("contentBlockDelta", &json!({"contentBlockIndex": index, "delta": {"reasoningContent": {"redactedContent": data}}}), out);
+                }
+                BlockKind::Text | BlockKind::Reasoning => {}
+            },
+            StreamEvent::TextDelta { index, text } => self.event(
+                "contentBlockDelta",
+                &json!({"contentBlockIndex": index, "delta": {"text": text}}),
+                out,
+            ),
+            StreamEvent::ToolArgsDelta { index, json } => {
+                self.event(
+                    "contentBlockDelta",
+                    &json!({"contentBlockIndex": index, "delta": {"toolUse": {"input": json}}}),
+                    out,
+                );
+            }
+            StreamEvent::ReasoningDelta { index, text } => {
+                self.event("contentBlockDelta", &json!({"contentBlockIndex": index, "delta": {"reasoningContent": {"text": text}}}), out);
+            }
+            StreamEvent::SignatureDelta { index, signature } => {
+                self.event("contentBlockDelta", &json!({"contentBlockIndex": index, "delta": {"reasoningContent": {"signature": signature}}}), out);
+            }
+            StreamEvent::BlockStop { index } => self.event(
+                "contentBlockStop",
+                &json!({"contentBlockIndex": index}),
+                out,
+            ),
+            StreamEvent::Usage(u) => u.apply(&mut self.usage),
+            StreamEvent::Finish {
+                reason,
+                stop_sequence,
+            } => {
+                let mut v = json!({"stopReason": finish_to(reason)});
+                if let Some(s) = stop_sequence {
+                    v["additionalModelResponseFields"] = json!({"delta": {"stop_sequence": s}});
+                }
+                self.event("messageStop", &v, out);
+                self.finished = true;
+            }
+            StreamEvent::MessageStop => {
+                if !self.finished {
+                    self.event("messageStop", &json!({"stopReason": "end_turn"}), out);
+                }
+                let u = usage_to(&self.usage);
+                self.event(
+                    "metadata",
+                    &json!({"usage": u, "metrics": {"latencyMs": 0}}),
+                    out,
+                );
+                self.done = true;
+            }
+            StreamEvent::Error(e) => {
+                let t = exception_type(e.kind);
+                let mut name = t.to_owned();
+                // Event-stream exception names are lower camel case (throttlingException).
+                if let Some(first) = name.get_mut(0..1) {
+                    first.make_ascii_lowercase();
+                }
+                self.scratch.clear();
+                let _ = serde_json::to_writer(&mut self.scratch, &json!({"message": e.message}));
+                eventstream::encode_exception(&name, &self.scratch, out);
+                self.done = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// The usage reported so far.
+    pub fn usage(&self) -> Usage {
+        self.usage
+    }
+}

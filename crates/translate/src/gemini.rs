@@ -1,0 +1,1248 @@
+//! Google Gemini `generateContent` and `streamGenerateContent?alt=sse`: requests, responses,
+//! SSE chunks and errors.
+//!
+//! Gemini function calls may have no id: one is made from the response id and the call's
+//! position (`call_<responseId>_<n>`), and a `functionResponse` without an id answers the
+//! earliest unanswered call of its name. A `thoughtSignature` on a part becomes a reasoning part
+//! with empty text and that signature just before it, and goes back onto the part that follows
+//! it when encoding to Gemini, so signatures survive a round trip through any client API that
+//! keeps reasoning blocks. A tool result's text is sent as `functionResponse.response` when it
+//! is a JSON object, else as `{"result": text}` (`{"error": text}` for a failed call).
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::{
+    Error, ErrorKind, Options, Protocol, ProviderError,
+    ir::{
+        BlockKind, ChatRequest, ChatResponse, Effort, FinishReason, ImageSource, Message, Part,
+        Reasoning, ResponseFormat, Role, StreamEvent, SystemPart, Tool, ToolChoice, Usage,
+        UsageUpdate,
+    },
+    sse::{SseReader, write_event},
+    util::{
+        Obj, args_object, arr, extra_fields, f64_of, lossy, obj, parse_request, parse_upstream,
+        sanitize_id, str_of, to_vec, tokens, u32_of,
+    },
+};
+
+const P: Protocol = Protocol::Gemini;
+
+fn guess_mime(url: &str) -> Option<&'static str> {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    let ext = std::path::Path::new(path)
+        .extension()?
+        .to_str()?
+        .to_ascii_lowercase();
+    Some(match ext.as_str() {
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        _ => return None,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parts
+
+/// Decodes parts; `calls` holds (name, id, answered) of calls seen so far, for ids.
+fn decode_parts(
+    parts: &[Value],
+    p: &str,
+    id_prefix: &str,
+    calls: &mut Vec<(String, String, bool)>,
+    out: &mut Vec<Part>,
+) -> Result<(), Error> {
+    for (i, part) in parts.iter().enumerate() {
+        let pp = format!("{p}.parts[{i}]");
+        let sig = part
+            .get("thoughtSignature")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let thought = part
+            .get("thought")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        if thought {
+            out.push(Part::Reasoning {
+                text: part
+                    .get("text")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned(),
+                signature: sig,
+                redacted: None,
+            });
+            continue;
+        }
+        if let Some(s) = sig {
+            out.push(Part::Reasoning {
+                text: String::new(),
+                signature: Some(s),
+                redacted: None,
+            });
+        }
+        if let Some(t) = part.get("text") {
+            let t = str_of(t, &pp)?;
+            if !t.is_empty() {
+                out.push(Part::text(t));
+            }
+        } else if let Some(d) = part.get("inlineData") {
+            let mime = d.get("mimeType").and_then(Value::as_str).unwrap_or("");
+            if !mime.starts_with("image/") {
+                return Err(Error::unsupported(
+                    format!("{pp}.inlineData"),
+                    Protocol::OpenAiChat,
+                    "only images are translated",
+                ));
+            }
+            out.push(Part::Image {
+                source: ImageSource::Base64 {
+                    media_type: mime.to_owned(),
+                    data: str_of(d.get("data").unwrap_or(&Value::Null), &pp)?.to_owned(),
+                },
+                detail: None,
+                cache: None,
+            });
+        } else if let Some(d) = part.get("fileData") {
+            out.push(Part::Image {
+                source: ImageSource::Url(
+                    str_of(d.get("fileUri").unwrap_or(&Value::Null), &pp)?.to_owned(),
+                ),
+                detail: None,
+                cache: None,
+            });
+        } else if let Some(fc) = part.get("functionCall") {
+            let name = str_of(
+                fc.get("name").unwrap_or(&Value::Null),
+                &format!("{pp}.functionCall.name"),
+            )?
+            .to_owned();
+            let id = match fc.get("id").and_then(Value::as_str) {
+                Some(id) if !id.is_empty() => id.to_owned(),
+                _ => format!("call_{id_prefix}_{}", calls.len()),
+            };
+            if calls.len() < 65536 {
+                calls.push((name.clone(), id.clone(), false));
+            }
+            let arguments =
+                serde_json::to_string(fc.get("args").unwrap_or(&json!({}))).unwrap_or_default();
+            out.push(Part::ToolCall {
+                id,
+                name,
+                arguments,
+                cache: None,
+            });
+        } else if let Some(fr) = part.get("functionResponse") {
+            let name = str_of(
+                fr.get("name").unwrap_or(&Value::Null),
+                &format!("{pp}.functionResponse.name"),
+            )?
+            .to_owned();
+            let call_id = match fr.get("id").and_then(Value::as_str) {
+                Some(id) if !id.is_empty() => id.to_owned(),
+                _ => match calls
+                    .iter_mut()
+                    .find(|(n, _, answered)| *n == name && !answered)
+                {
+                    Some(c) => {
+                        c.2 = true;
+                        c.1.clone()
+                    }
+                    None => format!("call_{id_prefix}_{}", calls.len()),
+                },
+            };
+            let resp = fr.get("response").unwrap_or(&Value::Null);
+            let text = serde_json::to_string(resp).unwrap_or_default();
+            out.push(Part::ToolResult {
+                call_id,
+                name: Some(name),
+                content: vec![Part::text(text)],
+                is_error: false,
+                cache: None,
+            });
+        } else {
+            return Err(Error::unsupported(
+                pp,
+                Protocol::OpenAiChat,
+                "this part is not translated",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn encode_parts(
+    parts: &[Part],
+    p: &str,
+    opts: &Options,
+    names: &[(&str, &str)],
+    out: &mut Vec<Value>,
+) -> Result<(), Error> {
+    let mut pending_sig: Option<&str> = None;
+    for (j, part) in parts.iter().enumerate() {
+        let pp = format!("{p}.content[{j}]");
+        if part.cache().is_some() {
+            lossy(
+                opts,
+                "cache_control",
+                P,
+                "Gemini caches through cachedContents, not breakpoints",
+            )?;
+        }
+        let mut v = match part {
+            Part::Reasoning {
+                text,
+                signature,
+                redacted,
+            } => {
+                if redacted.is_some() {
+                    lossy(
+                        opts,
+                        "reasoning",
+                        P,
+                        "Gemini cannot take redacted reasoning",
+                    )?;
+                    continue;
+                }
+                if text.is_empty()
+                    && signature.is_some()
+                    && j + 1 < parts.len()
+                    && !matches!(parts[j + 1], Part::Reasoning { .. })
+                {
+                    pending_sig = signature.as_deref();
+                    continue;
+                }
+                let mut v = json!({"text": text, "thought": true});
+                if let Some(s) = signature {
+                    v["thoughtSignature"] = s.clone().into();
+                }
+                out.push(v);
+                continue;
+            }
+            Part::Text { text, .. } => json!({"text": text}),
+            Part::Image { source, detail, .. } => {
+                if detail.is_some() {
+                    lossy(opts, "detail", P, "Gemini images have no detail level")?;
+                }
+                match source {
+                    ImageSource::Base64 { media_type, data } => {
+                        json!({"inlineData": {"mimeType": media_type, "data": data}})
+                    }
+                    ImageSource::Url(u) => {
+                        let mime = guess_mime(u).ok_or_else(|| {
+                            Error::unsupported(
+                                format!("{pp}.image_url"),
+                                P,
+                                "Gemini needs the image's type; the URL does not say it",
+                            )
+                        })?;
+                        json!({"fileData": {"mimeType": mime, "fileUri": u}})
+                    }
+                }
+            }
+            Part::ToolCall {
+                id,
+                name,
+                arguments,
+                ..
+            } => {
+                json!({"functionCall": {"id": id, "name": name, "args": args_object(arguments, &pp)?}})
+            }
+            Part::ToolResult {
+                call_id,
+                name,
+                content,
+                is_error,
+                ..
+            } => {
+                let name = match name {
+                    Some(n) => n.as_str(),
+                    None => names.iter().find(|(id, _)| id == call_id).map(|(_, n)| *n).ok_or_else(|| Error::invalid(&pp, "a tool result answers no earlier tool call (Gemini needs the tool's name)"))?,
+                };
+                let mut text = String::new();
+                for c in content {
+                    match c {
+                        Part::Text { text: t, .. } => text.push_str(t),
+                        _ => {
+                            return Err(Error::unsupported(
+                                &pp,
+                                P,
+                                "Gemini tool results hold text only here",
+                            ));
+                        }
+                    }
+                }
+                let response = match serde_json::from_str::<Value>(&text) {
+                    Ok(v @ Value::Object(_)) if !is_error => v,
+                    _ if *is_error => json!({"error": text}),
+                    _ => json!({"result": text}),
+                };
+                json!({"functionResponse": {"id": call_id, "name": name, "response": response}})
+            }
+        };
+        if let Some(s) = pending_sig.take() {
+            v["thoughtSignature"] = s.into();
+        }
+        out.push(v);
+    }
+    if let Some(s) = pending_sig {
+        out.push(json!({"text": "", "thoughtSignature": s}));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests
+
+/// Decodes a `generateContent` request body (the model is in the URL).
+pub fn decode_request(body: &[u8], opts: &Options) -> Result<ChatRequest, Error> {
+    let o = parse_request(body, opts)?;
+    let mut r = ChatRequest::default();
+    let mut calls = Vec::new();
+    for (k, v) in &o {
+        match k.as_str() {
+            "contents" => {
+                for (i, c) in arr(v, k)?.iter().enumerate() {
+                    let p = format!("contents[{i}]");
+                    let role = match c.get("role").and_then(Value::as_str) {
+                        Some("model") => Role::Assistant,
+                        _ => Role::User,
+                    };
+                    let mut content = Vec::new();
+                    decode_parts(
+                        arr(
+                            c.get("parts").unwrap_or(&Value::Null),
+                            &format!("{p}.parts"),
+                        )?,
+                        &p,
+                        &format!("{i}"),
+                        &mut calls,
+                        &mut content,
+                    )?;
+                    r.messages.push(Message::new(role, content));
+                }
+            }
+            "systemInstruction" | "system_instruction" => {
+                for (i, part) in arr(
+                    v.get("parts").unwrap_or(&Value::Null),
+                    "systemInstruction.parts",
+                )?
+                .iter()
+                .enumerate()
+                {
+                    r.system.push(SystemPart::new(str_of(
+                        part.get("text").unwrap_or(&Value::Null),
+                        &format!("systemInstruction.parts[{i}].text"),
+                    )?));
+                }
+            }
+            "tools" => {
+                for (i, t) in arr(v, k)?.iter().enumerate() {
+                    let t = obj(t, &format!("tools[{i}]"))?;
+                    for (tk, tv) in t {
+                        if tk != "functionDeclarations" {
+                            return Err(Error::unsupported(
+                                format!("tools[{i}].{tk}"),
+                                Protocol::OpenAiChat,
+                                "only function declarations are translated",
+                            ));
+                        }
+                        for (j, f) in arr(tv, tk)?.iter().enumerate() {
+                            let p = format!("tools[{i}].functionDeclarations[{j}]");
+                            r.tools.push(Tool {
+                                name: str_of(
+                                    f.get("name").unwrap_or(&Value::Null),
+                                    &format!("{p}.name"),
+                                )?
+                                .to_owned(),
+                                description: f
+                                    .get("description")
+                                    .and_then(Value::as_str)
+                                    .map(str::to_owned),
+                                parameters: f
+                                    .get("parametersJsonSchema")
+                                    .or_else(|| f.get("parameters"))
+                                    .cloned()
+                                    .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+                                strict: None,
+                                cache: None,
+                            });
+                        }
+                    }
+                }
+            }
+            "toolConfig" => {
+                if let Some(fc) = v.get("functionCallingConfig") {
+                    let names: Vec<&str> = fc
+                        .get("allowedFunctionNames")
+                        .and_then(Value::as_array)
+                        .map(|a| a.iter().filter_map(Value::as_str).collect())
+                        .unwrap_or_default();
+                    r.tool_choice = match fc.get("mode").and_then(Value::as_str) {
+                        Some("AUTO") | None => Some(ToolChoice::Auto),
+                        Some("NONE") => Some(ToolChoice::None),
+                        Some("ANY" | "VALIDATED") if names.len() == 1 => {
+                            Some(ToolChoice::Named(names[0].to_owned()))
+                        }
+                        Some("ANY" | "VALIDATED") if names.is_empty() => Some(ToolChoice::Required),
+                        _ => {
+                            return Err(Error::unsupported(
+                                "toolConfig.functionCallingConfig",
+                                Protocol::OpenAiChat,
+                                "several allowed functions have no equivalent",
+                            ));
+                        }
+                    };
+                }
+            }
+            "generationConfig" | "generation_config" => {
+                decode_generation_config(obj(v, k)?, &mut r)?;
+            }
+            _ => r.extra.push((k.clone(), v.clone())),
+        }
+    }
+    if !r.extra.is_empty() {
+        r.extra_from = Some(P);
+    }
+    Ok(r)
+}
+
+fn decode_generation_config(g: &Obj, r: &mut ChatRequest) -> Result<(), Error> {
+    let mut mime = None;
+    let mut schema = None;
+    for (k, v) in g {
+        let p = format!("generationConfig.{k}");
+        match k.as_str() {
+            "temperature" => r.temperature = f64_of(v, &p)?,
+            "topP" => r.top_p = f64_of(v, &p)?,
+            "topK" => {
+                r.top_k = v
+                    .as_f64()
+                    .map(|f| f.max(0.0).min(f64::from(u32::MAX)) as u32);
+            }
+            "maxOutputTokens" => r.max_tokens = u32_of(v, &p)?,
+            "stopSequences" => {
+                for s in arr(v, &p)? {
+                    r.stop.push(str_of(s, &p)?.to_owned());
+                }
+            }
+            "seed" => r.seed = v.as_i64(),
+            "presencePenalty" => r.presence_penalty = f64_of(v, &p)?,
+            "frequencyPenalty" => r.frequency_penalty = f64_of(v, &p)?,
+            "candidateCount" if v.as_u64() == Some(1) => {}
+            "responseMimeType" => mime = v.as_str().map(str::to_owned),
+            "responseJsonSchema" | "responseSchema" | "response_json_schema" => {
+                schema = Some(v.clone());
+            }
+            "thinkingConfig" => {
+                let mut re = Reasoning::default();
+                if let Some(b) = v.get("thinkingBudget").and_then(Value::as_i64) {
+                    if b == 0 {
+                        re.disabled = true;
+                    } else if b > 0 {
+                        re.budget_tokens = Some(b.min(i64::from(u32::MAX)) as u32);
+                    }
+                }
+                re.include_thoughts = v.get("includeThoughts").and_then(Value::as_bool);
+                if let Some(l) = v.get("thinkingLevel").and_then(Value::as_str) {
+                    re.effort = Some(Effort::parse(&l.to_ascii_lowercase()).ok_or_else(|| {
+                        Error::invalid(
+                            "generationConfig.thinkingConfig.thinkingLevel",
+                            "unknown level",
+                        )
+                    })?);
+                }
+                r.reasoning = Some(re);
+            }
+            _ => {
+                return Err(Error::unsupported(
+                    p,
+                    Protocol::OpenAiChat,
+                    "this generation parameter is not translated",
+                ));
+            }
+        }
+    }
+    match (mime.as_deref(), schema) {
+        (Some("application/json"), Some(s)) => {
+            r.response_format = Some(ResponseFormat::JsonSchema {
+                name: None,
+                description: None,
+                schema: s,
+                strict: None,
+            });
+        }
+        (Some("application/json"), None) => r.response_format = Some(ResponseFormat::JsonObject),
+        (Some("text/plain"), None) => r.response_format = Some(ResponseFormat::Text),
+        (None, None) => {}
+        _ => {
+            return Err(Error::unsupported(
+                "generationConfig.responseMimeType",
+                Protocol::OpenAiChat,
+                "this response type is not translated",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Encodes a `generateContent` request body (the model goes in the URL).
+pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error> {
+    let mut o = Obj::new();
+    let names: Vec<(&str, &str)> = r
+        .messages
+        .iter()
+        .flat_map(|m| m.content.iter())
+        .filter_map(|p| match p {
+            Part::ToolCall { id, name, .. } => Some((id.as_str(), name.as_str())),
+            _ => None,
+        })
+        .collect();
+    let mut contents = Vec::with_capacity(r.messages.len());
+    for (i, m) in r.messages.iter().enumerate() {
+        let mut parts = Vec::with_capacity(m.content.len());
+        encode_parts(
+            &m.content,
+            &format!("messages[{i}]"),
+            opts,
+            &names,
+            &mut parts,
+        )?;
+        contents.push(
+            json!({"role": if m.role == Role::User { "user" } else { "model" }, "parts": parts}),
+        );
+    }
+    o.insert("contents".into(), Value::Array(contents));
+    if !r.system.is_empty() {
+        let mut parts = Vec::with_capacity(r.system.len());
+        for s in &r.system {
+            if s.cache.is_some() {
+                lossy(
+                    opts,
+                    "cache_control",
+                    P,
+                    "Gemini caches through cachedContents, not breakpoints",
+                )?;
+            }
+            parts.push(json!({"text": s.text}));
+        }
+        o.insert("systemInstruction".into(), json!({"parts": parts}));
+    }
+    if !r.tools.is_empty() {
+        let mut decls = Vec::with_capacity(r.tools.len());
+        for (i, t) in r.tools.iter().enumerate() {
+            if t.strict == Some(true) {
+                lossy(
+                    opts,
+                    "strict",
+                    P,
+                    "Gemini function declarations have no strict mode",
+                )?;
+            }
+            if t.cache.is_some() {
+                lossy(
+                    opts,
+                    "cache_control",
+                    P,
+                    "Gemini caches through cachedContents, not breakpoints",
+                )?;
+            }
+            let _ = i;
+            let mut d = Obj::new();
+            d.insert("name".into(), t.name.clone().into());
+            if let Some(desc) = &t.description {
+                d.insert("description".into(), desc.clone().into());
+            }
+            d.insert("parametersJsonSchema".into(), t.parameters.clone());
+            decls.push(Value::Object(d));
+        }
+        o.insert("tools".into(), json!([{"functionDeclarations": decls}]));
+    }
+    if let Some(tc) = &r.tool_choice {
+        let fc = match tc {
+            ToolChoice::Auto => json!({"mode": "AUTO"}),
+            ToolChoice::None => json!({"mode": "NONE"}),
+            ToolChoice::Required => json!({"mode": "ANY"}),
+            ToolChoice::Named(n) => json!({"mode": "ANY", "allowedFunctionNames": [n]}),
+        };
+        o.insert("toolConfig".into(), json!({"functionCallingConfig": fc}));
+    }
+    if r.parallel_tool_calls == Some(false) {
+        lossy(
+            opts,
+            "parallel_tool_calls",
+            P,
+            "Gemini cannot forbid parallel function calls",
+        )?;
+    }
+    let mut g = Obj::new();
+    if let Some(t) = r.temperature {
+        g.insert("temperature".into(), t.into());
+    }
+    if let Some(t) = r.top_p {
+        g.insert("topP".into(), t.into());
+    }
+    if let Some(k) = r.top_k {
+        g.insert("topK".into(), k.into());
+    }
+    if let Some(m) = r.max_tokens {
+        g.insert("maxOutputTokens".into(), m.into());
+    }
+    if !r.stop.is_empty() {
+        g.insert("stopSequences".into(), r.stop.clone().into());
+    }
+    if let Some(s) = r.seed {
+        g.insert("seed".into(), s.into());
+    }
+    if let Some(v) = r.presence_penalty {
+        g.insert("presencePenalty".into(), v.into());
+    }
+    if let Some(v) = r.frequency_penalty {
+        g.insert("frequencyPenalty".into(), v.into());
+    }
+    match &r.response_format {
+        None => {}
+        Some(ResponseFormat::Text) => {
+            g.insert("responseMimeType".into(), "text/plain".into());
+        }
+        Some(ResponseFormat::JsonObject) => {
+            g.insert("responseMimeType".into(), "application/json".into());
+        }
+        Some(ResponseFormat::JsonSchema {
+            schema,
+            strict,
+            name,
+            description,
+        }) => {
+            if strict == &Some(true) {
+                lossy(
+                    opts,
+                    "strict",
+                    P,
+                    "Gemini response schemas have no strict flag",
+                )?;
+            }
+            // The schema's name and description do not constrain the output: not sent.
+            let _ = (name, description);
+            g.insert("responseMimeType".into(), "application/json".into());
+            g.insert("responseJsonSchema".into(), schema.clone());
+        }
+    }
+    if let Some(re) = &r.reasoning {
+        let mut tc = Obj::new();
+        if re.disabled {
+            tc.insert("thinkingBudget".into(), 0.into());
+        } else if let Some(b) = re.budget_tokens {
+            tc.insert("thinkingBudget".into(), b.into());
+        }
+        match re.effort {
+            None => {}
+            Some(Effort::None) => {
+                tc.insert("thinkingBudget".into(), 0.into());
+            }
+            Some(Effort::XHigh) => {
+                lossy(
+                    opts,
+                    "reasoning_effort",
+                    P,
+                    "Gemini's highest thinking level is high",
+                )?;
+                tc.insert("thinkingLevel".into(), "high".into());
+            }
+            Some(e) => {
+                tc.insert("thinkingLevel".into(), e.as_str().into());
+            }
+        }
+        if let Some(i) = re.include_thoughts {
+            tc.insert("includeThoughts".into(), i.into());
+        }
+        if !tc.is_empty() {
+            g.insert("thinkingConfig".into(), Value::Object(tc));
+        }
+    }
+    if !g.is_empty() {
+        o.insert("generationConfig".into(), Value::Object(g));
+    }
+    if r.user.is_some() {
+        lossy(opts, "user", P, "Gemini has no end-user id")?;
+    }
+    extra_fields(r, P, opts, &mut o)?;
+    Ok(to_vec(&Value::Object(o)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Responses
+
+fn finish_from(s: &str, tool_calls: bool) -> FinishReason {
+    match s {
+        "STOP" if tool_calls => FinishReason::ToolCalls,
+        "STOP" => FinishReason::Stop,
+        "MAX_TOKENS" => FinishReason::Length,
+        "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY" => {
+            FinishReason::ContentFilter
+        }
+        o => FinishReason::Other(o.to_owned()),
+    }
+}
+
+fn finish_to(f: &FinishReason) -> &str {
+    match f {
+        FinishReason::Stop | FinishReason::StopSequence | FinishReason::ToolCalls => "STOP",
+        FinishReason::Length => "MAX_TOKENS",
+        FinishReason::ContentFilter | FinishReason::Refusal => "SAFETY",
+        FinishReason::Other(o) => o,
+    }
+}
+
+fn usage_from(u: &Value) -> UsageUpdate {
+    let thoughts = tokens(u.get("thoughtsTokenCount"));
+    UsageUpdate {
+        input_tokens: u.get("promptTokenCount").and_then(Value::as_u64),
+        output_tokens: u
+            .get("candidatesTokenCount")
+            .and_then(Value::as_u64)
+            .map(|c| c.saturating_add(thoughts))
+            .or((thoughts > 0).then_some(thoughts)),
+        cache_read_tokens: u.get("cachedContentTokenCount").and_then(Value::as_u64),
+        cache_write_tokens: None,
+        reasoning_tokens: u.get("thoughtsTokenCount").and_then(Value::as_u64),
+    }
+}
+
+fn usage_to(u: &Usage) -> Value {
+    let mut v = json!({
+        "promptTokenCount": u.input_tokens,
+        "candidatesTokenCount": u.output_tokens.saturating_sub(u.reasoning_tokens),
+        "totalTokenCount": u.total(),
+    });
+    if u.cache_read_tokens > 0 {
+        v["cachedContentTokenCount"] = u.cache_read_tokens.into();
+    }
+    if u.reasoning_tokens > 0 {
+        v["thoughtsTokenCount"] = u.reasoning_tokens.into();
+    }
+    v
+}
+
+/// Decodes a `generateContent` response (its first candidate).
+pub fn decode_response(body: &[u8], opts: &Options) -> Result<ChatResponse, Error> {
+    let o = parse_upstream(body, opts)?;
+    let v = Value::Object(o);
+    let id = v
+        .get("responseId")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let mut r = ChatResponse {
+        model: v
+            .get("modelVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned(),
+        ..ChatResponse::default()
+    };
+    if let Some(u) = v.get("usageMetadata") {
+        usage_from(u).apply(&mut r.usage);
+    }
+    match v.pointer("/candidates/0") {
+        Some(c) => {
+            if let Some(parts) = c.pointer("/content/parts").and_then(Value::as_array) {
+                let mut calls = Vec::new();
+                decode_parts(
+                    parts,
+                    "candidates[0].content",
+                    &sanitize_id(&id),
+                    &mut calls,
+                    &mut r.content,
+                )
+                .map_err(|e| Error::Upstream(e.to_string()))?;
+            }
+            let calls = r.content.iter().any(|p| matches!(p, Part::ToolCall { .. }));
+            r.finish = c
+                .get("finishReason")
+                .and_then(Value::as_str)
+                .map(|f| finish_from(f, calls));
+        }
+        None if v.pointer("/promptFeedback/blockReason").is_some() => {
+            r.finish = Some(FinishReason::ContentFilter);
+        }
+        None => return Err(Error::Upstream("no candidates".into())),
+    }
+    r.id = id;
+    Ok(r)
+}
+
+/// Encodes a `generateContent` response.
+pub fn encode_response(r: &ChatResponse, opts: &Options) -> Result<Vec<u8>, Error> {
+    let mut parts = Vec::with_capacity(r.content.len());
+    let all = Options {
+        lossy_all: true,
+        ..opts.clone()
+    };
+    encode_parts(&r.content, "content", &all, &[], &mut parts)
+        .map_err(|e| Error::Upstream(e.to_string()))?;
+    let v = json!({
+        "candidates": [{
+            "content": {"parts": parts, "role": "model"},
+            "finishReason": r.finish.as_ref().map_or("STOP", finish_to),
+            "index": 0,
+        }],
+        "usageMetadata": usage_to(&r.usage),
+        "modelVersion": r.model,
+        "responseId": r.id,
+    });
+    Ok(to_vec(&v))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+fn status_name(k: ErrorKind) -> &'static str {
+    match k {
+        ErrorKind::InvalidRequest | ErrorKind::RequestTooLarge => "INVALID_ARGUMENT",
+        ErrorKind::Authentication => "UNAUTHENTICATED",
+        ErrorKind::PermissionDenied => "PERMISSION_DENIED",
+        ErrorKind::NotFound => "NOT_FOUND",
+        ErrorKind::RateLimit => "RESOURCE_EXHAUSTED",
+        ErrorKind::Overloaded => "UNAVAILABLE",
+        ErrorKind::Timeout => "DEADLINE_EXCEEDED",
+        ErrorKind::Server | ErrorKind::BadGateway => "INTERNAL",
+    }
+}
+
+/// Decodes a Gemini error body.
+pub fn decode_error(status: u16, body: &[u8]) -> ProviderError {
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let v = if let Some(first) = v.as_array().and_then(|a| a.first()) {
+        first.clone()
+    } else {
+        v
+    };
+    let e = v.get("error").unwrap_or(&Value::Null);
+    let st = e.get("status").and_then(Value::as_str);
+    let code = e
+        .get("code")
+        .and_then(Value::as_u64)
+        .and_then(|c| u16::try_from(c).ok());
+    let kind = match st {
+        Some("INVALID_ARGUMENT" | "FAILED_PRECONDITION" | "OUT_OF_RANGE") => {
+            ErrorKind::InvalidRequest
+        }
+        Some("UNAUTHENTICATED") => ErrorKind::Authentication,
+        Some("PERMISSION_DENIED") => ErrorKind::PermissionDenied,
+        Some("NOT_FOUND") => ErrorKind::NotFound,
+        Some("RESOURCE_EXHAUSTED") => ErrorKind::RateLimit,
+        Some("UNAVAILABLE") => ErrorKind::Overloaded,
+        Some("DEADLINE_EXCEEDED") => ErrorKind::Timeout,
+        Some("INTERNAL" | "UNKNOWN") => ErrorKind::Server,
+        _ => ErrorKind::from_status(if status == 200 {
+            code.unwrap_or(500)
+        } else {
+            status
+        }),
+    };
+    let mut pe = ProviderError::new(
+        kind,
+        status,
+        e.get("message").and_then(Value::as_str).map_or_else(
+            || String::from_utf8_lossy(&body[..body.len().min(1024)]).into_owned(),
+            str::to_owned,
+        ),
+    );
+    pe.code = st.map(str::to_owned);
+    pe
+}
+
+fn error_value(e: &ProviderError) -> Value {
+    json!({"error": {"code": e.kind.status_for(P), "message": e.message, "status": status_name(e.kind)}})
+}
+
+/// Encodes an error the Gemini way: (status, body).
+pub fn encode_error(e: &ProviderError) -> (u16, Vec<u8>) {
+    (e.kind.status_for(P), to_vec(&error_value(e)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streams
+
+#[derive(Deserialize)]
+struct Chunk<'a> {
+    #[serde(default)]
+    candidates: Vec<Candidate<'a>>,
+    #[serde(rename = "usageMetadata", default)]
+    usage: Option<Value>,
+    #[serde(borrow, rename = "modelVersion", default)]
+    model: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "responseId", default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(rename = "promptFeedback", default)]
+    feedback: Option<Value>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct Candidate<'a> {
+    #[serde(borrow, default)]
+    content: Option<Content<'a>>,
+    #[serde(borrow, rename = "finishReason", default)]
+    finish: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Content<'a> {
+    #[serde(borrow, default)]
+    parts: Vec<SPart<'a>>,
+}
+
+#[derive(Deserialize)]
+struct SPart<'a> {
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+    #[serde(default)]
+    thought: Option<bool>,
+    #[serde(borrow, rename = "thoughtSignature", default)]
+    sig: Option<Cow<'a, str>>,
+    #[serde(rename = "functionCall", default)]
+    call: Option<Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Open {
+    Text(usize),
+    Reasoning(usize),
+}
+
+/// `streamGenerateContent?alt=sse` → IR events.
+#[derive(Debug)]
+pub struct StreamDecoder {
+    sse: SseReader,
+    started: bool,
+    stopped: bool,
+    next: usize,
+    open: Option<Open>,
+    id_prefix: String,
+    calls: usize,
+    finish: Option<String>,
+}
+
+impl StreamDecoder {
+    /// A decoder.
+    pub fn new(opts: &Options) -> Self {
+        Self {
+            sse: SseReader::new(opts.max_body_len),
+            started: false,
+            stopped: false,
+            next: 0,
+            open: None,
+            id_prefix: String::new(),
+            calls: 0,
+            finish: None,
+        }
+    }
+
+    /// Feeds upstream bytes.
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), Error> {
+        let mut sse = std::mem::replace(&mut self.sse, SseReader::new(0));
+        let r = sse.feed(input, |_, data| self.on_event(data, out));
+        self.sse = sse;
+        r
+    }
+
+    /// Ends the upstream stream (Gemini streams end with the body).
+    pub fn finish(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), Error> {
+        let mut sse = std::mem::replace(&mut self.sse, SseReader::new(0));
+        let r = sse.finish(|_, data| self.on_event(data, out));
+        self.sse = sse;
+        r?;
+        if self.stopped {
+            return Ok(());
+        }
+        if !self.started {
+            return Err(Error::Upstream("the stream ended before any chunk".into()));
+        }
+        self.close(out);
+        if let Some(f) = self.finish.take() {
+            out.push(StreamEvent::Finish {
+                reason: finish_from(&f, self.calls > 0),
+                stop_sequence: None,
+            });
+        } else {
+            return Err(Error::Upstream(
+                "the stream ended without a finish reason".into(),
+            ));
+        }
+        out.push(StreamEvent::MessageStop);
+        self.stopped = true;
+        Ok(())
+    }
+
+    fn close(&mut self, out: &mut Vec<StreamEvent>) {
+        if let Some(Open::Text(index) | Open::Reasoning(index)) = self.open.take() {
+            out.push(StreamEvent::BlockStop { index });
+        }
+    }
+
+    fn start(&mut self, kind: BlockKind, out: &mut Vec<StreamEvent>) -> usize {
+        let index = self.next;
+        self.next += 1;
+        out.push(StreamEvent::BlockStart { index, kind });
+        index
+    }
+
+    fn signature(&mut self, sig: &str, out: &mut Vec<StreamEvent>) {
+        self.close(out);
+        let i = self.start(BlockKind::Reasoning, out);
+        out.push(StreamEvent::SignatureDelta {
+            index: i,
+            signature: sig.to_owned(),
+        });
+        out.push(StreamEvent::BlockStop { index: i });
+    }
+
+    fn on_event(&mut self, data: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), Error> {
+        if self.stopped {
+            return Ok(());
+        }
+        let chunk: Chunk<'_> = serde_json::from_slice(data)
+            .map_err(|e| Error::Upstream(format!("invalid chunk: {e}")))?;
+        if let Some(e) = chunk.error {
+            if !self.started {
+                self.started = true;
+                out.push(StreamEvent::MessageStart {
+                    id: String::new(),
+                    model: String::new(),
+                });
+            }
+            out.push(StreamEvent::Error(decode_error(
+                200,
+                &to_vec(&json!({"error": e})),
+            )));
+            self.stopped = true;
+            return Ok(());
+        }
+        if !self.started {
+            self.started = true;
+            let id = chunk.id.as_deref().unwrap_or("");
+            self.id_prefix = sanitize_id(id);
+            out.push(StreamEvent::MessageStart {
+                id: id.to_owned(),
+                model: chunk.model.as_deref().unwrap_or("").to_owned(),
+            });
+        }
+        if let Some(u) = &chunk.usage {
+            out.push(StreamEvent::Usage(usage_from(u)));
+        }
+        if chunk.candidates.is_empty()
+            && chunk
+                .feedback
+                .as_ref()
+                .and_then(|f| f.get("blockReason"))
+                .is_some()
+        {
+            self.finish = Some("SAFETY".into());
+        }
+        if let Some(c) = chunk.candidates.into_iter().next() {
+            for part in c.content.map(|c| c.parts).unwrap_or_default() {
+                let thought = part.thought.unwrap_or(false);
+                if thought {
+                    let index = if let Some(Open::Reasoning(i)) = self.open {
+                        i
+                    } else {
+                        self.close(out);
+                        let i = self.start(BlockKind::Reasoning, out);
+                        self.open = Some(Open::Reasoning(i));
+                        i
+                    };
+                    if let Some(t) = part.text.filter(|t| !t.is_empty()) {
+                        out.push(StreamEvent::ReasoningDelta {
+                            index,
+                            text: t.into_owned(),
+                        });
+                    }
+                    if let Some(s) = part.sig {
+                        out.push(StreamEvent::SignatureDelta {
+                            index,
+                            signature: s.into_owned(),
+                        });
+                        self.close(out);
+                    }
+                    continue;
+                }
+                if let Some(s) = &part.sig {
+                    self.signature(s, out);
+                }
+                if let Some(fc) = part.call {
+                    if fc.get("partialArgs").is_some() || fc.get("willContinue").is_some() {
+                        return Err(Error::Upstream(
+                            "streamed function-call arguments (partialArgs) are not translated yet"
+                                .into(),
+                        ));
+                    }
+                    self.close(out);
+                    let name = fc
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_owned();
+                    let id = match fc.get("id").and_then(Value::as_str) {
+                        Some(id) if !id.is_empty() => id.to_owned(),
+                        _ => format!("call_{}_{}", self.id_prefix, self.calls),
+                    };
+                    self.calls = self.calls.saturating_add(1);
+                    let i = self.start(BlockKind::ToolCall { id, name }, out);
+                    let args = serde_json::to_string(fc.get("args").unwrap_or(&json!({})))
+                        .unwrap_or_default();
+                    out.push(StreamEvent::ToolArgsDelta {
+                        index: i,
+                        json: args,
+                    });
+                    out.push(StreamEvent::BlockStop { index: i });
+                    continue;
+                }
+                if let Some(t) = part.text.filter(|t| !t.is_empty()) {
+                    let index = if let Some(Open::Text(i)) = self.open {
+                        i
+                    } else {
+                        self.close(out);
+                        let i = self.start(BlockKind::Text, out);
+                        self.open = Some(Open::Text(i));
+                        i
+                    };
+                    out.push(StreamEvent::TextDelta {
+                        index,
+                        text: t.into_owned(),
+                    });
+                }
+            }
+            if let Some(f) = c.finish {
+                self.finish = Some(f.into_owned());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// IR events → `streamGenerateContent?alt=sse` chunks. Text and reasoning go out as they
+/// come; a function call goes out whole when its block stops (Gemini sends `args` whole).
+#[derive(Debug)]
+pub struct StreamEncoder {
+    id: String,
+    model: String,
+    usage: Usage,
+    usage_seen: bool,
+    call: Option<(String, String, String)>,
+    pending_sig: Option<String>,
+    finish: Option<FinishReason>,
+    done: bool,
+}
+
+impl StreamEncoder {
+    /// An encoder.
+    pub fn new(_opts: &Options) -> Self {
+        Self {
+            id: String::new(),
+            model: String::new(),
+            usage: Usage::default(),
+            usage_seen: false,
+            call: None,
+            pending_sig: None,
+            finish: None,
+            done: false,
+        }
+    }
+
+    fn chunk(&self, part: &Value, out: &mut Vec<u8>) {
+        let v = json!({"candidates": [{"content": {"parts": [part], "role": "model"}, "index": 0}], "modelVersion": self.model, "responseId": self.id});
+        write_event(out, None, &v);
+    }
+
+    /// Sends the pending function call, whole.
+    fn flush_call(&mut self, out: &mut Vec<u8>) -> Result<(), Error> {
+        if let Some((id, name, args)) = self.call.take() {
+            let args =
+                args_object(&args, "arguments").map_err(|e| Error::Upstream(e.to_string()))?;
+            let mut p = json!({"functionCall": {"id": id, "name": name, "args": args}});
+            if let Some(s) = self.pending_sig.take() {
+                p["thoughtSignature"] = s.into();
+            }
+            self.chunk(&p, out);
+        }
+        Ok(())
+    }
+
+    /// Encodes one event.
+    pub fn encode(&mut self, ev: &StreamEvent, out: &mut Vec<u8>) -> Result<(), Error> {
+        if self.done {
+            return Ok(());
+        }
+        match ev {
+            StreamEvent::MessageStart { id, model } => {
+                self.id.clone_from(id);
+                self.model.clone_from(model);
+            }
+            StreamEvent::BlockStart {
+                kind: BlockKind::ToolCall { id, name },
+                ..
+            } => self.call = Some((id.clone(), name.clone(), String::new())),
+            StreamEvent::BlockStart { .. } => {}
+            StreamEvent::TextDelta { text, .. } => {
+                let mut p = json!({"text": text});
+                if let Some(s) = self.pending_sig.take() {
+                    p["thoughtSignature"] = s.into();
+                }
+                self.chunk(&p, out);
+            }
+            StreamEvent::ReasoningDelta { text, .. } => {
+                self.chunk(&json!({"text": text, "thought": true}), out);
+            }
+            StreamEvent::SignatureDelta { signature, .. } => {
+                self.pending_sig = Some(signature.clone());
+            }
+            StreamEvent::ToolArgsDelta { json, .. } => {
+                if let Some((_, _, args)) = &mut self.call {
+                    if args.len().saturating_add(json.len()) > 64 * 1024 * 1024 {
+                        return Err(Error::Upstream("tool-call arguments exceed 64 MiB".into()));
+                    }
+                    args.push_str(json);
+                }
+            }
+            StreamEvent::BlockStop { .. } => self.flush_call(out)?,
+            StreamEvent::Usage(u) => {
+                u.apply(&mut self.usage);
+                self.usage_seen = true;
+            }
+            StreamEvent::Finish { reason, .. } => self.finish = Some(reason.clone()),
+            StreamEvent::MessageStop => {
+                self.flush_call(out)?;
+                let mut part = json!({"text": ""});
+                if let Some(s) = self.pending_sig.take() {
+                    part["thoughtSignature"] = s.into();
+                }
+                let f = self.finish.as_ref().map_or("STOP", finish_to);
+                let v = json!({
+                    "candidates": [{"content": {"parts": [part], "role": "model"}, "finishReason": f, "index": 0}],
+                    "usageMetadata": usage_to(&self.usage),
+                    "modelVersion": self.model,
+                    "responseId": self.id,
+                });
+                write_event(out, None, &v);
+                self.done = true;
+            }
+            StreamEvent::Error(e) => {
+                write_event(out, None, &error_value(e));
+                self.done = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// The usage reported so far.
+    pub fn usage(&self) -> Usage {
+        self.usage
+    }
+}

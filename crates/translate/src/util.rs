@@ -1,0 +1,208 @@
+//! Helpers shared by the protocol modules.
+
+use serde_json::{Map, Value};
+
+use crate::{Error, Options, Protocol, ir::CacheControl};
+
+pub(crate) type Obj = Map<String, Value>;
+
+/// Parses a request body into an object.
+pub(crate) fn parse_request(body: &[u8], opts: &Options) -> Result<Obj, Error> {
+    if body.len() > opts.max_body_len {
+        return Err(Error::invalid(
+            "",
+            format!("the body exceeds {} bytes", opts.max_body_len),
+        ));
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(o)) => Ok(o),
+        Ok(_) => Err(Error::invalid("", "the body is not a JSON object")),
+        Err(e) => Err(Error::invalid(
+            "",
+            format!("the body is not valid JSON: {e}"),
+        )),
+    }
+}
+
+/// Parses an upstream body into an object.
+pub(crate) fn parse_upstream(body: &[u8], opts: &Options) -> Result<Obj, Error> {
+    if body.len() > opts.max_body_len {
+        return Err(Error::Upstream(format!(
+            "the body exceeds {} bytes",
+            opts.max_body_len
+        )));
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(o)) => Ok(o),
+        Ok(_) => Err(Error::Upstream("the body is not a JSON object".into())),
+        Err(e) => Err(Error::Upstream(format!("the body is not valid JSON: {e}"))),
+    }
+}
+
+pub(crate) fn to_vec(v: &Value) -> Vec<u8> {
+    // Serializing a Value into a Vec cannot fail (keys are strings).
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+pub(crate) fn str_of<'a>(v: &'a Value, param: &str) -> Result<&'a str, Error> {
+    v.as_str()
+        .ok_or_else(|| Error::invalid(param, "expected a string"))
+}
+
+pub(crate) fn opt_str(o: &Obj, key: &str) -> Option<String> {
+    o.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
+pub(crate) fn arr<'a>(v: &'a Value, param: &str) -> Result<&'a Vec<Value>, Error> {
+    v.as_array()
+        .ok_or_else(|| Error::invalid(param, "expected an array"))
+}
+
+pub(crate) fn obj<'a>(v: &'a Value, param: &str) -> Result<&'a Obj, Error> {
+    v.as_object()
+        .ok_or_else(|| Error::invalid(param, "expected an object"))
+}
+
+pub(crate) fn f64_of(v: &Value, param: &str) -> Result<Option<f64>, Error> {
+    if v.is_null() {
+        return Ok(None);
+    }
+    v.as_f64()
+        .map(Some)
+        .ok_or_else(|| Error::invalid(param, "expected a number"))
+}
+
+pub(crate) fn u32_of(v: &Value, param: &str) -> Result<Option<u32>, Error> {
+    if v.is_null() {
+        return Ok(None);
+    }
+    v.as_u64()
+        .map(|n| Some(n.min(u64::from(u32::MAX)) as u32))
+        .ok_or_else(|| Error::invalid(param, "expected a non-negative integer"))
+}
+
+pub(crate) fn bool_of(v: &Value, param: &str) -> Result<Option<bool>, Error> {
+    if v.is_null() {
+        return Ok(None);
+    }
+    v.as_bool()
+        .map(Some)
+        .ok_or_else(|| Error::invalid(param, "expected a boolean"))
+}
+
+/// A token count from an upstream: a non-negative integer, else 0 (never trusted, never panics).
+pub(crate) fn tokens(v: Option<&Value>) -> u64 {
+    v.and_then(Value::as_u64).unwrap_or(0)
+}
+
+/// Anthropic's `cache_control`.
+pub(crate) fn decode_cache_control(
+    v: Option<&Value>,
+    param: &str,
+) -> Result<Option<CacheControl>, Error> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(o)) => {
+            let ty = o.get("type").and_then(Value::as_str).unwrap_or("ephemeral");
+            if ty != "ephemeral" {
+                return Err(Error::invalid(
+                    param,
+                    "cache_control.type must be \"ephemeral\"",
+                ));
+            }
+            Ok(Some(CacheControl {
+                ttl: opt_str(o, "ttl"),
+            }))
+        }
+        Some(_) => Err(Error::invalid(param, "expected an object")),
+    }
+}
+
+pub(crate) fn encode_cache_control(c: &CacheControl) -> Value {
+    let mut m = Obj::new();
+    m.insert("type".into(), "ephemeral".into());
+    if let Some(t) = &c.ttl {
+        m.insert("ttl".into(), t.clone().into());
+    }
+    Value::Object(m)
+}
+
+/// Refuses `param` for `target` unless the caller accepts its lossy mapping. `Ok(())` means
+/// "drop it".
+pub(crate) fn lossy(
+    opts: &Options,
+    param: &str,
+    target: Protocol,
+    reason: &'static str,
+) -> Result<(), Error> {
+    if opts.allows(param) {
+        Ok(())
+    } else {
+        Err(Error::unsupported(param, target, reason))
+    }
+}
+
+/// The root of a param path (`tools[0].strict` → `strict`'s owner is checked by name).
+pub(crate) fn extra_fields(
+    req: &crate::ChatRequest,
+    target: Protocol,
+    opts: &Options,
+    out: &mut Obj,
+) -> Result<(), Error> {
+    for (k, v) in &req.extra {
+        if req.extra_from == Some(target) {
+            out.insert(k.clone(), v.clone());
+        } else {
+            lossy(opts, k, target, "no such field in the target protocol")?;
+        }
+    }
+    Ok(())
+}
+
+/// Parses tool-call arguments (a JSON text) into an object; empty means `{}`.
+pub(crate) fn args_object(args: &str, param: &str) -> Result<Value, Error> {
+    if args.trim().is_empty() {
+        return Ok(Value::Object(Obj::new()));
+    }
+    match serde_json::from_str::<Value>(args) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        Ok(_) => Err(Error::invalid(
+            param,
+            "tool-call arguments must be a JSON object",
+        )),
+        Err(_) => Err(Error::invalid(
+            param,
+            "tool-call arguments are not valid JSON",
+        )),
+    }
+}
+
+/// `data:` URL → (media type, base64 data).
+pub(crate) fn parse_data_url(url: &str) -> Option<(String, String)> {
+    let rest = url.strip_prefix("data:")?;
+    let (meta, data) = rest.split_once(',')?;
+    let media = meta.strip_suffix(";base64")?;
+    Some((media.to_owned(), data.to_owned()))
+}
+
+/// A tool-call id acceptable to every protocol (`[A-Za-z0-9_-]`, at most 64 bytes).
+pub(crate) fn sanitize_id(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .take(64)
+        .collect()
+}
+
+/// Merges consecutive messages of the same role (Anthropic and Bedrock want turns to alternate).
+pub(crate) fn merged_turns(
+    msgs: &[crate::ir::Message],
+) -> Vec<(crate::ir::Role, Vec<&crate::ir::Part>)> {
+    let mut out: Vec<(crate::ir::Role, Vec<&crate::ir::Part>)> = Vec::with_capacity(msgs.len());
+    for m in msgs {
+        match out.last_mut() {
+            Some((r, parts)) if *r == m.role => parts.extend(m.content.iter()),
+            _ => out.push((m.role, m.content.iter().collect())),
+        }
+    }
+    out
+}
