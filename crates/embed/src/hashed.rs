@@ -227,7 +227,7 @@ impl HashEmbedder {
             let l = d
                 .ln1p_weights
                 .iter()
-                .find(|(w, _)| *w == a)
+                .find(|(w, _)| w.to_bits() == a.to_bits())
                 .map_or_else(|| a.ln_1p(), |(_, l)| *l);
             *x = x.signum() * (1.0 + l) * d.idf.get(*b as usize).copied().unwrap_or(1.0);
             norm += *x * *x;
