@@ -324,9 +324,19 @@ impl Cache {
         if let (Some(sem), Some((scope, v))) = (&self.cfg.semantic, semantic) {
             sem.index.insert(scope, &v, key);
         }
-        let store = self.cfg.store.clone();
         let ttl = self.cfg.ttl;
         let flight = leader.map(|l| (l.flights.clone(), l.key, l.id));
+        // An in-memory store takes it at once: no task, no cross-thread wake-up per answer.
+        let answer = match self.cfg.store.put_now(key, answer, ttl) {
+            Ok(()) => {
+                if let Some((flights, key, id)) = flight {
+                    flights.remove(key, id);
+                }
+                return;
+            }
+            Err(answer) => answer,
+        };
+        let store = self.cfg.store.clone();
         let fut = async move {
             if let Err(e) = store.put(key, answer, ttl).await {
                 tracing::warn!(error = %e, "cache store unavailable; answer not stored");
