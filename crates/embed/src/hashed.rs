@@ -309,7 +309,8 @@ mod tests {
 
     #[test]
     fn sparse_equals_the_dense_computation() {
-        let fitted = HashEmbedder::builder().fit(["book a flight", "pay my invoice", "héllo wörld"]);
+        let fitted =
+            HashEmbedder::builder().fit(["book a flight", "pay my invoice", "héllo wörld"]);
         let small = HashEmbedder::builder().dim(16).build();
         for e in [HashEmbedder::default(), fitted, small] {
             for t in [
