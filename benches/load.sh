@@ -113,10 +113,14 @@ RUST_LOG=warn start gateway-all-blocks target/release/examples/gateway --listen 
 
 # Every request different (a counter in the user message): cache misses throughout.
 cat >"$tmp/unique.lua" <<LUA
+-- A prefix of its own per wrk run: a later run never repeats an earlier run's requests (those
+-- would be cache hits).
+math.randomseed(os.time() + math.floor(os.clock() * 1e6))
+run = string.format("%d-%d", os.time(), math.random(1, 1000000000))
 counter = 0
 request = function()
   counter = counter + 1
-  local body = '{"model":"gpt-4o-mini","stream":$STREAM,"messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"What is the capital of France? Question number ' .. counter .. '. Answer in one word."}],"max_tokens":64}'
+  local body = '{"model":"gpt-4o-mini","stream":$STREAM,"messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"What is the capital of France? Question number ' .. run .. '-' .. counter .. '. Answer in one word."}],"max_tokens":64}'
   return wrk.format("POST", "/v1/chat/completions", {["content-type"] = "application/json", ["authorization"] = "Bearer sk-bench"}, body)
 end
 LUA

@@ -324,9 +324,19 @@ impl Cache {
         if let (Some(sem), Some((scope, v))) = (&self.cfg.semantic, semantic) {
             sem.index.insert(scope, &v, key);
         }
-        let store = self.cfg.store.clone();
         let ttl = self.cfg.ttl;
         let flight = leader.map(|l| (l.flights.clone(), l.key, l.id));
+        // An in-memory store takes it at once: no task, no cross-thread wake-up per answer.
+        let answer = match self.cfg.store.put_now(key, answer, ttl) {
+            Ok(()) => {
+                if let Some((flights, key, id)) = flight {
+                    flights.remove(key, id);
+                }
+                return;
+            }
+            Err(answer) => answer,
+        };
+        let store = self.cfg.store.clone();
         let fut = async move {
             if let Err(e) = store.put(key, answer, ttl).await {
                 tracing::warn!(error = %e, "cache store unavailable; answer not stored");
@@ -533,9 +543,12 @@ impl Processor for Cache {
         };
         if let (Some(key), true, StatusCode::OK) = (p.key, p.store, cx.status()) {
             if body.json().is_some() {
+                // A copy, not a clone: the body's bytes may be a slice of the connection's
+                // read buffer, and a clone would keep that whole buffer (kilobytes) alive for
+                // as long as the entry lives — and out of the store's byte bound.
                 let answer = Answer {
                     api: p.api,
-                    body: body.bytes().clone(),
+                    body: Bytes::copy_from_slice(body.bytes()),
                 };
                 self.store(key, answer, p.semantic, p.leader.clone());
             } else {
@@ -658,7 +671,8 @@ impl StreamProcessor for Tee {
             Ok(json) => {
                 let answer = Answer {
                     api: ApiKind::ChatCompletions,
-                    body: Bytes::from(json),
+                    // Exactly its length (a serialised Vec keeps spare capacity).
+                    body: Bytes::from(json.into_boxed_slice()),
                 };
                 self.cache
                     .store(self.key, answer, self.semantic.take(), leader);

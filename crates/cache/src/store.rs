@@ -19,6 +19,14 @@ pub trait CacheStore: Send + Sync + std::fmt::Debug {
     async fn get(&self, key: u128) -> Result<Option<Answer>, StoreError>;
     /// Stores `answer` under `key` for `ttl`.
     async fn put(&self, key: u128, answer: Answer, ttl: Duration) -> Result<(), StoreError>;
+
+    /// Stores `answer` at once when this store can do so without waiting (an in-memory one),
+    /// so that no background task is spawned for it; `Err` hands the answer back for
+    /// [`CacheStore::put`]. The default cannot.
+    fn put_now(&self, key: u128, answer: Answer, ttl: Duration) -> Result<(), Answer> {
+        let _ = (key, ttl);
+        Err(answer)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -91,6 +99,11 @@ impl CacheStore for MemoryStore {
     }
 
     async fn put(&self, key: u128, answer: Answer, ttl: Duration) -> Result<(), StoreError> {
+        let _ = self.put_now(key, answer, ttl);
+        Ok(())
+    }
+
+    fn put_now(&self, key: u128, answer: Answer, ttl: Duration) -> Result<(), Answer> {
         self.cache.insert(
             key,
             Stored {

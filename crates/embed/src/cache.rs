@@ -70,6 +70,11 @@ impl<E: Embedder> Embedder for CachedEmbedder<E> {
         Ok(out.into_iter().map(Option::unwrap_or_default).collect())
     }
 
+    fn embed_sparse(&self, text: &str) -> Option<Vec<(u32, f32)>> {
+        // A sparse embedder is cheaper than the cache in front of it.
+        self.inner.embed_sparse(text)
+    }
+
     fn dim(&self) -> usize {
         self.inner.dim()
     }

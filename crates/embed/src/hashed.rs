@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
-use crate::{EmbedError, Embedder, normalize};
+use crate::{EmbedError, Embedder};
 
 /// Hashed word, word-bigram and character n-gram features with TF-IDF weights (signed feature
 /// hashing into [`HashEmbedder::dim`] buckets, sublinear term frequency), L2-normalised.
@@ -28,6 +28,8 @@ struct Inner {
     char_weight: f32,
     /// Inverse document frequency per bucket (empty: unfitted).
     idf: Vec<f32>,
+    /// `(w, ln(1 + w))` for the three feature weights.
+    ln1p_weights: [(f32, f32); 3],
     name: String,
 }
 
@@ -115,6 +117,8 @@ impl HashEmbedderBuilder {
                 word_weight: self.word_weight,
                 bigram_weight: self.bigram_weight,
                 char_weight: self.char_weight,
+                ln1p_weights: [self.word_weight, self.bigram_weight, self.char_weight]
+                    .map(|w| (w.abs(), w.abs().ln_1p())),
                 name: if idf.is_empty() {
                     name
                 } else {
@@ -145,6 +149,7 @@ fn features(text: &str, f: &mut dyn FnMut(u64, u64)) {
         .filter(|w| !w.is_empty())
         .collect();
     let mut buf = String::new();
+    let mut bounds: Vec<usize> = Vec::new();
     for (i, w) in words.iter().enumerate() {
         f(xxh3_64_with_seed(w.as_bytes(), WORD), WORD);
         if let Some(next) = words.get(i + 1) {
@@ -160,11 +165,9 @@ fn features(text: &str, f: &mut dyn FnMut(u64, u64)) {
         buf.push(' ');
         buf.push_str(w);
         buf.push(' ');
-        let bounds: Vec<usize> = buf
-            .char_indices()
-            .map(|(i, _)| i)
-            .chain(std::iter::once(buf.len()))
-            .collect();
+        bounds.clear();
+        bounds.extend(buf.char_indices().map(|(i, _)| i));
+        bounds.push(buf.len());
         let chars = bounds.len() - 1;
         for n in 3..=5 {
             for start in 0..chars.saturating_sub(n - 1) {
@@ -183,28 +186,59 @@ impl HashEmbedder {
 
     /// The vector of one text (synchronous; [`Embedder::embed`] maps this over a batch).
     pub fn embed_one(&self, text: &str) -> Vec<f32> {
+        let mut v = vec![0.0f32; self.inner.dim];
+        for (i, x) in self.embed_sparse_one(text) {
+            v[i as usize] = x;
+        }
+        v
+    }
+
+    /// The vector of one text as its non-zero entries `(index, value)`, sorted by index: the
+    /// same numbers as [`HashEmbedder::embed_one`] without the dense vector (a short query
+    /// touches a few hundred of the 2048 buckets).
+    pub fn embed_sparse_one(&self, text: &str) -> Vec<(u32, f32)> {
         let d = &self.inner;
-        let mut tf = vec![0.0f32; d.dim];
+        let mut tf: Vec<(u32, f32)> = Vec::with_capacity(text.len().saturating_mul(4).min(4096));
         features(text, &mut |h, kind| {
             let w = match kind {
                 WORD => d.word_weight,
                 BIGRAM => d.bigram_weight,
                 _ => d.char_weight,
             };
-            let b = (h % d.dim as u64) as usize;
             // Signed hashing: collisions cancel out on average instead of piling up.
             let sign = if h >> 63 == 0 { 1.0 } else { -1.0 };
-            tf[b] += sign * w;
+            tf.push(((h % d.dim as u64) as u32, sign * w));
         });
-        for (i, x) in tf.iter_mut().enumerate() {
-            if *x != 0.0 {
-                // Sublinear term frequency, keeping the sign.
-                let s = x.signum() * (1.0 + x.abs().ln_1p());
-                *x = s * d.idf.get(i).copied().unwrap_or(1.0);
+        // Sum per bucket, in bucket order (the same order of additions as a dense pass).
+        tf.sort_by_key(|e| e.0);
+        let mut out: Vec<(u32, f32)> = Vec::with_capacity(tf.len());
+        for (b, x) in tf {
+            match out.last_mut() {
+                Some(last) if last.0 == b => last.1 += x,
+                _ => out.push((b, x)),
             }
         }
-        normalize(&mut tf);
-        tf
+        out.retain(|e| e.1 != 0.0);
+        let mut norm = 0.0f32;
+        for (b, x) in &mut out {
+            // Sublinear term frequency, keeping the sign; ln(1 + w) of a lone feature's weight
+            // is precomputed (most buckets hold one feature).
+            let a = x.abs();
+            let l = d
+                .ln1p_weights
+                .iter()
+                .find(|(w, _)| w.to_bits() == a.to_bits())
+                .map_or_else(|| a.ln_1p(), |(_, l)| *l);
+            *x = x.signum() * (1.0 + l) * d.idf.get(*b as usize).copied().unwrap_or(1.0);
+            norm += *x * *x;
+        }
+        let norm = norm.sqrt();
+        if norm > 0.0 {
+            for (_, x) in &mut out {
+                *x /= norm;
+            }
+        }
+        out
     }
 }
 
@@ -218,6 +252,10 @@ impl Default for HashEmbedder {
 impl Embedder for HashEmbedder {
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
         Ok(texts.iter().map(|t| self.embed_one(t)).collect())
+    }
+
+    fn embed_sparse(&self, text: &str) -> Option<Vec<(u32, f32)>> {
+        Some(self.embed_sparse_one(text))
     }
 
     fn dim(&self) -> usize {
@@ -244,6 +282,47 @@ mod tests {
         let c = e.embed_one("what is the weather tomorrow");
         assert!(cosine(&a, &b) > cosine(&a, &c) + 0.2);
         assert!(e.embed_one("").iter().all(|x| *x == 0.0));
+    }
+
+    /// The dense computation the sparse one replaced: the same numbers, bit for bit.
+    fn dense_reference(e: &HashEmbedder, text: &str) -> Vec<f32> {
+        let d = &e.inner;
+        let mut tf = vec![0.0f32; d.dim];
+        features(text, &mut |h, kind| {
+            let w = match kind {
+                WORD => d.word_weight,
+                BIGRAM => d.bigram_weight,
+                _ => d.char_weight,
+            };
+            let sign = if h >> 63 == 0 { 1.0 } else { -1.0 };
+            tf[(h % d.dim as u64) as usize] += sign * w;
+        });
+        for (i, x) in tf.iter_mut().enumerate() {
+            if *x != 0.0 {
+                let s = x.signum() * (1.0 + x.abs().ln_1p());
+                *x = s * d.idf.get(i).copied().unwrap_or(1.0);
+            }
+        }
+        crate::normalize(&mut tf);
+        tf
+    }
+
+    #[test]
+    fn sparse_equals_the_dense_computation() {
+        let fitted =
+            HashEmbedder::builder().fit(["book a flight", "pay my invoice", "héllo wörld"]);
+        let small = HashEmbedder::builder().dim(16).build();
+        for e in [HashEmbedder::default(), fitted, small] {
+            for t in [
+                "What is the capital of France? Question number 12. Answer in one word.",
+                "flight flight flight to paris paris",
+                "Ünïcödé ß straße — 東京 へ 行く",
+                "",
+                "a",
+            ] {
+                assert_eq!(e.embed_one(t), dense_reference(&e, t), "{t}");
+            }
+        }
     }
 
     #[test]

@@ -61,6 +61,14 @@ pub trait Embedder: Send + Sync + std::fmt::Debug {
     /// One vector per text, in order, each of [`Embedder::dim`] numbers.
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError>;
 
+    /// The vector of one text as its non-zero entries `(index, value)` sorted by index, when
+    /// this embedder computes it synchronously and it is sparse (the built-in
+    /// [`HashEmbedder`]): a caller on the request path scores it against dense vectors without
+    /// a dense allocation or an `await`. `None` (the default): use [`Embedder::embed`].
+    fn embed_sparse(&self, _text: &str) -> Option<Vec<(u32, f32)>> {
+        None
+    }
+
     /// The vectors' dimension.
     fn dim(&self) -> usize;
 
@@ -72,6 +80,9 @@ pub trait Embedder: Send + Sync + std::fmt::Debug {
 impl<E: Embedder + ?Sized> Embedder for Arc<E> {
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
         (**self).embed(texts).await
+    }
+    fn embed_sparse(&self, text: &str) -> Option<Vec<(u32, f32)>> {
+        (**self).embed_sparse(text)
     }
     fn dim(&self) -> usize {
         (**self).dim()

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
-use infergate_core::payload::{TokenUsage, response_usage};
+use infergate_core::payload::{TokenUsage, response_usage_json};
 use infergate_core::pipeline::StreamStop;
 use infergate_core::sse::{SseEvent, UsageTracker};
 use infergate_core::{
@@ -523,7 +523,7 @@ impl Processor for TokenRateLimiter {
         body: &mut ResponseBody,
     ) -> Result<Decision, ProcessorError> {
         if let Some(p) = cx.exchange_mut().state_mut().remove::<Pending>() {
-            if let Some(u) = response_usage(p.api, body.bytes()) {
+            if let Some(u) = body.json().and_then(|v| response_usage_json(p.api, v)) {
                 self.settle(&p, Some(u), SettledBy::ReportedUsage);
             } else {
                 // The reservation stands (the conservative side); say why, never silently.

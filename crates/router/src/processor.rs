@@ -113,30 +113,37 @@ impl Router {
     /// The best semantic route for an embedded query and its score, whether or not the score
     /// reaches the route's threshold.
     pub fn best_route(&self, query: &[f32]) -> Option<(usize, f32)> {
-        let inner = &self.inner;
         // Hashed n-gram vectors are sparse: a dot product over their non-zero entries only.
-        let nz: Vec<(usize, f32)> = query
+        let nz: Vec<(u32, f32)> = query
             .iter()
             .enumerate()
             .filter(|(_, x)| **x != 0.0)
-            .map(|(i, x)| (i, *x))
+            .map(|(i, x)| (i as u32, *x))
             .collect();
-        let sparse = nz.len() * 4 < query.len();
+        if nz.len() * 4 < query.len() {
+            self.best_route_sparse(&nz)
+        } else {
+            self.best_route_by(|v| dot(query, v))
+        }
+    }
+
+    /// [`Router::best_route`] for a query given as its non-zero entries `(index, value)`
+    /// ([`Embedder::embed_sparse`]).
+    pub fn best_route_sparse(&self, query: &[(u32, f32)]) -> Option<(usize, f32)> {
+        self.best_route_by(|v| {
+            query
+                .iter()
+                .map(|&(j, x)| x * v.get(j as usize).copied().unwrap_or(0.0))
+                .sum()
+        })
+    }
+
+    fn best_route_by(&self, sim: impl Fn(&[f32]) -> f32) -> Option<(usize, f32)> {
+        let inner = &self.inner;
         let score = |i: usize| match inner.cfg.matching {
-            Match::Centroid if sparse => {
-                let c = &inner.centroids[i];
-                nz.iter().map(|&(j, x)| x * c[j]).sum()
-            }
-            Match::Centroid => dot(query, &inner.centroids[i]),
+            Match::Centroid => sim(&inner.centroids[i]),
             Match::Nearest { k } => {
-                let sim = |v: &Vec<f32>| {
-                    if sparse {
-                        nz.iter().map(|&(j, x)| x * v[j]).sum()
-                    } else {
-                        dot(query, v)
-                    }
-                };
-                let mut sims: Vec<f32> = inner.vectors[i].iter().map(sim).collect();
+                let mut sims: Vec<f32> = inner.vectors[i].iter().map(|v| sim(v)).collect();
                 let k = k.clamp(1, sims.len());
                 sims.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
                 sims[..k].iter().sum::<f32>() / k as f32
@@ -332,10 +339,13 @@ impl Router {
             }
         }
         if !cfg.semantic.is_empty() && !text.trim().is_empty() {
-            let v = self.inner.embedder.embed(&[text.to_owned()]).await?;
-            if let Some(q) = v.first()
-                && let Some((i, score)) = self.best_route(q)
-            {
+            let best = if let Some(q) = self.inner.embedder.embed_sparse(text) {
+                self.best_route_sparse(&q)
+            } else {
+                let v = self.inner.embedder.embed(&[text.to_owned()]).await?;
+                v.first().and_then(|q| self.best_route(q))
+            };
+            if let Some((i, score)) = best {
                 let route = &cfg.semantic[i];
                 if score >= route.threshold
                     && allowed(&|| format!("semantic:{}", route.name), &route.target)

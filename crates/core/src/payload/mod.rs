@@ -555,6 +555,28 @@ impl From<&anthropic::AnthropicUsage> for TokenUsage {
 }
 
 /// Reads the usage of a non-streamed response body of `api`.
+/// The usage a whole (non-streamed) answer reports, read from its parsed JSON — the body
+/// parsed once and shared by every processor ([`crate::ResponseBody::json`]); only `usage` is
+/// read, whatever the rest holds.
+pub fn response_usage_json(api: ApiKind, body: &Value) -> Option<TokenUsage> {
+    use serde::Deserialize;
+    let u = body.get("usage")?;
+    match api {
+        ApiKind::ChatCompletions | ApiKind::Embeddings => openai::ChatUsage::deserialize(u)
+            .ok()
+            .map(|u| TokenUsage::from(&u)),
+        ApiKind::Responses => openai::ResponsesUsage::deserialize(u)
+            .ok()
+            .map(|u| TokenUsage::from(&u)),
+        ApiKind::AnthropicMessages => anthropic::AnthropicUsage::deserialize(u)
+            .ok()
+            .map(|u| TokenUsage::from(&u)),
+        ApiKind::Other => None,
+    }
+}
+
+/// The usage a whole (non-streamed) answer reports, parsed from its bytes (prefer
+/// [`response_usage_json`] when the body is parsed already).
 pub fn response_usage(api: ApiKind, body: &[u8]) -> Option<TokenUsage> {
     match api {
         ApiKind::ChatCompletions => serde_json::from_slice::<openai::ChatCompletion>(body)
@@ -729,5 +751,28 @@ mod tests {
         )
         .unwrap();
         assert_eq!(u.total(), 8);
+    }
+
+    #[test]
+    fn usage_from_the_parsed_body_equals_usage_from_bytes() {
+        for (api, body) in [
+            (
+                ApiKind::AnthropicMessages,
+                &br#"{"id":"m","content":[],"usage":{"input_tokens":3,"cache_read_input_tokens":2,"output_tokens":4}}"#[..],
+            ),
+            (
+                ApiKind::ChatCompletions,
+                br#"{"id":"c","choices":[],"usage":{"prompt_tokens":7,"completion_tokens":1,"total_tokens":8}}"#,
+            ),
+            (
+                ApiKind::Responses,
+                br#"{"id":"r","output":[],"usage":{"input_tokens":9,"output_tokens":2,"total_tokens":11}}"#,
+            ),
+            (ApiKind::ChatCompletions, br#"{"id":"c","choices":[]}"#),
+            (ApiKind::ChatCompletions, br#"{"usage":{"prompt_tokens":"x"}}"#),
+        ] {
+            let v: Value = serde_json::from_slice(body).unwrap();
+            assert_eq!(response_usage_json(api, &v), response_usage(api, body));
+        }
     }
 }
