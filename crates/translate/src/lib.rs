@@ -72,6 +72,7 @@ pub mod eventstream;
 pub mod gemini;
 pub mod ir;
 pub mod openai;
+mod openai_fast;
 mod options;
 pub mod responses;
 mod sse;

@@ -26,6 +26,15 @@ const P: Protocol = Protocol::OpenAiChat;
 
 /// Decodes a Chat Completions request.
 pub fn decode_request(body: &[u8], opts: &Options) -> Result<ChatRequest, Error> {
+    match crate::openai_fast::decode_request(body, opts) {
+        Some(r) => Ok(r),
+        None => decode_request_general(body, opts),
+    }
+}
+
+/// Decodes a Chat Completions request with the general decoder only (no typed fast path):
+/// the reference the fast path is tested against.
+pub fn decode_request_general(body: &[u8], opts: &Options) -> Result<ChatRequest, Error> {
     let o = parse_request(body, opts)?;
     let mut r = ChatRequest::default();
     let mut max_tokens = None;
@@ -340,7 +349,7 @@ fn decode_tool(t: &mut Value, i: usize) -> Result<Tool, Error> {
     })
 }
 
-fn decode_tool_choice(v: &Value) -> Result<Option<ToolChoice>, Error> {
+pub(crate) fn decode_tool_choice(v: &Value) -> Result<Option<ToolChoice>, Error> {
     Ok(match v {
         Value::Null => None,
         Value::String(s) => Some(match s.as_str() {
@@ -365,7 +374,7 @@ fn decode_tool_choice(v: &Value) -> Result<Option<ToolChoice>, Error> {
     })
 }
 
-fn decode_response_format(v: &Value) -> Result<Option<ResponseFormat>, Error> {
+pub(crate) fn decode_response_format(v: &Value) -> Result<Option<ResponseFormat>, Error> {
     if v.is_null() {
         return Ok(None);
     }

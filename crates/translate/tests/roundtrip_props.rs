@@ -382,6 +382,16 @@ proptest! {
     }
 
     #[test]
+    fn the_fast_openai_decoder_agrees_with_the_general_one(req in request()) {
+        let mut all = Options::default();
+        all.lossy_all = true;
+        let Ok(body) = encode_request(Protocol::OpenAiChat, &req, &all) else { return Ok(()) };
+        let general = infergate_translate::openai::decode_request_general(&body, &Options::default());
+        let fast = decode_request(Protocol::OpenAiChat, &body, &Options::default());
+        prop_assert_eq!(fast, general);
+    }
+
+    #[test]
     fn any_bytes_are_an_error_or_a_request(body in prop::collection::vec(any::<u8>(), 0..256), a in protocol(), b in protocol()) {
         let _ = infergate_translate::translate_request(a, b, &body, &Options::default());
         let _ = infergate_translate::translate_response(a, b, &body, &Options::default());

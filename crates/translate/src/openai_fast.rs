@@ -1,0 +1,398 @@
+//! The fast path of Chat Completions request decoding: typed, borrowed deserialization of the
+//! common shapes. Anything it does not know (an unknown field, a type it does not expect, a
+//! refusal to report) makes it give up, and the general decoder in [`crate::openai`] reads the
+//! body instead, with its precise errors. The two agree on every body the fast path accepts
+//! (a property test checks it).
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde_json::{Value, json};
+
+use crate::{
+    Options,
+    ir::{ChatRequest, Effort, ImageSource, Message, Part, Reasoning, Role, SystemPart, Tool},
+    openai::{decode_response_format, decode_tool_choice},
+    util::parse_data_url,
+};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Req<'a> {
+    #[serde(borrow, default)]
+    model: Cow<'a, str>,
+    #[serde(borrow, default)]
+    messages: Vec<Msg<'a>>,
+    #[serde(borrow, default)]
+    tools: Option<Vec<ToolDef<'a>>>,
+    #[serde(default)]
+    tool_choice: Option<Value>,
+    #[serde(default)]
+    parallel_tool_calls: Option<bool>,
+    #[serde(default)]
+    response_format: Option<Value>,
+    #[serde(default)]
+    max_tokens: Option<u32>,
+    #[serde(default)]
+    max_completion_tokens: Option<u32>,
+    #[serde(default)]
+    temperature: Option<f64>,
+    #[serde(default)]
+    top_p: Option<f64>,
+    #[serde(default)]
+    stop: Option<Value>,
+    #[serde(default)]
+    seed: Option<i64>,
+    #[serde(default)]
+    presence_penalty: Option<f64>,
+    #[serde(default)]
+    frequency_penalty: Option<f64>,
+    #[serde(borrow, default)]
+    reasoning_effort: Option<Cow<'a, str>>,
+    #[serde(default)]
+    stream: Option<bool>,
+    #[serde(default)]
+    stream_options: Option<Value>,
+    #[serde(borrow, default)]
+    user: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Msg<'a> {
+    #[serde(borrow)]
+    role: Cow<'a, str>,
+    #[serde(borrow, default)]
+    content: Option<Content<'a>>,
+    #[serde(borrow, default)]
+    tool_calls: Option<Vec<Call<'a>>>,
+    #[serde(borrow, default)]
+    tool_call_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    reasoning_content: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    refusal: Option<Cow<'a, str>>,
+}
+
+enum Content<'a> {
+    Text(Cow<'a, str>),
+    Parts(Vec<CPart<'a>>),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Content<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Content<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or an array of parts")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
+                Ok(Content::Text(Cow::Borrowed(s)))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(Content::Text(Cow::Owned(s.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Self::Value, E> {
+                Ok(Content::Text(Cow::Owned(s)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut parts = Vec::with_capacity(seq.size_hint().unwrap_or(2).min(64));
+                while let Some(p) = seq.next_element()? {
+                    parts.push(p);
+                }
+                Ok(Content::Parts(parts))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CPart<'a> {
+    #[serde(borrow, rename = "type")]
+    ty: Cow<'a, str>,
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    refusal: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    image_url: Option<ImageUrl<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImageUrl<'a> {
+    #[serde(borrow)]
+    url: Cow<'a, str>,
+    #[serde(borrow, default)]
+    detail: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Call<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow, rename = "type", default)]
+    _ty: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    function: CallFn<'a>,
+    #[serde(default)]
+    extra_content: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallFn<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(borrow, default)]
+    arguments: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ToolDef<'a> {
+    #[serde(borrow, rename = "type")]
+    ty: Cow<'a, str>,
+    #[serde(borrow)]
+    function: FnDef<'a>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FnDef<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(borrow, default)]
+    description: Option<Cow<'a, str>>,
+    #[serde(default)]
+    parameters: Option<Value>,
+    #[serde(default)]
+    strict: Option<bool>,
+}
+
+/// Texts of a content that may hold text only; `None`: give up.
+fn texts(c: Option<Content<'_>>) -> Option<Vec<String>> {
+    match c {
+        None => Some(Vec::new()),
+        Some(Content::Text(s)) => Some(vec![s.into_owned()]),
+        Some(Content::Parts(parts)) => {
+            let mut out = Vec::with_capacity(parts.len());
+            for p in parts {
+                match p.ty.as_ref() {
+                    "text" => out.push(p.text?.into_owned()),
+                    "refusal" => out.push(p.refusal.map(Cow::into_owned).unwrap_or_default()),
+                    _ => return None,
+                }
+            }
+            Some(out)
+        }
+    }
+}
+
+/// Decodes the common shapes of a request; `None` when the general decoder must read it.
+pub(crate) fn decode_request(body: &[u8], opts: &Options) -> Option<ChatRequest> {
+    if body.len() > opts.max_body_len {
+        return None;
+    }
+    let req: Req<'_> = serde_json::from_slice(body).ok()?;
+    let mut r = ChatRequest {
+        model: req.model.into_owned(),
+        ..ChatRequest::default()
+    };
+    for m in req.messages {
+        match m.role.as_ref() {
+            "system" | "developer" => {
+                if !r.messages.is_empty() && !opts.allows("system") {
+                    return None;
+                }
+                for text in texts(m.content)? {
+                    r.system.push(SystemPart {
+                        text,
+                        developer: m.role == "developer",
+                        cache: None,
+                    });
+                }
+            }
+            "user" => {
+                let content = match m.content {
+                    None => Vec::new(),
+                    Some(Content::Text(s)) => vec![Part::text(s.into_owned())],
+                    Some(Content::Parts(parts)) => {
+                        let mut out = Vec::with_capacity(parts.len());
+                        for p in parts {
+                            match p.ty.as_ref() {
+                                "text" => out.push(Part::text(p.text?.into_owned())),
+                                "image_url" => {
+                                    let iu = p.image_url?;
+                                    let source = match parse_data_url(&iu.url) {
+                                        Some((media_type, data)) => {
+                                            ImageSource::Base64 { media_type, data }
+                                        }
+                                        None => ImageSource::Url(iu.url.into_owned()),
+                                    };
+                                    out.push(Part::Image {
+                                        source,
+                                        detail: iu.detail.map(Cow::into_owned),
+                                        cache: None,
+                                    });
+                                }
+                                _ => return None,
+                            }
+                        }
+                        out
+                    }
+                };
+                r.messages.push(Message::new(Role::User, content));
+            }
+            "assistant" => {
+                let mut content = Vec::new();
+                if let Some(rc) = m.reasoning_content {
+                    content.push(Part::Reasoning {
+                        text: rc.into_owned(),
+                        signature: None,
+                        redacted: None,
+                    });
+                }
+                content.extend(texts(m.content)?.into_iter().map(Part::text));
+                if let Some(rf) = m.refusal {
+                    content.push(Part::text(rf.into_owned()));
+                }
+                for c in m.tool_calls.unwrap_or_default() {
+                    if let Some(extra) = &c.extra_content {
+                        match extra.pointer("/google/thought_signature") {
+                            Some(Value::String(sig)) => content.push(Part::Reasoning {
+                                text: String::new(),
+                                signature: Some(sig.clone()),
+                                redacted: None,
+                            }),
+                            _ => return None,
+                        }
+                    }
+                    content.push(Part::ToolCall {
+                        id: c.id.into_owned(),
+                        name: c.function.name.into_owned(),
+                        arguments: c
+                            .function
+                            .arguments
+                            .map(Cow::into_owned)
+                            .unwrap_or_default(),
+                        cache: None,
+                    });
+                }
+                r.messages.push(Message::new(Role::Assistant, content));
+            }
+            "tool" => {
+                let call_id = m.tool_call_id?.into_owned();
+                let content = texts(m.content)?.into_iter().map(Part::text).collect();
+                let part = Part::ToolResult {
+                    call_id,
+                    name: None,
+                    content,
+                    is_error: false,
+                    cache: None,
+                };
+                match r.messages.last_mut() {
+                    Some(last)
+                        if last.role == Role::User
+                            && last
+                                .content
+                                .iter()
+                                .all(|c| matches!(c, Part::ToolResult { .. })) =>
+                    {
+                        last.content.push(part);
+                    }
+                    _ => r.messages.push(Message::new(Role::User, vec![part])),
+                }
+            }
+            _ => return None,
+        }
+    }
+    for t in req.tools.unwrap_or_default() {
+        if t.ty != "function" {
+            return None;
+        }
+        let f = t.function;
+        let mut tool = Tool::new(
+            f.name.into_owned(),
+            f.parameters
+                .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+        );
+        tool.description = f.description.map(Cow::into_owned);
+        tool.strict = f.strict;
+        r.tools.push(tool);
+    }
+    if let Some(tc) = &req.tool_choice {
+        r.tool_choice = decode_tool_choice(tc).ok()?;
+    }
+    r.parallel_tool_calls = req.parallel_tool_calls;
+    if let Some(rf) = &req.response_format {
+        r.response_format = decode_response_format(rf).ok()?;
+    }
+    r.max_tokens = req.max_completion_tokens.or(req.max_tokens);
+    r.temperature = req.temperature;
+    r.top_p = req.top_p;
+    match req.stop {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) => r.stop.push(s),
+        Some(Value::Array(a)) => {
+            for s in a {
+                match s {
+                    Value::String(s) => r.stop.push(s),
+                    _ => return None,
+                }
+            }
+        }
+        Some(_) => return None,
+    }
+    r.seed = req.seed;
+    r.presence_penalty = req.presence_penalty;
+    r.frequency_penalty = req.frequency_penalty;
+    if let Some(e) = req.reasoning_effort {
+        r.reasoning = Some(Reasoning {
+            effort: Some(Effort::parse(&e)?),
+            ..Reasoning::default()
+        });
+    }
+    r.stream = req.stream.unwrap_or(false);
+    if let Some(so) = req.stream_options {
+        r.include_usage = so
+            .get("include_usage")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+    }
+    r.user = req.user.map(Cow::into_owned);
+    Some(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn takes_the_common_shapes_and_gives_up_on_the_rest() {
+        let opts = Options::default();
+        let common = br#"{"model":"m","messages":[{"role":"system","content":"s"},
+            {"role":"user","content":[{"type":"text","text":"hi"},{"type":"image_url","image_url":{"url":"data:image/png;base64,AA=="}}]},
+            {"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]},
+            {"role":"tool","tool_call_id":"c1","content":"ok"}],
+            "tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}],
+            "tool_choice":"auto","max_tokens":10,"stop":["x"],"stream":true,"stream_options":{"include_usage":true}}"#;
+        let fast = decode_request(common, &opts);
+        assert!(fast.is_some());
+        assert_eq!(fast, crate::openai::decode_request_general(common, &opts).ok());
+        for odd in [
+            &br#"{"model":"m","messages":[],"logit_bias":{}}"#[..],
+            br#"{"model":"m","messages":[{"role":"user","name":"n","content":"x"}]}"#,
+            br#"{"model":"m","messages":[{"role":"user","content":"a"},{"role":"system","content":"late"}]}"#,
+            br#"{"model":"m","messages":[],"max_tokens":-1}"#,
+        ] {
+            assert!(decode_request(odd, &opts).is_none());
+        }
+    }
+}
