@@ -741,6 +741,97 @@ fn usage_to(u: &Usage) -> Value {
 
 /// Decodes a Messages response.
 pub fn decode_response(body: &[u8], opts: &Options) -> Result<ChatResponse, Error> {
+    match decode_response_fast(body, opts) {
+        Some(r) => Ok(r),
+        None => decode_response_general(body, opts),
+    }
+}
+
+#[derive(Deserialize)]
+struct RespIn<'a> {
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    model: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    content: Option<Vec<BlockIn<'a>>>,
+    #[serde(borrow, default)]
+    stop_reason: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    stop_sequence: Option<Cow<'a, str>>,
+    #[serde(default)]
+    usage: Option<Box<Value>>,
+}
+
+#[derive(Deserialize)]
+struct BlockIn<'a> {
+    #[serde(borrow, rename = "type")]
+    ty: Cow<'a, str>,
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(default)]
+    input: Option<Box<Value>>,
+    #[serde(borrow, default)]
+    thinking: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    signature: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    data: Option<Cow<'a, str>>,
+    #[serde(default)]
+    cache_control: Option<Box<Value>>,
+}
+
+/// The typed fast path of [`decode_response`]; `None` when the general decoder must read it.
+fn decode_response_fast(body: &[u8], opts: &Options) -> Option<ChatResponse> {
+    if body.len() > opts.max_body_len {
+        return None;
+    }
+    let v: RespIn<'_> = serde_json::from_slice(body).ok()?;
+    let mut r = ChatResponse {
+        id: v.id.map(Cow::into_owned).unwrap_or_default(),
+        model: v.model.map(Cow::into_owned).unwrap_or_default(),
+        finish: v.stop_reason.as_deref().map(finish_from),
+        stop_sequence: v.stop_sequence.map(Cow::into_owned),
+        ..ChatResponse::default()
+    };
+    if let Some(u) = &v.usage {
+        Native::default().update(u).apply(&mut r.usage);
+    }
+    for b in v.content.unwrap_or_default() {
+        if b.cache_control.is_some() {
+            return None;
+        }
+        r.content.push(match b.ty.as_ref() {
+            "text" => Part::text(b.text?.into_owned()),
+            "tool_use" => Part::ToolCall {
+                id: b.id?.into_owned(),
+                name: b.name?.into_owned(),
+                arguments: to_string(b.input.as_deref().unwrap_or(&json!({}))),
+                cache: None,
+            },
+            "thinking" => Part::Reasoning {
+                text: b.thinking.map(Cow::into_owned).unwrap_or_default(),
+                signature: b.signature.filter(|s| !s.is_empty()).map(Cow::into_owned),
+                redacted: None,
+            },
+            "redacted_thinking" => Part::Reasoning {
+                text: String::new(),
+                signature: None,
+                redacted: Some(b.data?.into_owned()),
+            },
+            _ => return None,
+        });
+    }
+    Some(r)
+}
+
+/// Decodes a Messages response with the general decoder only (no typed fast path): the
+/// reference the fast path is tested against.
+pub fn decode_response_general(body: &[u8], opts: &Options) -> Result<ChatResponse, Error> {
     let o = parse_upstream(body, opts)?;
     let mut r = ChatResponse {
         id: opt_str(&o, "id").unwrap_or_default(),

@@ -385,7 +385,10 @@ mod tests {
             "tool_choice":"auto","max_tokens":10,"stop":["x"],"stream":true,"stream_options":{"include_usage":true}}"#;
         let fast = decode_request(common, &opts);
         assert!(fast.is_some());
-        assert_eq!(fast, crate::openai::decode_request_general(common, &opts).ok());
+        assert_eq!(
+            fast,
+            crate::openai::decode_request_general(common, &opts).ok()
+        );
         for odd in [
             &br#"{"model":"m","messages":[],"logit_bias":{}}"#[..],
             br#"{"model":"m","messages":[{"role":"user","name":"n","content":"x"}]}"#,
