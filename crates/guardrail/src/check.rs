@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use crate::detect::{DenyList, EntityKind, Finding, RegexList, scan_pii, scan_secrets};
 
 /// What a check does when it finds something.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(
     feature = "serde",
@@ -22,6 +23,7 @@ pub enum Action {
 }
 
 /// Which traffic a check inspects.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(
     feature = "serde",

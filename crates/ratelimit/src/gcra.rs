@@ -22,6 +22,7 @@ pub struct Gcra {
 }
 
 /// Why a reservation does not fit.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Denied {
     /// It fits after waiting this long.

@@ -227,24 +227,23 @@ impl TokenRateLimiter {
         let plain: Vec<Charge> = charges.iter().map(|(_, c)| c.clone()).collect();
         let (res, fallback) = match s.store.reserve(&plain).await {
             Ok(r) => (r, false),
-            Err(e) => match s.cfg.failure_mode {
-                FailureMode::FailOpen => {
-                    tracing::warn!(error = %e, "rate-limit store failed; using the local limiter (FailOpen)");
-                    (s.fallback.reserve_sync(&plain), true)
-                }
-                FailureMode::FailClosed => {
-                    tracing::warn!(error = %e, "rate-limit store failed; refusing (FailClosed)");
-                    return Ok(Decision::Reject(
-                        Rejection::new(
-                            RejectKind::ExternalServiceFailed,
-                            "rate limiting is temporarily unavailable; try again shortly",
-                        )
-                        .with_status(StatusCode::SERVICE_UNAVAILABLE)
-                        .with_code("rate_limit_unavailable")
-                        .with_header(http::header::RETRY_AFTER, HeaderValue::from_static("1")),
-                    ));
-                }
-            },
+            Err(e) if s.cfg.failure_mode == FailureMode::FailOpen => {
+                tracing::warn!(error = %e, "rate-limit store failed; using the local limiter (FailOpen)");
+                (s.fallback.reserve_sync(&plain), true)
+            }
+            // FailClosed, and any mode added later: refuse (the safe side).
+            Err(e) => {
+                tracing::warn!(error = %e, "rate-limit store failed; refusing (FailClosed)");
+                return Ok(Decision::Reject(
+                    Rejection::new(
+                        RejectKind::ExternalServiceFailed,
+                        "rate limiting is temporarily unavailable; try again shortly",
+                    )
+                    .with_status(StatusCode::SERVICE_UNAVAILABLE)
+                    .with_code("rate_limit_unavailable")
+                    .with_header(http::header::RETRY_AFTER, HeaderValue::from_static("1")),
+                ));
+            }
         };
         let headers = ratelimit_headers(&charges, &res.states);
         if !res.admitted {

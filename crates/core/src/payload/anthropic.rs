@@ -83,6 +83,7 @@ pub struct MessagesResponse {
 }
 
 /// One Anthropic stream event, by its `type`.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum StreamEvent {

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 /// Message content: a plain string, or an array of typed parts (`{"type":"text","text":...}`,
 /// images, tool results, ...). Unknown part fields are preserved.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub enum MessageContent {
     /// `"content": "..."`.

@@ -12,6 +12,7 @@ use crate::sse::SseEvent;
 /// A rejection is a decision, not a failure: it always stops the pipeline, whatever the mode.
 ///
 /// With the `serde` feature (default) it deserializes from `"fail_closed"` or `"fail_open"`.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(
     feature = "serde",

@@ -17,6 +17,7 @@ pub use redis::{RedisStore, RedisStoreConfig};
 use crate::gcra::Micros;
 
 /// How a bucket refills.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BucketKind {
     /// `limit` units per `period`, refilled continuously (GCRA).
