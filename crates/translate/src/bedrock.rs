@@ -830,6 +830,130 @@ fn usage_to(u: &Usage) -> Value {
 
 /// Decodes a Converse response.
 pub fn decode_response(body: &[u8], opts: &Options) -> Result<ChatResponse, Error> {
+    match decode_response_fast(body, opts) {
+        Some(r) => Ok(r),
+        None => decode_response_general(body, opts),
+    }
+}
+
+#[derive(Deserialize)]
+struct RespIn<'a> {
+    #[serde(borrow, rename = "stopReason", default)]
+    stop_reason: Option<Cow<'a, str>>,
+    #[serde(rename = "additionalModelResponseFields", default)]
+    amrf: Option<Box<Value>>,
+    #[serde(default)]
+    usage: Option<Box<Value>>,
+    #[serde(borrow, default)]
+    output: Option<OutputIn<'a>>,
+}
+
+#[derive(Deserialize)]
+struct OutputIn<'a> {
+    #[serde(borrow, default)]
+    message: Option<MsgIn<'a>>,
+}
+
+#[derive(Deserialize)]
+struct MsgIn<'a> {
+    #[serde(borrow, default)]
+    content: Option<Vec<BlockIn<'a>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BlockIn<'a> {
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "toolUse", default)]
+    tool_use: Option<ToolUseIn<'a>>,
+    #[serde(borrow, rename = "reasoningContent", default)]
+    reasoning: Option<ReasoningIn<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ToolUseIn<'a> {
+    #[serde(borrow, rename = "toolUseId")]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(default)]
+    input: Option<Box<Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReasoningIn<'a> {
+    #[serde(borrow, rename = "reasoningText", default)]
+    text: Option<ReasoningTextIn<'a>>,
+    #[serde(borrow, rename = "redactedContent", default)]
+    redacted: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct ReasoningTextIn<'a> {
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    signature: Option<Cow<'a, str>>,
+}
+
+/// The typed fast path of [`decode_response`]; `None` when the general decoder must read it.
+fn decode_response_fast(body: &[u8], opts: &Options) -> Option<ChatResponse> {
+    if body.len() > opts.max_body_len {
+        return None;
+    }
+    let v: RespIn<'_> = serde_json::from_slice(body).ok()?;
+    let mut r = ChatResponse {
+        finish: v.stop_reason.as_deref().map(finish_from),
+        stop_sequence: v
+            .amrf
+            .as_ref()
+            .and_then(|a| a.get("stop_sequence"))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        ..ChatResponse::default()
+    };
+    if let Some(u) = &v.usage {
+        r.usage = usage_from(u);
+    }
+    let blocks = v
+        .output
+        .and_then(|o| o.message)
+        .and_then(|m| m.content)
+        .unwrap_or_default();
+    for b in blocks {
+        match (b.text, b.tool_use, b.reasoning) {
+            (Some(t), None, None) => r.content.push(Part::text(t.into_owned())),
+            (None, Some(tu), None) => r.content.push(Part::ToolCall {
+                id: tu.id.into_owned(),
+                name: tu.name.into_owned(),
+                arguments: serde_json::to_string(tu.input.as_deref().unwrap_or(&json!({})))
+                    .unwrap_or_default(),
+                cache: None,
+            }),
+            (None, None, Some(rc)) => match (rc.text, rc.redacted) {
+                (Some(rt), None) => r.content.push(Part::Reasoning {
+                    text: rt.text.map(Cow::into_owned).unwrap_or_default(),
+                    signature: rt.signature.map(Cow::into_owned),
+                    redacted: None,
+                }),
+                (None, Some(d)) => r.content.push(Part::Reasoning {
+                    text: String::new(),
+                    signature: None,
+                    redacted: Some(d.into_owned()),
+                }),
+                _ => return None,
+            },
+            _ => return None,
+        }
+    }
+    Some(r)
+}
+
+/// Decodes a Converse response with the general decoder only (no typed fast path): the
+/// reference the fast path is tested against.
+pub fn decode_response_general(body: &[u8], opts: &Options) -> Result<ChatResponse, Error> {
     let o = parse_upstream(body, opts)?;
     let v = Value::Object(o);
     let mut r = ChatResponse {

@@ -865,6 +865,131 @@ fn usage_to(u: &Usage) -> Value {
 
 /// Decodes a `generateContent` response (its first candidate).
 pub fn decode_response(body: &[u8], opts: &Options) -> Result<ChatResponse, Error> {
+    match decode_response_fast(body, opts) {
+        Some(r) => Ok(r),
+        None => decode_response_general(body, opts),
+    }
+}
+
+#[derive(Deserialize)]
+struct RespIn<'a> {
+    #[serde(borrow, default)]
+    candidates: Option<Vec<CandIn<'a>>>,
+    #[serde(rename = "usageMetadata", default)]
+    usage: Option<Box<Value>>,
+    #[serde(borrow, rename = "modelVersion", default)]
+    model: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "responseId", default)]
+    id: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct CandIn<'a> {
+    #[serde(borrow, default)]
+    content: Option<ContentIn<'a>>,
+    #[serde(borrow, rename = "finishReason", default)]
+    finish: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct ContentIn<'a> {
+    #[serde(borrow, default)]
+    parts: Option<Vec<PartIn<'a>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartIn<'a> {
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+    #[serde(default)]
+    thought: Option<bool>,
+    #[serde(borrow, rename = "thoughtSignature", default)]
+    sig: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "functionCall", default)]
+    call: Option<CallIn<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallIn<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(default)]
+    args: Option<Box<Value>>,
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+}
+
+/// The typed fast path of [`decode_response`]; `None` when the general decoder must read it.
+fn decode_response_fast(body: &[u8], opts: &Options) -> Option<ChatResponse> {
+    if body.len() > opts.max_body_len {
+        return None;
+    }
+    let v: RespIn<'_> = serde_json::from_slice(body).ok()?;
+    let id = v.id.map(Cow::into_owned).unwrap_or_default();
+    let mut r = ChatResponse {
+        model: v.model.map(Cow::into_owned).unwrap_or_default(),
+        ..ChatResponse::default()
+    };
+    if let Some(u) = &v.usage {
+        usage_from(u).apply(&mut r.usage);
+    }
+    // No candidate (a blocked prompt): the general decoder says why.
+    let c = v.candidates?.into_iter().next()?;
+    let prefix = sanitize_id(&id);
+    let mut calls = 0usize;
+    for part in c.content.and_then(|c| c.parts).unwrap_or_default() {
+        if part.thought == Some(true) {
+            if part.call.is_some() {
+                return None;
+            }
+            r.content.push(Part::Reasoning {
+                text: part.text.map(Cow::into_owned).unwrap_or_default(),
+                signature: part.sig.map(Cow::into_owned),
+                redacted: None,
+            });
+            continue;
+        }
+        if let Some(s) = part.sig {
+            r.content.push(Part::Reasoning {
+                text: String::new(),
+                signature: Some(s.into_owned()),
+                redacted: None,
+            });
+        }
+        match (part.text, part.call) {
+            (Some(t), None) => {
+                if !t.is_empty() {
+                    r.content.push(Part::text(t.into_owned()));
+                }
+            }
+            (None, Some(fc)) => {
+                let id = match fc.id {
+                    Some(id) if !id.is_empty() => id.into_owned(),
+                    _ => format!("call_{prefix}_{calls}"),
+                };
+                calls += 1;
+                let arguments = serde_json::to_string(fc.args.as_deref().unwrap_or(&json!({})))
+                    .unwrap_or_default();
+                r.content.push(Part::ToolCall {
+                    id,
+                    name: fc.name.into_owned(),
+                    arguments,
+                    cache: None,
+                });
+            }
+            _ => return None,
+        }
+    }
+    r.finish = c.finish.map(|f| finish_from(&f, calls > 0));
+    r.id = id;
+    Some(r)
+}
+
+/// Decodes a `generateContent` response with the general decoder only (no typed fast path): the
+/// reference the fast path is tested against.
+pub fn decode_response_general(body: &[u8], opts: &Options) -> Result<ChatResponse, Error> {
     let o = parse_upstream(body, opts)?;
     let v = Value::Object(o);
     let id = v
