@@ -6,6 +6,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use xxhash_rust::xxh3::Xxh3;
 
+use crate::canon::hash_canonical;
+
 /// Top-level request fields that do not change the answer and are left out of the key.
 pub(crate) const IGNORED_FIELDS: &[&str] = &[
     "stream",
@@ -173,19 +175,34 @@ pub(crate) fn exact_key(
     api: ApiKind,
     p: &Payload,
 ) -> Option<u128> {
-    let Ok(Value::Object(mut o)) = p.to_value() else {
-        return None;
-    };
-    for f in IGNORED_FIELDS {
-        o.remove(*f);
-    }
     let mut h = Xxh3::new();
     h.update(secret);
     h.update(b"\0exact\0");
     h.update(tenant);
-    h.update(format!("{api:?}").as_bytes());
-    hash_value(&Value::Object(o), &mut h);
+    h.update(api_tag(api));
+    // Hashed from the typed request itself (no JSON value tree in between).
+    let hashed = match p {
+        Payload::Chat(r) => hash_canonical(r, IGNORED_FIELDS, &mut h),
+        Payload::Embeddings(r) => hash_canonical(r, IGNORED_FIELDS, &mut h),
+        Payload::Responses(r) => hash_canonical(r, IGNORED_FIELDS, &mut h),
+        Payload::Messages(r) => hash_canonical(r, IGNORED_FIELDS, &mut h),
+        Payload::Other(v) => hash_canonical(v, IGNORED_FIELDS, &mut h),
+        _ => return None,
+    };
+    hashed.ok()?;
     Some(h.digest128())
+}
+
+/// A fixed tag per API (keys of different APIs never meet).
+fn api_tag(api: ApiKind) -> &'static [u8] {
+    match api {
+        ApiKind::ChatCompletions => b"chat",
+        ApiKind::Embeddings => b"embeddings",
+        ApiKind::Responses => b"responses",
+        ApiKind::AnthropicMessages => b"messages",
+        ApiKind::Other => b"other",
+        _ => b"unknown",
+    }
 }
 
 /// The semantic scope of a chat request: tenant, model, the system prompt, the conversation

@@ -55,9 +55,9 @@ impl Default for HashEmbedderBuilder {
 }
 
 impl HashEmbedderBuilder {
-    /// Vector dimension (hash buckets; default 2048).
+    /// Vector dimension (hash buckets; default 2048; between 16 and 2^24).
     pub fn dim(mut self, dim: usize) -> Self {
-        self.dim = dim.max(16);
+        self.dim = dim.clamp(16, 1 << 24);
         self
     }
 
@@ -198,7 +198,10 @@ impl HashEmbedder {
     /// touches a few hundred of the 2048 buckets).
     pub fn embed_sparse_one(&self, text: &str) -> Vec<(u32, f32)> {
         let d = &self.inner;
-        let mut tf: Vec<(u32, f32)> = Vec::with_capacity(text.len().saturating_mul(4).min(4096));
+        // (bucket << 32 | feature number, signed weight): an unstable sort on that key keeps
+        // each bucket's features in text order (the same additions as a dense pass) without
+        // the stable sort's scratch buffer.
+        let mut tf: Vec<(u64, f32)> = Vec::with_capacity(text.len().saturating_mul(4).min(4096));
         features(text, &mut |h, kind| {
             let w = match kind {
                 WORD => d.word_weight,
@@ -207,12 +210,14 @@ impl HashEmbedder {
             };
             // Signed hashing: collisions cancel out on average instead of piling up.
             let sign = if h >> 63 == 0 { 1.0 } else { -1.0 };
-            tf.push(((h % d.dim as u64) as u32, sign * w));
+            let bucket = h % d.dim as u64;
+            let seq = (tf.len() as u64) & 0xffff_ffff;
+            tf.push(((bucket << 32) | seq, sign * w));
         });
-        // Sum per bucket, in bucket order (the same order of additions as a dense pass).
-        tf.sort_by_key(|e| e.0);
+        tf.sort_unstable_by_key(|e| e.0);
         let mut out: Vec<(u32, f32)> = Vec::with_capacity(tf.len());
-        for (b, x) in tf {
+        for (k, x) in tf {
+            let b = (k >> 32) as u32;
             match out.last_mut() {
                 Some(last) if last.0 == b => last.1 += x,
                 _ => out.push((b, x)),
