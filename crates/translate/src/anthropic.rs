@@ -1213,6 +1213,19 @@ impl OutDelta<'_> {
             signature: None,
         }
     }
+
+    /// Writes the `content_block_delta` event of block `index` carrying this delta.
+    fn write(self, index: usize, out: &mut Vec<u8>) {
+        write_event(
+            out,
+            Some("content_block_delta"),
+            &OutDeltaEv {
+                ty: "content_block_delta",
+                index,
+                delta: self,
+            },
+        );
+    }
 }
 
 /// IR events → Messages SSE. See the module docs for how input tokens are reported.
@@ -1308,66 +1321,26 @@ impl StreamEncoder {
                     &json!({"type": "content_block_start", "index": index, "content_block": cb}),
                 );
             }
-            StreamEvent::TextDelta { index, text } => {
-                let d = OutDelta {
-                    text: Some(text),
-                    ..OutDelta::new("text_delta")
-                };
-                write_event(
-                    out,
-                    Some("content_block_delta"),
-                    &OutDeltaEv {
-                        ty: "content_block_delta",
-                        index: *index,
-                        delta: d,
-                    },
-                );
+            StreamEvent::TextDelta { index, text } => OutDelta {
+                text: Some(text),
+                ..OutDelta::new("text_delta")
             }
-            StreamEvent::ToolArgsDelta { index, json } => {
-                let d = OutDelta {
-                    partial_json: Some(json),
-                    ..OutDelta::new("input_json_delta")
-                };
-                write_event(
-                    out,
-                    Some("content_block_delta"),
-                    &OutDeltaEv {
-                        ty: "content_block_delta",
-                        index: *index,
-                        delta: d,
-                    },
-                );
+            .write(*index, out),
+            StreamEvent::ToolArgsDelta { index, json } => OutDelta {
+                partial_json: Some(json),
+                ..OutDelta::new("input_json_delta")
             }
-            StreamEvent::ReasoningDelta { index, text } => {
-                let d = OutDelta {
-                    thinking: Some(text),
-                    ..OutDelta::new("thinking_delta")
-                };
-                write_event(
-                    out,
-                    Some("content_block_delta"),
-                    &OutDeltaEv {
-                        ty: "content_block_delta",
-                        index: *index,
-                        delta: d,
-                    },
-                );
+            .write(*index, out),
+            StreamEvent::ReasoningDelta { index, text } => OutDelta {
+                thinking: Some(text),
+                ..OutDelta::new("thinking_delta")
             }
-            StreamEvent::SignatureDelta { index, signature } => {
-                let d = OutDelta {
-                    signature: Some(signature),
-                    ..OutDelta::new("signature_delta")
-                };
-                write_event(
-                    out,
-                    Some("content_block_delta"),
-                    &OutDeltaEv {
-                        ty: "content_block_delta",
-                        index: *index,
-                        delta: d,
-                    },
-                );
+            .write(*index, out),
+            StreamEvent::SignatureDelta { index, signature } => OutDelta {
+                signature: Some(signature),
+                ..OutDelta::new("signature_delta")
             }
+            .write(*index, out),
             StreamEvent::BlockStop { index } => {
                 write_event(
                     out,

@@ -109,6 +109,26 @@ impl Message {
     }
 }
 
+impl ChatRequest {
+    /// Appends an OpenAI `tool` message's result: to the last message when that is a user turn
+    /// of tool results only (the results of one assistant turn's calls), else as a new user
+    /// message.
+    pub(crate) fn push_tool_result(&mut self, part: Part) {
+        match self.messages.last_mut() {
+            Some(last)
+                if last.role == Role::User
+                    && last
+                        .content
+                        .iter()
+                        .all(|c| matches!(c, Part::ToolResult { .. })) =>
+            {
+                last.content.push(part);
+            }
+            _ => self.messages.push(Message::new(Role::User, vec![part])),
+        }
+    }
+}
+
 /// A prompt-cache breakpoint (Anthropic `cache_control`, Bedrock `cachePoint`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]

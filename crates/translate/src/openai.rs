@@ -201,18 +201,7 @@ fn decode_messages(msgs: &[Value], r: &mut ChatRequest, opts: &Options) -> Resul
                     is_error: false,
                     cache: None,
                 };
-                match r.messages.last_mut() {
-                    Some(last)
-                        if last.role == Role::User
-                            && last
-                                .content
-                                .iter()
-                                .all(|c| matches!(c, Part::ToolResult { .. })) =>
-                    {
-                        last.content.push(part);
-                    }
-                    _ => r.messages.push(Message::new(Role::User, vec![part])),
-                }
+                r.push_tool_result(part);
             }
             _ => {
                 return Err(Error::invalid(
@@ -1224,14 +1213,7 @@ impl StreamDecoder {
         if let Some(choice) = chunk.choices.into_iter().next() {
             if let Some(d) = choice.delta {
                 if let Some(t) = d.reasoning_content.filter(|t| !t.is_empty()) {
-                    let index = if let Some(Open::Reasoning(i)) = self.open {
-                        i
-                    } else {
-                        self.close(out);
-                        let i = self.start(BlockKind::Reasoning, out);
-                        self.open = Some(Open::Reasoning(i));
-                        i
-                    };
+                    let index = self.open_text_block(true, out);
                     out.push(StreamEvent::ReasoningDelta {
                         index,
                         text: t.into_owned(),
@@ -1245,14 +1227,7 @@ impl StreamDecoder {
                     if t.is_empty() {
                         continue;
                     }
-                    let index = if let Some(Open::Text(i)) = self.open {
-                        i
-                    } else {
-                        self.close(out);
-                        let i = self.start(BlockKind::Text, out);
-                        self.open = Some(Open::Text(i));
-                        i
-                    };
+                    let index = self.open_text_block(false, out);
                     out.push(StreamEvent::TextDelta {
                         index,
                         text: t.into_owned(),
@@ -1320,6 +1295,26 @@ impl StreamDecoder {
             out.push(StreamEvent::Usage(UsageUpdate::from_usage(&usage_from(&u))));
         }
         Ok(())
+    }
+
+    /// The index of the open text block (`reasoning`: the open reasoning block), opening one
+    /// (and closing any other) when none is.
+    fn open_text_block(&mut self, reasoning: bool, out: &mut Vec<StreamEvent>) -> usize {
+        match self.open {
+            Some(Open::Reasoning(i)) if reasoning => i,
+            Some(Open::Text(i)) if !reasoning => i,
+            _ => {
+                self.close(out);
+                let (kind, open): (_, fn(usize) -> Open) = if reasoning {
+                    (BlockKind::Reasoning, Open::Reasoning)
+                } else {
+                    (BlockKind::Text, Open::Text)
+                };
+                let i = self.start(kind, out);
+                self.open = Some(open(i));
+                i
+            }
+        }
     }
 
     fn start(&mut self, kind: BlockKind, out: &mut Vec<StreamEvent>) -> usize {

@@ -297,18 +297,7 @@ pub(crate) fn decode_request(body: &[u8], opts: &Options) -> Option<ChatRequest>
                     is_error: false,
                     cache: None,
                 };
-                match r.messages.last_mut() {
-                    Some(last)
-                        if last.role == Role::User
-                            && last
-                                .content
-                                .iter()
-                                .all(|c| matches!(c, Part::ToolResult { .. })) =>
-                    {
-                        last.content.push(part);
-                    }
-                    _ => r.messages.push(Message::new(Role::User, vec![part])),
-                }
+                r.push_tool_result(part);
             }
             _ => return None,
         }

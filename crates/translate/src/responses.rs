@@ -234,31 +234,7 @@ fn decode_items(items: &[Value], r: &mut ChatRequest, opts: &Options) -> Result<
                 };
                 push(r, Role::User, vec![part]);
             }
-            "reasoning" => {
-                let text: String = it
-                    .get("summary")
-                    .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|s| s.get("text").and_then(Value::as_str))
-                            .collect::<Vec<_>>()
-                            .join("\n\n")
-                    })
-                    .unwrap_or_default();
-                let signature = it
-                    .get("encrypted_content")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned);
-                push(
-                    r,
-                    Role::Assistant,
-                    vec![Part::Reasoning {
-                        text,
-                        signature,
-                        redacted: None,
-                    }],
-                );
-            }
+            "reasoning" => push(r, Role::Assistant, vec![reasoning_part(it)]),
             other => {
                 return Err(Error::unsupported(
                     format!("{p}.type"),
@@ -273,6 +249,29 @@ fn decode_items(items: &[Value], r: &mut ChatRequest, opts: &Options) -> Result<
         }
     }
     Ok(())
+}
+
+/// A `reasoning` item (in a request's input or an answer's output) as a reasoning part: its
+/// summary texts joined by blank lines, its `encrypted_content` as the signature.
+fn reasoning_part(item: &Value) -> Part {
+    let text = item
+        .get("summary")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.get("text").and_then(Value::as_str))
+                .collect::<Vec<_>>()
+                .join("\n\n")
+        })
+        .unwrap_or_default();
+    Part::Reasoning {
+        text,
+        signature: item
+            .get("encrypted_content")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        redacted: None,
+    }
 }
 
 /// Appends to the last message when it has the same role (items of one turn), else a new one.
@@ -668,26 +667,7 @@ fn decode_output(items: &[Value], out: &mut Vec<Part>) -> bool {
                     .to_owned(),
                 cache: None,
             }),
-            Some("reasoning") => {
-                let text = it
-                    .get("summary")
-                    .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|s| s.get("text").and_then(Value::as_str))
-                            .collect::<Vec<_>>()
-                            .join("\n\n")
-                    })
-                    .unwrap_or_default();
-                out.push(Part::Reasoning {
-                    text,
-                    signature: it
-                        .get("encrypted_content")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned),
-                    redacted: None,
-                });
-            }
+            Some("reasoning") => out.push(reasoning_part(it)),
             _ => {}
         }
     }
