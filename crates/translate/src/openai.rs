@@ -396,19 +396,7 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
     let mut o = Obj::new();
     o.insert("model".into(), r.model.clone().into());
     let mut msgs = Vec::with_capacity(r.messages.len() + r.system.len());
-    for s in &r.system {
-        if s.cache.is_some() {
-            lossy(
-                opts,
-                "cache_control",
-                P,
-                "OpenAI caches prompts automatically; breakpoints are dropped",
-            )?;
-        }
-        msgs.push(
-            json!({"role": if s.developer { "developer" } else { "system" }, "content": s.text}),
-        );
-    }
+    encode_system(r, P, opts, &mut msgs)?;
     for (i, m) in r.messages.iter().enumerate() {
         encode_message(m, i, opts, &mut msgs)?;
     }
@@ -416,23 +404,7 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
     if !r.tools.is_empty() {
         let mut tools = Vec::with_capacity(r.tools.len());
         for t in &r.tools {
-            if t.cache.is_some() {
-                lossy(
-                    opts,
-                    "cache_control",
-                    P,
-                    "OpenAI caches prompts automatically; breakpoints are dropped",
-                )?;
-            }
-            let mut f = Obj::new();
-            f.insert("name".into(), t.name.clone().into());
-            if let Some(d) = &t.description {
-                f.insert("description".into(), d.clone().into());
-            }
-            f.insert("parameters".into(), t.parameters.clone());
-            if let Some(s) = t.strict {
-                f.insert("strict".into(), s.into());
-            }
+            let f = function_fields(t, P, opts)?;
             tools.push(json!({"type": "function", "function": f}));
         }
         o.insert("tools".into(), Value::Array(tools));
@@ -505,28 +477,7 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
         o.insert("frequency_penalty".into(), v.into());
     }
     if let Some(re) = &r.reasoning {
-        let effort = match (re.effort, re.budget_tokens) {
-            (Some(e), _) => Some(e),
-            (None, Some(b)) => {
-                lossy(
-                    opts,
-                    "thinking",
-                    P,
-                    "a thinking budget maps to reasoning_effort only approximately",
-                )?;
-                Some(Effort::from_budget(b))
-            }
-            (None, None) if re.disabled => {
-                lossy(
-                    opts,
-                    "thinking",
-                    P,
-                    "disabled thinking maps to reasoning_effort only approximately",
-                )?;
-                None
-            }
-            (None, None) => None,
-        };
+        let effort = reasoning_effort(re, P, opts)?;
         if let Some(e) = effort {
             o.insert("reasoning_effort".into(), e.as_str().into());
         }
@@ -549,6 +500,86 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
     }
     extra_fields(r, P, opts, &mut o)?;
     Ok(to_vec(&Value::Object(o)))
+}
+
+/// OpenAI caches prompts itself: a cache breakpoint is dropped, when the caller allows it.
+pub(crate) fn drop_cache_breakpoint(opts: &Options, target: Protocol) -> Result<(), Error> {
+    lossy(
+        opts,
+        "cache_control",
+        target,
+        "OpenAI caches prompts automatically; breakpoints are dropped",
+    )
+}
+
+/// The system prompt as leading `system` (`developer`) messages: Chat Completions `messages`
+/// and Responses `input` alike.
+pub(crate) fn encode_system(
+    r: &ChatRequest,
+    target: Protocol,
+    opts: &Options,
+    out: &mut Vec<Value>,
+) -> Result<(), Error> {
+    for s in &r.system {
+        if s.cache.is_some() {
+            drop_cache_breakpoint(opts, target)?;
+        }
+        out.push(
+            json!({"role": if s.developer { "developer" } else { "system" }, "content": s.text}),
+        );
+    }
+    Ok(())
+}
+
+/// A tool's function fields (`name`, `description`, `parameters`, `strict`): nested under
+/// `function` in Chat Completions, flat in the Responses API.
+pub(crate) fn function_fields(t: &Tool, target: Protocol, opts: &Options) -> Result<Obj, Error> {
+    if t.cache.is_some() {
+        drop_cache_breakpoint(opts, target)?;
+    }
+    let mut f = Obj::new();
+    f.insert("name".into(), t.name.clone().into());
+    if let Some(d) = &t.description {
+        f.insert("description".into(), d.clone().into());
+    }
+    f.insert("parameters".into(), t.parameters.clone());
+    if let Some(s) = t.strict {
+        f.insert("strict".into(), s.into());
+    }
+    Ok(f)
+}
+
+/// OpenAI's reasoning effort for the request's reasoning settings (Chat's `reasoning_effort`,
+/// Responses' `reasoning.effort`): a thinking budget or disabled thinking maps to it only
+/// approximately (lossy).
+pub(crate) fn reasoning_effort(
+    re: &Reasoning,
+    target: Protocol,
+    opts: &Options,
+) -> Result<Option<Effort>, Error> {
+    let reasons = if target == Protocol::OpenAiResponses {
+        (
+            "a thinking budget maps to reasoning.effort only approximately",
+            "disabled thinking maps to reasoning.effort only approximately",
+        )
+    } else {
+        (
+            "a thinking budget maps to reasoning_effort only approximately",
+            "disabled thinking maps to reasoning_effort only approximately",
+        )
+    };
+    Ok(match (re.effort, re.budget_tokens) {
+        (Some(e), _) => Some(e),
+        (None, Some(b)) => {
+            lossy(opts, "thinking", target, reasons.0)?;
+            Some(Effort::from_budget(b))
+        }
+        (None, None) if re.disabled => {
+            lossy(opts, "thinking", target, reasons.1)?;
+            None
+        }
+        (None, None) => None,
+    })
 }
 
 fn encode_image(source: &ImageSource, detail: Option<&String>) -> Value {
@@ -590,12 +621,7 @@ fn encode_message(
             };
             for (j, part) in m.content.iter().enumerate() {
                 if part.cache().is_some() {
-                    lossy(
-                        opts,
-                        "cache_control",
-                        P,
-                        "OpenAI caches prompts automatically; breakpoints are dropped",
-                    )?;
+                    drop_cache_breakpoint(opts, P)?;
                 }
                 match part {
                     Part::Text { text, .. } => pending.push(json!({"type": "text", "text": text})),
@@ -649,12 +675,7 @@ fn encode_message(
             let mut pending_sig: Option<&str> = None;
             for (j, part) in m.content.iter().enumerate() {
                 if part.cache().is_some() {
-                    lossy(
-                        opts,
-                        "cache_control",
-                        P,
-                        "OpenAI caches prompts automatically; breakpoints are dropped",
-                    )?;
+                    drop_cache_breakpoint(opts, P)?;
                 }
                 match part {
                     Part::Text { text, .. } => texts.push(text),

@@ -18,6 +18,7 @@ use crate::{
         Reasoning, ResponseFormat, Role, StreamEvent, SystemPart, Tool, ToolChoice, Usage,
         UsageUpdate,
     },
+    openai::{drop_cache_breakpoint, encode_system, function_fields, reasoning_effort},
     sse::{SseReader, write_event},
     util::{
         Obj, arr, bool_of, extra_fields, f64_of, lossy, obj, opt_str, parse_data_url,
@@ -353,19 +354,7 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
     let mut o = Obj::new();
     o.insert("model".into(), r.model.clone().into());
     let mut input = Vec::with_capacity(r.messages.len() + r.system.len());
-    for s in &r.system {
-        if s.cache.is_some() {
-            lossy(
-                opts,
-                "cache_control",
-                P,
-                "OpenAI caches prompts automatically; breakpoints are dropped",
-            )?;
-        }
-        input.push(
-            json!({"role": if s.developer { "developer" } else { "system" }, "content": s.text}),
-        );
-    }
+    encode_system(r, P, opts, &mut input)?;
     for (i, m) in r.messages.iter().enumerate() {
         let mut content = Vec::new();
         let flush = |content: &mut Vec<Value>, input: &mut Vec<Value>, role: &str| {
@@ -383,12 +372,7 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
         for (j, part) in m.content.iter().enumerate() {
             let pp = format!("messages[{i}].content[{j}]");
             if part.cache().is_some() {
-                lossy(
-                    opts,
-                    "cache_control",
-                    P,
-                    "OpenAI caches prompts automatically; breakpoints are dropped",
-                )?;
+                drop_cache_breakpoint(opts, P)?;
             }
             match part {
                 Part::Text { text, .. } => content.push(json!({"type": if m.role == Role::User { "input_text" } else { "output_text" }, "text": text})),
@@ -440,24 +424,9 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
     if !r.tools.is_empty() {
         let mut tools = Vec::with_capacity(r.tools.len());
         for t in &r.tools {
-            if t.cache.is_some() {
-                lossy(
-                    opts,
-                    "cache_control",
-                    P,
-                    "OpenAI caches prompts automatically; breakpoints are dropped",
-                )?;
-            }
-            let mut m = Obj::new();
+            // Responses flattens the function into the tool.
+            let mut m = function_fields(t, P, opts)?;
             m.insert("type".into(), "function".into());
-            m.insert("name".into(), t.name.clone().into());
-            if let Some(d) = &t.description {
-                m.insert("description".into(), d.clone().into());
-            }
-            m.insert("parameters".into(), t.parameters.clone());
-            if let Some(s) = t.strict {
-                m.insert("strict".into(), s.into());
-            }
             tools.push(Value::Object(m));
         }
         o.insert("tools".into(), Value::Array(tools));
@@ -521,28 +490,7 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
         lossy(opts, "stop", P, "the Responses API has no stop sequences")?;
     }
     if let Some(re) = &r.reasoning {
-        let effort = match (re.effort, re.budget_tokens) {
-            (Some(e), _) => Some(e),
-            (None, Some(b)) => {
-                lossy(
-                    opts,
-                    "thinking",
-                    P,
-                    "a thinking budget maps to reasoning.effort only approximately",
-                )?;
-                Some(Effort::from_budget(b))
-            }
-            (None, None) if re.disabled => {
-                lossy(
-                    opts,
-                    "thinking",
-                    P,
-                    "disabled thinking maps to reasoning.effort only approximately",
-                )?;
-                None
-            }
-            (None, None) => None,
-        };
+        let effort = reasoning_effort(re, P, opts)?;
         if let Some(e) = effort {
             o.insert("reasoning".into(), json!({"effort": e.as_str()}));
         }
