@@ -77,6 +77,19 @@ struct Held {
     segs: Vec<Seg>,
 }
 
+impl Held {
+    /// An event with no text of its own (`[DONE]`, an event whose data is not JSON): held only
+    /// to keep the order.
+    fn untouched(event: SseEvent) -> Self {
+        Self {
+            event,
+            json: None,
+            dirty: false,
+            segs: Vec::new(),
+        }
+    }
+}
+
 /// Streamed responses: the text of every delta goes into the window of its channel; events are
 /// released in order once no check sees a possible match still forming in their text (at most
 /// `hold_back` bytes a channel), so a match split across chunks is seen whole before any part of
@@ -325,30 +338,14 @@ impl StreamProcessor for WindowStream {
     fn on_event(&mut self, event: SseEvent, out: &mut Vec<SseEvent>) -> Result<(), StreamStop> {
         if event.is_done() {
             self.close(Close::All)?;
-            self.hold(
-                Held {
-                    event,
-                    json: None,
-                    dirty: false,
-                    segs: Vec::new(),
-                },
-                out,
-            );
+            self.hold(Held::untouched(event), out);
             self.prune();
             return Ok(());
         }
         // The event's shared parse (the processors before and after this one read the same);
         // an edit works on a copy, made only when a text is redacted.
         let Some(v) = event.json() else {
-            self.hold(
-                Held {
-                    event,
-                    json: None,
-                    dirty: false,
-                    segs: Vec::new(),
-                },
-                out,
-            );
+            self.hold(Held::untouched(event), out);
             return Ok(());
         };
         let plan = event_plan(self.api, v);
