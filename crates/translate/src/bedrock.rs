@@ -71,16 +71,7 @@ pub fn decode_request(body: &[u8], opts: &Options) -> Result<ChatRequest, Error>
             "messages" => {
                 for (i, m) in arr(v, "messages")?.iter().enumerate() {
                     let p = format!("messages[{i}]");
-                    let role = match m.get("role").and_then(Value::as_str) {
-                        Some("user") => Role::User,
-                        Some("assistant") => Role::Assistant,
-                        _ => {
-                            return Err(Error::invalid(
-                                format!("{p}.role"),
-                                "expected user or assistant",
-                            ));
-                        }
-                    };
+                    let role = Role::decode(m, &p)?;
                     let content = decode_content(
                         arr(
                             m.get("content").unwrap_or(&Value::Null),
@@ -505,11 +496,7 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
             )?;
         }
         messages.push(BMsg {
-            role: if role == Role::User {
-                "user"
-            } else {
-                "assistant"
-            },
+            role: role.as_str(),
             content,
         });
     }

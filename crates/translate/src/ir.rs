@@ -92,6 +92,28 @@ pub enum Role {
     Assistant,
 }
 
+impl Role {
+    /// The role of message `p` (`"user"` or `"assistant"`: Anthropic and Bedrock messages).
+    pub(crate) fn decode(m: &Value, p: &str) -> Result<Self, crate::Error> {
+        match m.get("role").and_then(Value::as_str) {
+            Some("user") => Ok(Role::User),
+            Some("assistant") => Ok(Role::Assistant),
+            _ => Err(crate::Error::invalid(
+                format!("{p}.role"),
+                "expected user or assistant",
+            )),
+        }
+    }
+
+    /// `"user"` or `"assistant"`.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+}
+
 /// One turn.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
