@@ -11,11 +11,6 @@
 //! client is authenticated, and it says so when it starts); the sample config turns identity
 //! on with the demo key `igk_demo_0000000000000000000000000000`.
 
-/// mimalloc: glibc's malloc grows and trims its per-thread heaps under this load (an
-/// `mprotect` and page faults per request, measured); the load benchmark's baselines use it too.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 

@@ -1,11 +1,6 @@
 //! The load benchmark's middle row: an empty infergate `PipelineLayer` over the infergate
 //! `UpstreamClient`, served by plain hyper (no axum). `layered LISTEN UPSTREAM_URL`.
 
-/// mimalloc: glibc's malloc grows and trims its per-thread heaps under this load (an
-/// `mprotect` and page faults per request, measured); the load benchmark's baselines use it too.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
 use infergate_client::UpstreamClient;

@@ -1,11 +1,6 @@
 //! The baseline of the load benchmark: a bare hyper 1 reverse proxy with hyper-util's pooled
 //! client and no infergate code at all. `passthrough LISTEN UPSTREAM_AUTHORITY`.
 
-/// mimalloc: glibc's malloc grows and trims its per-thread heaps under this load (an
-/// `mprotect` and page faults per request, measured); the load benchmark's baselines use it too.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use hyper::body::Incoming;
 
 use hyper_util::client::legacy::Client;
