@@ -169,7 +169,9 @@ impl CompactBpe {
         impl Ord for Merge {
             fn cmp(&self, o: &Self) -> Ordering {
                 // A min-heap on (rank, start).
-                o.rank.cmp(&self.rank).then_with(|| o.start.cmp(&self.start))
+                o.rank
+                    .cmp(&self.rank)
+                    .then_with(|| o.start.cmp(&self.start))
             }
         }
         impl PartialOrd for Merge {
@@ -199,17 +201,18 @@ impl CompactBpe {
                 next_rank: NONE,
             });
         }
-        let potential = |state: &mut Vec<State>, heap: &mut BinaryHeap<Merge>, start: usize, ne: usize| {
-            state[start].next_end = ne;
-            state[start].next_rank = NONE;
-            if ne <= len {
-                let r = self.rank(&piece[start..ne]);
-                if r != NONE {
-                    heap.push(Merge { start, rank: r });
-                    state[start].next_rank = r;
+        let potential =
+            |state: &mut Vec<State>, heap: &mut BinaryHeap<Merge>, start: usize, ne: usize| {
+                state[start].next_end = ne;
+                state[start].next_rank = NONE;
+                if ne <= len {
+                    let r = self.rank(&piece[start..ne]);
+                    if r != NONE {
+                        heap.push(Merge { start, rank: r });
+                        state[start].next_rank = r;
+                    }
                 }
-            }
-        };
+            };
         let mut tokens = len;
         while let Some(left) = heap.pop() {
             if left.rank == NONE {
@@ -246,9 +249,42 @@ mod tests {
     /// patterns: letters of several scripts, digits, contractions, punctuation, whitespace runs.
     fn texts() -> Vec<String> {
         let pool = [
-            "a", "b", "Z", "é", "ß", "東", "京", "д", "ж", "ا", "🙂", "👨‍👩‍👧", "0", "7", "42", "'s", "'LL",
-            " ", "  ", "\n", "\r\n", "\t", ".", ",", "!?", "<|endoftext|>", "```", "{\"k\": 1}", "fn",
-            "the", "The", "THE", "ing", "-", "/", "\u{0}",
+            "a",
+            "b",
+            "Z",
+            "é",
+            "ß",
+            "東",
+            "京",
+            "д",
+            "ж",
+            "ا",
+            "🙂",
+            "👨‍👩‍👧",
+            "0",
+            "7",
+            "42",
+            "'s",
+            "'LL",
+            " ",
+            "  ",
+            "\n",
+            "\r\n",
+            "\t",
+            ".",
+            ",",
+            "!?",
+            "<|endoftext|>",
+            "```",
+            "{\"k\": 1}",
+            "fn",
+            "the",
+            "The",
+            "THE",
+            "ing",
+            "-",
+            "/",
+            "\u{0}",
         ];
         let mut out = Vec::new();
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -278,17 +314,16 @@ mod tests {
     #[test]
     fn counts_equal_tiktoken_token_for_token() {
         for (core, pattern) in [
-            (tiktoken_rs::o200k_base().unwrap(), tiktoken_rs::O200K_BASE_PAT_STR),
+            (
+                tiktoken_rs::o200k_base().unwrap(),
+                tiktoken_rs::O200K_BASE_PAT_STR,
+            ),
             (tiktoken_rs::cl100k_base().unwrap(), CL100K_PATTERN),
         ] {
             let c = CompactBpe::from_core(&core, pattern).unwrap();
             assert!(c.offs.len() > 100_000);
             for t in texts() {
-                assert_eq!(
-                    c.count(&t),
-                    core.encode_ordinary(&t).len() as u64,
-                    "{t:?}"
-                );
+                assert_eq!(c.count(&t), core.encode_ordinary(&t).len() as u64, "{t:?}");
             }
         }
     }
