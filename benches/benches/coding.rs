@@ -1,7 +1,9 @@
 //! What decoding a compressed upstream answer costs on the response path: the same request
-//! through the tower driver with the response blocks on (guardrail redacting answers, rate
-//! limiter reading usage), the upstream answering identity, gzip or br; a non-streamed answer
-//! and a 40-event stream (compressed with a flush per event, as a provider streams it).
+//! through the tower driver, the upstream answering identity, gzip or br; a non-streamed answer
+//! and a 40-event stream (compressed with a flush per event, as a provider streams it). Two
+//! pipelines: the guardrail alone (redacting answers), and every response block on (the
+//! guardrail, the exact cache keeping the answer, the rate limiter reading its usage) with
+//! every request different, so every one is a cache miss.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::convert::Infallible;
@@ -10,8 +12,10 @@ use std::io::Write;
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http_body_util::BodyExt;
+use infergate_cache::{Cache, CacheConfig};
 use infergate_core::{Body, Pipeline};
 use infergate_guardrail::{Action, Applies, Check, Detector, Guardrail, GuardrailConfig};
+use infergate_ratelimit::{Limits, RateLimitConfig, TokenRateLimiter};
 use tower::{Layer, ServiceExt};
 
 fn answer() -> Bytes {
@@ -68,8 +72,8 @@ fn encode_frames(coding: &str, frames: &[Bytes]) -> Vec<Bytes> {
     }
 }
 
-fn pipeline() -> Pipeline {
-    let guard = Guardrail::new(
+fn guardrail() -> Guardrail {
+    Guardrail::new(
         GuardrailConfig::new()
             .check(
                 Check::new("pii", Detector::Pii(Vec::new()), Action::Redact)
@@ -78,8 +82,26 @@ fn pipeline() -> Pipeline {
             .check(
                 Check::new("secrets", Detector::Secrets, Action::Redact).applies(Applies::Response),
             ),
-    );
-    Pipeline::builder().processor(guard).build()
+    )
+}
+
+fn pipelines() -> Vec<(&'static str, Pipeline)> {
+    let limiter = TokenRateLimiter::new(RateLimitConfig::new(Limits {
+        requests_per_minute: Some(u64::MAX / 4),
+        tokens_per_minute: Some(u64::MAX / 4),
+        ..Limits::default()
+    }));
+    vec![
+        ("", Pipeline::builder().processor(guardrail()).build()),
+        (
+            "all_blocks_",
+            Pipeline::builder()
+                .processor(guardrail())
+                .processor(Cache::new(CacheConfig::new()))
+                .processor(limiter)
+                .build(),
+        ),
+    ]
 }
 
 fn bench(c: &mut Criterion) {
@@ -87,54 +109,60 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let p = pipeline();
-    let req_body = Bytes::from_static(
-        br#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Tell me about Paris."}]}"#,
-    );
     let mut group = c.benchmark_group("response_decoding");
-    for stream in [false, true] {
-        for coding in ["identity", "gzip", "br"] {
-            let frames = if stream {
-                encode_frames(coding, &events())
-            } else {
-                encode_frames(coding, &[answer()])
-            };
-            let upstream = tower::service_fn(move |_req: http::Request<Body>| {
-                let frames = frames.clone();
-                async move {
-                    let chunks = futures_util::stream::iter(
-                        frames
-                            .into_iter()
-                            .map(|f| Ok::<_, Infallible>(http_body::Frame::data(f))),
-                    );
-                    let mut r =
-                        http::Response::new(Body::new(http_body_util::StreamBody::new(chunks)));
-                    let h = r.headers_mut();
-                    h.insert(
-                        "content-type",
-                        if stream {
-                            "text/event-stream"
-                        } else {
-                            "application/json"
+    let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    for (prefix, p) in pipelines() {
+        for stream in [false, true] {
+            for coding in ["identity", "gzip", "br"] {
+                let frames = if stream {
+                    encode_frames(coding, &events())
+                } else {
+                    encode_frames(coding, &[answer()])
+                };
+                let upstream = tower::service_fn(move |_req: http::Request<Body>| {
+                    let frames = frames.clone();
+                    async move {
+                        let chunks = futures_util::stream::iter(
+                            frames
+                                .into_iter()
+                                .map(|f| Ok::<_, Infallible>(http_body::Frame::data(f))),
+                        );
+                        let mut r =
+                            http::Response::new(Body::new(http_body_util::StreamBody::new(chunks)));
+                        let h = r.headers_mut();
+                        h.insert(
+                            "content-type",
+                            if stream {
+                                "text/event-stream"
+                            } else {
+                                "application/json"
+                            }
+                            .parse()
+                            .unwrap(),
+                        );
+                        if coding != "identity" {
+                            h.insert("content-encoding", coding.parse().unwrap());
                         }
-                        .parse()
-                        .unwrap(),
-                    );
-                    if coding != "identity" {
-                        h.insert("content-encoding", coding.parse().unwrap());
+                        Ok::<_, Infallible>(r)
                     }
-                    Ok::<_, Infallible>(r)
-                }
-            });
-            let svc = p.layer().layer(upstream);
-            let name = format!("{}_{coding}", if stream { "stream40" } else { "json" });
-            group.bench_function(name, |b| {
+                });
+                let svc = p.layer().layer(upstream);
+                let name = format!(
+                    "{prefix}{}_{coding}",
+                    if stream { "stream40" } else { "json" }
+                );
+                group.bench_function(name, |b| {
                 b.to_async(&rt).iter(|| {
                     let svc = svc.clone();
+                    // Every request different: a cache miss each time.
+                    let i = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let req_body = Bytes::from(format!(
+                        r#"{{"model":"gpt-4o-mini","stream":{stream},"messages":[{{"role":"user","content":"Tell me about Paris, question {i}."}}]}}"#
+                    ));
                     let req = http::Request::post("/v1/chat/completions")
                         .header("content-type", "application/json")
                         .header("accept-encoding", "gzip, br")
-                        .body(Body::full(req_body.clone()))
+                        .body(Body::full(req_body))
                         .unwrap();
                     async move {
                         let resp = svc.oneshot(req).await.unwrap();
@@ -142,6 +170,7 @@ fn bench(c: &mut Criterion) {
                     }
                 });
             });
+            }
         }
     }
     group.finish();

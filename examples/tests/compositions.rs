@@ -92,3 +92,76 @@ async fn pingora_composition_agrees_with_hyper() {
 fn a_free_port_is_on_loopback() {
     assert!(free_port().unwrap().ip().is_loopback());
 }
+
+/// pingora buffers a whole answer for a response-body processor up to the pipeline's bound; a
+/// larger answer is a failure of that processor under its failure mode, as on the tower path:
+/// failing closed cuts it (never passed on unread), failing open passes it on unchanged.
+#[cfg(feature = "pingora")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pingora_answers_beyond_the_bound_follow_the_failure_mode() {
+    use infergate::core::{FailureMode, Pipeline, Stage};
+    use infergate::failover::FailoverPolicy;
+    use infergate::guardrail::{Action, Applies, Check, Detector, Guardrail, GuardrailConfig};
+    use infergate_pingora::{PipelineProxy, Upstream};
+
+    let mock = infergate::mock::MockProvider::builder()
+        .start()
+        .await
+        .unwrap();
+    let start = |mode: FailureMode| {
+        let redact = Guardrail::new(GuardrailConfig::new().check(
+            Check::new("pii", Detector::Pii(vec![]), Action::Redact).applies(Applies::Response),
+        ));
+        let pipeline = Pipeline::builder()
+            .stage(Stage::new(redact).failure_mode(mode))
+            .max_response_body(64)
+            .build();
+        let proxy = PipelineProxy::new(
+            pipeline,
+            vec![Upstream::new("mock", mock.addr().to_string())],
+            FailoverPolicy::default(),
+        );
+        let addr = free_port().unwrap();
+        infergate_pingora::spawn_server(proxy, addr);
+        addr
+    };
+    let closed = start(FailureMode::FailClosed);
+    let open = start(FailureMode::FailOpen);
+    assert!(wait_listening(closed).await && wait_listening(open).await);
+
+    let ask = |addr: std::net::SocketAddr| async move {
+        use http_body_util::BodyExt;
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<http_body_util::Full<bytes::Bytes>>();
+        let body =
+            r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello there"}]}"#;
+        let req = http::Request::post(format!("http://{addr}/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .unwrap();
+        // A cut answer: whatever arrived before the cut (or nothing).
+        match client.request(req).await {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let text = match resp.into_body().collect().await {
+                    Ok(b) => String::from_utf8_lossy(&b.to_bytes()).into_owned(),
+                    Err(e) => format!("(cut: {e})"),
+                };
+                format!("{text}\n{status}")
+            }
+            Err(e) => format!("(no answer: {e})"),
+        }
+    };
+    let answer = ask(open).await;
+    assert!(answer.ends_with("\n200"), "{answer}");
+    assert!(
+        answer.contains("\"choices\""),
+        "passed on unchanged: {answer}"
+    );
+    let answer = ask(closed).await;
+    assert!(
+        !answer.contains("\"choices\""),
+        "an answer no processor could read was passed on: {answer}"
+    );
+}

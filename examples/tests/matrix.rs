@@ -352,7 +352,10 @@ tokens_per_minute = 1000000000
 }
 
 async fn start() -> SocketAddr {
-    let up = hostile_upstream().await;
+    start_over(hostile_upstream().await).await
+}
+
+async fn start_over(up: SocketAddr) -> SocketAddr {
     let cfg = config(up);
     let gw = gateway::build(&cfg).await.unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -1027,6 +1030,33 @@ async fn bad_input_matrix() {
     ];
     for (name, fault, stream, expect) in upstream_cases {
         let a = request(addr, chat_req(fault, stream, next())).await;
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(name, &a, &expect)))
+            .is_err()
+        {
+            failed.push(name);
+        }
+        cases += 1;
+    }
+
+    // An upstream that refuses the connection (nothing listens on its port).
+    let refused = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let gw_refused = start_over(refused).await;
+    for (name, stream, expect) in [
+        (
+            "upstream refuses the connection",
+            false,
+            Expect::Status(502),
+        ),
+        (
+            "upstream refuses the connection, streamed",
+            true,
+            Expect::Status(502),
+        ),
+    ] {
+        let a = request(gw_refused, chat_req("ok", stream, next())).await;
         if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(name, &a, &expect)))
             .is_err()
         {

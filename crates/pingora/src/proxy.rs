@@ -539,11 +539,37 @@ impl ProxyHttp for PipelineProxy {
                     buf.extend_from_slice(&chunk);
                 }
                 if buf.len() > self.pipeline.max_response_body() {
-                    // Too large to inspect (as on the tower path): passed on, recorded.
-                    tracing::warn!(
-                        limit = self.pipeline.max_response_body(),
-                        "response body too large for the whole-body phase; passed through uninspected"
+                    // Too large to inspect (as on the tower path): a failure of each processor
+                    // that wanted the body, under its failure mode. One that fails closed cuts
+                    // the answer (its head may be on its way); when all fail open, it is passed
+                    // on uninspected, logged and recorded.
+                    let reason = format!(
+                        "the answer is larger than the whole-body bound of {} bytes",
+                        self.pipeline.max_response_body()
                     );
+                    if let Some(exchange) = ctx.exchange.as_mut() {
+                        let head = session.response_written().map_or_else(
+                            || http::Response::new(()).into_parts().0,
+                            ResponseHeader::as_owned_parts,
+                        );
+                        if self
+                            .pipeline
+                            .unreadable_body(
+                                exchange,
+                                &head,
+                                infergate_core::FailureClass::BodyTooLarge,
+                                &reason,
+                            )
+                            .is_some()
+                        {
+                            buf.clear();
+                            ctx.mode = BodyMode::Replace(None);
+                            return Err(Error::explain(
+                                ErrorType::HTTPStatus(502),
+                                "the upstream answer is too large to inspect",
+                            ));
+                        }
+                    }
                     *body = Some(buf.split().freeze());
                     ctx.mode = BodyMode::Pass;
                     return Ok(None);
