@@ -88,6 +88,20 @@ impl Error {
         }
     }
 
+    /// This error with `target` as the protocol that cannot represent the field (a decoder's
+    /// refusal does not know the translation's target).
+    #[must_use]
+    pub fn for_target(self, to: Protocol) -> Self {
+        match self {
+            Error::Unsupported { param, reason, .. } => Error::Unsupported {
+                param,
+                target: to,
+                reason,
+            },
+            other => other,
+        }
+    }
+
     pub(crate) fn invalid(param: impl Into<String>, message: impl Into<String>) -> Self {
         Error::InvalidRequest {
             param: param.into(),
