@@ -145,6 +145,19 @@ pub struct BackendConfig {
     /// may go to this backend.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// The protocol this backend speaks (`openai`, `openai-responses`, `anthropic`, `bedrock`,
+    /// `gemini`, `vertex-gemini`, `vertex-anthropic`). Set, a client calling another API is
+    /// translated to it and back (docs/translation.md); absent, requests pass as they are.
+    #[serde(default)]
+    pub protocol: Option<infergate::translate::layer::ProtocolName>,
+    /// For the Vertex protocols: `vertex = { project = "…", location = "us-central1" }`.
+    #[serde(default)]
+    pub vertex: Option<infergate::translate::layer::VertexLocation>,
+    /// Fields whose documented lossy mapping to this backend's protocol is accepted (e.g.
+    /// `["seed", "logit_bias"]`; `["*"]` for all); any other field it cannot represent is a 400
+    /// naming it.
+    #[serde(default)]
+    pub lossy: Vec<String>,
 }
 
 /// `[backends.NAME.tls]`: how the gateway verifies (and presents itself to) an upstream over

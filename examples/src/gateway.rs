@@ -79,6 +79,9 @@ pub fn default_config() -> Config {
             tls: None,
             http2: None,
             labels: BTreeMap::new(),
+            protocol: None,
+            vertex: None,
+            lossy: Vec::new(),
         },
     );
     Config {
@@ -131,6 +134,38 @@ pub async fn build(config: &Config) -> Result<Gateway, ConfigError> {
                     .layer(upstream),
             ),
             None => Upstream::new(upstream),
+        };
+        // Translation sits above the credentials (a SigV4 signature covers the translated
+        // body) and below failover (each attempt is translated for its own backend).
+        let upstream = match b.protocol {
+            Some(p) => {
+                let target = infergate::translate::layer::Target::from_config(p, b.vertex.as_ref())
+                    .map_err(|e| err(format!("backends.{name}.protocol"), e))?;
+                let mut opts = infergate::translate::Options::default();
+                if b.lossy.iter().any(|f| f == "*") {
+                    opts.lossy_all = true;
+                } else {
+                    opts = opts.allow_lossy(b.lossy.iter().cloned());
+                }
+                Upstream::new(
+                    infergate::translate::layer::TranslateLayer::with_options(target, opts)
+                        .layer(upstream),
+                )
+            }
+            None => upstream,
+        };
+        // Which backend answered, for a route to one backend as failover groups say it.
+        let upstream = match http::HeaderValue::from_str(name) {
+            Ok(v) => Upstream::new(tower::ServiceExt::map_response(
+                upstream,
+                move |mut r: http::Response<infergate::core::Body>| {
+                    r.headers_mut()
+                        .entry(infergate::failover::BACKEND_HEADER)
+                        .or_insert_with(|| v.clone());
+                    r
+                },
+            )),
+            Err(_) => upstream,
         };
         clients.insert(name.clone(), upstream);
     }

@@ -9,13 +9,12 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="session")
-def gateway_url():
+def _start(extra_args):
     binary = os.environ.get("INFERGATE_GATEWAY_BIN", str(ROOT / "target/debug/examples/gateway"))
     if not pathlib.Path(binary).exists():
         pytest.fail(f"gateway binary {binary} not found: run `cargo build --example gateway` first")
     proc = subprocess.Popen(
-        [binary, "--listen", "127.0.0.1:0"],
+        [binary, "--listen", "127.0.0.1:0", *extra_args],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -36,3 +35,16 @@ def gateway_url():
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="session")
+def gateway_url():
+    """The zero-config quickstart: the embedded mock, an empty pipeline."""
+    yield from _start([])
+
+
+@pytest.fixture(scope="session")
+def sample_gateway_url():
+    """The sample config (examples/gateway/infergate.toml): identity with the demo key, every
+    block on, backends speaking OpenAI, Anthropic, Bedrock and Gemini."""
+    yield from _start(["--config", str(ROOT / "examples/gateway/infergate.toml")])

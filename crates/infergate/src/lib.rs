@@ -39,6 +39,7 @@
 //! | `auth`   | yes     | `infergate-auth`   | provider credentials: OpenAI, Azure, Anthropic, SigV4 (Bedrock); rotation |
 //! | `failover` | yes   | `infergate-failover` | priority tiers, retries, cooldowns, passive health, body replay, never after the first byte |
 //! | `identity` | no    | `infergate-identity` | client API keys and JWTs turned into a `Principal` every block keys off |
+//! | `translate` | yes  | `infergate-translate` | protocol translation per backend: OpenAI Chat/Responses, Anthropic, Bedrock, Gemini |
 //! | `candle` | no      | `infergate-embed`  | local all-MiniLM-L6-v2 with candle (a long build)           |
 //! | `mock`   | no      | `infergate-mock`   | mock LLM provider for tests, benchmarks and demos           |
 //! | `full`   | no      | all of the above but `candle` |                                                  |
@@ -56,6 +57,9 @@ pub use infergate_mock as mock;
 
 #[cfg(feature = "tokens")]
 pub use infergate_tokens as tokens;
+
+#[cfg(feature = "translate")]
+pub use infergate_translate as translate;
 
 #[cfg(feature = "ratelimit")]
 pub use infergate_ratelimit as ratelimit;

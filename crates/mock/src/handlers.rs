@@ -16,7 +16,7 @@ use crate::server::{Failure, RecordedRequest, State, error_status, lock};
 
 pub(crate) type MockBody = BoxBody<Bytes, io::Error>;
 
-fn full(b: impl Into<Bytes>) -> MockBody {
+pub(crate) fn full(b: impl Into<Bytes>) -> MockBody {
     Full::new(b.into())
         .map_err(|e: Infallible| match e {})
         .boxed()
@@ -151,6 +151,14 @@ pub(crate) async fn handle(
             return Ok(crate::wire::apply(r, &parts.headers, &wire));
         }
     }
+    if parts.method == Method::POST
+        && let Some(v) = &parsed
+        && let Some((protocol, model, stream)) = crate::agent::route(path, v)
+    {
+        let resp =
+            crate::agent::answer(&state, protocol, model, stream, &body, n, disconnect_after);
+        return Ok(crate::wire::apply(resp, &parts.headers, &wire));
+    }
     let resp = match (&parts.method, path) {
         (&Method::GET, p) if p.ends_with("/models") => json_response(
             StatusCode::OK,
@@ -193,7 +201,7 @@ fn bad_request(state: &State) -> Response<MockBody> {
     )
 }
 
-fn words(reply: &str) -> Vec<String> {
+pub(crate) fn words(reply: &str) -> Vec<String> {
     let mut out = Vec::new();
     for (i, w) in reply.split(' ').enumerate() {
         out.push(if i == 0 {
@@ -217,7 +225,7 @@ fn sse_response(
     )
 }
 
-fn sse_frames(
+pub(crate) fn sse_frames(
     state: &State,
     events: Vec<Bytes>,
     disconnect_after: Option<usize>,
@@ -249,7 +257,10 @@ fn sse_frames(
     r
 }
 
-fn cut_body(resp: Response<MockBody>, disconnect_after: Option<usize>) -> Response<MockBody> {
+pub(crate) fn cut_body(
+    resp: Response<MockBody>,
+    disconnect_after: Option<usize>,
+) -> Response<MockBody> {
     if disconnect_after.is_none() {
         return resp;
     }

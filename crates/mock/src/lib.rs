@@ -23,6 +23,7 @@
 //! Failures can also be asked for per request with the `x-mock-fail` header: a status code
 //! (`503`), `reset`, `hang`, or `disconnect:N` (cut a stream after N chunks).
 
+mod agent;
 mod handlers;
 mod server;
 pub mod wire;

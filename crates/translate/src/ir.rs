@@ -483,6 +483,86 @@ pub struct ChatResponse {
     pub created: Option<u64>,
 }
 
+impl ChatResponse {
+    /// The answer as the events of a stream, one delta per block: to replay a stored or
+    /// synthesised answer as a stream of any protocol (with a [`crate::StreamEncoder`]).
+    pub fn to_stream_events(&self) -> Vec<StreamEvent> {
+        let mut out = Vec::with_capacity(4 + 3 * self.content.len());
+        out.push(StreamEvent::MessageStart {
+            id: self.id.clone(),
+            model: self.model.clone(),
+        });
+        out.push(StreamEvent::Usage(UsageUpdate {
+            input_tokens: Some(self.usage.input_tokens),
+            cache_read_tokens: Some(self.usage.cache_read_tokens),
+            cache_write_tokens: Some(self.usage.cache_write_tokens),
+            ..UsageUpdate::default()
+        }));
+        let mut index = 0;
+        for part in &self.content {
+            let (kind, deltas) = match part {
+                Part::Text { text, .. } => (
+                    BlockKind::Text,
+                    vec![StreamEvent::TextDelta {
+                        index,
+                        text: text.clone(),
+                    }],
+                ),
+                Part::ToolCall {
+                    id,
+                    name,
+                    arguments,
+                    ..
+                } => (
+                    BlockKind::ToolCall {
+                        id: id.clone(),
+                        name: name.clone(),
+                    },
+                    vec![StreamEvent::ToolArgsDelta {
+                        index,
+                        json: arguments.clone(),
+                    }],
+                ),
+                Part::Reasoning {
+                    redacted: Some(data),
+                    ..
+                } => (
+                    BlockKind::RedactedReasoning { data: data.clone() },
+                    Vec::new(),
+                ),
+                Part::Reasoning {
+                    text, signature, ..
+                } => {
+                    let mut d = vec![StreamEvent::ReasoningDelta {
+                        index,
+                        text: text.clone(),
+                    }];
+                    if let Some(sig) = signature {
+                        d.push(StreamEvent::SignatureDelta {
+                            index,
+                            signature: sig.clone(),
+                        });
+                    }
+                    (BlockKind::Reasoning, d)
+                }
+                // Images and tool results are not parts of an answer.
+                Part::Image { .. } | Part::ToolResult { .. } => continue,
+            };
+            out.push(StreamEvent::BlockStart { index, kind });
+            out.extend(deltas);
+            out.push(StreamEvent::BlockStop { index });
+            index += 1;
+        }
+        out.push(StreamEvent::Finish {
+            reason: self.finish.clone().unwrap_or(FinishReason::Stop),
+            stop_sequence: self.stop_sequence.clone(),
+        });
+        out.push(StreamEvent::Usage(UsageUpdate::from_usage(&self.usage)));
+        out.push(StreamEvent::MessageStop);
+        out
+    }
+}
+
 /// What kind of block starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

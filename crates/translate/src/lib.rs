@@ -71,6 +71,8 @@ mod error;
 pub mod eventstream;
 pub mod gemini;
 pub mod ir;
+#[cfg(feature = "tower")]
+pub mod layer;
 pub mod openai;
 mod openai_fast;
 mod options;
@@ -203,7 +205,10 @@ pub fn translate_request(
     body: &[u8],
     opts: &Options,
 ) -> Result<Vec<u8>, Error> {
-    encode_request(to, &decode_request(from, body, opts)?, opts)
+    // A decoder refuses what no target could receive (the IR has no place for it); the refusal
+    // names the target of this translation.
+    let req = decode_request(from, body, opts).map_err(|e| e.for_target(to))?;
+    encode_request(to, &req, opts)
 }
 
 /// Translates a (non-streamed) response body from one protocol to another.
