@@ -110,6 +110,9 @@ requests_per_minute = 100000000
 tokens_per_minute = 100000000000
 TOML
 RUST_LOG=warn start gateway-all-blocks target/release/examples/gateway --listen 127.0.0.1:0 --config "$tmp/gwa.toml"; GWA=$ADDR; GWA_PID=$LAST_PID
+# The same two on a current-thread runtime per core (SO_REUSEPORT listeners).
+INFERGATE_RUNTIME=per-core RUST_LOG=warn start gateway-per-core target/release/examples/gateway --listen 127.0.0.1:0 --config "$tmp/gw.toml"; GWP=$ADDR; GWP_PID=$LAST_PID
+INFERGATE_RUNTIME=per-core RUST_LOG=warn start gateway-all-blocks-per-core target/release/examples/gateway --listen 127.0.0.1:0 --config "$tmp/gwa.toml"; GWAP=$ADDR; GWAP_PID=$LAST_PID
 
 # Every request different (a counter in the user message): cache misses throughout.
 cat >"$tmp/unique.lua" <<LUA
@@ -164,6 +167,8 @@ wrk -t1 -c"$CONNS" -d2s -s "$tmp/post.lua" "http://$GW/v1/chat/completions" >/de
 wrk -t1 -c"$CONNS" -d2s -s "$tmp/post.lua" "http://$GWF/v1/chat/completions" >/dev/null
 wrk -t1 -c"$CONNS" -d2s -s "$tmp/post.lua" "http://$GWC/v1/chat/completions" >/dev/null
 wrk -t1 -c"$CONNS" -d2s -s "$tmp/unique.lua" "http://$GWA/v1/chat/completions" >/dev/null
+wrk -t1 -c"$CONNS" -d2s -s "$tmp/post.lua" "http://$GWP/v1/chat/completions" >/dev/null
+wrk -t1 -c"$CONNS" -d2s -s "$tmp/unique.lua" "http://$GWAP/v1/chat/completions" >/dev/null
 for _ in $(seq 1 "$ROUNDS"); do
   run passthrough "$PASS" "$PASS_PID"
   run layered "$LAY" "$LAY_PID"
@@ -171,10 +176,14 @@ for _ in $(seq 1 "$ROUNDS"); do
   run gateway-failover "$GWF" "$GWF_PID"
   run gateway-cached-hits "$GWC" "$GWC_PID"
   run gateway-all-blocks-misses "$GWA" "$GWA_PID" "$tmp/unique.lua"
+  run gateway-per-core "$GWP" "$GWP_PID"
+  run gateway-all-blocks-misses-per-core "$GWAP" "$GWAP_PID" "$tmp/unique.lua"
 done
 awk '{s[$1]+=$2; n[$1]++} END {
   printf "\nratio layered/passthrough (mean requests/s): %.3f\n", (s["layered"]/n["layered"])/(s["passthrough"]/n["passthrough"]);
   printf "ratio gateway/passthrough (mean requests/s): %.3f\n", (s["gateway"]/n["gateway"])/(s["passthrough"]/n["passthrough"]);
   printf "ratio gateway-failover/passthrough (mean requests/s): %.3f\n", (s["gateway-failover"]/n["gateway-failover"])/(s["passthrough"]/n["passthrough"]);
   printf "ratio gateway-cached-hits/passthrough (mean requests/s): %.3f\n", (s["gateway-cached-hits"]/n["gateway-cached-hits"])/(s["passthrough"]/n["passthrough"]);
-  printf "ratio gateway-all-blocks-misses/passthrough (mean requests/s): %.3f\n", (s["gateway-all-blocks-misses"]/n["gateway-all-blocks-misses"])/(s["passthrough"]/n["passthrough"]) }' "$tmp/rps"
+  printf "ratio gateway-all-blocks-misses/passthrough (mean requests/s): %.3f\n", (s["gateway-all-blocks-misses"]/n["gateway-all-blocks-misses"])/(s["passthrough"]/n["passthrough"]);
+  printf "ratio gateway-per-core/passthrough (mean requests/s): %.3f\n", (s["gateway-per-core"]/n["gateway-per-core"])/(s["passthrough"]/n["passthrough"]);
+  printf "ratio gateway-all-blocks-misses-per-core/passthrough (mean requests/s): %.3f\n", (s["gateway-all-blocks-misses-per-core"]/n["gateway-all-blocks-misses-per-core"])/(s["passthrough"]/n["passthrough"]) }' "$tmp/rps"
