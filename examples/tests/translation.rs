@@ -406,3 +406,55 @@ async fn a_field_the_backend_cannot_represent_is_a_400_naming_it() {
     assert_eq!(v["error"]["type"], "invalid_request_error");
     assert_eq!(gw.named_mocks["anthropic"].request_count(), before);
 }
+
+/// The credentials sit below the translation: a Bedrock backend's SigV4 signature covers the
+/// translated body (the one that arrives), not the client's.
+#[tokio::test]
+async fn sigv4_signs_the_translated_body() {
+    use infergate::auth::{
+        AwsCredentialSource, AwsCredentials, Provider, ProviderAuthLayer, Secret, SigV4Options,
+    };
+    use infergate::client::UpstreamClient;
+    use infergate::core::{Pipeline, PipelineLayer};
+    use infergate::translate::layer::{Target, TranslateLayer};
+    use sha2::Digest;
+    use tower::Layer;
+
+    let mock = infergate::mock::MockProvider::start().await.unwrap();
+    let sigv4 = ProviderAuthLayer::new(Provider::Bedrock {
+        credentials: AwsCredentialSource::Static(AwsCredentials {
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret_access_key: Secret::new("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
+            session_token: None,
+        }),
+        region: "us-east-1".into(),
+        service: "bedrock".into(),
+        endpoint: mock.url().parse().unwrap(),
+        options: SigV4Options::default(),
+    });
+    let upstream = TranslateLayer::new(Target::Bedrock)
+        .layer(sigv4.layer(UpstreamClient::new(&mock.url()).unwrap().into_proxy()));
+    let addr =
+        infergate_testkit::serve(PipelineLayer::new(Pipeline::default()).layer(upstream)).await;
+    let client_body = json!({"model": "anthropic.claude-3-5-haiku-20241022-v1:0",
+        "messages": [{"role": "user", "content": "Say hello"}]});
+    let r = post(addr, "/v1/chat/completions", &client_body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["object"], "chat.completion");
+    let seen = mock.requests().pop().unwrap();
+    assert_eq!(
+        seen.path,
+        "/model/anthropic.claude-3-5-haiku-20241022-v1:0/converse"
+    );
+    assert!(seen.json().unwrap()["messages"][0]["content"][0]["text"] == "Say hello");
+    let authz = seen.headers["authorization"].to_str().unwrap();
+    assert!(
+        authz.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"),
+        "{authz}"
+    );
+    let sha = seen.headers["x-amz-content-sha256"].to_str().unwrap();
+    let arrived = sha2::Sha256::digest(&seen.body);
+    let hex: String = arrived.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(sha, hex, "the signature covers the bytes that arrived");
+    assert_ne!(&seen.body[..], client_body.to_string().as_bytes());
+}
