@@ -194,3 +194,25 @@ def test_anthropic_sdk_tool_use_round_trip(claude, model):
     m = claude.messages.create(model=model, max_tokens=64, tools=tools, messages=messages)
     assert m.stop_reason == "end_turn"
     assert "sunny, 21 C" in m.content[0].text
+
+
+@pytest.mark.parametrize("model", ANTHROPIC_MODELS)
+def test_anthropic_sdk_json_schema(claude, model):
+    m = claude.messages.create(
+        model=model,
+        max_tokens=64,
+        messages=[{"role": "user", "content": "Name a city and its population."}],
+        output_config={
+            "format": {
+                "type": "json_schema",
+                "schema": {
+                    "type": "object",
+                    "properties": {"name": {"type": "string"}, "population": {"type": "integer"}},
+                    "required": ["name", "population"],
+                    "additionalProperties": False,
+                },
+            }
+        },
+    )
+    city = json.loads(m.content[0].text)
+    assert isinstance(city["name"], str) and isinstance(city["population"], int)
