@@ -425,6 +425,25 @@ pub async fn serve(
     serve_with(listener, service, &ServerConfig::default(), shutdown).await
 }
 
+/// Builds the gateway from `config` and serves it on a loopback port of its own, in a task of
+/// the current runtime (its server settings apply), until the runtime ends: for tests and demos.
+/// Returns the address and the gateway (its embedded mocks stay alive as long as it does).
+pub async fn spawn_local(config: &Config) -> Result<(std::net::SocketAddr, Gateway), ConfigError> {
+    let gw = build(config).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| ConfigError::Routes(format!("cannot listen on loopback: {e}")))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| ConfigError::Routes(e.to_string()))?;
+    let service = gw.service.clone();
+    let server = config.server.clone();
+    tokio::spawn(
+        async move { serve_with(listener, service, &server, std::future::pending()).await },
+    );
+    Ok((addr, gw))
+}
+
 /// Serves `service` on `listener` until `shutdown` completes, guarded by `server`: a header
 /// read timeout (which also closes idle kept-alive connections), a cap on concurrent
 /// connections (more wait to be accepted), a bound on header size, HTTP/2 stream and header

@@ -60,16 +60,9 @@ keys = [
 }
 
 async fn start(text: &str) -> (SocketAddr, gateway::Gateway) {
-    let cfg = Config::parse(text).unwrap();
-    let gw = gateway::build(&cfg).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(gateway::serve(
-        listener,
-        gw.service.clone(),
-        std::future::pending(),
-    ));
-    (addr, gw)
+    gateway::spawn_local(&Config::parse(text).unwrap())
+        .await
+        .unwrap()
 }
 
 /// A chat request by `key` (none: anonymous) that also claims, as a spoofer would, to be

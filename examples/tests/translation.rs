@@ -65,16 +65,9 @@ messages = "openai"
 "#;
 
 async fn start() -> (SocketAddr, gateway::Gateway) {
-    let cfg = Config::parse(CONFIG).unwrap();
-    let gw = gateway::build(&cfg).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(gateway::serve(
-        listener,
-        gw.service.clone(),
-        std::future::pending(),
-    ));
-    (addr, gw)
+    gateway::spawn_local(&Config::parse(CONFIG).unwrap())
+        .await
+        .unwrap()
 }
 
 async fn post(addr: SocketAddr, path: &str, body: &Value) -> Reply {

@@ -59,15 +59,7 @@ applies = "response"
 }
 
 async fn start(config: &Config) -> (SocketAddr, gateway::Gateway) {
-    let gw = gateway::build(config).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(gateway::serve(
-        listener,
-        gw.service.clone(),
-        std::future::pending(),
-    ));
-    (addr, gw)
+    gateway::spawn_local(config).await.unwrap()
 }
 
 struct Reply {
