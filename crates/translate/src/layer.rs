@@ -121,28 +121,33 @@ impl Target {
                 format!("/v1beta/models/{m}:streamGenerateContent?alt=sse")
             }
             Target::Gemini => format!("/v1beta/models/{m}:generateContent"),
-            Target::VertexGemini { project, location } => format!(
-                "/v1/projects/{}/locations/{}/publishers/google/models/{m}:{}",
-                encode_segment(project),
-                encode_segment(location),
-                if stream {
+            Target::VertexGemini { project, location } => {
+                let op = if stream {
                     "streamGenerateContent?alt=sse"
                 } else {
                     "generateContent"
-                }
-            ),
-            Target::VertexAnthropic { project, location } => format!(
-                "/v1/projects/{}/locations/{}/publishers/anthropic/models/{m}:{}",
-                encode_segment(project),
-                encode_segment(location),
-                if stream {
+                };
+                vertex_path(project, location, "google", &m, op)
+            }
+            Target::VertexAnthropic { project, location } => {
+                let op = if stream {
                     "streamRawPredict"
                 } else {
                     "rawPredict"
-                }
-            ),
+                };
+                vertex_path(project, location, "anthropic", &m, op)
+            }
         }
     }
+}
+
+/// A Vertex AI model path: `model` already encoded, `op` the method (and query).
+fn vertex_path(project: &str, location: &str, publisher: &str, model: &str, op: &str) -> String {
+    format!(
+        "/v1/projects/{}/locations/{}/publishers/{publisher}/models/{model}:{op}",
+        encode_segment(project),
+        encode_segment(location)
+    )
 }
 
 /// A path segment, percent-encoded (a model id such as `anthropic.claude-3:0` or one with a
@@ -630,5 +635,29 @@ impl http_body::Body for TranslatedStream {
                 return Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_carry_the_model_and_the_method() {
+        let v = |project: &str| (project.to_owned(), "us-central1".to_owned());
+        let (project, location) = v("p1");
+        assert_eq!(
+            Target::VertexGemini { project, location }.path("gemini-2.0-flash", true),
+            "/v1/projects/p1/locations/us-central1/publishers/google/models/gemini-2.0-flash:streamGenerateContent?alt=sse"
+        );
+        let (project, location) = v("p1");
+        assert_eq!(
+            Target::VertexAnthropic { project, location }.path("claude-x@1", false),
+            "/v1/projects/p1/locations/us-central1/publishers/anthropic/models/claude-x%401:rawPredict"
+        );
+        assert_eq!(
+            Target::Bedrock.path("a/b:0", true),
+            "/model/a%2Fb:0/converse-stream"
+        );
     }
 }
