@@ -25,7 +25,7 @@ use crate::{
     sse::{SseReader, write_event},
     util::{
         Obj, arr, bool_of, decode_cache_control, extra_fields, f64_of, lossy, merged_turns, obj,
-        opt_str, parse_request, parse_upstream, str_of, to_vec, u32_of,
+        opt_str, parse_request, parse_upstream, str_of, to_vec, u32_of, write_json_str, write_u64,
     },
 };
 
@@ -777,7 +777,7 @@ fn decode_response_fast(body: &[u8], opts: &Options) -> Option<ChatResponse> {
     if body.len() > opts.max_body_len {
         return None;
     }
-    let v: RespIn<'_> = serde_json::from_slice(body).ok()?;
+    let v: RespIn<'_> = crate::util::from_json(body).ok()?;
     let mut r = ChatResponse {
         id: v.id.map(Cow::into_owned).unwrap_or_default(),
         model: v.model.map(Cow::into_owned).unwrap_or_default(),
@@ -887,7 +887,7 @@ fn kind_from_type(t: &str, status: u16) -> ErrorKind {
 
 /// Decodes an Anthropic error body.
 pub fn decode_error(status: u16, body: &[u8]) -> ProviderError {
-    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let v: Value = crate::util::from_json(body).unwrap_or(Value::Null);
     let e = v.get("error").unwrap_or(&Value::Null);
     let ty = e.get("type").and_then(Value::as_str).unwrap_or("");
     let mut pe = ProviderError::new(
@@ -1031,7 +1031,7 @@ impl StreamDecoder {
         if self.stopped {
             return Ok(());
         }
-        let ev: Ev<'_> = serde_json::from_slice(data)
+        let ev: Ev<'_> = crate::util::from_json(data)
             .map_err(|e| Error::Upstream(format!("invalid event: {e}")))?;
         match ev.ty.as_ref() {
             "message_start" => {
@@ -1168,6 +1168,7 @@ impl StreamDecoder {
     }
 }
 
+#[cfg(test)]
 #[derive(Serialize)]
 struct OutDeltaEv<'a> {
     #[serde(rename = "type")]
@@ -1176,7 +1177,7 @@ struct OutDeltaEv<'a> {
     delta: OutDelta<'a>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Clone, Copy)]
 struct OutDelta<'a> {
     #[serde(rename = "type")]
     ty: &'static str,
@@ -1201,17 +1202,27 @@ impl OutDelta<'_> {
         }
     }
 
-    /// Writes the `content_block_delta` event of block `index` carrying this delta.
+    /// Writes the `content_block_delta` event of block `index` carrying this delta, by hand
+    /// (byte for byte what serde writes; a test checks it).
     fn write(self, index: usize, out: &mut Vec<u8>) {
-        write_event(
-            out,
-            Some("content_block_delta"),
-            &OutDeltaEv {
-                ty: "content_block_delta",
-                index,
-                delta: self,
-            },
+        out.extend_from_slice(
+            b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":",
         );
+        write_u64(out, index as u64);
+        out.extend_from_slice(b",\"delta\":{\"type\":");
+        write_json_str(out, self.ty);
+        for (key, v) in [
+            (&b",\"text\":"[..], self.text),
+            (b",\"partial_json\":", self.partial_json),
+            (b",\"thinking\":", self.thinking),
+            (b",\"signature\":", self.signature),
+        ] {
+            if let Some(v) = v {
+                out.extend_from_slice(key);
+                write_json_str(out, v);
+            }
+        }
+        out.extend_from_slice(b"}}\n\n");
     }
 }
 
@@ -1359,5 +1370,51 @@ impl StreamEncoder {
     /// The usage reported so far.
     pub fn usage(&self) -> Usage {
         self.usage
+    }
+}
+
+#[cfg(test)]
+mod hand_written_tests {
+    use super::*;
+
+    /// The hand-written delta events are byte for byte what serde wrote for them.
+    #[test]
+    fn deltas_match_serde() {
+        let text = "héllo \"w\"\n\u{1}";
+        for d in [
+            OutDelta {
+                text: Some(text),
+                ..OutDelta::new("text_delta")
+            },
+            OutDelta {
+                partial_json: Some(text),
+                ..OutDelta::new("input_json_delta")
+            },
+            OutDelta {
+                thinking: Some(text),
+                ..OutDelta::new("thinking_delta")
+            },
+            OutDelta {
+                signature: Some(text),
+                ..OutDelta::new("signature_delta")
+            },
+        ] {
+            let mut want = Vec::new();
+            write_event(
+                &mut want,
+                Some("content_block_delta"),
+                &OutDeltaEv {
+                    ty: "content_block_delta",
+                    index: 12,
+                    delta: d,
+                },
+            );
+            let mut got = Vec::new();
+            d.write(12, &mut got);
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&want)
+            );
+        }
     }
 }

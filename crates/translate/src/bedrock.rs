@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::{
     Error, ErrorKind, Options, Protocol, ProviderError,
-    eventstream::{self, Message as Frame},
+    eventstream::{self, FrameRef as Frame},
     ir::{
         BlockKind, CacheControl, ChatRequest, ChatResponse, Effort, FinishReason, ImageSource,
         Message, Part, Reasoning, ResponseFormat, Role, StreamEvent, SystemPart, Tool, ToolChoice,
@@ -21,7 +21,7 @@ use crate::{
     },
     util::{
         Obj, args_object, arr, extra_fields, f64_of, lossy, merged_turns, obj, opt_str,
-        parse_request, parse_upstream, str_of, to_vec, tokens, u32_of,
+        parse_request, parse_upstream, str_of, to_vec, tokens, u32_of, write_json_str, write_u64,
     },
 };
 
@@ -890,7 +890,7 @@ fn decode_response_fast(body: &[u8], opts: &Options) -> Option<ChatResponse> {
     if body.len() > opts.max_body_len {
         return None;
     }
-    let v: RespIn<'_> = serde_json::from_slice(body).ok()?;
+    let v: RespIn<'_> = crate::util::from_json(body).ok()?;
     let mut r = ChatResponse {
         finish: v.stop_reason.as_deref().map(finish_from),
         stop_sequence: v
@@ -1023,7 +1023,7 @@ fn kind_from_exception(t: &str, status: u16) -> ErrorKind {
 
 /// Decodes a Bedrock error body; `error_type` is the `x-amzn-ErrorType` header when known.
 pub fn decode_error(status: u16, body: &[u8], error_type: Option<&str>) -> ProviderError {
-    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let v: Value = crate::util::from_json(body).unwrap_or(Value::Null);
     let msg = v
         .get("message")
         .or_else(|| v.get("Message"))
@@ -1095,7 +1095,6 @@ struct PReasoning<'a> {
 #[derive(Debug)]
 pub struct StreamDecoder {
     frames: eventstream::Decoder,
-    buf: Vec<Frame>,
     started: bool,
     next: usize,
     /// The open block: (Bedrock index, IR index, kind tag).
@@ -1118,7 +1117,6 @@ impl StreamDecoder {
             frames: eventstream::Decoder::with_max_message_len(
                 opts.max_body_len.min(eventstream::DEFAULT_MAX_MESSAGE_LEN),
             ),
-            buf: Vec::new(),
             started: false,
             next: 0,
             open: None,
@@ -1131,13 +1129,13 @@ impl StreamDecoder {
 
     /// Feeds upstream bytes.
     pub fn feed(&mut self, input: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), Error> {
-        let mut frames = std::mem::take(&mut self.buf);
-        let r = self.frames.feed(input, &mut frames);
-        for f in frames.drain(..) {
-            self.on_frame(&f, out)?;
-        }
-        self.buf = frames;
-        r.map_err(Error::from)
+        let mut frames = std::mem::replace(
+            &mut self.frames,
+            eventstream::Decoder::with_max_message_len(0),
+        );
+        let r = frames.feed_frames(input, |f| self.on_frame(&f, out));
+        self.frames = frames;
+        r
     }
 
     /// Ends the upstream stream.
@@ -1192,7 +1190,7 @@ impl StreamDecoder {
         Some(index)
     }
 
-    fn on_frame(&mut self, frame: &Frame, out: &mut Vec<StreamEvent>) -> Result<(), Error> {
+    fn on_frame(&mut self, frame: &Frame<'_>, out: &mut Vec<StreamEvent>) -> Result<(), Error> {
         if self.stopped {
             return Ok(());
         }
@@ -1201,7 +1199,7 @@ impl StreamDecoder {
                 .header_str(":exception-type")
                 .or_else(|| frame.header_str(":error-code"))
                 .unwrap_or("");
-            let mut e = decode_error(200, &frame.payload, Some(t));
+            let mut e = decode_error(200, frame.payload(), Some(t));
             if e.message.is_empty() {
                 frame
                     .header_str(":error-message")
@@ -1220,7 +1218,7 @@ impl StreamDecoder {
             return Ok(());
         }
         let et = frame.header_str(":event-type").unwrap_or("");
-        let p: Payload<'_> = serde_json::from_slice(&frame.payload)
+        let p: Payload<'_> = crate::util::from_json(frame.payload())
             .map_err(|e| Error::Upstream(format!("invalid {et} payload: {e}")))?;
         if !self.started {
             self.started = true;
@@ -1356,6 +1354,19 @@ impl StreamEncoder {
         }
     }
 
+    /// A `contentBlockDelta` frame written by hand (byte for byte what serde writes; a test
+    /// checks it): `{"contentBlockIndex":N,"delta":` `open` `text` `close`.
+    fn delta(&mut self, index: usize, open: &[u8], text: &str, close: &[u8], out: &mut Vec<u8>) {
+        self.scratch.clear();
+        self.scratch.extend_from_slice(b"{\"contentBlockIndex\":");
+        write_u64(&mut self.scratch, index as u64);
+        self.scratch.extend_from_slice(b",\"delta\":");
+        self.scratch.extend_from_slice(open);
+        write_json_str(&mut self.scratch, text);
+        self.scratch.extend_from_slice(close);
+        eventstream::encode_event("contentBlockDelta", &self.scratch, out);
+    }
+
     fn event(&mut self, ty: &str, v: &Value, out: &mut Vec<u8>) {
         self.scratch.clear();
         let _ = serde_json::to_writer(&mut self.scratch, v);
@@ -1380,20 +1391,20 @@ impl StreamEncoder {
                 }
                 BlockKind::Text | BlockKind::Reasoning => {}
             },
-            StreamEvent::TextDelta { index, text } => self.event(
-                "contentBlockDelta",
-                &json!({"contentBlockIndex": index, "delta": {"text": text}}),
-                out,
-            ),
+            StreamEvent::TextDelta { index, text } => {
+                self.delta(*index, b"{\"text\":", text, b"}}", out);
+            }
             StreamEvent::ToolArgsDelta { index, json } => {
-                self.event(
-                    "contentBlockDelta",
-                    &json!({"contentBlockIndex": index, "delta": {"toolUse": {"input": json}}}),
-                    out,
-                );
+                self.delta(*index, b"{\"toolUse\":{\"input\":", json, b"}}}", out);
             }
             StreamEvent::ReasoningDelta { index, text } => {
-                self.event("contentBlockDelta", &json!({"contentBlockIndex": index, "delta": {"reasoningContent": {"text": text}}}), out);
+                self.delta(
+                    *index,
+                    b"{\"reasoningContent\":{\"text\":",
+                    text,
+                    b"}}}",
+                    out,
+                );
             }
             StreamEvent::SignatureDelta { index, signature } => {
                 self.event("contentBlockDelta", &json!({"contentBlockIndex": index, "delta": {"reasoningContent": {"signature": signature}}}), out);
@@ -1446,5 +1457,46 @@ impl StreamEncoder {
     /// The usage reported so far.
     pub fn usage(&self) -> Usage {
         self.usage
+    }
+}
+
+#[cfg(test)]
+mod hand_written_tests {
+    use super::*;
+
+    /// The hand-written delta frames are byte for byte what serde wrote for them.
+    #[test]
+    fn deltas_match_serde() {
+        let text = "héllo \"w\"\n\u{1}";
+        let mut e = StreamEncoder::new(&Options::default());
+        for (ev, v) in [
+            (
+                StreamEvent::TextDelta {
+                    index: 7,
+                    text: text.into(),
+                },
+                json!({"contentBlockIndex": 7, "delta": {"text": text}}),
+            ),
+            (
+                StreamEvent::ToolArgsDelta {
+                    index: 7,
+                    json: text.into(),
+                },
+                json!({"contentBlockIndex": 7, "delta": {"toolUse": {"input": text}}}),
+            ),
+            (
+                StreamEvent::ReasoningDelta {
+                    index: 7,
+                    text: text.into(),
+                },
+                json!({"contentBlockIndex": 7, "delta": {"reasoningContent": {"text": text}}}),
+            ),
+        ] {
+            let mut got = Vec::new();
+            e.encode(&ev, &mut got).expect("encodes");
+            let mut want = Vec::new();
+            e.event("contentBlockDelta", &v, &mut want);
+            assert_eq!(got, want);
+        }
     }
 }

@@ -161,15 +161,29 @@ impl Decoder {
     /// Feeds bytes; every whole message is pushed to `out`. After an error the decoder is
     /// poisoned in the sense that the stream cannot be trusted: stop feeding it.
     pub fn feed(&mut self, data: &[u8], out: &mut Vec<Message>) -> Result<(), EventStreamError> {
-        // Fast path: nothing buffered, decode straight from the caller's slice.
+        self.feed_frames(data, |f| {
+            out.push(f.to_message()?);
+            Ok(())
+        })
+    }
+
+    /// Feeds bytes; calls `f` with every whole message, borrowed from the input or the
+    /// decoder's buffer (checked as [`Decoder::feed`] checks them, nothing copied or
+    /// allocated per message). An error from `f` stops the feed and is returned.
+    pub fn feed_frames<E, F>(&mut self, data: &[u8], mut f: F) -> Result<(), E>
+    where
+        E: From<EventStreamError>,
+        F: FnMut(FrameRef<'_>) -> Result<(), E>,
+    {
         let mut data = data;
         if self.buf.is_empty() {
+            // The common case: whole messages straight from the input, no copy.
             while data.len() >= 12 {
                 let total = check_prelude(data, self.max_message_len)?;
                 if data.len() < total {
                     break;
                 }
-                out.push(decode_message(&data[..total])?);
+                f(parse_frame(&data[..total])?)?;
                 data = &data[total..];
             }
             self.buf.extend_from_slice(data);
@@ -182,8 +196,11 @@ impl Decoder {
                 self.buf.reserve(total - self.buf.len());
                 break;
             }
-            let frame = self.buf.split_to(total);
-            out.push(decode_message(&frame)?);
+            let r = parse_frame(&self.buf[..total])
+                .map_err(E::from)
+                .and_then(&mut f);
+            self.buf.advance(total);
+            r?;
         }
         Ok(())
     }
@@ -219,17 +236,55 @@ fn check_prelude(data: &[u8], max: usize) -> Result<usize, EventStreamError> {
     Ok(total_us)
 }
 
-/// Decodes one whole message (prelude already checked).
-fn decode_message(frame: &[u8]) -> Result<Message, EventStreamError> {
+/// One message borrowed from the decoder's input: its CRCs and headers checked.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameRef<'a> {
+    headers: &'a [u8],
+    payload: &'a [u8],
+}
+
+impl<'a> FrameRef<'a> {
+    /// The payload.
+    pub fn payload(&self) -> &'a [u8] {
+        self.payload
+    }
+
+    /// The first header of that name whose value is a UTF-8 string.
+    pub fn header_str(&self, name: &str) -> Option<&'a str> {
+        let mut found = None;
+        // The headers were walked once when the frame was checked: this walk cannot fail.
+        let _ = walk_headers(self.headers, |n, ty, v| {
+            if found.is_none() && ty == 7 && n == name {
+                found = std::str::from_utf8(v).ok();
+            }
+            Ok(())
+        });
+        found
+    }
+
+    /// The message, owned.
+    pub fn to_message(&self) -> Result<Message, EventStreamError> {
+        Ok(Message {
+            headers: decode_headers(self.headers)?,
+            payload: Bytes::copy_from_slice(self.payload),
+        })
+    }
+}
+
+/// Checks one whole message (prelude already checked): its CRC and its headers.
+fn parse_frame(frame: &[u8]) -> Result<FrameRef<'_>, EventStreamError> {
     let n = frame.len();
     let crc = be32(&frame[n - 4..]);
     if crc32fast::hash(&frame[..n - 4]) != crc {
         return Err(EventStreamError::MessageChecksum);
     }
     let headers_len = be32(&frame[4..8]) as usize;
-    let headers = decode_headers(&frame[12..12 + headers_len])?;
-    let payload = Bytes::copy_from_slice(&frame[12 + headers_len..n - 4]);
-    Ok(Message { headers, payload })
+    let headers = &frame[12..12 + headers_len];
+    walk_headers(headers, |_, _, _| Ok(()))?;
+    Ok(FrameRef {
+        headers,
+        payload: &frame[12 + headers_len..n - 4],
+    })
 }
 
 fn take<'a>(b: &mut &'a [u8], n: usize, what: &'static str) -> Result<&'a [u8], EventStreamError> {
@@ -241,43 +296,65 @@ fn take<'a>(b: &mut &'a [u8], n: usize, what: &'static str) -> Result<&'a [u8], 
     Ok(h)
 }
 
-fn decode_headers(mut b: &[u8]) -> Result<Vec<Header>, EventStreamError> {
-    let mut out = Vec::with_capacity(4);
+/// Walks the headers: `f(name, type tag, value bytes)` for each (the value bytes without the
+/// length prefix of types 6 and 7).
+fn walk_headers<'a>(
+    mut b: &'a [u8],
+    mut f: impl FnMut(&'a str, u8, &'a [u8]) -> Result<(), EventStreamError>,
+) -> Result<(), EventStreamError> {
     while !b.is_empty() {
         let name_len = take(&mut b, 1, "name length")?[0] as usize;
         if name_len == 0 {
             return Err(EventStreamError::Header("empty name"));
         }
         let name = std::str::from_utf8(take(&mut b, name_len, "name")?)
-            .map_err(|_| EventStreamError::Header("name is not UTF-8"))?
-            .to_owned();
+            .map_err(|_| EventStreamError::Header("name is not UTF-8"))?;
         let ty = take(&mut b, 1, "type")?[0];
+        let value = match ty {
+            0 | 1 => &b[..0],
+            2 => take(&mut b, 1, "byte")?,
+            3 => take(&mut b, 2, "int16")?,
+            4 => take(&mut b, 4, "int32")?,
+            5 => take(&mut b, 8, "int64")?,
+            6 | 7 => {
+                let len = take(&mut b, 2, "value length")?.get_u16() as usize;
+                take(&mut b, len, "value")?
+            }
+            8 => take(&mut b, 8, "timestamp")?,
+            9 => take(&mut b, 16, "uuid")?,
+            _ => return Err(EventStreamError::Header("unknown type")),
+        };
+        f(name, ty, value)?;
+    }
+    Ok(())
+}
+
+/// Decodes checked headers into owned ones.
+fn decode_headers(b: &[u8]) -> Result<Vec<Header>, EventStreamError> {
+    let mut out = Vec::with_capacity(4);
+    walk_headers(b, |name, ty, mut v| {
         let value = match ty {
             0 => HeaderValue::Bool(true),
             1 => HeaderValue::Bool(false),
-            2 => HeaderValue::Byte(take(&mut b, 1, "byte")?[0].cast_signed()),
-            3 => HeaderValue::Int16(take(&mut b, 2, "int16")?.get_i16()),
-            4 => HeaderValue::Int32(take(&mut b, 4, "int32")?.get_i32()),
-            5 => HeaderValue::Int64(take(&mut b, 8, "int64")?.get_i64()),
-            6 | 7 => {
-                let len = take(&mut b, 2, "value length")?.get_u16() as usize;
-                let v = Bytes::copy_from_slice(take(&mut b, len, "value")?);
-                if ty == 6 {
-                    HeaderValue::Bytes(v)
-                } else {
-                    HeaderValue::String(v)
-                }
-            }
-            8 => HeaderValue::Timestamp(take(&mut b, 8, "timestamp")?.get_i64()),
-            9 => {
+            2 => HeaderValue::Byte(v[0].cast_signed()),
+            3 => HeaderValue::Int16(v.get_i16()),
+            4 => HeaderValue::Int32(v.get_i32()),
+            5 => HeaderValue::Int64(v.get_i64()),
+            6 => HeaderValue::Bytes(Bytes::copy_from_slice(v)),
+            7 => HeaderValue::String(Bytes::copy_from_slice(v)),
+            8 => HeaderValue::Timestamp(v.get_i64()),
+            _ => {
                 let mut u = [0u8; 16];
-                u.copy_from_slice(take(&mut b, 16, "uuid")?);
+                u.copy_from_slice(v);
                 HeaderValue::Uuid(u)
             }
-            _ => return Err(EventStreamError::Header("unknown type")),
         };
-        out.push(Header { name, value });
-    }
+        out.push(Header {
+            name: name.to_owned(),
+            value,
+        });
+        Ok(())
+    })?;
     Ok(out)
 }
 

@@ -24,7 +24,7 @@ use crate::{
     sse::{SseReader, write_event},
     util::{
         Obj, args_object, arr, extra_fields, f64_of, lossy, obj, parse_request, parse_upstream,
-        sanitize_id, str_of, to_vec, tokens, u32_of,
+        sanitize_id, str_of, to_vec, tokens, u32_of, write_json_str,
     },
 };
 
@@ -926,7 +926,7 @@ fn decode_response_fast(body: &[u8], opts: &Options) -> Option<ChatResponse> {
     if body.len() > opts.max_body_len {
         return None;
     }
-    let v: RespIn<'_> = serde_json::from_slice(body).ok()?;
+    let v: RespIn<'_> = crate::util::from_json(body).ok()?;
     let id = v.id.map(Cow::into_owned).unwrap_or_default();
     let mut r = ChatResponse {
         model: v.model.map(Cow::into_owned).unwrap_or_default(),
@@ -1076,7 +1076,7 @@ fn status_name(k: ErrorKind) -> &'static str {
 
 /// Decodes a Gemini error body.
 pub fn decode_error(status: u16, body: &[u8]) -> ProviderError {
-    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let v: Value = crate::util::from_json(body).unwrap_or(Value::Null);
     let v = if let Some(first) = v.as_array().and_then(|a| a.first()) {
         first.clone()
     } else {
@@ -1268,7 +1268,7 @@ impl StreamDecoder {
         if self.stopped {
             return Ok(());
         }
-        let chunk: Chunk<'_> = serde_json::from_slice(data)
+        let chunk: Chunk<'_> = crate::util::from_json(data)
             .map_err(|e| Error::Upstream(format!("invalid chunk: {e}")))?;
         if let Some(e) = chunk.error {
             if !self.started {
@@ -1399,6 +1399,9 @@ pub struct StreamEncoder {
     pending_sig: Option<String>,
     finish: Option<FinishReason>,
     done: bool,
+    /// `],"role":"model"},"index":0}],"modelVersion":…,"responseId":…}`, written once per
+    /// stream: the hot text chunks are written by hand around it.
+    suffix: Vec<u8>,
 }
 
 impl StreamEncoder {
@@ -1413,7 +1416,25 @@ impl StreamEncoder {
             pending_sig: None,
             finish: None,
             done: false,
+            suffix: Vec::new(),
         }
+    }
+
+    /// A chunk with one text part (`thought` for reasoning), written by hand: byte for byte
+    /// what serde writes (a test checks it).
+    fn text_chunk(&mut self, text: &str, thought: bool, out: &mut Vec<u8>) {
+        if self.suffix.is_empty() {
+            self.suffix
+                .extend_from_slice(b"],\"role\":\"model\"},\"index\":0}],\"modelVersion\":");
+            write_json_str(&mut self.suffix, &self.model);
+            self.suffix.extend_from_slice(b",\"responseId\":");
+            write_json_str(&mut self.suffix, &self.id);
+            self.suffix.extend_from_slice(b"}\n\n");
+        }
+        out.extend_from_slice(b"data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":");
+        write_json_str(out, text);
+        out.extend_from_slice(if thought { b",\"thought\":true}" } else { b"}" });
+        out.extend_from_slice(&self.suffix);
     }
 
     fn chunk(&self, part: &Value, out: &mut Vec<u8>) {
@@ -1444,22 +1465,18 @@ impl StreamEncoder {
             StreamEvent::MessageStart { id, model } => {
                 self.id.clone_from(id);
                 self.model.clone_from(model);
+                self.suffix.clear();
             }
             StreamEvent::BlockStart {
                 kind: BlockKind::ToolCall { id, name },
                 ..
             } => self.call = Some((id.clone(), name.clone(), String::new())),
             StreamEvent::BlockStart { .. } => {}
-            StreamEvent::TextDelta { text, .. } => {
-                let mut p = json!({"text": text});
-                if let Some(s) = self.pending_sig.take() {
-                    p["thoughtSignature"] = s.into();
-                }
-                self.chunk(&p, out);
-            }
-            StreamEvent::ReasoningDelta { text, .. } => {
-                self.chunk(&json!({"text": text, "thought": true}), out);
-            }
+            StreamEvent::TextDelta { text, .. } => match self.pending_sig.take() {
+                Some(s) => self.chunk(&json!({"text": text, "thoughtSignature": s}), out),
+                None => self.text_chunk(text, false, out),
+            },
+            StreamEvent::ReasoningDelta { text, .. } => self.text_chunk(text, true, out),
             StreamEvent::SignatureDelta { signature, .. } => {
                 self.pending_sig = Some(signature.clone());
             }
@@ -1504,5 +1521,39 @@ impl StreamEncoder {
     /// The usage reported so far.
     pub fn usage(&self) -> Usage {
         self.usage
+    }
+}
+
+#[cfg(test)]
+mod hand_written_tests {
+    use super::*;
+
+    /// The hand-written text chunks are byte for byte what serde wrote for them.
+    #[test]
+    fn text_chunks_match_serde() {
+        let text = "héllo \"w\"\n\u{1}";
+        let mut e = StreamEncoder::new(&Options::default());
+        let mut out = Vec::new();
+        e.encode(
+            &StreamEvent::MessageStart {
+                id: "resp\"1".into(),
+                model: "gemini-2.5-flash\\".into(),
+            },
+            &mut out,
+        )
+        .expect("encodes");
+        for (thought, part) in [
+            (false, json!({"text": text})),
+            (true, json!({"text": text, "thought": true})),
+        ] {
+            let mut got = Vec::new();
+            e.text_chunk(text, thought, &mut got);
+            let mut want = Vec::new();
+            e.chunk(&part, &mut want);
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&want)
+            );
+        }
     }
 }

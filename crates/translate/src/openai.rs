@@ -15,7 +15,7 @@ use crate::{
     sse::{SseReader, write_event},
     util::{
         Obj, arr, bool_of, extra_fields, f64_of, lossy, obj, opt_str, parse_data_url,
-        parse_request, parse_upstream, str_of, to_vec, tokens, u32_of,
+        parse_request, parse_upstream, str_of, to_vec, tokens, u32_of, write_json_str, write_u64,
     },
 };
 
@@ -1021,7 +1021,7 @@ impl OutUsage {
 
 /// Decodes an OpenAI error body.
 pub fn decode_error(status: u16, body: &[u8]) -> ProviderError {
-    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let v: Value = crate::util::from_json(body).unwrap_or(Value::Null);
     let e = v.get("error").unwrap_or(&v);
     let mut pe = ProviderError::new(
         ErrorKind::from_status(status),
@@ -1215,7 +1215,7 @@ impl StreamDecoder {
             self.stopped = true;
             return Ok(());
         }
-        let chunk: Chunk<'_> = serde_json::from_slice(data)
+        let chunk: Chunk<'_> = crate::util::from_json(data)
             .map_err(|e| Error::Upstream(format!("invalid chunk: {e}")))?;
         if ev == b"error" || chunk.error.is_some() {
             let e = chunk.error.map_or(Value::Null, |b| *b);
@@ -1407,6 +1407,9 @@ pub struct StreamEncoder {
     tools: Vec<(usize, usize)>,
     pending_sig: Option<String>,
     done: bool,
+    /// `data: {"id":…,"object":"chat.completion.chunk","created":…,"model":…,"choices":[{"index":0,"delta":`,
+    /// written once per stream: the hot deltas are written by hand after it.
+    prefix: Vec<u8>,
 }
 
 impl StreamEncoder {
@@ -1421,7 +1424,32 @@ impl StreamEncoder {
             tools: Vec::new(),
             pending_sig: None,
             done: false,
+            prefix: Vec::new(),
         }
+    }
+
+    /// Starts a hand-written chunk: everything up to its delta.
+    fn start_chunk(&mut self, out: &mut Vec<u8>) {
+        if self.prefix.is_empty() {
+            self.prefix.extend_from_slice(b"data: {\"id\":");
+            write_json_str(&mut self.prefix, &self.id);
+            self.prefix
+                .extend_from_slice(b",\"object\":\"chat.completion.chunk\",\"created\":");
+            write_u64(&mut self.prefix, self.created);
+            self.prefix.extend_from_slice(b",\"model\":");
+            write_json_str(&mut self.prefix, &self.model);
+            self.prefix
+                .extend_from_slice(b",\"choices\":[{\"index\":0,\"delta\":");
+        }
+        out.extend_from_slice(&self.prefix);
+    }
+
+    /// Writes a chunk whose delta is one string field (`{"content":"…"}`), by hand.
+    fn delta_chunk(&mut self, out: &mut Vec<u8>, open: &[u8], text: &str) {
+        self.start_chunk(out);
+        out.extend_from_slice(open);
+        write_json_str(out, text);
+        out.extend_from_slice(b"},\"finish_reason\":null}]}\n\n");
     }
 
     fn chunk(&self, out: &mut Vec<u8>, delta: OutDelta<'_>, finish: Option<&str>) {
@@ -1449,6 +1477,7 @@ impl StreamEncoder {
             StreamEvent::MessageStart { id, model } => {
                 self.id.clone_from(id);
                 self.model.clone_from(model);
+                self.prefix.clear();
                 self.chunk(
                     out,
                     OutDelta {
@@ -1490,48 +1519,22 @@ impl StreamEncoder {
             }
             StreamEvent::BlockStart { .. } | StreamEvent::BlockStop { .. } => {}
             StreamEvent::TextDelta { text, .. } => {
-                self.chunk(
-                    out,
-                    OutDelta {
-                        content: Some(text),
-                        ..OutDelta::default()
-                    },
-                    None,
-                );
+                self.delta_chunk(out, b"{\"content\":", text);
             }
             StreamEvent::ReasoningDelta { text, .. } => {
-                self.chunk(
-                    out,
-                    OutDelta {
-                        reasoning_content: Some(text),
-                        ..OutDelta::default()
-                    },
-                    None,
-                );
+                self.delta_chunk(out, b"{\"reasoning_content\":", text);
             }
             StreamEvent::SignatureDelta { signature, .. } => {
                 self.pending_sig = Some(signature.clone());
             }
             StreamEvent::ToolArgsDelta { index, json } => {
                 if let Some(&(_, k)) = self.tools.iter().find(|(i, _)| i == index) {
-                    let call = OutCall {
-                        index: k,
-                        id: None,
-                        ty: None,
-                        function: OutFn {
-                            name: None,
-                            arguments: json,
-                        },
-                        extra_content: None,
-                    };
-                    self.chunk(
-                        out,
-                        OutDelta {
-                            tool_calls: Some([call]),
-                            ..OutDelta::default()
-                        },
-                        None,
-                    );
+                    self.start_chunk(out);
+                    out.extend_from_slice(b"{\"tool_calls\":[{\"index\":");
+                    write_u64(out, k as u64);
+                    out.extend_from_slice(b",\"function\":{\"arguments\":");
+                    write_json_str(out, json);
+                    out.extend_from_slice(b"}}]},\"finish_reason\":null}]}\n\n");
                 }
             }
             StreamEvent::Usage(u) => u.apply(&mut self.usage),
@@ -1570,5 +1573,90 @@ impl StreamEncoder {
     /// The usage reported so far.
     pub fn usage(&self) -> Usage {
         self.usage
+    }
+}
+
+#[cfg(test)]
+mod hand_written_tests {
+    use super::*;
+
+    /// The hand-written hot chunks are byte for byte what serde wrote for them.
+    #[test]
+    fn hot_chunks_match_serde() {
+        let mut opts = Options::default();
+        opts.created = 1_700_000_000;
+        let mut e = StreamEncoder::new(&opts);
+        let mut out = Vec::new();
+        e.encode(
+            &StreamEvent::MessageStart {
+                id: "chatcmpl-\"x\"\n".into(),
+                model: "gpt-4o\\é".into(),
+            },
+            &mut out,
+        )
+        .expect("encodes");
+        e.encode(
+            &StreamEvent::BlockStart {
+                index: 3,
+                kind: BlockKind::ToolCall {
+                    id: "call_1".into(),
+                    name: "f".into(),
+                },
+            },
+            &mut out,
+        )
+        .expect("encodes");
+        let text = "héllo \"w\"\n\u{1}";
+        let cases: Vec<(StreamEvent, OutDelta<'_>)> = vec![
+            (
+                StreamEvent::TextDelta {
+                    index: 0,
+                    text: text.into(),
+                },
+                OutDelta {
+                    content: Some(text),
+                    ..OutDelta::default()
+                },
+            ),
+            (
+                StreamEvent::ReasoningDelta {
+                    index: 0,
+                    text: text.into(),
+                },
+                OutDelta {
+                    reasoning_content: Some(text),
+                    ..OutDelta::default()
+                },
+            ),
+            (
+                StreamEvent::ToolArgsDelta {
+                    index: 3,
+                    json: "{\"a\":".into(),
+                },
+                OutDelta {
+                    tool_calls: Some([OutCall {
+                        index: 0,
+                        id: None,
+                        ty: None,
+                        function: OutFn {
+                            name: None,
+                            arguments: "{\"a\":",
+                        },
+                        extra_content: None,
+                    }]),
+                    ..OutDelta::default()
+                },
+            ),
+        ];
+        for (ev, delta) in cases {
+            let mut got = Vec::new();
+            e.encode(&ev, &mut got).expect("encodes");
+            let mut want = Vec::new();
+            e.chunk(&mut want, delta, None);
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&want)
+            );
+        }
     }
 }

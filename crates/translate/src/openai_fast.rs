@@ -200,7 +200,7 @@ pub(crate) fn decode_request(body: &[u8], opts: &Options) -> Option<ChatRequest>
     if body.len() > opts.max_body_len {
         return None;
     }
-    let req: Req<'_> = serde_json::from_slice(body).ok()?;
+    let req: Req<'_> = crate::util::from_json(body).ok()?;
     let mut r = ChatRequest {
         model: req.model.into_owned(),
         ..ChatRequest::default()

@@ -853,7 +853,7 @@ impl StreamDecoder {
         if self.stopped {
             return Ok(());
         }
-        let ev: Ev<'_> = serde_json::from_slice(data)
+        let ev: Ev<'_> = crate::util::from_json(data)
             .map_err(|e| Error::Upstream(format!("invalid event: {e}")))?;
         if !self.started && ev.ty != "error" {
             self.started = true;

@@ -14,7 +14,7 @@ pub(crate) fn parse_request(body: &[u8], opts: &Options) -> Result<Obj, Error> {
             format!("the body exceeds {} bytes", opts.max_body_len),
         ));
     }
-    match serde_json::from_slice::<Value>(body) {
+    match from_json::<Value>(body) {
         Ok(Value::Object(o)) => Ok(o),
         Ok(_) => Err(Error::invalid("", "the body is not a JSON object")),
         Err(e) => Err(Error::invalid(
@@ -32,7 +32,7 @@ pub(crate) fn parse_upstream(body: &[u8], opts: &Options) -> Result<Obj, Error> 
             opts.max_body_len
         )));
     }
-    match serde_json::from_slice::<Value>(body) {
+    match from_json::<Value>(body) {
         Ok(Value::Object(o)) => Ok(o),
         Ok(_) => Err(Error::Upstream("the body is not a JSON object".into())),
         Err(e) => Err(Error::Upstream(format!("the body is not valid JSON: {e}"))),
@@ -196,4 +196,127 @@ pub(crate) fn merged_turns(
         }
     }
     out
+}
+
+/// Writes `s` as a JSON string (quotes included), byte for byte as `serde_json` does: `"`,
+/// `\` and control characters escaped (`\b \t \n \f \r`, others as `\u00XX`), nothing else.
+/// The hot stream events are written with this instead of through serde: most of their cost
+/// was serde_json escaping the constant keys one byte at a time.
+pub(crate) fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let b = s.as_bytes();
+    out.reserve(b.len() + 2);
+    out.push(b'"');
+    let mut start = 0;
+    let mut i = 0;
+    while i < b.len() {
+        // Eight bytes at a time: skip words with no quote, backslash or control byte.
+        if i + 8 <= b.len() {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&b[i..i + 8]);
+            let w = u64::from_le_bytes(w);
+            const LO: u64 = 0x0101_0101_0101_0101;
+            const HI: u64 = 0x8080_8080_8080_8080;
+            let zero = |x: u64| x.wrapping_sub(LO) & !x & HI;
+            let ctl = w.wrapping_sub(LO * 0x20) & !w & HI;
+            if zero(w ^ (LO * u64::from(b'"'))) | zero(w ^ (LO * u64::from(b'\\'))) | ctl == 0 {
+                i += 8;
+                continue;
+            }
+        }
+        let c = b[i];
+        let esc: &[u8] = match c {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0..=0x1f => &[],
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        out.extend_from_slice(&b[start..i]);
+        if esc.is_empty() {
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(c >> 4)]);
+            out.push(HEX[usize::from(c & 0xf)]);
+        } else {
+            out.extend_from_slice(esc);
+        }
+        i += 1;
+        start = i;
+    }
+    out.extend_from_slice(&b[start..]);
+    out.push(b'"');
+}
+
+/// Writes an unsigned integer in decimal.
+pub(crate) fn write_u64(out: &mut Vec<u8>, n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+#[cfg(test)]
+mod writer_tests {
+    use super::*;
+
+    #[test]
+    fn strings_are_written_as_serde_json_writes_them() {
+        let mut cases: Vec<String> = vec![
+            String::new(),
+            "plain ascii text that is longer than eight bytes".into(),
+            "quote \" backslash \\ slash / tab \t nl \n cr \r bs \u{8} ff \u{c}".into(),
+            "\u{0}\u{1}\u{1f}\u{7f} é 漢字 😀 \"\"\"\"\"\"\"\"\"".into(),
+            "12345678\"".into(),
+            "1234567\\".into(),
+            "        \u{1f}       ".into(),
+        ];
+        for c in 0u8..=127 {
+            cases.push(format!("abcdefg{}hijklmnop", c as char));
+            cases.push(format!("{}", c as char));
+        }
+        for s in cases {
+            let mut out = Vec::new();
+            write_json_str(&mut out, &s);
+            let want = serde_json::to_vec(&s).expect("serializes");
+            assert_eq!(
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&want),
+                "{s:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn integers() {
+        for n in [0, 1, 9, 10, 99, 100, 12345, u64::MAX] {
+            let mut out = Vec::new();
+            write_u64(&mut out, n);
+            assert_eq!(out, n.to_string().into_bytes());
+        }
+    }
+}
+
+/// `serde_json::from_slice`, faster: the input's UTF-8 is checked once, whole, instead of one
+/// string at a time (serde_json's `from_str` trusts a `str`'s strings). Invalid UTF-8 gets
+/// serde_json's own error.
+pub(crate) fn from_json<'a, T: serde::Deserialize<'a>>(data: &'a [u8]) -> serde_json::Result<T> {
+    match std::str::from_utf8(data) {
+        Ok(s) => serde_json::from_str(s),
+        Err(_) => serde_json::from_slice(data),
+    }
 }
