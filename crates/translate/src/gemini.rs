@@ -1131,8 +1131,8 @@ pub fn encode_error(e: &ProviderError) -> (u16, Vec<u8>) {
 
 #[derive(Deserialize)]
 struct Chunk<'a> {
-    #[serde(default)]
-    candidates: Vec<Candidate<'a>>,
+    #[serde(borrow, default, deserialize_with = "crate::util::first")]
+    candidates: Option<Candidate<'a>>,
     #[serde(rename = "usageMetadata", default)]
     usage: Option<Value>,
     #[serde(borrow, rename = "modelVersion", default)]
@@ -1297,7 +1297,7 @@ impl StreamDecoder {
         if let Some(u) = &chunk.usage {
             out.push(StreamEvent::Usage(usage_from(u)));
         }
-        if chunk.candidates.is_empty()
+        if chunk.candidates.is_none()
             && chunk
                 .feedback
                 .as_ref()
@@ -1306,7 +1306,7 @@ impl StreamDecoder {
         {
             self.finish = Some("SAFETY".into());
         }
-        if let Some(c) = chunk.candidates.into_iter().next() {
+        if let Some(c) = chunk.candidates {
             for part in c.content.map(|c| c.parts).unwrap_or_default() {
                 let thought = part.thought.unwrap_or(false);
                 if thought {

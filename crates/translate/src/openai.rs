@@ -1085,8 +1085,8 @@ struct Chunk<'a> {
     id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     model: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    choices: Vec<ChunkChoice<'a>>,
+    #[serde(borrow, default, deserialize_with = "crate::util::first")]
+    choices: Option<ChunkChoice<'a>>,
     #[serde(default)]
     usage: Option<Box<Value>>,
     #[serde(default)]
@@ -1231,7 +1231,7 @@ impl StreamDecoder {
                 model: chunk.model.as_deref().unwrap_or("").to_owned(),
             });
         }
-        if let Some(choice) = chunk.choices.into_iter().next() {
+        if let Some(choice) = chunk.choices {
             if let Some(d) = choice.delta {
                 if let Some(t) = d.reasoning_content.filter(|t| !t.is_empty()) {
                     let index = self.open_text_block(true, out);

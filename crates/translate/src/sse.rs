@@ -6,13 +6,12 @@ use crate::Error;
 /// field (the common case) is handed out straight from the input buffer, without a copy.
 #[derive(Debug)]
 pub(crate) struct SseReader {
+    /// A line cut by the end of the last input.
     buf: Vec<u8>,
-    /// Where unparsed bytes start in `buf`.
-    pos: usize,
     event: Vec<u8>,
     /// The data, once it is more than one line or outlives a `feed`.
     data: Vec<u8>,
-    /// The data of the event so far, when it is one line still in `buf`.
+    /// The data of the event so far, when it is one line of the bytes being read.
     data_range: Option<(usize, usize)>,
     has_data: bool,
     max_event: usize,
@@ -24,7 +23,6 @@ impl SseReader {
     pub(crate) fn new(max_event: usize) -> Self {
         Self {
             buf: Vec::new(),
-            pos: 0,
             event: Vec::new(),
             data: Vec::new(),
             data_range: None,
@@ -34,26 +32,55 @@ impl SseReader {
         }
     }
 
-    /// Moves a one-line data field out of `buf` (before `buf` changes).
-    fn own_data(&mut self) {
-        if let Some((a, b)) = self.data_range.take() {
-            self.data.clear();
-            self.data.extend_from_slice(&self.buf[a..b]);
-        }
-    }
-
-    /// Feeds bytes; calls `f(event, data)` for every complete event.
+    /// Feeds bytes; calls `f(event, data)` for every complete event. Whole lines are read
+    /// straight from `input`; only a line cut by the end of `input` is copied.
     pub(crate) fn feed<F>(&mut self, input: &[u8], mut f: F) -> Result<(), Error>
     where
         F: FnMut(&[u8], &[u8]) -> Result<(), Error>,
     {
-        self.buf.extend_from_slice(input);
+        let mut input = input;
+        if !self.buf.is_empty() {
+            // Complete the cut line first.
+            let Some(nl) = memchr::memchr2(b'\n', b'\r', input) else {
+                self.buf.extend_from_slice(input);
+                return self.check_line();
+            };
+            self.buf.extend_from_slice(&input[..=nl]);
+            input = &input[nl + 1..];
+            let buf = std::mem::take(&mut self.buf);
+            let r = self.lines(&buf, &mut f);
+            self.buf = buf;
+            self.buf.clear();
+            r?;
+        }
+        let used = self.lines(input, &mut f)?;
+        self.buf.extend_from_slice(&input[used..]);
+        self.check_line()
+    }
+
+    fn check_line(&self) -> Result<(), Error> {
+        if self.buf.len() > self.max_event {
+            return Err(Error::Upstream(format!(
+                "a stream line exceeds {} bytes",
+                self.max_event
+            )));
+        }
+        Ok(())
+    }
+
+    /// Reads the whole lines of `bytes`; returns how many bytes they took. A one-line data
+    /// field still pending at the end is copied out (`bytes` does not outlive the call).
+    fn lines<F>(&mut self, bytes: &[u8], f: &mut F) -> Result<usize, Error>
+    where
+        F: FnMut(&[u8], &[u8]) -> Result<(), Error>,
+    {
+        let mut pos = 0;
         loop {
-            let rest = &self.buf[self.pos..];
+            let rest = &bytes[pos..];
             if self.skip_lf && !rest.is_empty() {
                 self.skip_lf = false;
                 if rest[0] == b'\n' {
-                    self.pos += 1;
+                    pos += 1;
                     continue;
                 }
             }
@@ -61,16 +88,16 @@ impl SseReader {
                 break;
             };
             let cr = rest[end] == b'\r';
-            let line_start = self.pos;
-            self.pos += end + 1;
+            let line_start = pos;
+            pos += end + 1;
             if cr {
                 self.skip_lf = true;
             }
-            let line = &self.buf[line_start..line_start + end];
+            let line = &bytes[line_start..line_start + end];
             if line.is_empty() {
                 if self.has_data {
                     match self.data_range.take() {
-                        Some((a, b)) => f(&self.event, &self.buf[a..b])?,
+                        Some((a, b)) => f(&self.event, &bytes[a..b])?,
                         None => f(&self.event, &self.data)?,
                     }
                 }
@@ -97,9 +124,12 @@ impl SseReader {
             match &line[..name_len] {
                 b"data" => {
                     if self.has_data {
-                        self.own_data();
+                        if let Some((a, b)) = self.data_range.take() {
+                            self.data.clear();
+                            self.data.extend_from_slice(&bytes[a..b]);
+                        }
                         self.data.push(b'\n');
-                        self.data.extend_from_slice(&self.buf[vs..ve]);
+                        self.data.extend_from_slice(&bytes[vs..ve]);
                     } else {
                         self.data_range = Some((vs, ve));
                     }
@@ -114,24 +144,16 @@ impl SseReader {
                 }
                 b"event" => {
                     self.event.clear();
-                    self.event
-                        .extend_from_slice(&self.buf[vs..ve.min(vs + 256)]);
+                    self.event.extend_from_slice(&bytes[vs..ve.min(vs + 256)]);
                 }
                 _ => {}
             }
         }
-        if self.buf.len() - self.pos > self.max_event {
-            return Err(Error::Upstream(format!(
-                "a stream line exceeds {} bytes",
-                self.max_event
-            )));
+        if let Some((a, b)) = self.data_range.take() {
+            self.data.clear();
+            self.data.extend_from_slice(&bytes[a..b]);
         }
-        if self.pos > 0 {
-            self.own_data();
-            self.buf.drain(..self.pos);
-            self.pos = 0;
-        }
-        Ok(())
+        Ok(pos)
     }
 
     /// Ends the stream: an event not terminated by a blank line is still delivered.
@@ -139,11 +161,10 @@ impl SseReader {
     where
         F: FnMut(&[u8], &[u8]) -> Result<(), Error>,
     {
-        if self.pos < self.buf.len() {
-            self.feed(b"\n", |_, _| Ok(()))?;
-        }
-        self.own_data();
         let mut f = f;
+        if !self.buf.is_empty() {
+            self.feed(b"\n", &mut f)?;
+        }
         if self.has_data {
             self.has_data = false;
             let data = std::mem::take(&mut self.data);

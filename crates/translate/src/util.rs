@@ -320,3 +320,31 @@ pub(crate) fn from_json<'a, T: serde::Deserialize<'a>>(data: &'a [u8]) -> serde_
         Err(_) => serde_json::from_slice(data),
     }
 }
+
+/// Deserializes a JSON array into its first element (the rest is skipped, not allocated):
+/// stream chunks carry one choice or candidate, and only the first is translated.
+pub(crate) fn first<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    struct First<T>(std::marker::PhantomData<T>);
+    impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for First<T> {
+        type Value = Option<T>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an array")
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let v = seq.next_element::<T>()?;
+            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+            Ok(v)
+        }
+    }
+    d.deserialize_any(First(std::marker::PhantomData))
+}
