@@ -1583,8 +1583,10 @@ mod hand_written_tests {
     /// The hand-written hot chunks are byte for byte what serde wrote for them.
     #[test]
     fn hot_chunks_match_serde() {
-        let mut opts = Options::default();
-        opts.created = 1_700_000_000;
+        let opts = Options {
+            created: 1_700_000_000,
+            ..Options::default()
+        };
         let mut e = StreamEncoder::new(&opts);
         let mut out = Vec::new();
         e.encode(

@@ -204,6 +204,8 @@ pub(crate) fn merged_turns(
 /// was serde_json escaping the constant keys one byte at a time.
 pub(crate) fn write_json_str(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
     let b = s.as_bytes();
     out.reserve(b.len() + 2);
     out.push(b'"');
@@ -215,8 +217,6 @@ pub(crate) fn write_json_str(out: &mut Vec<u8>, s: &str) {
             let mut w = [0u8; 8];
             w.copy_from_slice(&b[i..i + 8]);
             let w = u64::from_le_bytes(w);
-            const LO: u64 = 0x0101_0101_0101_0101;
-            const HI: u64 = 0x8080_8080_8080_8080;
             let zero = |x: u64| x.wrapping_sub(LO) & !x & HI;
             let ctl = w.wrapping_sub(LO * 0x20) & !w & HI;
             if zero(w ^ (LO * u64::from(b'"'))) | zero(w ^ (LO * u64::from(b'\\'))) | ctl == 0 {
@@ -270,6 +270,44 @@ pub(crate) fn write_u64(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(&buf[i..]);
 }
 
+/// `serde_json::from_slice`, faster: the input's UTF-8 is checked once, whole, instead of one
+/// string at a time (serde_json's `from_str` trusts a `str`'s strings). Invalid UTF-8 gets
+/// serde_json's own error.
+pub(crate) fn from_json<'a, T: serde::Deserialize<'a>>(data: &'a [u8]) -> serde_json::Result<T> {
+    match std::str::from_utf8(data) {
+        Ok(s) => serde_json::from_str(s),
+        Err(_) => serde_json::from_slice(data),
+    }
+}
+
+/// Deserializes a JSON array into its first element (the rest is skipped, not allocated):
+/// stream chunks carry one choice or candidate, and only the first is translated.
+pub(crate) fn first<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    struct First<T>(std::marker::PhantomData<T>);
+    impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for First<T> {
+        type Value = Option<T>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an array")
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let v = seq.next_element::<T>()?;
+            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+            Ok(v)
+        }
+    }
+    d.deserialize_any(First(std::marker::PhantomData))
+}
+
 #[cfg(test)]
 mod writer_tests {
     use super::*;
@@ -309,42 +347,4 @@ mod writer_tests {
             assert_eq!(out, n.to_string().into_bytes());
         }
     }
-}
-
-/// `serde_json::from_slice`, faster: the input's UTF-8 is checked once, whole, instead of one
-/// string at a time (serde_json's `from_str` trusts a `str`'s strings). Invalid UTF-8 gets
-/// serde_json's own error.
-pub(crate) fn from_json<'a, T: serde::Deserialize<'a>>(data: &'a [u8]) -> serde_json::Result<T> {
-    match std::str::from_utf8(data) {
-        Ok(s) => serde_json::from_str(s),
-        Err(_) => serde_json::from_slice(data),
-    }
-}
-
-/// Deserializes a JSON array into its first element (the rest is skipped, not allocated):
-/// stream chunks carry one choice or candidate, and only the first is translated.
-pub(crate) fn first<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: serde::Deserialize<'de>,
-{
-    struct First<T>(std::marker::PhantomData<T>);
-    impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for First<T> {
-        type Value = Option<T>;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("an array")
-        }
-        fn visit_unit<E>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(
-            self,
-            mut seq: A,
-        ) -> Result<Self::Value, A::Error> {
-            let v = seq.next_element::<T>()?;
-            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-            Ok(v)
-        }
-    }
-    d.deserialize_any(First(std::marker::PhantomData))
 }
