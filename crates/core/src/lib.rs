@@ -63,6 +63,7 @@ pub mod payload;
 pub mod pipeline;
 pub mod principal;
 pub mod sse;
+pub mod usage;
 
 pub use body::Body;
 

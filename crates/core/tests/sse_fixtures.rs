@@ -199,3 +199,134 @@ fn shared_data_streams_match_the_copies() {
         }
     }
 }
+
+/// The provider's own final numbers, read plainly from the capture: the last non-null `usage`
+/// of a Chat stream, the `usage` of the Responses API's final `response.*` event, and for
+/// Anthropic the start's counts with every count a later `message_delta` carries replacing
+/// the one before.
+fn providers_final_numbers(api: ApiKind, events: &[SseEvent]) -> Option<[u64; 5]> {
+    let n = |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_u64());
+    let mut last: Option<[u64; 5]> = None;
+    // Anthropic: uncached input, cache read, cache write, output.
+    let mut parts: Option<[u64; 4]> = None;
+    for e in events {
+        let Some(d) = e.data_str() else { continue };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(d) else {
+            continue;
+        };
+        match api {
+            ApiKind::ChatCompletions => {
+                if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
+                    if u.get("prompt_tokens").is_none() {
+                        // The Images API's stream: the Responses API's names.
+                        last = Some([
+                            n(u, "input_tokens").unwrap_or(0),
+                            n(u, "output_tokens").unwrap_or(0),
+                            0,
+                            0,
+                            0,
+                        ]);
+                        continue;
+                    }
+                    let p = n(u, "prompt_tokens").unwrap_or(0);
+                    last = Some([
+                        p,
+                        n(u, "completion_tokens").unwrap_or(0),
+                        u.pointer("/prompt_tokens_details/cached_tokens")
+                            .and_then(|x| x.as_u64())
+                            .unwrap_or(0),
+                        0,
+                        u.pointer("/completion_tokens_details/reasoning_tokens")
+                            .and_then(|x| x.as_u64())
+                            .unwrap_or(0),
+                    ]);
+                }
+            }
+            ApiKind::Responses => {
+                if let Some(u) = v.pointer("/response/usage").filter(|u| u.is_object()) {
+                    last = Some([
+                        n(u, "input_tokens").unwrap_or(0),
+                        n(u, "output_tokens").unwrap_or(0),
+                        u.pointer("/input_tokens_details/cached_tokens")
+                            .and_then(|x| x.as_u64())
+                            .unwrap_or(0),
+                        0,
+                        u.pointer("/output_tokens_details/reasoning_tokens")
+                            .and_then(|x| x.as_u64())
+                            .unwrap_or(0),
+                    ]);
+                }
+            }
+            _ => {
+                let u = match v.get("type").and_then(|t| t.as_str()) {
+                    Some("message_start") => v.pointer("/message/usage"),
+                    Some("message_delta") => v.get("usage"),
+                    _ => None,
+                };
+                let Some(u) = u.filter(|u| u.is_object()) else {
+                    continue;
+                };
+                let p = parts.get_or_insert([0; 4]);
+                for (i, k) in [
+                    "input_tokens",
+                    "cache_read_input_tokens",
+                    "cache_creation_input_tokens",
+                    "output_tokens",
+                ]
+                .iter()
+                .enumerate()
+                {
+                    if let Some(x) = n(u, k) {
+                        p[i] = x;
+                    }
+                }
+            }
+        }
+    }
+    if let Some([i, r, w, o]) = parts {
+        return Some([i + r + w, o, r, w, 0]);
+    }
+    last
+}
+
+#[test]
+fn usage_record_equals_the_providers_final_numbers_in_every_capture() {
+    use infergate_core::usage::UsageMeter;
+    let mut with_usage = 0;
+    let (mut saw_cache_read, mut saw_reasoning) = (false, false);
+    for path in fixtures() {
+        if path.to_string_lossy().contains("broken-sse") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        let api = api_of(&path);
+        for chunk in [1, 7, bytes.len()] {
+            let (events, _) = decode(&bytes, chunk);
+            let mut m = UsageMeter::new(api);
+            for e in &events {
+                m.observe(e);
+            }
+            let got = m.usage().map(|u| {
+                [
+                    u.input_tokens,
+                    u.output_tokens,
+                    u.cache_read_input_tokens,
+                    u.cache_creation_input_tokens,
+                    u.reasoning_tokens,
+                ]
+            });
+            let want = providers_final_numbers(api, &events);
+            assert_eq!(got, want, "{} (chunks of {chunk})", path.display());
+            if let (1, Some(g)) = (chunk, got) {
+                with_usage += 1;
+                saw_cache_read |= g[2] > 0;
+                saw_reasoning |= g[4] > 0;
+            }
+        }
+    }
+    assert!(with_usage >= 25, "only {with_usage} captures carry usage");
+    assert!(
+        saw_cache_read && saw_reasoning,
+        "cache reads and reasoning were checked"
+    );
+}

@@ -559,48 +559,14 @@ impl From<&anthropic::AnthropicUsage> for TokenUsage {
 /// parsed once and shared by every processor ([`crate::ResponseBody::json`]); only `usage` is
 /// read, whatever the rest holds.
 pub fn response_usage_json(api: ApiKind, body: &Value) -> Option<TokenUsage> {
-    use serde::Deserialize;
-    let u = body.get("usage")?;
-    match api {
-        ApiKind::ChatCompletions | ApiKind::Embeddings => openai::ChatUsage::deserialize(u)
-            .ok()
-            .map(|u| TokenUsage::from(&u)),
-        ApiKind::Responses => openai::ResponsesUsage::deserialize(u)
-            .ok()
-            .map(|u| TokenUsage::from(&u)),
-        ApiKind::AnthropicMessages => anthropic::AnthropicUsage::deserialize(u)
-            .ok()
-            .map(|u| TokenUsage::from(&u)),
-        ApiKind::Other => None,
-    }
+    crate::usage::Usage::from_response_json(api, body).map(TokenUsage::from)
 }
 
 /// The usage a whole (non-streamed) answer reports, parsed from its bytes (prefer
 /// [`response_usage_json`] when the body is parsed already).
 pub fn response_usage(api: ApiKind, body: &[u8]) -> Option<TokenUsage> {
-    match api {
-        ApiKind::ChatCompletions => serde_json::from_slice::<openai::ChatCompletion>(body)
-            .ok()?
-            .usage
-            .as_ref()
-            .map(TokenUsage::from),
-        ApiKind::Embeddings => serde_json::from_slice::<openai::EmbeddingsResponse>(body)
-            .ok()?
-            .usage
-            .as_ref()
-            .map(TokenUsage::from),
-        ApiKind::Responses => serde_json::from_slice::<openai::ResponseObject>(body)
-            .ok()?
-            .usage
-            .as_ref()
-            .map(TokenUsage::from),
-        ApiKind::AnthropicMessages => serde_json::from_slice::<anthropic::MessagesResponse>(body)
-            .ok()?
-            .usage
-            .as_ref()
-            .map(TokenUsage::from),
-        ApiKind::Other => None,
-    }
+    let v: Value = serde_json::from_slice(body).ok()?;
+    response_usage_json(api, &v)
 }
 
 #[cfg(test)]

@@ -99,86 +99,34 @@ fn typed<'a, T: serde::Deserialize<'a>>(
     }
 }
 
-/// Follows the usage reported in a stream: OpenAI's final usage chunk, the Responses
-/// `response.completed` (or `.incomplete`/`.failed`) event, Anthropic's `message_start` (input)
-/// and `message_delta` (cumulative output) events.
+/// Follows the usage reported in a stream, as input and output tokens: the two-number view
+/// of [`crate::usage::UsageMeter`], which it wraps (see there for what it reads).
 #[derive(Debug, Clone)]
 pub struct UsageTracker {
-    api: ApiKind,
-    usage: Option<TokenUsage>,
+    meter: crate::usage::UsageMeter,
 }
 
 impl UsageTracker {
     /// A tracker for a stream of `api`.
     pub fn new(api: ApiKind) -> Self {
-        Self { api, usage: None }
+        Self {
+            meter: crate::usage::UsageMeter::new(api),
+        }
     }
 
     /// Looks at one event; returns `true` if it carried usage.
     pub fn observe(&mut self, ev: &SseEvent) -> bool {
-        let Some(data) = ev.data_str() else {
-            return false;
-        };
-        // Cheap pre-filters: most events carry no usage at all, and an OpenAI chunk asked to
-        // report usage says `"usage":null` until the last one.
-        if !data.contains("usage") {
-            return false;
-        }
-        let nulls = data.matches("\"usage\":null").count();
-        if nulls > 0 && data.matches("\"usage\"").count() == nulls {
-            return false;
-        }
-        match parse_event(self.api, ev) {
-            Ok(TypedEvent::ChatChunk(c)) => match &c.usage {
-                Some(u) => {
-                    self.usage = Some(u.into());
-                    true
-                }
-                None => false,
-            },
-            Ok(TypedEvent::Responses(r)) => {
-                match r.response.as_ref().and_then(|r| r.usage.as_ref()) {
-                    Some(u) => {
-                        self.usage = Some(u.into());
-                        true
-                    }
-                    None => false,
-                }
-            }
-            Ok(TypedEvent::Anthropic(e)) => match *e {
-                anthropic::StreamEvent::MessageStart { message } => {
-                    if let Some(u) = &message.usage {
-                        let t = TokenUsage::from(u);
-                        let cur = self.usage.get_or_insert_with(TokenUsage::default);
-                        cur.input_tokens = t.input_tokens;
-                        cur.output_tokens = cur.output_tokens.max(t.output_tokens);
-                        true
-                    } else {
-                        false
-                    }
-                }
-                anthropic::StreamEvent::MessageDelta { usage: Some(u), .. } => {
-                    let cur = self.usage.get_or_insert_with(TokenUsage::default);
-                    if u.input_tokens.is_some()
-                        || u.cache_read_input_tokens.is_some()
-                        || u.cache_creation_input_tokens.is_some()
-                    {
-                        cur.input_tokens = TokenUsage::from(&u).input_tokens;
-                    }
-                    if let Some(o) = u.output_tokens {
-                        cur.output_tokens = o;
-                    }
-                    true
-                }
-                _ => false,
-            },
-            _ => false,
-        }
+        self.meter.observe(ev)
     }
 
     /// The usage seen so far.
     pub fn usage(&self) -> Option<TokenUsage> {
-        self.usage
+        self.meter.usage().map(TokenUsage::from)
+    }
+
+    /// The whole usage record seen so far (cache and reasoning tokens included).
+    pub fn record(&self) -> Option<crate::usage::Usage> {
+        self.meter.usage()
     }
 }
 
