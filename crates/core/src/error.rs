@@ -31,8 +31,10 @@ pub enum RejectKind {
     UnsupportedMediaType,
     /// The body is larger than the configured bound.
     BodyTooLarge,
-    /// A rate limit or quota was exceeded.
+    /// A rate limit was exceeded.
     RateLimited,
+    /// A spending budget is exhausted (429, OpenAI's `insufficient_quota`).
+    QuotaExceeded,
     /// A guardrail blocked the content.
     ContentBlocked,
     /// The caller is not authenticated (401).
@@ -68,7 +70,7 @@ impl RejectKind {
             | Self::ContentBlocked => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited | Self::QuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::ProcessorFailed | Self::Other => StatusCode::INTERNAL_SERVER_ERROR,
@@ -90,6 +92,7 @@ impl RejectKind {
             | Self::ContentBlocked
             | Self::LoopDetected => "invalid_request_error",
             Self::RateLimited => "rate_limit_error",
+            Self::QuotaExceeded => "insufficient_quota",
             Self::Unauthorized => "authentication_error",
             Self::Forbidden => "permission_error",
             Self::ProcessorTimeout | Self::DeadlineExceeded => "timeout_error",
@@ -109,6 +112,7 @@ impl RejectKind {
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::BodyTooLarge => "request_too_large",
             Self::RateLimited => "rate_limit_exceeded",
+            Self::QuotaExceeded => "insufficient_quota",
             Self::ContentBlocked => "content_filter",
             Self::Unauthorized => "invalid_api_key",
             Self::Forbidden => "permission_denied",
@@ -236,7 +240,7 @@ impl Rejection {
     /// The JSON error body, in Anthropic's shape (`{"type":"error","error":{"type","message"}}`).
     pub fn to_anthropic_json(&self) -> serde_json::Value {
         let ty = match self.0.kind {
-            RejectKind::RateLimited => "rate_limit_error",
+            RejectKind::RateLimited | RejectKind::QuotaExceeded => "rate_limit_error",
             RejectKind::Unauthorized => "authentication_error",
             RejectKind::Forbidden => "permission_error",
             RejectKind::BodyTooLarge => "request_too_large",

@@ -214,12 +214,53 @@ fn count(v: Option<&Value>) -> Option<u64> {
 pub struct UsageMeter {
     api: ApiKind,
     usage: Option<Usage>,
+    deltas: u64,
+}
+
+/// How a stream's usage was arrived at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum UsageBasis {
+    /// The provider's own numbers, at the stream's normal end.
+    Reported,
+    /// The stream did not end normally (the client went away, the upstream failed) or did
+    /// not report its output: the input reported or estimated, and one output token per
+    /// content delta received (at least what was reported).
+    Estimate,
 }
 
 impl UsageMeter {
     /// A meter for a stream of `api`.
     pub fn new(api: ApiKind) -> Self {
-        Self { api, usage: None }
+        Self {
+            api,
+            usage: None,
+            deltas: 0,
+        }
+    }
+
+    /// Content deltas seen (text, tool arguments, refusals).
+    pub fn deltas(&self) -> u64 {
+        self.deltas
+    }
+
+    /// The usage to charge when the stream ends: the reported usage if the stream `completed`
+    /// and reported its output (or had no content), else an estimate from `input_estimate`
+    /// (when no input was reported) and the content deltas.
+    pub fn settle(&self, completed: bool, input_estimate: u64) -> (Usage, UsageBasis) {
+        match self.usage {
+            Some(u) if completed && (u.output_tokens > 0 || self.deltas == 0) => {
+                (u, UsageBasis::Reported)
+            }
+            reported => {
+                let mut u = reported.unwrap_or_default();
+                if u.input_tokens == 0 {
+                    u.input_tokens = input_estimate;
+                }
+                u.output_tokens = u.output_tokens.max(self.deltas);
+                (u, UsageBasis::Estimate)
+            }
+        }
     }
 
     /// Looks at one event; returns `true` if it carried usage.
@@ -227,6 +268,9 @@ impl UsageMeter {
         let Some(data) = ev.data_str() else {
             return false;
         };
+        if is_content_delta(self.api, data) {
+            self.deltas = self.deltas.saturating_add(1);
+        }
         // Cheap pre-filters: most events carry no usage at all, and an OpenAI chunk asked to
         // report usage says `"usage":null` until the last one.
         if !data.contains("usage") {
@@ -310,6 +354,20 @@ impl UsageMeter {
     /// The usage seen so far (`None` if the stream reported none).
     pub fn usage(&self) -> Option<Usage> {
         self.usage
+    }
+}
+
+/// Whether an event's data is a content delta of `api` (text, tool arguments or a refusal,
+/// not empty): about one output token each, for estimating a stream cut short.
+pub fn is_content_delta(api: ApiKind, data: &str) -> bool {
+    match api {
+        ApiKind::AnthropicMessages => data.contains("\"content_block_delta\""),
+        ApiKind::Responses => data.contains(".delta\""),
+        _ => {
+            data.contains("\"content\":\"") && !data.contains("\"content\":\"\"")
+                || data.contains("\"arguments\":\"") && !data.contains("\"arguments\":\"\"")
+                || data.contains("\"refusal\":\"") && !data.contains("\"refusal\":\"\"")
+        }
     }
 }
 

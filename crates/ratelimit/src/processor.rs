@@ -639,18 +639,6 @@ fn hide_null_usage(event: &mut SseEvent, cleaned: String, once: bool) {
     }
 }
 
-fn is_content_delta(api: ApiKind, data: &str) -> bool {
-    match api {
-        ApiKind::AnthropicMessages => data.contains("\"content_block_delta\""),
-        ApiKind::Responses => data.contains(".delta\""),
-        _ => {
-            data.contains("\"content\":\"") && !data.contains("\"content\":\"\"")
-                || data.contains("\"arguments\":\"") && !data.contains("\"arguments\":\"\"")
-                || data.contains("\"refusal\":\"") && !data.contains("\"refusal\":\"\"")
-        }
-    }
-}
-
 impl StreamProcessor for UsageStream {
     fn on_event(&mut self, mut event: SseEvent, out: &mut Vec<SseEvent>) -> Result<(), StreamStop> {
         let api = self.pending.as_ref().map_or(ApiKind::Other, |p| p.api);
@@ -659,7 +647,7 @@ impl StreamProcessor for UsageStream {
             if !carried {
                 self.check_unreadable(api, &event, data);
             }
-            if is_content_delta(api, data) {
+            if infergate_core::usage::is_content_delta(api, data) {
                 self.deltas = self.deltas.saturating_add(1);
             }
             if self.hide() {
