@@ -27,8 +27,18 @@ fn budget(c: &mut Criterion) {
             let month = Window::Month.span(now, &TimeZone::UTC);
             let worst = price.worst_case(1_000, 500).nanos();
             let holds = [
-                Hold { key: format!("ig:budget:{{p{}}}:daily:d", i % 1000), limit: u64::MAX, amount: worst, span: day },
-                Hold { key: "ig:budget:{t}:monthly:m".to_owned(), limit: u64::MAX, amount: worst, span: month },
+                Hold {
+                    key: format!("ig:budget:{{p{}}}:daily:d", i % 1000),
+                    limit: u64::MAX,
+                    amount: worst,
+                    span: day,
+                },
+                Hold {
+                    key: "ig:budget:{t}:monthly:m".to_owned(),
+                    limit: u64::MAX,
+                    amount: worst,
+                    span: month,
+                },
             ];
             rt.block_on(async {
                 let v = store.reserve(&holds).await.expect("reserves");

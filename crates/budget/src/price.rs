@@ -298,10 +298,10 @@ impl PriceTable {
                 continue;
             }
             let rest = &bare[name.len()..];
-            if rest.is_empty() || rest.starts_with(['-', '@', ':']) {
-                if best.is_none_or(|(b, _)| name.len() > b.len()) {
-                    best = Some((name, p));
-                }
+            if (rest.is_empty() || rest.starts_with(['-', '@', ':']))
+                && best.is_none_or(|(b, _)| name.len() > b.len())
+            {
+                best = Some((name, p));
             }
         }
         best.map(|(_, p)| p)
@@ -388,12 +388,18 @@ mod tests {
         let t = PriceTable::new()
             .with("gpt-4o", Price::per_million(2.5, 10.0).expect("price"))
             .with("gpt-4o-mini", Price::per_million(0.15, 0.6).expect("price"))
-            .with("claude-sonnet-4-5", Price::per_million(3.0, 15.0).expect("price"));
+            .with(
+                "claude-sonnet-4-5",
+                Price::per_million(3.0, 15.0).expect("price"),
+            );
         let input = |m: &str| t.lookup(m).map(|p| p.input);
         assert_eq!(input("gpt-4o-2024-08-06"), Usd::from_dollars(2.5));
         assert_eq!(input("gpt-4o-mini-2024-07-18"), Usd::from_dollars(0.15));
         assert_eq!(input("openai/gpt-4o-mini"), Usd::from_dollars(0.15));
-        assert_eq!(input("us.claude-sonnet-4-5-20250929"), Usd::from_dollars(3.0));
+        assert_eq!(
+            input("us.claude-sonnet-4-5-20250929"),
+            Usd::from_dollars(3.0)
+        );
         assert_eq!(input("gpt-4ox"), None);
         assert_eq!(input("gpt-4"), None);
         assert_eq!(input(""), None);
@@ -413,7 +419,10 @@ mod tests {
         assert_eq!(p.cost(&u), Usd::from_dollars(0.021).expect("usd"));
         assert_eq!(p.cost(&u).to_string(), "0.021");
         // The worst case prices input at the cache-write price.
-        assert_eq!(p.worst_case(1_000_000, 0), Usd::from_dollars(3.75).expect("usd"));
+        assert_eq!(
+            p.worst_case(1_000_000, 0),
+            Usd::from_dollars(3.75).expect("usd")
+        );
         // A fraction of a nano-dollar rounds up; huge counts saturate.
         let tiny = Price::per_million(0.001, 0.0).expect("price");
         assert_eq!(tiny.cost(&Usage::new(1, 0)), Usd::from_nanos(1));

@@ -1,5 +1,5 @@
-use std::sync::{Arc, Mutex, PoisonError};
 use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use http::{HeaderName, HeaderValue};
@@ -14,7 +14,9 @@ use infergate_core::{FailureClass, Principal, ProcessorError, RejectKind, Reject
 use infergate_tokens::TokenCounter;
 
 use crate::store::{BudgetStore, Hold, MemoryStore};
-use crate::{Budget, BudgetConfig, BudgetEvent, Clock, Limit, Price, Scope, SystemClock, Unpriced, Usd};
+use crate::{
+    Budget, BudgetConfig, BudgetEvent, Clock, Limit, Price, Scope, SystemClock, Unpriced, Usd,
+};
 
 /// `x-infergate-cost-usd`: what a non-streamed answer cost, in dollars.
 pub const COST_HEADER: &str = "x-infergate-cost-usd";
@@ -178,7 +180,13 @@ impl BudgetLimiter {
         Ok(out)
     }
 
-    fn settle(&self, p: &Pending, usage: Option<Usage>, settled: Settled, cache_hit: bool) -> Charge {
+    fn settle(
+        &self,
+        p: &Pending,
+        usage: Option<Usage>,
+        settled: Settled,
+        cache_hit: bool,
+    ) -> Charge {
         settle(&self.shared, p, usage, settled, cache_hit)
     }
 }
@@ -375,14 +383,18 @@ impl Processor for BudgetLimiter {
             return Ok(Decision::Continue);
         }
         let price = shared.cfg.prices.lookup(&model).copied();
-        let needs_price = budgets.iter().any(|(b, _)| matches!(b.limit, Limit::Usd(_)));
+        let needs_price = budgets
+            .iter()
+            .any(|(b, _)| matches!(b.limit, Limit::Usd(_)));
         if needs_price && price.is_none() {
             match shared.cfg.unpriced {
                 Unpriced::Reject => {
                     return Ok(Decision::Reject(
                         Rejection::new(
                             RejectKind::InvalidRequest,
-                            format!("model '{model}' has no price, and a dollar budget applies to it"),
+                            format!(
+                                "model '{model}' has no price, and a dollar budget applies to it"
+                            ),
                         )
                         .with_code("model_not_priced")
                         .with_param("model")
@@ -471,14 +483,15 @@ impl Processor for BudgetLimiter {
             .headers()
             .get("x-cache")
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"hit"));
-        if hit || !cx.status().is_success() {
-            if let Some(p) = cx.exchange_mut().state_mut().remove::<Pending>() {
-                let c = self.settle(&p, None, Settled::Refunded, hit);
-                if hit && self.shared.cfg.cost_header {
-                    cx.headers_mut().insert(COST_HEADER, HeaderValue::from_static("0"));
-                }
-                cx.extensions_mut().insert(c);
+        if (hit || !cx.status().is_success())
+            && let Some(p) = cx.exchange_mut().state_mut().remove::<Pending>()
+        {
+            let c = self.settle(&p, None, Settled::Refunded, hit);
+            if hit && self.shared.cfg.cost_header {
+                cx.headers_mut()
+                    .insert(COST_HEADER, HeaderValue::from_static("0"));
             }
+            cx.extensions_mut().insert(c);
         }
         Ok(Decision::Continue)
     }
@@ -494,13 +507,12 @@ impl Processor for BudgetLimiter {
         let usage = body
             .json()
             .and_then(|v| Usage::from_response_json(p.api, v));
-        let c = match usage {
-            Some(u) => self.settle(&p, Some(u), Settled::Reported, false),
-            None => {
-                tracing::warn!(processor = "budget", model = %p.model,
-                    "the answer reports no readable usage: the reservation stands");
-                self.settle(&p, None, Settled::Reservation, false)
-            }
+        let c = if let Some(u) = usage {
+            self.settle(&p, Some(u), Settled::Reported, false)
+        } else {
+            tracing::warn!(processor = "budget", model = %p.model,
+                "the answer reports no readable usage: the reservation stands");
+            self.settle(&p, None, Settled::Reservation, false)
         };
         if self.shared.cfg.cost_header
             && let Some(cost) = c.cost.filter(|_| c.settled == Settled::Reported)
@@ -558,9 +570,7 @@ impl StreamProcessor for BudgetStream {
 
     fn on_end(&mut self, end: StreamEnd, _out: &mut Vec<SseEvent>) -> Result<(), StreamStop> {
         if let Some(p) = self.pending.take() {
-            let (u, basis) = self
-                .meter
-                .settle(end == StreamEnd::Completed, p.prompt);
+            let (u, basis) = self.meter.settle(end == StreamEnd::Completed, p.prompt);
             let how = if basis == UsageBasis::Reported {
                 Settled::Reported
             } else {

@@ -60,10 +60,7 @@ impl Span {
             Span::Fixed { id, .. } => id.clone(),
             Span::Sliding {
                 slots, slot_len, ..
-            } => format!(
-                "r{}",
-                slot_len.as_secs().saturating_mul(u64::from(*slots))
-            ),
+            } => format!("r{}", slot_len.as_secs().saturating_mul(u64::from(*slots))),
         }
     }
 }

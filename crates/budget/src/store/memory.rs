@@ -12,7 +12,10 @@ pub const DEFAULT_MAX_KEYS: usize = 1_000_000;
 
 #[derive(Debug)]
 enum Entry {
-    Fixed { spent: u64, ends: SystemTime },
+    Fixed {
+        spent: u64,
+        ends: SystemTime,
+    },
     /// (slot, spend in it), oldest first.
     Sliding(VecDeque<(u64, u64)>),
 }
