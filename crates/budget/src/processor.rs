@@ -1,4 +1,5 @@
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
@@ -64,6 +65,9 @@ struct Shared {
     counter: TokenCounter,
     on_charge: Option<ChargeFn>,
     warned_unpriced: Mutex<HashSet<String>>,
+    /// Adjustments sent to the store and not yet answered.
+    inflight: AtomicUsize,
+    idle: tokio::sync::Notify,
 }
 
 /// The budget processor: reserves each request's worst-case cost on every budget it touches
@@ -112,6 +116,8 @@ impl BudgetLimiter {
                 counter: TokenCounter::shared(),
                 on_charge: None,
                 warned_unpriced: Mutex::new(HashSet::new()),
+                inflight: AtomicUsize::new(0),
+                idle: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -128,12 +134,35 @@ impl BudgetLimiter {
                 counter: a.counter.clone(),
                 on_charge: a.on_charge.clone(),
                 warned_unpriced: Mutex::new(HashSet::new()),
+                inflight: AtomicUsize::new(0),
+                idle: tokio::sync::Notify::new(),
             },
         };
         s.on_charge = Some(Arc::new(f));
         Self {
             shared: Arc::new(s),
         }
+    }
+
+    /// Waits until every adjustment sent to the store so far has been answered (a test's
+    /// synchronisation point; a graceful shutdown's last step).
+    pub async fn settled(&self) {
+        loop {
+            let idle = self.shared.idle.notified();
+            if self.shared.inflight.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+
+    /// The store key of `principal`'s budget named `budget` now (the store may add a
+    /// prefix): for operators inspecting the store. `None` if no such budget applies to it.
+    pub fn store_key(&self, principal: &Principal, budget: &str) -> Option<String> {
+        let b = self.shared.cfg.budgets.iter().find(|b| b.name == budget)?;
+        let subject = subject(b, Some(principal), "")?;
+        let span = b.window.span(self.shared.clock.now(), &b.time_zone);
+        Some(key(b, &subject, &span.key_part()))
     }
 
     /// The configuration.
@@ -268,12 +297,22 @@ fn settle(
             (delta != 0).then(|| (h.clone(), delta))
         })
         .collect();
-    if !adjustments.is_empty() {
-        let store = shared.store.clone();
+    if !adjustments.is_empty() && tokio::runtime::Handle::try_current().is_err() {
+        tracing::warn!(
+            processor = "budget",
+            "no runtime to send a budget adjustment: the reservation stays charged"
+        );
+    } else if !adjustments.is_empty() {
+        let s = shared.clone();
+        s.inflight.fetch_add(1, Ordering::AcqRel);
         infergate_core::spawn_background(
             async move {
-                if let Err(e) = store.adjust(&adjustments).await {
-                    tracing::warn!(processor = "budget", error = %e, "a budget adjustment was lost");
+                if let Err(e) = s.store.adjust(&adjustments).await {
+                    tracing::warn!(processor = "budget", error = %e,
+                        "a budget adjustment failed: the reservation stays charged");
+                }
+                if s.inflight.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    s.idle.notify_waiters();
                 }
             },
             "a budget adjustment",

@@ -8,7 +8,7 @@ mod logs;
 mod redis;
 
 pub use logs::CapturedLogs;
-pub use redis::RedisServer;
+pub use redis::{RedisCluster, RedisServer};
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

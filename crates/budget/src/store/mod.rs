@@ -1,14 +1,19 @@
-//! Where spend is kept: [`MemoryStore`] (one process). A store reserves on every budget of a
+//! Where spend is kept: [`MemoryStore`] (one process) or `RedisStore` (shared by replicas,
+//! one server or a Redis Cluster; feature `redis`). A store reserves on every budget of a
 //! request at once, all or nothing, and applies later adjustments (the real cost minus the
 //! reservation, in either direction).
 
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 
 use std::fmt;
 
 use async_trait::async_trait;
 
 pub use memory::{DEFAULT_MAX_KEYS, MemoryStore};
+#[cfg(feature = "redis")]
+pub use redis::{RedisStore, RedisStoreConfig};
 
 use crate::Span;
 
