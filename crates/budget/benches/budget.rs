@@ -50,6 +50,52 @@ fn budget(c: &mut Criterion) {
             })
         });
     });
+    // The same over a real redis-server on loopback, when one is installed.
+    if std::process::Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let server = rt.block_on(infergate_testkit::RedisServer::start());
+        let store = infergate_budget::store::RedisStore::new(
+            infergate_budget::store::RedisStoreConfig::new(server.url()),
+        )
+        .expect("a store");
+        g.bench_function("reserve_and_reconcile_redis_server_two_budgets", |b| {
+            let mut i = 0u64;
+            b.iter(|| {
+                i += 1;
+                let now = SystemTime::now();
+                let worst = price.worst_case(1_000, 500).nanos();
+                let holds = [
+                    Hold {
+                        key: format!("ig:budget:{{p{}}}:daily:d", i % 1000),
+                        limit: u64::MAX / 4,
+                        amount: worst,
+                        span: Window::Day.span(now, &TimeZone::UTC),
+                    },
+                    Hold {
+                        key: "ig:budget:{t}:monthly:m".to_owned(),
+                        limit: u64::MAX / 4,
+                        amount: worst,
+                        span: Window::Month.span(now, &TimeZone::UTC),
+                    },
+                ];
+                rt.block_on(async {
+                    let v = store.reserve(&holds).await.expect("reserves");
+                    let adj: Vec<(Hold, i64)> = holds.iter().map(|h| (h.clone(), -1)).collect();
+                    store.adjust(&adj).await.expect("adjusts");
+                    black_box(v)
+                })
+            });
+        });
+        drop(server);
+    }
     g.finish();
 }
 
