@@ -2,7 +2,7 @@
 //! sample.
 //!
 //! Each block's section is the block's own configuration type (`RouterSpec`, `GuardrailSpec`,
-//! `CacheSpec`, `RateLimitSpec`, `FailoverConfig`, `ProviderSpec`, `IdentityConfig`,
+//! `CacheSpec`, `RateLimitSpec`, `BudgetSpec`, `FailoverConfig`, `ProviderSpec`, `IdentityConfig`,
 //! `PipelineLimits`): the accepted fields and values are written once, in the block. What is
 //! left here is the gateway's own: the server, the backends, the routes, and the checks that
 //! span sections (every name a route, a group or the router uses must be a backend).
@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use infergate::auth::ProviderSpec;
+use infergate::budget::BudgetSpec;
 use infergate::cache::CacheSpec;
 use infergate::core::pipeline::PipelineLimits;
 use infergate::failover::FailoverConfig;
@@ -36,6 +37,8 @@ pub struct Config {
     pub routes: RoutesConfig,
     /// `[ratelimit]`: the token rate limiter (absent: off).
     pub ratelimit: Option<RateLimitSpec>,
+    /// `[budgets]`: dollar and token budgets, prices, the cost header (absent: off).
+    pub budgets: Option<BudgetSpec>,
     /// `[guardrail]`: checks on requests and responses (absent: off).
     pub guardrail: Option<GuardrailSpec>,
     /// `[router]`: rules and semantic routes that pick the backend and the model (absent:

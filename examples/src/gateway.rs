@@ -27,7 +27,9 @@ use infergate::core::{
 use infergate::mock::MockProvider;
 use tower::{Layer, Service};
 
+use infergate::budget::{BudgetLimiter, Limit, Usd};
 use infergate::cache::Cache;
+use infergate::core::Principal;
 use infergate::failover::{Failover, FailoverLayer, Restricted};
 use infergate::guardrail::Guardrail;
 use infergate::identity::Identity;
@@ -37,7 +39,18 @@ use infergate::router::EmbedderKind;
 use crate::config::{BackendConfig, Config, ConfigError, ServerConfig, TlsMinVersion};
 
 /// The service behind one route: the pipeline in front of the backends.
-type Route = PipelineService<Dispatch>;
+type Proxy = PipelineService<Dispatch>;
+
+/// What serves a path: the pipeline in front of the backends, or a local endpoint behind the
+/// identity check.
+#[derive(Clone, Debug)]
+enum Route {
+    Proxy(Proxy),
+    Local(PipelineService<BudgetStatusService>),
+}
+
+/// A boxed response future (local endpoints, 404, health).
+type Boxed = Pin<Box<dyn Future<Output = Result<http::Response<GatewayBody>, Infallible>> + Send>>;
 
 /// One backend (its client, behind its provider credentials when it has some) or a failover
 /// group over several.
@@ -63,6 +76,8 @@ pub struct Gateway {
     pub named_mocks: BTreeMap<String, MockProvider>,
     /// The failover groups, by name (for their backends' health).
     pub failover: BTreeMap<String, Failover>,
+    /// The budget limiter, when `[budgets]` is set.
+    pub budget: Option<BudgetLimiter>,
 }
 
 /// The config used when no file is given: one backend, the embedded mock provider.
@@ -225,12 +240,16 @@ pub async fn build(config: &Config) -> Result<Gateway, ConfigError> {
     // Identity first: every later block keys off the principal it puts in the extensions
     // (cache tenant, rate-limit buckets, the router's allowed models), never off what the
     // client writes.
-    if let Some(i) = &config.identity {
-        pipeline = pipeline.processor(
+    let identity = match &config.identity {
+        Some(i) => Some(
             Identity::from_config(i)
                 .await
                 .map_err(|e| err("identity", e))?,
-        );
+        ),
+        None => None,
+    };
+    if let Some(i) = &identity {
+        pipeline = pipeline.processor(i.clone());
     }
     // Then the router: the rate limiter's per-model limits and token counts then apply to
     // the model that will really be asked. It never picks a backend a request may not go to:
@@ -277,6 +296,16 @@ pub async fn build(config: &Config) -> Result<Gateway, ConfigError> {
     if let Some(c) = &config.cache {
         pipeline = pipeline.processor(Cache::new(c.build().map_err(|e| err("cache", e))?));
     }
+    // Budgets after the cache (a hit costs nothing) and before the rate limiter (a request the
+    // budget refuses takes no rate-limit tokens; one the limiter refuses gets its budget
+    // reservation back).
+    let budget = match &config.budgets {
+        Some(b) => Some(b.build().map_err(|e| err("budgets", e))?),
+        None => None,
+    };
+    if let Some(b) = &budget {
+        pipeline = pipeline.processor(b.clone());
+    }
     if let Some(rl) = &config.ratelimit {
         pipeline = pipeline.processor(TokenRateLimiter::new(
             rl.build().map_err(|e| err("ratelimit", e))?,
@@ -300,8 +329,20 @@ pub async fn build(config: &Config) -> Result<Gateway, ConfigError> {
         };
         let svc = layer.layer(Dispatch::with_backends(upstream.clone(), proxies.clone()));
         for path in paths {
-            routes.insert(*path, svc.clone());
+            routes.insert(*path, Route::Proxy(svc.clone()));
         }
+    }
+    // A principal's own spend: behind the identity check (without identity there is no one
+    // to show it to).
+    if let (Some(b), Some(i)) = (&budget, &identity) {
+        let check = Pipeline::builder()
+            .limits(&config.pipeline)
+            .processor(i.clone())
+            .build();
+        routes.insert(
+            BUDGET_STATUS_PATH,
+            Route::Local(PipelineLayer::new(check).layer(BudgetStatusService(b.clone()))),
+        );
     }
     Ok(Gateway {
         service: GatewayService {
@@ -310,7 +351,84 @@ pub async fn build(config: &Config) -> Result<Gateway, ConfigError> {
         mock,
         named_mocks,
         failover: groups,
+        budget,
     })
+}
+
+/// `GET /v1/infergate/budget`: the calling principal's budgets — limit, spent, remaining and
+/// when each resets (see `docs/budgets.md`).
+pub const BUDGET_STATUS_PATH: &str = "/v1/infergate/budget";
+
+/// Answers [`BUDGET_STATUS_PATH`] for the principal the identity check found.
+#[derive(Clone, Debug)]
+pub struct BudgetStatusService(BudgetLimiter);
+
+impl Service<http::Request<Body>> for BudgetStatusService {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<http::Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        let limiter = self.0.clone();
+        Box::pin(async move {
+            let fail = |r: Rejection| Ok(r.into_response::<Body>());
+            if req.method() != http::Method::GET {
+                return fail(
+                    Rejection::new(RejectKind::InvalidRequest, "use GET")
+                        .with_status(http::StatusCode::METHOD_NOT_ALLOWED),
+                );
+            }
+            let Some(p) = Principal::from_extensions(req.extensions()).cloned() else {
+                return fail(Rejection::new(RejectKind::Unauthorized, "no principal"));
+            };
+            let status = match limiter.status(&p).await {
+                Ok(s) => s,
+                Err(_) => {
+                    return fail(Rejection::new(
+                        RejectKind::ExternalServiceFailed,
+                        "the budget store is unavailable",
+                    ));
+                }
+            };
+            let budgets: Vec<serde_json::Value> = status
+                .iter()
+                .map(|s| {
+                    let amount = |n: u64| match s.limit {
+                        Limit::Usd(_) => serde_json::json!(Usd::from_nanos(n).to_string()),
+                        _ => serde_json::json!(n),
+                    };
+                    let resets = s
+                        .resets_at
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs());
+                    serde_json::json!({
+                        "name": s.budget,
+                        "unit": if matches!(s.limit, Limit::Usd(_)) { "usd" } else { "tokens" },
+                        "limit": amount(s.limit.units()),
+                        "spent": amount(s.spent),
+                        "remaining": amount(s.remaining()),
+                        "resets_at": resets,
+                    })
+                })
+                .collect();
+            let body = serde_json::json!({
+                "object": "budget.status",
+                "principal": p.id(),
+                "tenant": p.tenant(),
+                "budgets": budgets,
+            });
+            let mut resp = http::Response::new(Body::from(body.to_string()));
+            resp.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
+            Ok(resp)
+        })
+    }
 }
 
 /// A configuration error: what, and why.
@@ -359,8 +477,8 @@ impl Service<http::Request<Incoming>> for GatewayService {
     type Response = http::Response<GatewayBody>;
     type Error = Infallible;
     type Future = futures_util::future::Either<
-        MapLeft<<Route as Service<http::Request<Incoming>>>::Future>,
-        std::future::Ready<Result<Self::Response, Infallible>>,
+        MapLeft<<Proxy as Service<http::Request<Incoming>>>::Future>,
+        Boxed,
     >;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
@@ -369,11 +487,20 @@ impl Service<http::Request<Incoming>> for GatewayService {
 
     fn call(&mut self, req: http::Request<Incoming>) -> Self::Future {
         let path = req.uri().path();
-        if let Some(route) = self.routes.get(path) {
+        match self.routes.get(path) {
             // Routes are always ready (the proxy never applies backpressure), so calling a
             // clone without poll_ready is sound here.
-            let mut route = route.clone();
-            return futures_util::future::Either::Left(MapLeft(route.call(req)));
+            Some(Route::Proxy(route)) => {
+                let mut route = route.clone();
+                return futures_util::future::Either::Left(MapLeft(route.call(req)));
+            }
+            Some(Route::Local(route)) => {
+                let mut route = route.clone();
+                return futures_util::future::Either::Right(Box::pin(async move {
+                    route.call(req).await.map(|r| r.map(Either::Left))
+                }));
+            }
+            None => {}
         }
         let resp = if path == "/healthz" {
             let mut r = http::Response::new(Either::Right(Full::new(Bytes::from_static(b"ok"))));
@@ -389,7 +516,7 @@ impl Service<http::Request<Incoming>> for GatewayService {
                 .into_response::<Full<Bytes>>()
                 .map(Either::Right)
         };
-        futures_util::future::Either::Right(std::future::ready(Ok(resp)))
+        futures_util::future::Either::Right(Box::pin(std::future::ready(Ok(resp))))
     }
 }
 

@@ -195,7 +195,7 @@ pub struct BudgetConfig {
     pub(crate) failure_mode: FailureMode,
     pub(crate) timeout: Duration,
     pub(crate) cost_header: bool,
-    pub(crate) default_max_output_tokens: u64,
+    pub(crate) default_max_output_tokens: Option<u64>,
     pub(crate) unpriced: Unpriced,
     pub(crate) observer: Option<Observer>,
 }
@@ -217,8 +217,8 @@ impl std::fmt::Debug for BudgetConfig {
 
 impl BudgetConfig {
     /// These budgets, the shipped price table, `FailClosed`, a 250 ms store timeout, no cost
-    /// header, 4,096 output tokens assumed when neither the request nor the table bounds the
-    /// answer, unpriced models refused.
+    /// header, the model's largest answer (from the price table, else 4,096 tokens) reserved
+    /// when a request sets no `max_tokens`, unpriced models refused.
     pub fn new(budgets: impl IntoIterator<Item = Budget>) -> Self {
         Self {
             budgets: budgets.into_iter().collect(),
@@ -226,7 +226,7 @@ impl BudgetConfig {
             failure_mode: FailureMode::FailClosed,
             timeout: Duration::from_millis(250),
             cost_header: false,
-            default_max_output_tokens: 4096,
+            default_max_output_tokens: None,
             unpriced: Unpriced::Reject,
             observer: None,
         }
@@ -261,11 +261,13 @@ impl BudgetConfig {
         self
     }
 
-    /// The output tokens reserved when neither the request nor the price table bounds the
-    /// answer.
+    /// The output tokens reserved when a request sets no `max_tokens`, instead of the model's
+    /// largest answer. Smaller reservations admit more concurrent requests; an answer longer
+    /// than this is still charged in full when it ends, so a budget can then be overrun by at
+    /// most the difference, per request in flight.
     #[must_use]
     pub fn default_max_output_tokens(mut self, tokens: u64) -> Self {
-        self.default_max_output_tokens = tokens;
+        self.default_max_output_tokens = Some(tokens);
         self
     }
 

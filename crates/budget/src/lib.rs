@@ -58,6 +58,8 @@ mod config;
 mod layer;
 mod price;
 mod processor;
+#[cfg(feature = "serde")]
+mod spec;
 pub mod store;
 mod window;
 
@@ -68,4 +70,6 @@ pub use price::{Price, PriceError, PriceSpec, PriceTable, Usd};
 pub use processor::{
     BUDGET_HEADER_PREFIX, BudgetLimiter, BudgetStatus, COST_HEADER, Charge, Settled,
 };
+#[cfg(feature = "serde")]
+pub use spec::{BudgetEntry, BudgetSpec, BudgetSpecError, UnpricedSpec};
 pub use window::{Span, Window};

@@ -455,8 +455,9 @@ impl Processor for BudgetLimiter {
         let prompt = shared.counter.count_prompt(payload);
         let max_out = payload
             .max_output_tokens()
+            .or(shared.cfg.default_max_output_tokens)
             .or(price.and_then(|p| p.max_output_tokens))
-            .unwrap_or(shared.cfg.default_max_output_tokens);
+            .unwrap_or(4096);
         let now = shared.clock.now();
         let worst_usd = price.map_or(0, |p| p.worst_case(prompt, max_out).nanos());
         let mut holds = Vec::with_capacity(budgets.len());

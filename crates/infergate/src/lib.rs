@@ -31,7 +31,7 @@
 //! | `client` | yes     | `infergate-client` | pooled upstream client (HTTP/1.1, HTTP/2, rustls, timeouts) |
 //! | `tokens` | yes     | `infergate-tokens` | token counting with tiktoken, the process-wide memo         |
 //! | `ratelimit` | yes  | `infergate-ratelimit` | token and request rate limits, reserve then reconcile    |
-//! | `redis`  | no      | ratelimit, cache, identity | Redis stores for the rate limiter, the cache and API keys |
+//! | `redis`  | no      | ratelimit, cache, identity, budget | Redis stores for the rate limiter, the cache, API keys and budgets |
 //! | `guardrail` | yes  | `infergate-guardrail` | PII, secrets, deny lists: block, redact, annotate; streams too |
 //! | `router` | yes     | `infergate-router` | model aliases, globs, header/keyword rules, semantic routes |
 //! | `embed`  | yes (router) | `infergate-embed` | embedders: built-in hashed TF-IDF, OpenAI-compatible, cache |
@@ -40,6 +40,7 @@
 //! | `failover` | yes   | `infergate-failover` | priority tiers, retries, cooldowns, passive health, body replay, never after the first byte |
 //! | `identity` | no    | `infergate-identity` | client API keys and JWTs turned into a `Principal` every block keys off |
 //! | `translate` | yes  | `infergate-translate` | protocol translation per backend: OpenAI Chat/Responses, Anthropic, Bedrock, Gemini |
+//! | `budget` | yes     | `infergate-budget` | dollar and token budgets: prices per model, reserve then reconcile, Redis Cluster |
 //! | `candle` | no      | `infergate-embed`  | local all-MiniLM-L6-v2 with candle (a long build)           |
 //! | `mock`   | no      | `infergate-mock`   | mock LLM provider for tests, benchmarks and demos           |
 //! | `full`   | no      | all of the above but `candle` |                                                  |
@@ -61,6 +62,8 @@ pub use infergate_tokens as tokens;
 #[cfg(feature = "translate")]
 pub use infergate_translate as translate;
 
+#[cfg(feature = "budget")]
+pub use infergate_budget as budget;
 #[cfg(feature = "ratelimit")]
 pub use infergate_ratelimit as ratelimit;
 
