@@ -63,7 +63,7 @@ fn budget(c: &mut Criterion) {
             .expect("runtime");
         let server = rt.block_on(infergate_testkit::RedisServer::start());
         let store = infergate_budget::store::RedisStore::new(
-            infergate_budget::store::RedisStoreConfig::new(server.url()),
+            infergate_budget::store::RedisConfig::new(server.url()),
         )
         .expect("a store");
         g.bench_function("reserve_and_reconcile_redis_server_two_budgets", |b| {

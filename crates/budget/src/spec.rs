@@ -46,7 +46,7 @@ pub struct BudgetSpec {
     /// Share spend between replicas: `{ url = "redis://…" }` or `{ cluster = ["redis://…"] }`
     /// (feature `redis`).
     #[cfg(feature = "redis")]
-    pub redis: Option<crate::store::RedisStoreConfig>,
+    pub redis: Option<infergate_redis::RedisConfig>,
 }
 
 /// `unpriced = "reject" | "allow"`.

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use infergate_budget::store::{BudgetStore, RedisStore, RedisStoreConfig};
+use infergate_budget::store::{BudgetStore, RedisConfig, RedisStore};
 use infergate_budget::{
     Budget, BudgetConfig, BudgetLayer, BudgetLimiter, Charge, Limit, Price, PriceTable, Scope,
     SystemClock, Usd, Window,
@@ -26,7 +26,7 @@ fn prices() -> PriceTable {
 
 async fn replica(
     cfg: BudgetConfig,
-    store: RedisStoreConfig,
+    store: RedisConfig,
     mock: &MockProvider,
     charges: mpsc::UnboundedSender<Charge>,
 ) -> (SocketAddr, BudgetLimiter) {
@@ -80,7 +80,7 @@ fn budgets(limit: Usd) -> Vec<Budget> {
 
 /// Three replicas, 64 concurrent clients on one principal: the spend never passes the limit,
 /// and once everything has settled the store holds exactly what was charged.
-async fn shared_budget(store: RedisStoreConfig) {
+async fn shared_budget(store: RedisConfig) {
     let mock = MockProvider::start().await.unwrap();
     let limit = Usd::from_dollars(1.0).unwrap();
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -128,7 +128,7 @@ async fn three_replicas_share_one_budget_on_a_redis_server() {
         return;
     }
     let redis = RedisServer::start().await;
-    shared_budget(RedisStoreConfig::new(redis.url())).await;
+    shared_budget(RedisConfig::new(redis.url())).await;
 }
 
 #[tokio::test]
@@ -137,7 +137,7 @@ async fn three_replicas_share_budgets_across_cluster_slots() {
         return;
     }
     let cluster = RedisCluster::start().await;
-    shared_budget(RedisStoreConfig::cluster(cluster.urls())).await;
+    shared_budget(RedisConfig::cluster(cluster.urls())).await;
 }
 
 #[tokio::test]
@@ -152,7 +152,7 @@ async fn a_killed_master_fails_over_and_charges_stay_within_the_bound() {
     let cfg = BudgetConfig::new(budgets(limit))
         .prices(prices())
         .failure_mode(FailureMode::FailClosed);
-    let (addr, limiter) = replica(cfg, RedisStoreConfig::cluster(cluster.urls()), &mock, tx).await;
+    let (addr, limiter) = replica(cfg, RedisConfig::cluster(cluster.urls()), &mock, tx).await;
     // Some traffic, settled.
     for i in 0..8 {
         assert_eq!(chat(addr, i).await.status, 200);

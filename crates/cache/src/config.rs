@@ -179,6 +179,8 @@ pub struct CacheSpec {
     pub key_secret: Option<String>,
     /// Share exact entries between replicas through Redis (feature `redis`).
     pub redis_url: Option<String>,
+    /// Share exact entries through this Redis Cluster (its seed nodes; feature `redis`).
+    pub redis_cluster: Option<Vec<String>>,
     /// Whether the exact cache answers requests with temperature > 0 (default true).
     pub nonzero_temperature: Option<bool>,
     /// Concurrent identical requests wait for the first (default true).
@@ -202,6 +204,7 @@ impl std::fmt::Debug for CacheSpec {
             .field("exact_per_user", &self.exact_per_user)
             .field("key_secret", &hidden(&self.key_secret))
             .field("redis_url", &hidden(&self.redis_url))
+            .field("redis_cluster", &self.redis_cluster.as_ref().map(Vec::len))
             .field("nonzero_temperature", &self.nonzero_temperature)
             .field("single_flight", &self.single_flight)
             .field("single_flight_wait_ms", &self.single_flight_wait_ms)
@@ -239,9 +242,15 @@ impl CacheSpec {
         if let Some(s) = &self.key_secret {
             cfg = cfg.key_secret(s.as_bytes().to_vec());
         }
-        cfg = match &self.redis_url {
-            Some(url) => cfg.store(redis_store(url)?),
-            None => cfg.store(Arc::new(MemoryStore::new(
+        cfg = match (&self.redis_url, &self.redis_cluster) {
+            (Some(_), Some(_)) => {
+                return Err(SpecError::Redis(
+                    "give redis_url (one server) or redis_cluster (seed nodes), not both".into(),
+                ));
+            }
+            (Some(url), None) => cfg.store(redis_store(url, None)?),
+            (None, Some(nodes)) => cfg.store(redis_store("", Some(nodes))?),
+            (None, None) => cfg.store(Arc::new(MemoryStore::new(
                 self.max_entries.unwrap_or(100_000),
                 self.max_bytes.unwrap_or(256 * 1024 * 1024),
             ))),
@@ -257,13 +266,23 @@ impl CacheSpec {
 }
 
 #[cfg(feature = "redis")]
-fn redis_store(url: &str) -> Result<Arc<dyn CacheStore>, SpecError> {
-    let store = crate::store::RedisStore::new(url).map_err(|e| SpecError::Redis(e.to_string()))?;
+fn redis_store(url: &str, cluster: Option<&Vec<String>>) -> Result<Arc<dyn CacheStore>, SpecError> {
+    let store = match cluster {
+        Some(nodes) => crate::store::RedisStore::with_config(
+            infergate_redis::RedisConfig::cluster(nodes.clone())
+                .timeout(std::time::Duration::from_millis(200)),
+        ),
+        None => crate::store::RedisStore::new(url),
+    }
+    .map_err(|e| SpecError::Redis(e.to_string()))?;
     Ok(Arc::new(store))
 }
 
 #[cfg(not(feature = "redis"))]
-fn redis_store(_url: &str) -> Result<Arc<dyn CacheStore>, SpecError> {
+fn redis_store(
+    _url: &str,
+    _cluster: Option<&Vec<String>>,
+) -> Result<Arc<dyn CacheStore>, SpecError> {
     Err(SpecError::NoRedis)
 }
 

@@ -132,75 +132,55 @@ pub use redis_store::RedisStore;
 
 #[cfg(feature = "redis")]
 mod redis_store {
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use async_trait::async_trait;
-    use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+    use infergate_redis::{Redis, RedisConfig};
 
     use super::{CacheStore, StoreError};
     use crate::Answer;
 
-    /// Exact entries in Redis, shared by every replica (`SET key value PX ttl`). Each operation
-    /// is bounded by a timeout; while Redis is down, connecting is retried at most once a
-    /// second, and each call fails fast (the cache's failure mode decides what that means).
+    /// Exact entries in Redis or a Redis Cluster, shared by every replica (`SET key value PX
+    /// ttl`: one key per command, so any slot). Each operation is bounded by a timeout; while
+    /// Redis is down, connecting is retried at most once a second, and each call fails fast
+    /// (the cache's failure mode decides what that means).
     pub struct RedisStore {
-        client: redis::Client,
+        redis: Redis,
         prefix: String,
-        timeout: Duration,
-        conn: tokio::sync::Mutex<(Option<ConnectionManager>, Option<Instant>)>,
     }
 
     impl std::fmt::Debug for RedisStore {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             f.debug_struct("RedisStore")
+                .field("redis", &self.redis)
                 .field("prefix", &self.prefix)
-                .field("timeout", &self.timeout)
                 .finish_non_exhaustive()
         }
     }
 
     impl RedisStore {
-        /// A store at `url` (`redis://host:port/db`), keys prefixed with `infergate:cache:`.
+        /// A store at `url` (`redis://host:port/db`), keys prefixed with `infergate:cache:`,
+        /// 200 ms per operation.
         pub fn new(url: &str) -> Result<Self, StoreError> {
+            Self::with_config(RedisConfig::new(url).timeout(Duration::from_millis(200)))
+        }
+
+        /// A store on one server or a cluster.
+        pub fn with_config(config: RedisConfig) -> Result<Self, StoreError> {
             Ok(Self {
-                client: redis::Client::open(url).map_err(|e| StoreError(e.to_string()))?,
+                redis: Redis::new(config).map_err(|e| StoreError(e.to_string()))?,
                 prefix: "infergate:cache:".into(),
-                timeout: Duration::from_millis(200),
-                conn: tokio::sync::Mutex::new((None, None)),
             })
         }
 
         /// The bound on each operation (default 200 ms).
         #[must_use]
-        pub fn timeout(mut self, t: Duration) -> Self {
-            self.timeout = t;
-            self
-        }
-
-        async fn connection(&self) -> Result<ConnectionManager, StoreError> {
-            let mut guard = self.conn.lock().await;
-            if let Some(c) = &guard.0 {
-                return Ok(c.clone());
+        pub fn timeout(self, t: Duration) -> Self {
+            let config = self.redis.config().clone().timeout(t);
+            match Redis::new(config) {
+                Ok(redis) => Self { redis, ..self },
+                Err(_) => self,
             }
-            if guard
-                .1
-                .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
-            {
-                return Err(StoreError("redis unreachable (retrying)".into()));
-            }
-            guard.1 = Some(Instant::now());
-            let cfg = ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(self.timeout))
-                .set_response_timeout(Some(self.timeout));
-            let c = tokio::time::timeout(
-                self.timeout * 2,
-                ConnectionManager::new_with_config(self.client.clone(), cfg),
-            )
-            .await
-            .map_err(|_| StoreError("redis connect timed out".into()))?
-            .map_err(|e| StoreError(e.to_string()))?;
-            guard.0 = Some(c.clone());
-            Ok(c)
         }
 
         fn key(&self, key: u128) -> String {
@@ -211,17 +191,16 @@ mod redis_store {
     #[async_trait]
     impl CacheStore for RedisStore {
         async fn get(&self, key: u128) -> Result<Option<Answer>, StoreError> {
-            let mut c = self.connection().await?;
             let cmd = redis::cmd("GET").arg(self.key(key)).clone();
-            let v: Option<Vec<u8>> = tokio::time::timeout(self.timeout, cmd.query_async(&mut c))
+            let v: Option<Vec<u8>> = self
+                .redis
+                .query(&cmd)
                 .await
-                .map_err(|_| StoreError("redis GET timed out".into()))?
                 .map_err(|e| StoreError(e.to_string()))?;
             Ok(v.and_then(|b| Answer::decode(&b)))
         }
 
         async fn put(&self, key: u128, answer: Answer, ttl: Duration) -> Result<(), StoreError> {
-            let mut c = self.connection().await?;
             let ms = u64::try_from(ttl.as_millis())
                 .unwrap_or(u64::MAX)
                 .clamp(1, super::REDIS_MAX_TTL_MS);
@@ -231,9 +210,10 @@ mod redis_store {
                 .arg("PX")
                 .arg(ms)
                 .clone();
-            let () = tokio::time::timeout(self.timeout, cmd.query_async(&mut c))
+            let () = self
+                .redis
+                .query(&cmd)
                 .await
-                .map_err(|_| StoreError("redis SET timed out".into()))?
                 .map_err(|e| StoreError(e.to_string()))?;
             Ok(())
         }

@@ -297,10 +297,32 @@ mod redis {
             return;
         }
         let redis = RedisServer::start().await;
+        let url = redis.url();
+        replicas_share(move || RedisStore::new(&url).unwrap()).await;
+    }
+
+    #[tokio::test]
+    async fn replicas_share_exact_entries_through_a_redis_cluster() {
+        if !RedisServer::available() {
+            return;
+        }
+        let cluster = infergate_testkit::RedisCluster::start().await;
+        let nodes = cluster.urls();
+        replicas_share(move || {
+            RedisStore::with_config(
+                infergate_redis::RedisConfig::cluster(nodes.clone())
+                    .timeout(std::time::Duration::from_secs(2)),
+            )
+            .unwrap()
+        })
+        .await;
+    }
+
+    async fn replicas_share(store: impl Fn() -> RedisStore) {
         let mock = MockProvider::start().await.unwrap();
         let replica = || {
             CacheConfig::new()
-                .store(Arc::new(RedisStore::new(&redis.url()).unwrap()))
+                .store(Arc::new(store()))
                 .key_secret("shared-secret")
         };
         let one = gateway(&mock, replica()).await;

@@ -203,6 +203,9 @@ pub struct RateLimitSpec {
     /// Share buckets between replicas through this Redis (`redis://127.0.0.1:6379`; feature
     /// `redis`).
     pub redis_url: Option<String>,
+    /// Share buckets between replicas through this Redis Cluster (its seed nodes; feature
+    /// `redis`).
+    pub redis_cluster: Option<Vec<String>>,
     /// Whether an upstream error gives the tokens back (default true).
     pub refund_on_upstream_error: Option<bool>,
 }
@@ -217,6 +220,7 @@ impl std::fmt::Debug for RateLimitSpec {
             .field("default_max_output_tokens", &self.default_max_output_tokens)
             .field("failure_mode", &self.failure_mode)
             .field("redis_url", &self.redis_url.as_ref().map(|_| "…"))
+            .field("redis_cluster", &self.redis_cluster.as_ref().map(Vec::len))
             .field("refund_on_upstream_error", &self.refund_on_upstream_error)
             .finish()
     }
@@ -255,21 +259,31 @@ impl RateLimitSpec {
         if let Some(r) = self.refund_on_upstream_error {
             cfg = cfg.refund_on_upstream_error(r);
         }
-        if let Some(url) = &self.redis_url {
-            cfg = cfg.store(redis_store(url)?);
+        match (&self.redis_url, &self.redis_cluster) {
+            (Some(_), Some(_)) => {
+                return Err(SpecError::Redis(
+                    "give redis_url (one server) or redis_cluster (seed nodes), not both".into(),
+                ));
+            }
+            (Some(url), None) => cfg = cfg.store(redis_store(url, None)?),
+            (None, Some(nodes)) => cfg = cfg.store(redis_store("", Some(nodes))?),
+            (None, None) => {}
         }
         Ok(cfg)
     }
 }
 
 #[cfg(feature = "redis")]
-fn redis_store(url: &str) -> Result<Arc<dyn Store>, SpecError> {
-    let store = crate::store::RedisStore::new(crate::store::RedisStoreConfig::new(url))
-        .map_err(|e| SpecError::Redis(e.0))?;
+fn redis_store(url: &str, cluster: Option<&Vec<String>>) -> Result<Arc<dyn Store>, SpecError> {
+    let config = match cluster {
+        Some(nodes) => crate::store::RedisStoreConfig::cluster(nodes.clone()),
+        None => crate::store::RedisStoreConfig::new(url),
+    };
+    let store = crate::store::RedisStore::new(config).map_err(|e| SpecError::Redis(e.0))?;
     Ok(Arc::new(store))
 }
 
 #[cfg(not(feature = "redis"))]
-fn redis_store(_url: &str) -> Result<Arc<dyn Store>, SpecError> {
+fn redis_store(_url: &str, _cluster: Option<&Vec<String>>) -> Result<Arc<dyn Store>, SpecError> {
     Err(SpecError::NoRedis)
 }

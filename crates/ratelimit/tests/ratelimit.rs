@@ -456,6 +456,30 @@ async fn concurrency_in_memory_never_exceeds_the_limit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_across_three_instances_sharing_a_redis_cluster() {
+    if !RedisServer::available() {
+        return;
+    }
+    let cluster = infergate_testkit::RedisCluster::start().await;
+    let mock = MockProvider::builder().record(false).start().await.unwrap();
+    let mut addrs = Vec::new();
+    let mut rxs = Vec::new();
+    for _ in 0..3 {
+        let mut c = RedisStoreConfig::cluster(cluster.urls());
+        c.timeout = Duration::from_secs(5);
+        let store = Arc::new(RedisStore::new(c).unwrap());
+        // Fail closed: a CROSSSLOT or any cluster error would be a 503, never a local count.
+        let cfg = hammer_config()
+            .store(store)
+            .failure_mode(FailureMode::FailClosed);
+        let (addr, limiter) = gateway(cfg, &mock).await;
+        addrs.push(addr);
+        rxs.push(limiter.subscribe());
+    }
+    hammer(&addrs, rxs).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrency_across_three_instances_sharing_redis() {
     if !RedisServer::available() {
         return;

@@ -11,9 +11,11 @@ use std::fmt;
 
 use async_trait::async_trait;
 
+#[cfg(feature = "redis")]
+pub use infergate_redis::RedisConfig;
 pub use memory::{DEFAULT_MAX_KEYS, MemoryStore};
 #[cfg(feature = "redis")]
-pub use redis::{RedisStore, RedisStoreConfig};
+pub use redis::RedisStore;
 
 use crate::Span;
 

@@ -2,9 +2,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::ClusterClient;
-use redis::cluster_async::ClusterConnection;
+use infergate_redis::{Redis, RedisConfig};
 
 use super::{BudgetStore, Hold, StoreError, Verdict};
 use crate::Span;
@@ -92,121 +90,6 @@ end
 return res
 ";
 
-/// Settings of a [`RedisStore`]. Its `Debug` hides passwords in the URLs.
-///
-/// With the `serde` feature it deserializes from `url` (one server) or `cluster` (the seed
-/// nodes of a Redis Cluster) and, optionally, `prefix` and `timeout_ms`; unknown fields are
-/// errors.
-#[derive(Clone)]
-#[cfg_attr(
-    feature = "serde",
-    derive(serde::Deserialize),
-    serde(try_from = "raw::RedisStoreConfig")
-)]
-pub struct RedisStoreConfig {
-    /// One server (`redis://host:port/db`), or the seed nodes of a cluster.
-    pub nodes: Vec<String>,
-    /// Whether `nodes` are a Redis Cluster.
-    pub cluster: bool,
-    /// Prefix of every key (default `infergate:`; no braces: they would move the hash slot).
-    pub prefix: String,
-    /// Bound on each call (default 250 ms): past it the store has failed, and the limiter's
-    /// failure mode decides.
-    pub timeout: Duration,
-}
-
-impl std::fmt::Debug for RedisStoreConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let nodes: Vec<String> = self.nodes.iter().map(|u| hide_password(u)).collect();
-        f.debug_struct("RedisStoreConfig")
-            .field("nodes", &nodes)
-            .field("cluster", &self.cluster)
-            .field("prefix", &self.prefix)
-            .field("timeout", &self.timeout)
-            .finish()
-    }
-}
-
-/// `redis://user:password@host` → `redis://***@host`.
-fn hide_password(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.split('/').next().and_then(|a| a.rfind('@')) {
-            Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
-}
-
-#[cfg(feature = "serde")]
-mod raw {
-    use std::time::Duration;
-
-    /// The written shape.
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub(super) struct RedisStoreConfig {
-        #[serde(default)]
-        url: Option<String>,
-        #[serde(default)]
-        cluster: Option<Vec<String>>,
-        #[serde(default)]
-        prefix: Option<String>,
-        #[serde(default)]
-        timeout_ms: Option<u64>,
-    }
-
-    impl TryFrom<RedisStoreConfig> for super::RedisStoreConfig {
-        type Error = String;
-
-        fn try_from(r: RedisStoreConfig) -> Result<Self, String> {
-            let mut c = match (r.url, r.cluster) {
-                (Some(u), None) => Self::new(u),
-                (None, Some(nodes)) if !nodes.is_empty() => Self::cluster(nodes),
-                _ => return Err("give either `url` (one server) or `cluster` (seed nodes)".into()),
-            };
-            if let Some(p) = r.prefix {
-                c.prefix = p;
-            }
-            if let Some(ms) = r.timeout_ms {
-                c.timeout = Duration::from_millis(ms);
-            }
-            Ok(c)
-        }
-    }
-}
-
-impl RedisStoreConfig {
-    /// One server.
-    pub fn new(url: impl Into<String>) -> Self {
-        Self {
-            nodes: vec![url.into()],
-            cluster: false,
-            prefix: "infergate:".into(),
-            timeout: Duration::from_millis(250),
-        }
-    }
-
-    /// A Redis Cluster, from some of its nodes.
-    pub fn cluster<I, S>(nodes: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        Self {
-            nodes: nodes.into_iter().map(Into::into).collect(),
-            cluster: true,
-            ..Self::new("")
-        }
-    }
-}
-
-#[derive(Clone)]
-enum Conn {
-    Single(ConnectionManager),
-    Cluster(ClusterConnection),
-}
-
 /// Budget spend in Redis or a Redis Cluster, shared by every replica.
 ///
 /// Every key of one subject carries the same hash tag (`{…}`), so one subject's budgets sit in
@@ -220,8 +103,8 @@ enum Conn {
 /// (never an under-charge); a master that dies before replicating a write loses what it
 /// acknowledged in that window.
 pub struct RedisStore {
-    config: RedisStoreConfig,
-    conn: tokio::sync::OnceCell<Conn>,
+    redis: Redis,
+    prefix: String,
     reserve: redis::Script,
     adjust: redis::Script,
     spent: redis::Script,
@@ -230,92 +113,54 @@ pub struct RedisStore {
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStore")
-            .field("config", &self.config)
+            .field("redis", &self.redis)
+            .field("prefix", &self.prefix)
             .finish_non_exhaustive()
     }
 }
 
 impl RedisStore {
-    /// A store for `config` (connects on first use).
-    pub fn new(config: RedisStoreConfig) -> Result<Self, StoreError> {
-        if config.prefix.contains(['{', '}']) {
-            return Err(StoreError::Unavailable(
-                "the key prefix must not contain braces (they choose the cluster slot)".into(),
-            ));
-        }
-        if config.nodes.is_empty() {
-            return Err(StoreError::Unavailable("no Redis node given".into()));
-        }
+    /// A store on `config` (one server or a cluster; connects on first use), keys prefixed
+    /// `infergate:`.
+    pub fn new(config: RedisConfig) -> Result<Self, StoreError> {
         Ok(Self {
-            config,
-            conn: tokio::sync::OnceCell::new(),
+            redis: Redis::new(config).map_err(|e| StoreError::Unavailable(e.to_string()))?,
+            prefix: "infergate:".into(),
             reserve: redis::Script::new(RESERVE),
             adjust: redis::Script::new(ADJUST),
             spent: redis::Script::new(SPENT),
         })
     }
 
-    async fn connection(&self) -> Result<Conn, StoreError> {
-        let t = self.config.timeout;
-        let connect = async {
-            if self.config.cluster {
-                let client = ClusterClient::builder(self.config.nodes.clone())
-                    .connection_timeout(t)
-                    .response_timeout(t)
-                    .retries(2)
-                    .build()
-                    .map_err(|e| StoreError::Unavailable(format!("invalid cluster: {e}")))?;
-                let c = client
-                    .get_async_connection()
-                    .await
-                    .map_err(|e| StoreError::Unavailable(format!("cluster: {e}")))?;
-                Ok(Conn::Cluster(c))
-            } else {
-                let client = redis::Client::open(self.config.nodes[0].as_str())
-                    .map_err(|e| StoreError::Unavailable(format!("invalid Redis URL: {e}")))?;
-                let cfg = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(t))
-                    .set_response_timeout(Some(t))
-                    .set_number_of_retries(1);
-                let c = ConnectionManager::new_with_config(client, cfg)
-                    .await
-                    .map_err(|e| StoreError::Unavailable(format!("Redis: {e}")))?;
-                Ok(Conn::Single(c))
-            }
-        };
-        let c = tokio::time::timeout(t * 4, self.conn.get_or_try_init(|| connect))
-            .await
-            .map_err(|_| StoreError::Unavailable("Redis connection timed out".into()))??;
-        Ok(c.clone())
+    /// Another key prefix (no braces: they would choose the cluster slot).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Result<Self, StoreError> {
+        let prefix = prefix.into();
+        if prefix.contains(['{', '}']) {
+            return Err(StoreError::Unavailable(
+                "the key prefix must not contain braces (they choose the cluster slot)".into(),
+            ));
+        }
+        self.prefix = prefix;
+        Ok(self)
     }
 
     fn key(&self, hold: &Hold) -> String {
-        format!("{}{}", self.config.prefix, hold.key)
+        format!("{}{}", self.prefix, hold.key)
     }
 
     async fn run<T: redis::FromRedisValue>(
         &self,
         inv: &redis::ScriptInvocation<'_>,
     ) -> Result<T, StoreError> {
-        let conn = self.connection().await?;
-        let call = async {
-            match conn {
-                Conn::Single(mut c) => invoke(inv, &mut c).await,
-                Conn::Cluster(mut c) => invoke(inv, &mut c).await,
-            }
-        };
-        match tokio::time::timeout(self.config.timeout * 2, call).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(StoreError::Unavailable(format!("Redis: {e}"))),
-            Err(_) => Err(StoreError::Unavailable(
-                "Redis did not answer in time".into(),
-            )),
-        }
+        self.redis
+            .invoke(inv)
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))
     }
 
     /// Holds grouped by hash slot (by hash tag on a cluster; one group on one server).
     fn groups<'h>(&self, holds: &'h [Hold]) -> Vec<Vec<(usize, &'h Hold)>> {
-        if !self.config.cluster {
+        if !self.redis.config().is_cluster() {
             return vec![holds.iter().enumerate().collect()];
         }
         let mut by_tag: BTreeMap<&str, Vec<(usize, &Hold)>> = BTreeMap::new();
@@ -364,13 +209,6 @@ impl RedisStore {
         }
         Ok(())
     }
-}
-
-async fn invoke<T: redis::FromRedisValue, C: ConnectionLike + Send>(
-    inv: &redis::ScriptInvocation<'_>,
-    c: &mut C,
-) -> redis::RedisResult<T> {
-    inv.invoke_async(c).await
 }
 
 /// The hash tag of a key (the text in its first `{…}`), or the whole key.
@@ -488,18 +326,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hash_tags_and_hidden_passwords() {
+    fn hash_tags_and_prefixes() {
         assert_eq!(hash_tag("infergate:ig:budget:{abc}:daily:d1"), "abc");
         assert_eq!(hash_tag("plain"), "plain");
         assert_eq!(hash_tag("a{}b"), "a{}b");
-        let c = RedisStoreConfig::cluster(["redis://u:hunter2@127.0.0.1:7000"]);
-        let shown = format!("{c:?}");
+        let s = RedisStore::new(RedisConfig::cluster(["redis://u:hunter2@127.0.0.1:7000"]))
+            .expect("a store");
+        let shown = format!("{s:?}");
         assert!(
             !shown.contains("hunter2") && shown.contains("127.0.0.1:7000"),
             "{shown}"
         );
-        let mut bad = RedisStoreConfig::new("redis://127.0.0.1");
-        bad.prefix = "x{y}:".into();
-        assert!(RedisStore::new(bad).is_err());
+        assert!(s.prefix("x{y}:").is_err());
     }
 }

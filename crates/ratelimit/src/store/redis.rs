@@ -1,8 +1,7 @@
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use infergate_redis::{Redis, RedisConfig};
 
 use super::{BucketKind, BucketState, Charge, Reservation, Store, StoreError};
 
@@ -119,8 +118,11 @@ return 1
     serde(from = "raw::RedisStoreConfig")
 )]
 pub struct RedisStoreConfig {
-    /// `redis://host:port/db`.
+    /// `redis://host:port/db` (one server; ignored when `cluster` is set).
     pub url: String,
+    /// The seed nodes of a Redis Cluster (empty: one server at `url`). Every script's keys
+    /// share the request's hash tag, so they sit in one slot.
+    pub cluster: Vec<String>,
     /// Prefix of every key (default `infergate:rl:`).
     pub prefix: String,
     /// Bound on each command (default 200 ms): past it the store has failed, and the
@@ -140,8 +142,14 @@ impl std::fmt::Debug for RedisStoreConfig {
             },
             None => self.url.clone(),
         };
+        let cluster: Vec<String> = self
+            .cluster
+            .iter()
+            .map(|u| infergate_redis::hide_password(u))
+            .collect();
         f.debug_struct("RedisStoreConfig")
             .field("url", &url)
+            .field("cluster", &cluster)
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
             .field("reconnect_every", &self.reconnect_every)
@@ -157,7 +165,10 @@ mod raw {
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     pub(super) struct RedisStoreConfig {
+        #[serde(default)]
         url: String,
+        #[serde(default)]
+        cluster: Vec<String>,
         #[serde(default)]
         prefix: Option<String>,
         #[serde(default)]
@@ -169,6 +180,7 @@ mod raw {
     impl From<RedisStoreConfig> for super::RedisStoreConfig {
         fn from(r: RedisStoreConfig) -> Self {
             let mut c = Self::new(r.url);
+            c.cluster = r.cluster;
             if let Some(p) = r.prefix {
                 c.prefix = p;
             }
@@ -188,10 +200,33 @@ impl RedisStoreConfig {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
+            cluster: Vec::new(),
             prefix: "infergate:rl:".into(),
             timeout: Duration::from_millis(200),
             reconnect_every: Duration::from_secs(1),
         }
+    }
+
+    /// Defaults for a Redis Cluster with these seed nodes.
+    pub fn cluster<I, S>(nodes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self {
+            cluster: nodes.into_iter().map(Into::into).collect(),
+            ..Self::new("")
+        }
+    }
+
+    fn redis(&self) -> RedisConfig {
+        let c = if self.cluster.is_empty() {
+            RedisConfig::new(self.url.clone())
+        } else {
+            RedisConfig::cluster(self.cluster.clone())
+        };
+        c.timeout(self.timeout)
+            .reconnect_every(self.reconnect_every)
     }
 }
 
@@ -202,10 +237,8 @@ impl RedisStoreConfig {
 /// down at start-up, connecting is retried at most every `reconnect_every` on use. A request
 /// made while Redis is unreachable fails fast with a [`StoreError`] (bounded by `timeout`).
 pub struct RedisStore {
-    client: redis::Client,
+    redis: Redis,
     config: RedisStoreConfig,
-    conn: tokio::sync::Mutex<Option<ConnectionManager>>,
-    last_attempt: Mutex<Option<Instant>>,
     reserve: redis::Script,
     adjust: redis::Script,
 }
@@ -215,55 +248,28 @@ impl std::fmt::Debug for RedisStore {
         // The URL may carry a password: not printed.
         f.debug_struct("RedisStore")
             .field("prefix", &self.config.prefix)
+            .field("cluster", &!self.config.cluster.is_empty())
             .field("timeout", &self.config.timeout)
             .finish_non_exhaustive()
     }
 }
 
 impl RedisStore {
-    /// A store for `config` (connects lazily).
+    /// A store for `config` (connects lazily; one server or a cluster).
     pub fn new(config: RedisStoreConfig) -> Result<Self, StoreError> {
-        let client = redis::Client::open(config.url.as_str())
+        if config.prefix.contains(['{', '}']) {
+            return Err(StoreError(
+                "the key prefix must not contain braces (they choose the cluster slot)".into(),
+            ));
+        }
+        let redis = Redis::new(config.redis())
             .map_err(|e| StoreError(format!("invalid Redis URL: {e}")))?;
         Ok(Self {
-            client,
+            redis,
             config,
-            conn: tokio::sync::Mutex::new(None),
-            last_attempt: Mutex::new(None),
             reserve: redis::Script::new(RESERVE),
             adjust: redis::Script::new(ADJUST),
         })
-    }
-
-    async fn connection(&self) -> Result<ConnectionManager, StoreError> {
-        let mut guard = self.conn.lock().await;
-        if let Some(c) = guard.as_ref() {
-            return Ok(c.clone());
-        }
-        {
-            let mut last = self
-                .last_attempt
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if last.is_some_and(|t| t.elapsed() < self.config.reconnect_every) {
-                return Err(StoreError("Redis is unreachable (retrying later)".into()));
-            }
-            *last = Some(Instant::now());
-        }
-        let cfg = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.config.timeout))
-            .set_response_timeout(Some(self.config.timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = tokio::time::timeout(
-            self.config.timeout * 2,
-            ConnectionManager::new_with_config(self.client.clone(), cfg),
-        )
-        .await
-        .map_err(|_| StoreError("Redis connection timed out".into()))?
-        .map_err(|e| StoreError(format!("Redis connection failed: {e}")))?;
-        *guard = Some(conn.clone());
-        Ok(conn)
     }
 
     fn invocation<'a>(
@@ -289,13 +295,11 @@ impl RedisStore {
         script: &redis::Script,
         charges: &[Charge],
     ) -> Result<T, StoreError> {
-        let mut conn = self.connection().await?;
         let inv = self.invocation(script, charges);
-        match tokio::time::timeout(self.config.timeout, inv.invoke_async(&mut conn)).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(StoreError(format!("Redis: {e}"))),
-            Err(_) => Err(StoreError("Redis did not answer in time".into())),
-        }
+        self.redis
+            .invoke(&inv)
+            .await
+            .map_err(|e| StoreError(e.to_string()))
     }
 }
 
