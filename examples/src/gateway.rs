@@ -385,14 +385,11 @@ impl Service<http::Request<Body>> for BudgetStatusService {
             let Some(p) = Principal::from_extensions(req.extensions()).cloned() else {
                 return fail(Rejection::new(RejectKind::Unauthorized, "no principal"));
             };
-            let status = match limiter.status(&p).await {
-                Ok(s) => s,
-                Err(_) => {
-                    return fail(Rejection::new(
-                        RejectKind::ExternalServiceFailed,
-                        "the budget store is unavailable",
-                    ));
-                }
+            let Ok(status) = limiter.status(&p).await else {
+                return fail(Rejection::new(
+                    RejectKind::ExternalServiceFailed,
+                    "the budget store is unavailable",
+                ));
             };
             let budgets: Vec<serde_json::Value> = status
                 .iter()
