@@ -172,7 +172,10 @@ impl BudgetLimiter {
 
     /// What `principal` has spent and may still spend, per budget that applies to it (model
     /// budgets excluded: they are per model, not per caller).
+    /// Adjustments already sent are waited for first (bounded by the store timeout), so a
+    /// caller sees the cost of the answers it has received.
     pub async fn status(&self, principal: &Principal) -> Result<Vec<BudgetStatus>, ProcessorError> {
+        let _ = tokio::time::timeout(self.shared.cfg.timeout * 2, self.settled()).await;
         let now = self.shared.clock.now();
         let mut out = Vec::new();
         let mut holds = Vec::new();
