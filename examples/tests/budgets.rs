@@ -192,3 +192,61 @@ async fn the_anthropic_sdk_path_is_charged_at_claude_prices() {
     gw.budget.as_ref().unwrap().settled().await;
     assert_eq!(spent(addr).await, cost.nanos());
 }
+
+/// With the budget before the cache (the other order from the sample's), a cache hit is
+/// metered too: one charge, zero cost, marked as a hit.
+#[tokio::test]
+async fn a_budget_before_the_cache_records_hits_at_zero_cost() {
+    use infergate::budget::{Budget, BudgetConfig, BudgetLimiter, Limit, Scope, Settled, Window};
+    use infergate::cache::{Cache, CacheConfig};
+    use infergate::core::{Pipeline, PipelineLayer, Principal};
+    use tower::{Layer, ServiceBuilder};
+
+    let mock = infergate::mock::MockProvider::start().await.unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let budget = BudgetLimiter::new(BudgetConfig::new([Budget::new(
+        "daily",
+        Scope::Principal,
+        Limit::Usd(Usd::from_dollars(1.0).unwrap()),
+        Window::Day,
+    )]))
+    .on_charge(move |c| {
+        let _ = tx.send(c.clone());
+    });
+    let pipeline = Pipeline::builder()
+        .processor(budget)
+        .processor(Cache::new(CacheConfig::new()))
+        .build();
+    let upstream = infergate::client::UpstreamClient::new(&mock.url())
+        .unwrap()
+        .into_proxy();
+    let svc = ServiceBuilder::new()
+        .map_request(|mut req: http::Request<hyper::body::Incoming>| {
+            Principal::new("alice", "acme").insert_into(req.extensions_mut());
+            req
+        })
+        .service(PipelineLayer::new(pipeline).layer(upstream));
+    let addr = infergate_testkit::serve(svc).await;
+    let body = json!({"model": "gpt-4o-mini", "max_tokens": 20,
+        "messages": [{"role": "user", "content": "Cache me"}]});
+    let first = request(
+        addr,
+        "POST",
+        "/v1/chat/completions",
+        None,
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(first.headers["x-cache"], "MISS");
+    let c = rx.recv().await.unwrap();
+    assert_eq!((c.settled, c.cache_hit), (Settled::Reported, false));
+    assert!(c.cost.unwrap() > Usd::ZERO);
+    let second = request(addr, "POST", "/v1/chat/completions", None, Some(body)).await;
+    assert_eq!(second.headers["x-cache"], "HIT");
+    let c = rx.recv().await.unwrap();
+    assert_eq!(
+        (c.settled, c.cache_hit, c.cost),
+        (Settled::Refunded, true, Some(Usd::ZERO))
+    );
+    assert!(rx.try_recv().is_err());
+}

@@ -454,3 +454,124 @@ async fn an_unpriced_model_is_refused_when_a_dollar_budget_applies() {
     assert_eq!(r.json()["error"]["code"], "model_not_priced");
     assert_eq!(r.json()["error"]["param"], "model");
 }
+
+/// Serves the budget layer over `upstream` (not the mock): for the endpoints the mock does not
+/// speak natively.
+async fn over<S>(cfg: BudgetConfig, upstream: S) -> (SocketAddr, mpsc::UnboundedReceiver<Charge>)
+where
+    S: tower::Service<
+            http::Request<infergate_core::Body>,
+            Response = http::Response<infergate_core::Body>,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let (tx, rx) = mpsc::unbounded_channel();
+    let clock = noon();
+    let limiter =
+        BudgetLimiter::with_store(cfg, memory(&clock), Arc::new(clock)).on_charge(move |c| {
+            let _ = tx.send(c.clone());
+        });
+    let svc = ServiceBuilder::new()
+        .map_request(|mut req: http::Request<hyper::body::Incoming>| {
+            Principal::new("alice", "acme").insert_into(req.extensions_mut());
+            req
+        })
+        .service(BudgetLayer::from_limiter(limiter).layer(upstream));
+    (serve(svc).await, rx)
+}
+
+#[tokio::test]
+async fn every_endpoint_counts() {
+    let cfg = || BudgetConfig::new([daily(dollars(10.0))]);
+    // The Responses API, non-streamed: priced from its usage (cached input at the cache price).
+    let upstream = tower::service_fn(|_req: http::Request<infergate_core::Body>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(infergate_core::Body::from(
+            r#"{"id":"resp_1","object":"response","output":[],"usage":{"input_tokens":1000,"input_tokens_details":{"cached_tokens":400},"output_tokens":200,"output_tokens_details":{"reasoning_tokens":50},"total_tokens":1200}}"#,
+        )))
+    });
+    let (addr, mut rx) = over(cfg(), upstream).await;
+    let r = post(
+        addr,
+        "/v1/responses",
+        "alice",
+        &json!({"model": "gpt-4o-mini", "input": "Hi", "max_output_tokens": 300}),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let c = rx.recv().await.unwrap();
+    assert_eq!(c.settled, Settled::Reported);
+    assert_eq!(
+        (
+            c.usage.input_tokens,
+            c.usage.cache_read_input_tokens,
+            c.usage.reasoning_tokens
+        ),
+        (1000, 400, 50)
+    );
+    // 600 × 0.15 + 400 × 0.075 + 200 × 0.6 per million.
+    assert_eq!(c.cost, Some(Usd::from_nanos(90_000 + 30_000 + 120_000)));
+
+    // The Responses API, streamed: the captured stream's `response.completed` usage.
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../core/tests/fixtures/sse/extracted/pydantic-ai__test_openai_responses_streaming_usage__0.sse.txt"
+    ))
+    .unwrap();
+    let (addr, mut rx) = over(
+        cfg(),
+        infergate_testkit::sse_upstream(Bytes::from(bytes), 97),
+    )
+    .await;
+    let r = post(
+        addr,
+        "/v1/responses",
+        "alice",
+        &json!({"model": "gpt-5", "input": "Hi", "stream": true}),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let c = rx.recv().await.unwrap();
+    assert_eq!(c.settled, Settled::Reported);
+    assert!(c.usage.input_tokens > 0 && c.usage.output_tokens > 0);
+    assert!(c.cost.unwrap() > Usd::ZERO);
+
+    // Embeddings (the mock): input tokens at the embedding model's price.
+    let mock = MockProvider::start().await.unwrap();
+    let clock = noon();
+    let mut gw = gateway(cfg(), memory(&clock), Arc::new(clock.clone()), &mock).await;
+    let r = post(
+        gw.addr,
+        "/v1/embeddings",
+        "alice",
+        &json!({"model": "text-embedding-3-small", "input": "Hello there"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let c = gw.charges.recv().await.unwrap();
+    assert_eq!(c.settled, Settled::Reported);
+    assert!(c.usage.input_tokens > 0);
+    // $0.02 per million: 20 nano-dollars a token.
+    assert_eq!(c.cost, Some(Usd::from_nanos(c.usage.input_tokens * 20)));
+
+    // Anthropic Messages (the mock): charged at Claude's prices.
+    let r = post(
+        gw.addr,
+        "/v1/messages",
+        "alice",
+        &json!({"model": "claude-haiku-4-5", "max_tokens": 30,
+        "messages": [{"role": "user", "content": "Hello"}]}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let c = gw.charges.recv().await.unwrap();
+    assert_eq!(c.settled, Settled::Reported);
+    let u = Usage::from_response_json(
+        infergate_core::payload::ApiKind::AnthropicMessages,
+        &r.json(),
+    )
+    .unwrap();
+    assert_eq!(c.usage, u);
+}

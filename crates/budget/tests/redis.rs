@@ -229,3 +229,28 @@ async fn a_killed_master_fails_over_and_charges_stay_within_the_bound() {
     );
     let _ = before;
 }
+
+#[tokio::test]
+async fn a_crossslot_error_is_a_loud_failure_never_a_local_count() {
+    if !RedisServer::available() {
+        return;
+    }
+    let cluster = RedisCluster::start().await;
+    let mock = MockProvider::start().await.unwrap();
+    // Misconfigured on purpose: one cluster node as if it were a plain server. The request's
+    // budgets (principal, team, global) go in one script, across slots: CROSSSLOT or MOVED.
+    for (mode, want) in [(FailureMode::FailClosed, 502), (FailureMode::FailOpen, 200)] {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let cfg = BudgetConfig::new(budgets(Usd::from_dollars(1.0).unwrap()))
+            .prices(prices())
+            .failure_mode(mode);
+        let (addr, _) = replica(cfg, RedisConfig::new(cluster.urls()[0].clone()), &mock, tx).await;
+        let r = chat(addr, 1).await;
+        assert_eq!(r.status, want, "{mode:?}: {}", r.text());
+        if want == 502 {
+            assert_eq!(r.json()["error"]["code"], "external_service_failed");
+        }
+        // Nothing was counted anywhere: no charge record, no local fallback.
+        assert!(rx.try_recv().is_err());
+    }
+}
