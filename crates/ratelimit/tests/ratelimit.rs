@@ -461,22 +461,8 @@ async fn concurrency_across_three_instances_sharing_a_redis_cluster() {
         return;
     }
     let cluster = infergate_testkit::RedisCluster::start().await;
-    let mock = MockProvider::builder().record(false).start().await.unwrap();
-    let mut addrs = Vec::new();
-    let mut rxs = Vec::new();
-    for _ in 0..3 {
-        let mut c = RedisStoreConfig::cluster(cluster.urls());
-        c.timeout = Duration::from_secs(5);
-        let store = Arc::new(RedisStore::new(c).unwrap());
-        // Fail closed: a CROSSSLOT or any cluster error would be a 503, never a local count.
-        let cfg = hammer_config()
-            .store(store)
-            .failure_mode(FailureMode::FailClosed);
-        let (addr, limiter) = gateway(cfg, &mock).await;
-        addrs.push(addr);
-        rxs.push(limiter.subscribe());
-    }
-    hammer(&addrs, rxs).await;
+    // Fail closed: a CROSSSLOT or any cluster error would be a 503, never a local count.
+    three_instances(|| RedisStoreConfig::cluster(cluster.urls())).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -485,11 +471,16 @@ async fn concurrency_across_three_instances_sharing_redis() {
         return;
     }
     let redis = RedisServer::start().await;
+    three_instances(|| RedisStoreConfig::new(redis.url())).await;
+}
+
+/// Three gateways on one shared store, hammered together.
+async fn three_instances(store: impl Fn() -> RedisStoreConfig) {
     let mock = MockProvider::builder().record(false).start().await.unwrap();
     let mut addrs = Vec::new();
     let mut rxs = Vec::new();
     for _ in 0..3 {
-        let mut c = RedisStoreConfig::new(redis.url());
+        let mut c = store();
         // FailClosed answers 503 past the timeout: generous, so that a loaded machine (other
         // builds) does not turn this test about counting into one about latency.
         c.timeout = Duration::from_secs(5);

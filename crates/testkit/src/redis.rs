@@ -58,33 +58,39 @@ impl RedisServer {
     /// Starts it again on the same port (empty: no persistence).
     pub async fn restart(&mut self) {
         self.kill().await;
-        let mut child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("redis-server starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            if line.contains("Ready to accept connections") {
-                break;
-            }
-        }
-        // Keep draining its output so it never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let child = spawn_ready(Command::new("redis-server").args([
+            "--port",
+            &self.port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]))
+        .await;
         self.child = Some(child);
     }
+}
+
+/// Spawns a `redis-server` command and waits until it accepts connections.
+async fn spawn_ready(cmd: &mut Command) -> Child {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("redis-server starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if line.contains("Ready to accept connections") {
+            break;
+        }
+    }
+    // Keep draining its output so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    child
 }
 
 fn free_port() -> u16 {
@@ -259,40 +265,27 @@ impl RedisCluster {
 }
 
 async fn start_cluster_node(dir: &std::path::Path, port: u16) -> Child {
-    let mut child = Command::new("redis-server")
-        .current_dir(dir)
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--cluster-enabled",
-            "yes",
-            "--cluster-config-file",
-            &format!("nodes-{port}.conf"),
-            "--cluster-node-timeout",
-            "1000",
-            // A replica may take over whenever its master dies (it would otherwise refuse when
-            // its last exchange with the master is older than 10 node timeouts).
-            "--cluster-replica-validity-factor",
-            "0",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("redis-server starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        if line.contains("Ready to accept connections") {
-            break;
-        }
-    }
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    child
+    let port = port.to_string();
+    let conf = format!("nodes-{port}.conf");
+    spawn_ready(Command::new("redis-server").current_dir(dir).args([
+        "--port",
+        &port,
+        "--bind",
+        "127.0.0.1",
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        &conf,
+        "--cluster-node-timeout",
+        "1000",
+        // A replica may take over whenever its master dies (it would otherwise refuse when
+        // its last exchange with the master is older than 10 node timeouts).
+        "--cluster-replica-validity-factor",
+        "0",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]))
+    .await
 }

@@ -135,13 +135,7 @@ pub struct RedisStoreConfig {
 impl std::fmt::Debug for RedisStoreConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // `redis://user:password@host`: only what follows the `@` is shown.
-        let url = match self.url.split_once("://") {
-            Some((scheme, rest)) => match rest.split('/').next().and_then(|a| a.rfind('@')) {
-                Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
-                None => self.url.clone(),
-            },
-            None => self.url.clone(),
-        };
+        let url = infergate_redis::hide_password(&self.url);
         let cluster: Vec<String> = self
             .cluster
             .iter()
