@@ -122,7 +122,8 @@ impl BudgetLimiter {
         }
     }
 
-    /// Calls `f` with every request's [`Charge`], exactly once per request admitted.
+    /// Calls `f` with every request's [`Charge`], exactly once per request admitted — also
+    /// for requests no budget applies to (they are metered, not limited).
     #[must_use]
     pub fn on_charge(self, f: impl Fn(&Charge) + Send + Sync + 'static) -> Self {
         let mut s = match Arc::try_unwrap(self.shared) {
@@ -421,10 +422,22 @@ impl Processor for BudgetLimiter {
             .filter(|b| b.applies_to_model(&model))
             .filter_map(|b| subject(b, principal.as_ref(), &model).map(|s| (b, s)))
             .collect();
+        let price = shared.cfg.prices.lookup(&model).copied();
         if budgets.is_empty() {
+            // No budget applies: nothing to reserve, but subscribers still get the request's
+            // charge (its usage and cost), so every request is metered once.
+            if shared.on_charge.is_some() {
+                let prompt = shared.counter.count_prompt(payload);
+                cx.state_mut().insert(Pending {
+                    holds: Vec::new(),
+                    price,
+                    api,
+                    model,
+                    prompt,
+                });
+            }
             return Ok(Decision::Continue);
         }
-        let price = shared.cfg.prices.lookup(&model).copied();
         let needs_price = budgets
             .iter()
             .any(|(b, _)| matches!(b.limit, Limit::Usd(_)));

@@ -575,3 +575,25 @@ async fn every_endpoint_counts() {
     .unwrap();
     assert_eq!(c.usage, u);
 }
+
+#[tokio::test]
+async fn requests_no_budget_applies_to_are_metered_not_limited() {
+    let mock = MockProvider::start().await.unwrap();
+    let clock = noon();
+    let cfg = BudgetConfig::new([daily(dollars(0.000_001))]);
+    let mut gw = gateway(cfg, memory(&clock), Arc::new(clock.clone()), &mock).await;
+    // No principal: the principal's budget does not apply, the request is not refused, and
+    // its charge is still reported once.
+    let req = http::Request::post(format!("http://{}/v1/chat/completions", gw.addr))
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(Bytes::from(
+            chat(20, false, "anonymous").to_string(),
+        )))
+        .unwrap();
+    let r = infergate_testkit::send(req).await;
+    assert_eq!(r.status, 200);
+    let c = gw.charges.recv().await.unwrap();
+    assert_eq!(c.settled, Settled::Reported);
+    assert!(c.cost.unwrap() > Usd::ZERO);
+    assert!(gw.charges.try_recv().is_err());
+}
