@@ -597,3 +597,50 @@ async fn requests_no_budget_applies_to_are_metered_not_limited() {
     assert!(c.cost.unwrap() > Usd::ZERO);
     assert!(gw.charges.try_recv().is_err());
 }
+
+/// Against an upstream that behaves like a real provider — gzip-compressed, chunked answers —
+/// the budget still reads every answer's usage and charges it once, streamed or not: the same
+/// charge as for the same request answered plainly.
+#[tokio::test]
+async fn compressed_chunked_answers_are_charged_their_real_cost() {
+    let mock = MockProvider::builder()
+        .wire(infergate_mock::Wire::real())
+        .start()
+        .await
+        .unwrap();
+    let clock = noon();
+    let cfg = BudgetConfig::new([daily(dollars(10.0))]).prices(prices());
+    let mut gw = gateway(cfg, memory(&clock), Arc::new(clock.clone()), &mock).await;
+    for stream in [false, true] {
+        let body = chat(30, stream, "Compressed?");
+        let mut charges = Vec::new();
+        for gzip in [true, false] {
+            let mut req = http::Request::post(format!("http://{}/v1/chat/completions", gw.addr))
+                .header("content-type", "application/json")
+                .header("x-principal", "alice");
+            if gzip {
+                req = req.header("accept-encoding", "gzip");
+            }
+            let req = req
+                .body(http_body_util::Full::new(Bytes::from(body.to_string())))
+                .unwrap();
+            let r = infergate_testkit::send(req).await;
+            assert_eq!(r.status, 200);
+            if gzip {
+                // The upstream was offered gzip, and a real-wire mock then compresses.
+                let asked = mock.requests().last().unwrap().headers.clone();
+                let offered = asked
+                    .get("accept-encoding")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                assert!(offered.contains("gzip"), "stream: {stream}: {offered:?}");
+            }
+            charges.push(gw.charges.recv().await.unwrap());
+        }
+        assert_eq!(charges[0].settled, Settled::Reported, "stream: {stream}");
+        assert!(charges[0].usage.output_tokens > 0);
+        assert_eq!(charges[0].usage, charges[1].usage, "stream: {stream}");
+        assert_eq!(charges[0].cost, charges[1].cost);
+    }
+    assert!(gw.charges.try_recv().is_err());
+}
