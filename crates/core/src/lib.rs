@@ -63,6 +63,7 @@ pub mod payload;
 pub mod pipeline;
 pub mod principal;
 pub mod sse;
+pub mod trace;
 pub mod usage;
 
 pub use body::Body;
@@ -85,7 +86,7 @@ pub use layer::{PipelineBody, PipelineLayer, PipelineService};
 pub use payload::{ApiKind, Payload};
 pub use pipeline::{
     Decision, Exchange, FailureMode, MODEL_NAME_HEADER, Phases, Pipeline, PipelineBuilder,
-    Processor, RequestContext, ResponseBody, ResponseContext, RouteDecision, Stage, StreamEnd,
-    StreamProcessor, StreamStop,
+    Processor, RequestContext, ResponseBody, ResponseContext, RouteDecision, Stage, StageOutcome,
+    StagePhase, StageRecord, StreamEnd, StreamProcessor, StreamStop,
 };
 pub use principal::Principal;

@@ -13,6 +13,7 @@ use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body::{Body as _, Frame};
 use http_body_util::BodyExt;
 use infergate_core::principal::restriction_text;
+use infergate_core::trace::RequestTrace;
 use infergate_core::{Body, Principal, RejectKind, Rejection};
 use tower::ServiceExt;
 use tower::retry::budget::{Budget, TpsBudget};
@@ -111,6 +112,18 @@ enum Outcome {
     Timeout,
     /// The connection broke before the first byte of the response.
     Reset,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Answer => "answer",
+            Self::Status => "status",
+            Self::Connect => "connect",
+            Self::Timeout => "timeout",
+            Self::Reset => "reset",
+        }
+    }
 }
 
 /// The longest rest [`retry_after`] reports: one day. A backend's rest is further bounded
@@ -385,6 +398,12 @@ impl Inner {
             let Some(this_body) = this_body else { break };
             let slot = &self.slots[i];
             let mut head = (*parts).clone();
+            // A traced request: this attempt is a span of its own, sent upstream.
+            let span = head
+                .extensions
+                .get::<RequestTrace>()
+                .cloned()
+                .map(|t| t.begin_attempt(&slot.backend.name, &mut head.headers));
             let this_body = slot.backend.rewrite_model(&mut head, this_body);
             let limit = match (policy.attempt_timeout, deadline) {
                 (Some(per), Some(end)) => {
@@ -419,6 +438,10 @@ impl Inner {
                     }),
             };
             let name = &slot.backend.name;
+            if let Some(span) = span {
+                let upstream = matches!(outcome, Outcome::Answer | Outcome::Status);
+                span.end(upstream.then(|| resp.status().as_u16()), outcome.as_str());
+            }
             let retry = match outcome {
                 Outcome::Answer => false,
                 Outcome::Status => true,

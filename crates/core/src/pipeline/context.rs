@@ -76,6 +76,7 @@ pub struct RequestContext {
     pub(crate) state: http::Extensions,
     pub(crate) route: Option<RouteDecision>,
     pub(crate) report: PipelineReport,
+    pub(crate) records: Vec<super::StageRecord>,
     pub(crate) ran: usize,
     /// Whether a processor that ran reads response bodies or events (set by the pipeline):
     /// the upstream is then offered only the codings that are cheap to decode.
@@ -98,6 +99,7 @@ impl RequestContext {
             state: http::Extensions::new(),
             route: None,
             report: PipelineReport::default(),
+            records: Vec::new(),
             ran: 0,
             reads_response: true,
         }
@@ -204,6 +206,7 @@ impl RequestContext {
             self.route,
             self.ran,
             self.report,
+            self.records,
         )
     }
 
@@ -253,6 +256,7 @@ impl RequestContext {
             self.route,
             self.ran,
             self.report,
+            self.records,
         );
         (
             http::Request::from_parts(self.head, crate::Body::full(bytes)),
@@ -274,9 +278,11 @@ pub struct Exchange {
     /// How many processors ran their request phase (response phases run for these).
     pub(crate) ran: usize,
     pub(crate) report: PipelineReport,
+    pub(crate) records: Vec<super::StageRecord>,
 }
 
 impl Exchange {
+    #[allow(clippy::too_many_arguments)]
     fn new(
         api: ApiKind,
         head: &http::request::Parts,
@@ -285,6 +291,7 @@ impl Exchange {
         route: Option<RouteDecision>,
         ran: usize,
         report: PipelineReport,
+        records: Vec<super::StageRecord>,
     ) -> Self {
         Self {
             api,
@@ -295,7 +302,20 @@ impl Exchange {
             route,
             ran,
             report,
+            records,
         }
+    }
+
+    /// What each processor's phases came to so far, in the order they ran (empty unless the
+    /// pipeline records stages: [`PipelineBuilder::record_stages`](super::PipelineBuilder::record_stages)).
+    pub fn stage_records(&self) -> &[super::StageRecord] {
+        &self.records
+    }
+
+    /// Forgets the stage records so far (a telemetry processor that copied them); later
+    /// phases add new ones.
+    pub fn clear_stage_records(&mut self) {
+        self.records.clear();
     }
 
     /// The API of the request.
@@ -372,7 +392,12 @@ impl<'a> ResponseContext<'a> {
         &mut self.head.headers
     }
 
-    /// The response extensions.
+    /// The response extensions (a rejection's [`Rejection`](crate::Rejection) is there).
+    pub fn extensions(&self) -> &http::Extensions {
+        &self.head.extensions
+    }
+
+    /// The response extensions, to change.
     pub fn extensions_mut(&mut self) -> &mut http::Extensions {
         &mut self.head.extensions
     }

@@ -29,6 +29,7 @@
 mod bounded;
 mod context;
 mod processor;
+mod record;
 mod stream;
 
 use std::sync::Arc;
@@ -45,6 +46,7 @@ pub use context::{
 pub use processor::{
     Decision, FailureMode, Phases, Processor, StreamEnd, StreamProcessor, StreamStop,
 };
+pub use record::{StageOutcome, StagePhase, StageRecord};
 pub use stream::StreamChain;
 
 mod config;
@@ -65,6 +67,7 @@ pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
 /// A processor in a pipeline, with the settings that apply to it there.
 pub struct Stage {
     name: String,
+    label: Arc<str>,
     processor: Box<dyn Processor>,
     mode: FailureMode,
     timeout: Option<Duration>,
@@ -76,6 +79,7 @@ impl Stage {
     pub fn new(processor: impl Processor) -> Self {
         Self {
             name: processor.name().to_owned(),
+            label: Arc::from(processor.name()),
             mode: processor.failure_mode(),
             timeout: processor.timeout(),
             phases: processor.phases(),
@@ -101,6 +105,7 @@ impl Stage {
     #[must_use]
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
+        self.label = Arc::from(self.name.as_str());
         self
     }
 }
@@ -133,6 +138,7 @@ struct Config {
 pub struct PipelineBuilder {
     stages: Vec<Stage>,
     config: Config,
+    record: bool,
 }
 
 impl PipelineBuilder {
@@ -198,13 +204,24 @@ impl PipelineBuilder {
         for s in &self.stages {
             phases = phases.union(s.phases);
         }
+        let record = self.record || self.stages.iter().any(|s| s.processor.observes_stages());
         Pipeline {
             inner: Arc::new(Inner {
                 stages: self.stages,
                 config: self.config,
                 phases,
+                record,
             }),
         }
+    }
+
+    /// Records what each processor's phase came to and how long it took, for every request
+    /// ([`Exchange::stage_records`]). On by itself when a processor
+    /// [observes stages](Processor::observes_stages) (a telemetry processor); off by default,
+    /// as it reads the clock twice per processor and phase.
+    pub fn record_stages(mut self, on: bool) -> Self {
+        self.record = on;
+        self
     }
 }
 
@@ -212,6 +229,7 @@ struct Inner {
     stages: Vec<Stage>,
     config: Config,
     phases: Phases,
+    record: bool,
 }
 
 /// An ordered list of processors with their failure modes and timeouts. Cheap to clone (one
@@ -252,6 +270,7 @@ impl Pipeline {
     pub fn builder() -> PipelineBuilder {
         PipelineBuilder {
             stages: Vec::new(),
+            record: false,
             config: Config {
                 max_request_body: DEFAULT_MAX_REQUEST_BODY,
                 max_response_body: DEFAULT_MAX_RESPONSE_BODY,
@@ -365,6 +384,8 @@ impl Pipeline {
             return RequestOutcome::Forward;
         }
         let deadline = self.deadline();
+        // One clock read per stage: a stage's end is the next one's start.
+        let mut started = self.inner.record.then(std::time::Instant::now);
         for (i, stage) in self.inner.stages.iter().enumerate() {
             cx.ran = i + 1;
             if !stage.phases.contains(Phases::REQUEST) {
@@ -376,8 +397,19 @@ impl Pipeline {
                 deadline,
             )
             .await;
-            match Self::settle(stage, res, &mut cx.report) {
-                Settled::Continue | Settled::Decided(Decision::Continue) => {}
+            let settled = Self::settle(stage, res, &mut cx.report);
+            if let Some(t) = started {
+                let now = std::time::Instant::now();
+                cx.records.push(record_of(
+                    stage,
+                    StagePhase::Request,
+                    &settled,
+                    now.saturating_duration_since(t),
+                ));
+                started = Some(now);
+            }
+            match settled {
+                Settled::Skipped(_) | Settled::Decided(Decision::Continue) => {}
                 Settled::Decided(Decision::Reject(r)) => {
                     cx.ran = i;
                     let r = named(r, stage);
@@ -388,7 +420,7 @@ impl Pipeline {
                     cx.ran = i;
                     return RequestOutcome::Respond(resp);
                 }
-                Settled::Failed(r) => {
+                Settled::Failed(r, _) => {
                     cx.ran = i;
                     return RequestOutcome::Respond(self.error_response(cx.api, r));
                 }
@@ -415,6 +447,7 @@ impl Pipeline {
             if !stage.phases.contains(Phases::RESPONSE) {
                 continue;
             }
+            let started = self.inner.record.then(std::time::Instant::now);
             let res = {
                 let mut cx = ResponseContext::new(head, exchange);
                 Bounded::new(
@@ -424,7 +457,9 @@ impl Pipeline {
                 )
                 .await
             };
-            let Some(resp) = self.replacement(stage, res, exchange) else {
+            let Some(resp) =
+                self.replacement(stage, res, exchange, StagePhase::ResponseHead, started)
+            else {
                 continue;
             };
             let (parts, body) = resp.into_parts();
@@ -540,6 +575,7 @@ impl Pipeline {
             if !stage.phases.contains(Phases::RESPONSE_BODY) {
                 continue;
             }
+            let started = self.inner.record.then(std::time::Instant::now);
             let res = {
                 let mut cx = ResponseContext::new(head, exchange);
                 Bounded::new(
@@ -549,7 +585,9 @@ impl Pipeline {
                 )
                 .await
             };
-            let Some(resp) = self.replacement(stage, res, exchange) else {
+            let Some(resp) =
+                self.replacement(stage, res, exchange, StagePhase::ResponseBody, started)
+            else {
                 continue;
             };
             let (parts, new_body) = resp.into_parts();
@@ -625,12 +663,20 @@ impl Pipeline {
         stage: &Stage,
         res: Result<Result<Decision, ProcessorError>, bounded::Elapsed>,
         exchange: &mut Exchange,
+        phase: StagePhase,
+        started: Option<std::time::Instant>,
     ) -> Option<http::Response<Body>> {
-        match Self::settle(stage, res, &mut exchange.report) {
-            Settled::Continue | Settled::Decided(Decision::Continue) => None,
+        let settled = Self::settle(stage, res, &mut exchange.report);
+        if let Some(t) = started {
+            exchange
+                .records
+                .push(record_of(stage, phase, &settled, t.elapsed()));
+        }
+        match settled {
+            Settled::Skipped(_) | Settled::Decided(Decision::Continue) => None,
             // In a response phase, a body that does not parse is the upstream's, not the
             // client's: 502, not 400.
-            Settled::Failed(r) if r.kind() == RejectKind::MalformedBody => Some(
+            Settled::Failed(r, _) if r.kind() == RejectKind::MalformedBody => Some(
                 self.error_response(
                     exchange.api,
                     Rejection::new(
@@ -647,7 +693,7 @@ impl Pipeline {
                 Some(self.error_response(exchange.api, named(r, stage)))
             }
             Settled::Decided(Decision::Respond(resp)) => Some(resp),
-            Settled::Failed(r) => Some(self.error_response(exchange.api, r)),
+            Settled::Failed(r, _) => Some(self.error_response(exchange.api, r)),
         }
     }
 
@@ -684,7 +730,7 @@ impl Pipeline {
             skipped,
         });
         if skipped {
-            return Settled::Continue;
+            return Settled::Skipped(class);
         }
         let kind = if deadline {
             RejectKind::DeadlineExceeded
@@ -703,14 +749,35 @@ impl Pipeline {
             ),
             _ => format!("processor '{}' failed", stage.name),
         };
-        Settled::Failed(Rejection::new(kind, msg).with_processor(stage.name.clone()))
+        Settled::Failed(
+            Rejection::new(kind, msg).with_processor(stage.name.clone()),
+            class,
+        )
     }
 }
 
 enum Settled {
-    Continue,
+    /// Failed open: skipped.
+    Skipped(FailureClass),
     Decided(Decision),
-    Failed(Rejection),
+    Failed(Rejection, FailureClass),
+}
+
+/// The record of one stage's phase, from how it settled.
+fn record_of(
+    stage: &Stage,
+    phase: StagePhase,
+    settled: &Settled,
+    elapsed: Duration,
+) -> StageRecord {
+    let outcome = match settled {
+        Settled::Skipped(c) => StageOutcome::FailedOpen(*c),
+        Settled::Decided(Decision::Continue) => StageOutcome::Continued,
+        Settled::Decided(Decision::Reject(r)) => StageOutcome::Rejected(r.kind()),
+        Settled::Decided(Decision::Respond(_)) => StageOutcome::Responded,
+        Settled::Failed(_, c) => StageOutcome::FailedClosed(*c),
+    };
+    StageRecord::new(stage.label.clone(), phase, outcome, elapsed)
 }
 
 fn named(r: Rejection, stage: &Stage) -> Rejection {

@@ -170,6 +170,13 @@ pub trait Processor: Send + Sync + 'static {
     fn on_upstream_error(&self, exchange: &mut super::Exchange) {
         let _ = exchange;
     }
+
+    /// Whether this processor reads what the other processors' phases came to
+    /// ([`Exchange::stage_records`](super::Exchange::stage_records)): a pipeline holding one
+    /// records them for every request. Default: `false`.
+    fn observes_stages(&self) -> bool {
+        false
+    }
 }
 
 #[async_trait]
@@ -204,6 +211,9 @@ impl<P: Processor + ?Sized> Processor for std::sync::Arc<P> {
     }
     fn on_upstream_error(&self, exchange: &mut super::Exchange) {
         (**self).on_upstream_error(exchange);
+    }
+    fn observes_stages(&self) -> bool {
+        (**self).observes_stages()
     }
 }
 
@@ -255,5 +265,13 @@ pub trait StreamProcessor: Send + 'static {
     fn on_end(&mut self, end: StreamEnd, out: &mut Vec<SseEvent>) -> Result<(), StreamStop> {
         let _ = (end, out);
         Ok(())
+    }
+
+    /// The stream is being stopped, by this rejection (its
+    /// [`processor`](Rejection::processor) names who stopped it): told to every stream
+    /// processor of the chain just before [`on_end`](Self::on_end) with
+    /// [`StreamEnd::Stopped`]. Default: nothing.
+    fn on_stopped(&mut self, rejection: &Rejection) {
+        let _ = rejection;
     }
 }

@@ -206,6 +206,9 @@ impl StreamChain {
 
     fn stop(&mut self, rej: &Rejection, out: &mut BytesMut) {
         self.stopped = true;
+        for (_, stage) in &mut self.stages {
+            stage.on_stopped(rej);
+        }
         self.finish_stages(StreamEnd::Stopped, &mut BytesMut::new());
         error_event(self.api, rej).encode_into(out);
     }
@@ -223,6 +226,7 @@ impl StreamChain {
                     let rej = stop_rejection(name, stop);
                     // Tell the remaining stages, then emit the error.
                     for (_, s) in &mut self.stages[i + 1..] {
+                        s.on_stopped(&rej);
                         let _ = s.on_end(StreamEnd::Stopped, &mut Vec::new());
                     }
                     self.stopped = true;

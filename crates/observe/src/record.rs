@@ -1,0 +1,247 @@
+//! One request's record: gathered by the processor on the request path (cheaply: no
+//! formatting, no attribute sets), then handed whole to the telemetry thread.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use infergate_core::trace::{AttemptRecord, TraceContext};
+use infergate_core::usage::Usage;
+use infergate_core::{ApiKind, StageRecord};
+
+/// How a request ended, for the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// A whole answer (or a local one) was handed to the client.
+    Answered,
+    /// A stream ended normally.
+    Completed,
+    /// The client went away before the end.
+    ClientGone,
+    /// The upstream failed (an error instead of an answer, or mid-stream).
+    UpstreamError,
+    /// A processor stopped the stream.
+    Stopped,
+}
+
+impl Ending {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Answered => "answered",
+            Self::Completed => "completed",
+            Self::ClientGone => "client_gone",
+            Self::UpstreamError => "upstream_error",
+            Self::Stopped => "stopped",
+        }
+    }
+}
+
+/// A piece of a record's text.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span {
+    start: u32,
+    len: u32,
+}
+
+/// The longest piece of text kept (a model name, a route, a principal id): what a client or
+/// an upstream sends is not trusted to be small.
+const MAX_PIECE: usize = 256;
+
+/// One request, as the telemetry thread receives it. Its text lives in one buffer (one
+/// allocation, freed by the telemetry thread as one), its lists in fixed arrays.
+#[derive(Debug, Default)]
+pub(crate) struct Record {
+    pub(crate) text: String,
+    pub(crate) start: Option<SystemTime>,
+    pub(crate) duration: Duration,
+    pub(crate) trace: Option<TraceContext>,
+    pub(crate) remote_parent: Option<[u8; 8]>,
+    pub(crate) attempts: Vec<AttemptRecord>,
+    pub(crate) api: Option<ApiKind>,
+    pub(crate) host: Option<Span>,
+    pub(crate) path: Span,
+    pub(crate) request_model: Option<Span>,
+    pub(crate) response_model: Option<Span>,
+    pub(crate) response_id: Option<Span>,
+    pub(crate) stream: bool,
+    pub(crate) max_tokens: Option<u64>,
+    pub(crate) status: u16,
+    pub(crate) usage: Option<Usage>,
+    pub(crate) usage_estimated: bool,
+    pub(crate) finish_reasons: [Span; 4],
+    pub(crate) n_finish: u8,
+    pub(crate) ttft: Option<Duration>,
+    pub(crate) tpot: Option<Duration>,
+    pub(crate) principal: Option<Span>,
+    pub(crate) tenant: Option<Span>,
+    pub(crate) route: Option<Span>,
+    pub(crate) backend: Option<Span>,
+    pub(crate) attempt_count: Option<u32>,
+    pub(crate) cache: Option<&'static str>,
+    pub(crate) findings: [Span; 8],
+    pub(crate) n_findings: u8,
+    pub(crate) rejection: Option<&'static str>,
+    pub(crate) rejected_by: Option<Span>,
+    pub(crate) error_type: Option<&'static str>,
+    pub(crate) cost_usd: Option<f64>,
+    pub(crate) ratelimit_remaining_requests: Option<u64>,
+    pub(crate) ratelimit_remaining_tokens: Option<u64>,
+    pub(crate) stages: Vec<StageRecord>,
+    pub(crate) stream_stopped_by: Option<Span>,
+    pub(crate) ending: Option<Ending>,
+    pub(crate) input_content: Option<bytes::Bytes>,
+    pub(crate) output_content: Option<String>,
+}
+
+impl Record {
+    /// Empties the record, keeping its buffers' capacity (for reuse).
+    pub(crate) fn clear(&mut self) {
+        let mut text = std::mem::take(&mut self.text);
+        let mut stages = std::mem::take(&mut self.stages);
+        let mut attempts = std::mem::take(&mut self.attempts);
+        text.clear();
+        stages.clear();
+        attempts.clear();
+        *self = Self {
+            text,
+            attempts,
+            stages,
+            ..Self::default()
+        };
+    }
+
+    /// Keeps `s` (at most [`MAX_PIECE`] bytes of it, cut at a character boundary).
+    pub(crate) fn put(&mut self, s: &str) -> Span {
+        let mut end = s.len().min(MAX_PIECE);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        let start = self.text.len();
+        self.text.push_str(&s[..end]);
+        Span {
+            start: u32::try_from(start).unwrap_or(u32::MAX),
+            len: u32::try_from(end).unwrap_or(0),
+        }
+    }
+
+    /// The text of a piece.
+    pub(crate) fn get(&self, span: Span) -> &str {
+        let start = span.start as usize;
+        self.text
+            .get(start..start.saturating_add(span.len as usize))
+            .unwrap_or("")
+    }
+
+    /// The text of an optional piece.
+    pub(crate) fn opt(&self, span: Option<Span>) -> Option<&str> {
+        span.map(|s| self.get(s))
+    }
+
+    /// The finish reasons.
+    pub(crate) fn finish_reasons(&self) -> impl Iterator<Item = &str> {
+        self.finish_reasons[..usize::from(self.n_finish)]
+            .iter()
+            .map(|s| self.get(*s))
+    }
+
+    /// Adds a finish reason (each once, at most four).
+    pub(crate) fn add_finish_reason(&mut self, reason: &str) {
+        if reason.is_empty()
+            || usize::from(self.n_finish) >= self.finish_reasons.len()
+            || self.finish_reasons().any(|r| r == reason)
+        {
+            return;
+        }
+        let s = self.put(reason);
+        self.finish_reasons[usize::from(self.n_finish)] = s;
+        self.n_finish += 1;
+    }
+
+    /// The guardrail checks that fired.
+    pub(crate) fn findings(&self) -> impl Iterator<Item = &str> {
+        self.findings[..usize::from(self.n_findings)]
+            .iter()
+            .map(|s| self.get(*s))
+    }
+
+    /// Adds a check that fired (each once, at most eight).
+    pub(crate) fn add_finding(&mut self, check: &str) {
+        if check.is_empty()
+            || usize::from(self.n_findings) >= self.findings.len()
+            || self.findings().any(|c| c == check)
+        {
+            return;
+        }
+        let s = self.put(check);
+        self.findings[usize::from(self.n_findings)] = s;
+        self.n_findings += 1;
+    }
+}
+
+/// Where the record goes when it is done (exactly once: on [`Flight::finish`] or on drop).
+pub(crate) trait Sink: Send + Sync + 'static {
+    /// An empty record to fill (a reused one when there is one).
+    fn fresh(&self) -> Box<Record>;
+    /// Hands a finished record over.
+    fn send(&self, record: Box<Record>);
+}
+
+/// A request in flight: its record so far, its clock, and where it goes.
+pub(crate) struct Flight {
+    pub(crate) record: Option<Box<Record>>,
+    pub(crate) started: Instant,
+    pub(crate) first_token: Option<Instant>,
+    pub(crate) last_token: Option<Instant>,
+    pub(crate) trace: Option<infergate_core::trace::RequestTrace>,
+    pub(crate) sink: Option<Arc<dyn Sink>>,
+}
+
+impl std::fmt::Debug for Flight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Flight")
+            .field("done", &self.record.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Flight {
+    /// The record being gathered (an empty one once sent).
+    pub(crate) fn rec(&mut self) -> &mut Record {
+        self.record.get_or_insert_default()
+    }
+
+    /// Ends the record now and sends it.
+    pub(crate) fn finish(&mut self, ending: Ending) {
+        let (Some(sink), Some(mut record)) = (self.sink.take(), self.record.take()) else {
+            return;
+        };
+        let now = Instant::now();
+        let r = &mut *record;
+        r.duration = now.saturating_duration_since(self.started);
+        if let Some(t) = self.trace.take() {
+            r.attempts.extend(t.attempts());
+        }
+        if r.ending.is_none() {
+            r.ending = Some(ending);
+        }
+        if let Some(first) = self.first_token {
+            r.ttft = Some(first.saturating_duration_since(self.started));
+            let out = r.usage.map_or(0, |u| u.output_tokens);
+            if out > 1
+                && let Some(last) = self.last_token
+            {
+                let span = last.saturating_duration_since(first);
+                let per = span.as_secs_f64() / (out - 1) as f64;
+                r.tpot = Some(Duration::from_secs_f64(per));
+            }
+        }
+        sink.send(record);
+    }
+}
+
+impl Drop for Flight {
+    fn drop(&mut self) {
+        // A request whose end no phase saw (a path that answers without the response phases
+        // finishing): recorded with what is known, never lost.
+        self.finish(Ending::Answered);
+    }
+}
