@@ -127,6 +127,24 @@ async fn run(per_core: bool) -> Result<(), String> {
         );
     }
     println!("infergate gateway listening on http://{local}");
+    if let (Some(t), Some(section)) = (&gw.telemetry, &config.telemetry)
+        && section.admin_listen != "off"
+    {
+        let admin: SocketAddr = section.admin_listen.parse().map_err(|e| {
+            format!(
+                "invalid telemetry.admin_listen '{}': {e}",
+                section.admin_listen
+            )
+        })?;
+        let admin = tokio::net::TcpListener::bind(admin)
+            .await
+            .map_err(|e| format!("cannot listen on {admin} (telemetry.admin_listen): {e}"))?;
+        let at = admin.local_addr().map_err(|e| e.to_string())?;
+        tokio::spawn(gateway::serve_admin(admin, t.clone(), async {
+            let _ = tokio::signal::ctrl_c().await;
+        }));
+        println!("metrics (Prometheus): http://{at}/metrics");
+    }
     // With identity on, the sample config's documented demo key (docs/identity.md).
     let key = if config.identity.is_some() {
         " -H 'authorization: Bearer igk_demo_0000000000000000000000000000'"
@@ -163,9 +181,14 @@ async fn run(per_core: bool) -> Result<(), String> {
             });
         }
     }
-    gateway::serve_with(listener, gw.service, &config.server, async {
+    let served = gateway::serve_with(listener, gw.service, &config.server, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await
-    .map_err(|e| e.to_string())
+    .map_err(|e| e.to_string());
+    // What is still queued: spans and metrics exported, the access log written.
+    if let Some(t) = &gw.telemetry {
+        t.flush().await;
+    }
+    served
 }

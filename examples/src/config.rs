@@ -57,6 +57,140 @@ pub struct Config {
     /// or without, goes only to backends whose `labels` match; a backend without the label is
     /// not allowed. A principal's own `allowed_labels` apply on top (see `docs/identity.md`).
     pub restrictions: BTreeMap<String, Vec<String>>,
+    /// `[telemetry]`: metrics on an admin address (`GET /metrics`), OpenTelemetry spans and
+    /// metrics over OTLP, the access log (absent: off).
+    pub telemetry: Option<TelemetrySection>,
+}
+
+/// `[telemetry]`: what the gateway says about what it does (see `docs/observability.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySection {
+    /// Where `GET /metrics` (Prometheus text) is served: a separate admin address, loopback
+    /// by default (`127.0.0.1:9464`); `off` for none.
+    #[serde(default = "default_admin_listen")]
+    pub admin_listen: String,
+    /// Export spans and metrics with OTLP to this collector (`http://host:4318` for HTTP,
+    /// `http://host:4317` for gRPC); absent: no export.
+    pub otlp_endpoint: Option<String>,
+    /// `http` (protobuf, default) or `grpc`.
+    #[serde(default)]
+    pub otlp_protocol: infergate::observe::OtlpProtocol,
+    /// Headers sent with every export (a hosted collector's key: `env:NAME` reads it from the
+    /// environment).
+    #[serde(default)]
+    pub otlp_headers: BTreeMap<String, String>,
+    /// How often metrics are exported, in milliseconds (default 10000).
+    #[serde(default = "default_otlp_interval")]
+    pub otlp_interval_ms: u64,
+    /// The access log, one JSON line per request: `stdout`, `stderr`, a file path, or `off`
+    /// (default `off`).
+    #[serde(default)]
+    pub access_log: Option<String>,
+    /// The share of requests that went well written to the access log (default 1; refusals
+    /// and failures always are).
+    #[serde(default = "default_one")]
+    pub access_log_sample: f64,
+    /// The share of new traces recorded (default 1).
+    #[serde(default = "default_one")]
+    pub sample_ratio: f64,
+    /// Continue a client's `traceparent` (default true).
+    #[serde(default = "default_true")]
+    pub trust_traceparent: bool,
+    /// Label metrics with the principal's id (default true).
+    #[serde(default = "default_true")]
+    pub principal_label: bool,
+    /// Record prompts and completions on spans, PII and secrets redacted first (default
+    /// false).
+    #[serde(default)]
+    pub capture_content: bool,
+    /// `service.name` (default `infergate`).
+    #[serde(default = "default_service_name")]
+    pub service_name: String,
+}
+
+fn default_admin_listen() -> String {
+    "127.0.0.1:9464".to_owned()
+}
+fn default_otlp_interval() -> u64 {
+    10_000
+}
+fn default_one() -> f64 {
+    1.0
+}
+fn default_true() -> bool {
+    true
+}
+fn default_service_name() -> String {
+    "infergate".to_owned()
+}
+
+impl TelemetrySection {
+    /// The telemetry configuration, with each backend's `gen_ai.provider.name` from its
+    /// protocol and credentials.
+    pub fn config(
+        &self,
+        backends: &BTreeMap<String, BackendConfig>,
+    ) -> Result<infergate::observe::TelemetryConfig, ConfigError> {
+        use infergate::observe::{AccessLogConfig, AccessLogSink, OtlpConfig, TelemetryConfig};
+        use infergate::translate::layer::ProtocolName;
+        let mut cfg = TelemetryConfig::new()
+            .service_name(self.service_name.clone())
+            .sample_ratio(self.sample_ratio)
+            .trust_traceparent(self.trust_traceparent)
+            .principal_label(self.principal_label)
+            .capture_content(self.capture_content);
+        match self.access_log.as_deref() {
+            None | Some("off") => {}
+            Some(sink) => {
+                let sink = match sink {
+                    "stdout" => AccessLogSink::Stdout,
+                    "stderr" => AccessLogSink::Stderr,
+                    path => AccessLogSink::File(path.into()),
+                };
+                cfg = cfg.access_log(AccessLogConfig::new(sink).sample(self.access_log_sample));
+            }
+        }
+        if let Some(endpoint) = &self.otlp_endpoint {
+            let mut o = OtlpConfig::new(endpoint.clone())
+                .protocol(self.otlp_protocol)
+                .interval(std::time::Duration::from_millis(self.otlp_interval_ms));
+            for (k, v) in &self.otlp_headers {
+                let v = match v.strip_prefix("env:") {
+                    Some(name) => std::env::var(name).map_err(|_| {
+                        ConfigError::Routes(format!(
+                            "telemetry.otlp_headers.{k}: the environment variable {name} is not set"
+                        ))
+                    })?,
+                    None => v.clone(),
+                };
+                o = o.header(k.clone(), v);
+            }
+            cfg = cfg.otlp(o);
+        }
+        for (name, b) in backends {
+            use infergate::auth::ProviderKind;
+            let kind = b.auth.as_ref().map(|a| a.provider);
+            let azure = matches!(kind, Some(ProviderKind::Azure | ProviderKind::AzureEntra));
+            let vertex = matches!(
+                kind,
+                Some(ProviderKind::Vertex | ProviderKind::VertexMetadata)
+            );
+            let provider = match b.protocol {
+                Some(ProtocolName::Anthropic) => "anthropic",
+                Some(ProtocolName::Bedrock) => "aws.bedrock",
+                Some(ProtocolName::Gemini) => "gcp.gemini",
+                Some(ProtocolName::VertexGemini | ProtocolName::VertexAnthropic) => "gcp.vertex_ai",
+                _ if azure => "azure.ai.openai",
+                _ if vertex => "gcp.vertex_ai",
+                _ => "openai",
+            };
+            cfg = cfg.provider(name.clone(), provider);
+        }
+        cfg.validate()
+            .map_err(|e| ConfigError::Routes(format!("telemetry: {e}")))?;
+        Ok(cfg)
+    }
 }
 
 /// `[server]`: how the gateway's own server guards itself against slow or greedy clients.

@@ -31,7 +31,8 @@ use infergate::budget::{BudgetLimiter, Limit, Usd};
 use infergate::cache::Cache;
 use infergate::core::Principal;
 use infergate::failover::{Failover, FailoverLayer, Restricted};
-use infergate::guardrail::Guardrail;
+use infergate::guardrail::{Action, Check, Detector, Guardrail};
+use infergate::observe::Telemetry;
 use infergate::identity::Identity;
 use infergate::ratelimit::TokenRateLimiter;
 use infergate::router::EmbedderKind;
@@ -78,6 +79,11 @@ pub struct Gateway {
     pub failover: BTreeMap<String, Failover>,
     /// The budget limiter, when `[budgets]` is set.
     pub budget: Option<BudgetLimiter>,
+    /// Telemetry, when `[telemetry]` is set (or given to [`build_with`]).
+    pub telemetry: Option<Telemetry>,
+    /// Where [`spawn_local`] serves the admin endpoints (`GET /metrics`), when there is
+    /// telemetry.
+    pub admin_addr: Option<std::net::SocketAddr>,
 }
 
 /// The config used when no file is given: one backend, the embedded mock provider.
@@ -109,6 +115,35 @@ pub fn default_config() -> Config {
 /// Each block is made by its own configuration type; what is here is the wiring: backends,
 /// failover groups, restrictions, the pipeline's order, the routes.
 pub async fn build(config: &Config) -> Result<Gateway, ConfigError> {
+    build_with(config, None).await
+}
+
+/// The telemetry of `[telemetry]`: captured content (when opted in) has PII and secrets
+/// redacted by the guardrail's detectors first.
+pub fn telemetry_of(config: &Config) -> Result<Option<Telemetry>, ConfigError> {
+    let Some(section) = &config.telemetry else {
+        return Ok(None);
+    };
+    let cfg = section.config(&config.backends)?;
+    let pii = Check::new("pii", Detector::Pii(Vec::new()), Action::Redact);
+    let secrets = Check::new("secrets", Detector::Secrets, Action::Redact);
+    Telemetry::builder(cfg)
+        .redactor(move |text| secrets.redact(&pii.redact(text)))
+        .build()
+        .map(Some)
+        .map_err(|e| err("telemetry", e))
+}
+
+/// [`build`], with telemetry of one's own instead of `[telemetry]`'s (tests give one with
+/// in-memory exporters).
+pub async fn build_with(
+    config: &Config,
+    telemetry: Option<Telemetry>,
+) -> Result<Gateway, ConfigError> {
+    let telemetry = match telemetry {
+        Some(t) => Some(t),
+        None => telemetry_of(config)?,
+    };
     let mut mock: Option<MockProvider> = None;
     let mut named_mocks: BTreeMap<String, MockProvider> = BTreeMap::new();
     let start_mock = || async {
@@ -236,6 +271,11 @@ pub async fn build(config: &Config) -> Result<Gateway, ConfigError> {
     let mut pipeline = Pipeline::builder()
         .limits(&config.pipeline)
         .body_read_timeout(Some(body_timeout.min(deadline)));
+    // Telemetry first of all: it sees every request, those a later block refuses included,
+    // and every answer as the client gets it.
+    if let Some(t) = &telemetry {
+        pipeline = pipeline.processor(t.processor());
+    }
     let mock_url = mock.as_ref().map(MockProvider::url);
     // Identity first: every later block keys off the principal it puts in the extensions
     // (cache tenant, rate-limit buckets, the router's allowed models), never off what the
@@ -352,6 +392,8 @@ pub async fn build(config: &Config) -> Result<Gateway, ConfigError> {
         named_mocks,
         failover: groups,
         budget,
+        telemetry,
+        admin_addr: None,
     })
 }
 
@@ -539,6 +581,67 @@ where
     }
 }
 
+/// Serves the admin endpoints on `listener` until `shutdown` completes: `GET /metrics` (the
+/// Prometheus text format, every finished request included) and `GET /healthz`. Meant for a
+/// loopback or internal address: it has no authentication.
+pub async fn serve_admin(
+    listener: tokio::net::TcpListener,
+    telemetry: Telemetry,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => return,
+        };
+        let t = telemetry.clone();
+        let svc = hyper::service::service_fn(move |req: http::Request<Incoming>| {
+            let t = t.clone();
+            async move {
+                let resp = match (req.method(), req.uri().path()) {
+                    (&http::Method::GET, "/metrics") => {
+                        t.caught_up().await;
+                        let mut r = http::Response::new(Full::new(Bytes::from(t.prometheus_text())));
+                        r.headers_mut().insert(
+                            http::header::CONTENT_TYPE,
+                            http::HeaderValue::from_static(
+                                infergate::observe::PROMETHEUS_CONTENT_TYPE,
+                            ),
+                        );
+                        r
+                    }
+                    (&http::Method::GET, "/healthz") => {
+                        http::Response::new(Full::new(Bytes::from_static(b"ok\n")))
+                    }
+                    _ => {
+                        let mut r = http::Response::new(Full::new(Bytes::from_static(
+                            b"not found: GET /metrics or /healthz\n",
+                        )));
+                        *r.status_mut() = http::StatusCode::NOT_FOUND;
+                        r
+                    }
+                };
+                Ok::<_, Infallible>(resp)
+            }
+        });
+        tokio::spawn(async move {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
 /// Serves `service` on `listener` with the default [`ServerConfig`] until `shutdown`
 /// completes, then drains open connections for up to 10 s.
 pub async fn serve(
@@ -553,7 +656,23 @@ pub async fn serve(
 /// the current runtime (its server settings apply), until the runtime ends: for tests and demos.
 /// Returns the address and the gateway (its embedded mocks stay alive as long as it does).
 pub async fn spawn_local(config: &Config) -> Result<(std::net::SocketAddr, Gateway), ConfigError> {
-    let gw = build(config).await?;
+    spawn_local_with(config, None).await
+}
+
+/// [`spawn_local`] with telemetry of one's own (see [`build_with`]); the admin endpoints are
+/// served on a loopback port of their own ([`Gateway::admin_addr`]).
+pub async fn spawn_local_with(
+    config: &Config,
+    telemetry: Option<Telemetry>,
+) -> Result<(std::net::SocketAddr, Gateway), ConfigError> {
+    let mut gw = build_with(config, telemetry).await?;
+    if let Some(t) = &gw.telemetry {
+        let admin = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| ConfigError::Routes(format!("cannot listen on loopback: {e}")))?;
+        gw.admin_addr = admin.local_addr().ok();
+        tokio::spawn(serve_admin(admin, t.clone(), std::future::pending()));
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| ConfigError::Routes(format!("cannot listen on loopback: {e}")))?;

@@ -3,6 +3,7 @@
 import os
 import pathlib
 import subprocess
+import threading
 
 import pytest
 
@@ -28,6 +29,9 @@ def _start(extra_args):
                 break
         if url is None:
             pytest.fail("the gateway exited before printing its address")
+        # Keep reading what it prints (the sample config's access log goes to stdout): a full
+        # pipe would stall its telemetry thread.
+        threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
         yield url
     finally:
         proc.terminate()

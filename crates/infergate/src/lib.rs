@@ -64,6 +64,9 @@ pub use infergate_translate as translate;
 
 #[cfg(feature = "budget")]
 pub use infergate_budget as budget;
+
+#[cfg(feature = "observe")]
+pub use infergate_observe as observe;
 #[cfg(feature = "ratelimit")]
 pub use infergate_ratelimit as ratelimit;
 

@@ -260,19 +260,33 @@ struct SeriesKey {
     cache: u32,
 }
 
-/// The bound instruments of one series.
+/// The bound instruments of one series, each bound on first use (a series never answered
+/// from upstream has no token data points, not empty ones).
 struct Series {
+    base: Vec<KeyValue>,
+    error: Option<KeyValue>,
     request_duration: BoundHistogram<f64>,
-    operation_duration: BoundHistogram<f64>,
-    ttft: BoundHistogram<f64>,
-    tpot: BoundHistogram<f64>,
-    token_input: BoundHistogram<u64>,
-    token_output: BoundHistogram<u64>,
-    tokens: [BoundCounter<u64>; 5],
     requests: BoundCounter<u64>,
     cache: Option<BoundCounter<u64>>,
-    cost: BoundCounter<f64>,
-    estimated: BoundCounter<u64>,
+    operation_duration: Option<BoundHistogram<f64>>,
+    ttft: Option<BoundHistogram<f64>>,
+    tpot: Option<BoundHistogram<f64>>,
+    token_input: Option<BoundHistogram<u64>>,
+    token_output: Option<BoundHistogram<u64>>,
+    tokens: [Option<BoundCounter<u64>>; 5],
+    cost: Option<BoundCounter<f64>>,
+    estimated: Option<BoundCounter<u64>>,
+}
+
+/// The handle in `slot`, bound now if it was not.
+fn lazy<T>(slot: &mut Option<T>, bind: impl FnOnce() -> T) -> &T {
+    slot.get_or_insert_with(bind)
+}
+
+fn plus(base: &[KeyValue], extra: &[KeyValue]) -> Vec<KeyValue> {
+    let mut v = base.to_vec();
+    v.extend_from_slice(extra);
+    v
 }
 
 const TOKEN_TYPES: [&str; 5] = [
@@ -349,42 +363,28 @@ impl Metrics {
 
     fn series(&self, k: &SeriesKey) -> Series {
         let base = self.base(k);
-        let with = |extra: &[Option<KeyValue>]| -> Vec<KeyValue> {
-            let mut v = base.clone();
-            v.extend(extra.iter().flatten().cloned());
-            v
-        };
         let err = self.kv("error.type", k.error);
         let cache = self.kv("infergate.cache", k.cache);
-        let status = Some(KeyValue::new(
-            "http.response.status_code",
-            i64::from(k.status),
-        ));
+        let status = KeyValue::new("http.response.status_code", i64::from(k.status));
+        let mut req = plus(&base, &[status]);
+        req.extend(cache.clone());
         Series {
             request_duration: self
                 .i
                 .request_duration
-                .bind(&with(std::slice::from_ref(&err))),
-            operation_duration: self.i.operation_duration.bind(&with(&[err])),
-            ttft: self.i.ttft.bind(&base),
-            tpot: self.i.tpot.bind(&base),
-            token_input: self
-                .i
-                .token_usage
-                .bind(&with(&[Some(KeyValue::new("gen_ai.token.type", "input"))])),
-            token_output: self
-                .i
-                .token_usage
-                .bind(&with(&[Some(KeyValue::new("gen_ai.token.type", "output"))])),
-            tokens: TOKEN_TYPES.map(|t| {
-                self.i
-                    .tokens
-                    .bind(&with(&[Some(KeyValue::new("gen_ai.token.type", t))]))
-            }),
-            requests: self.i.requests.bind(&with(&[status, cache.clone()])),
-            cache: cache.map(|c| self.i.cache.bind(&with(&[Some(c)]))),
-            cost: self.i.cost.bind(&base),
-            estimated: self.i.estimated.bind(&base),
+                .bind(&plus(&base, err.as_slice())),
+            requests: self.i.requests.bind(&req),
+            cache: cache.map(|c| self.i.cache.bind(&plus(&base, &[c]))),
+            operation_duration: None,
+            ttft: None,
+            tpot: None,
+            token_input: None,
+            token_output: None,
+            tokens: [None, None, None, None, None],
+            cost: None,
+            estimated: None,
+            base,
+            error: err,
         }
     }
 
@@ -409,60 +409,68 @@ impl Metrics {
             cache: self.names.id(r.cache),
         };
         if !self.series.contains_key(&key) {
-            let s = self.series(&key);
-            if self.series.len() < CACHE_MAX {
-                self.series.insert(key, s);
-            } else {
-                Self::record_series(&s, r, err.is_none());
+            let mut s = self.series(&key);
+            if self.series.len() >= CACHE_MAX {
+                Self::record_series(&self.i, &mut s, r, err.is_none());
+                self.record_rest(r, key);
                 return;
             }
+            self.series.insert(key, s);
         }
-        if let Some(s) = self.series.get(&key) {
-            Self::record_series(s, r, err.is_none());
+        if let Some(s) = self.series.get_mut(&key) {
+            Self::record_series(&self.i, s, r, err.is_none());
         }
         self.record_rest(r, key);
     }
 
-    fn record_series(s: &Series, r: &Record, ok: bool) {
+    fn record_series(i: &Instruments, s: &mut Series, r: &Record, ok: bool) {
         s.request_duration.record(r.duration.as_secs_f64());
+        s.requests.add(1);
+        if let Some(c) = &s.cache {
+            c.add(1);
+        }
+        let base = &s.base;
         // The upstream operation: from the first attempt to the end (none for a local answer).
         if let (Some(first), Some(start)) = (r.attempts.first(), r.start) {
             let since = first.start.duration_since(start).unwrap_or_default();
-            s.operation_duration
-                .record(r.duration.saturating_sub(since).as_secs_f64());
+            let err = s.error.clone();
+            lazy(&mut s.operation_duration, || {
+                i.operation_duration.bind(&plus(base, err.as_slice()))
+            })
+            .record(r.duration.saturating_sub(since).as_secs_f64());
         }
-        if let Some(u) = r.usage {
-            s.token_input.record(u.input_tokens);
-            s.token_output.record(u.output_tokens);
-            for (c, n) in s.tokens.iter().zip([
+        // A cache hit's usage is what the cached answer says; no tokens were spent for it.
+        if let Some(u) = r.usage.filter(|_| r.cache != Some("hit")) {
+            let typed = |t: &'static str| plus(base, &[KeyValue::new("gen_ai.token.type", t)]);
+            lazy(&mut s.token_input, || i.token_usage.bind(&typed("input"))).record(u.input_tokens);
+            lazy(&mut s.token_output, || i.token_usage.bind(&typed("output")))
+                .record(u.output_tokens);
+            let counts = [
                 u.input_tokens,
                 u.output_tokens,
                 u.cache_read_input_tokens,
                 u.cache_creation_input_tokens,
                 u.reasoning_tokens,
-            ]) {
+            ];
+            for ((slot, n), t) in s.tokens.iter_mut().zip(counts).zip(TOKEN_TYPES) {
                 if n > 0 {
-                    c.add(n);
+                    lazy(slot, || i.tokens.bind(&typed(t))).add(n);
                 }
             }
             if r.usage_estimated {
-                s.estimated.add(1);
+                lazy(&mut s.estimated, || i.estimated.bind(base)).add(1);
             }
         }
         if ok {
             if let Some(t) = r.ttft {
-                s.ttft.record(t.as_secs_f64());
+                lazy(&mut s.ttft, || i.ttft.bind(base)).record(t.as_secs_f64());
             }
             if let Some(t) = r.tpot {
-                s.tpot.record(t.as_secs_f64());
+                lazy(&mut s.tpot, || i.tpot.bind(base)).record(t.as_secs_f64());
             }
         }
-        s.requests.add(1);
-        if let Some(c) = &s.cache {
-            c.add(1);
-        }
         if let Some(c) = r.cost_usd {
-            s.cost.add(c);
+            lazy(&mut s.cost, || i.cost.bind(base)).add(c);
         }
     }
 

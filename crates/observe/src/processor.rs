@@ -215,7 +215,7 @@ impl Processor for Observe {
 /// What the exchange says: the principal, the route, what the processors did.
 fn read_exchange(r: &mut Record, exchange: &mut Exchange) {
     if r.principal.is_none()
-        && let Some(p) = exchange.state().get::<Principal>()
+        && let Some(p) = Principal::from_extensions(exchange.state())
     {
         let (id, tenant) = (p.id().to_owned(), p.tenant().to_owned());
         r.principal = Some(r.put(&id));

@@ -58,6 +58,7 @@ fn usage_attrs(r: &Record, out: &mut Vec<KeyValue>) {
 pub(crate) fn build(
     r: &Record,
     provider: &str,
+    providers: &std::collections::BTreeMap<String, String>,
     scope: &InstrumentationScope,
     redactor: Option<&Redactor>,
     out: &mut Vec<SpanData>,
@@ -234,7 +235,10 @@ pub(crate) fn build(
     for (i, at) in r.attempts.iter().enumerate() {
         let mut aa = vec![
             KeyValue::new("gen_ai.operation.name", op),
-            s("gen_ai.provider.name", provider),
+            s(
+                "gen_ai.provider.name",
+                providers.get(&at.backend).map_or(provider, String::as_str),
+            ),
             s("server.address", &at.backend),
             s("infergate.backend", &at.backend),
             KeyValue::new("infergate.attempt.outcome", at.outcome),

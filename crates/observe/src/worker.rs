@@ -373,6 +373,7 @@ impl Worker {
             spans::build(
                 r,
                 provider,
+                &self.config.providers,
                 &self.scope,
                 self.redactor.as_ref(),
                 &mut self.batch,
