@@ -9,6 +9,7 @@
 #
 #   bash benches/load.sh                   # 10 s per run, 32 connections, 2 rounds
 #   DURATION=5 CONNS=64 ROUNDS=1 bash benches/load.sh
+#   ONLY=telemetry bash benches/load.sh    # every block on, with and without [telemetry]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
@@ -110,6 +111,17 @@ requests_per_minute = 100000000
 tokens_per_minute = 100000000000
 TOML
 RUST_LOG=warn start gateway-all-blocks target/release/examples/gateway --listen 127.0.0.1:0 --config "$tmp/gwa.toml"; GWA=$ADDR; GWA_PID=$LAST_PID
+# The same with telemetry on (metrics, the admin address, the access log to a file; spans are
+# built only for an exporter, and there is no collector here).
+{
+  cat "$tmp/gwa.toml"
+  cat <<TOML
+[telemetry]
+admin_listen = "127.0.0.1:0"
+access_log = "$tmp/access.log"
+TOML
+} >"$tmp/gwt.toml"
+RUST_LOG=warn start gateway-all-blocks-telemetry target/release/examples/gateway --listen 127.0.0.1:0 --config "$tmp/gwt.toml"; GWT=$ADDR; GWT_PID=$LAST_PID
 # The same two on a current-thread runtime per core (SO_REUSEPORT listeners).
 INFERGATE_RUNTIME=per-core RUST_LOG=warn start gateway-per-core target/release/examples/gateway --listen 127.0.0.1:0 --config "$tmp/gw.toml"; GWP=$ADDR; GWP_PID=$LAST_PID
 INFERGATE_RUNTIME=per-core RUST_LOG=warn start gateway-all-blocks-per-core target/release/examples/gateway --listen 127.0.0.1:0 --config "$tmp/gwa.toml"; GWAP=$ADDR; GWAP_PID=$LAST_PID
@@ -169,7 +181,14 @@ wrk -t1 -c"$CONNS" -d2s -s "$tmp/post.lua" "http://$GWC/v1/chat/completions" >/d
 wrk -t1 -c"$CONNS" -d2s -s "$tmp/unique.lua" "http://$GWA/v1/chat/completions" >/dev/null
 wrk -t1 -c"$CONNS" -d2s -s "$tmp/post.lua" "http://$GWP/v1/chat/completions" >/dev/null
 wrk -t1 -c"$CONNS" -d2s -s "$tmp/unique.lua" "http://$GWAP/v1/chat/completions" >/dev/null
+wrk -t1 -c"$CONNS" -d2s -s "$tmp/unique.lua" "http://$GWT/v1/chat/completions" >/dev/null
 for _ in $(seq 1 "$ROUNDS"); do
+  if [ "${ONLY:-}" = telemetry ]; then
+    run passthrough "$PASS" "$PASS_PID"
+    run gateway-all-blocks-misses "$GWA" "$GWA_PID" "$tmp/unique.lua"
+    run gateway-all-blocks-misses-telemetry "$GWT" "$GWT_PID" "$tmp/unique.lua"
+    continue
+  fi
   run passthrough "$PASS" "$PASS_PID"
   run layered "$LAY" "$LAY_PID"
   run gateway "$GW" "$GW_PID"
@@ -178,7 +197,15 @@ for _ in $(seq 1 "$ROUNDS"); do
   run gateway-all-blocks-misses "$GWA" "$GWA_PID" "$tmp/unique.lua"
   run gateway-per-core "$GWP" "$GWP_PID"
   run gateway-all-blocks-misses-per-core "$GWAP" "$GWAP_PID" "$tmp/unique.lua"
+  run gateway-all-blocks-misses-telemetry "$GWT" "$GWT_PID" "$tmp/unique.lua"
 done
+if [ "${ONLY:-}" = telemetry ]; then
+  awk '{s[$1]+=$2; n[$1]++} END {
+    printf "\nratio gateway-all-blocks-misses/passthrough (mean requests/s): %.3f\n", (s["gateway-all-blocks-misses"]/n["gateway-all-blocks-misses"])/(s["passthrough"]/n["passthrough"]);
+    printf "ratio telemetry on/off, every block on (mean requests/s): %.3f\n", (s["gateway-all-blocks-misses-telemetry"]/n["gateway-all-blocks-misses-telemetry"])/(s["gateway-all-blocks-misses"]/n["gateway-all-blocks-misses"]) }' "$tmp/rps"
+  echo "access log lines written: $(wc -l <"$tmp/access.log")"
+  exit 0
+fi
 awk '{s[$1]+=$2; n[$1]++} END {
   printf "\nratio layered/passthrough (mean requests/s): %.3f\n", (s["layered"]/n["layered"])/(s["passthrough"]/n["passthrough"]);
   printf "ratio gateway/passthrough (mean requests/s): %.3f\n", (s["gateway"]/n["gateway"])/(s["passthrough"]/n["passthrough"]);
@@ -186,4 +213,5 @@ awk '{s[$1]+=$2; n[$1]++} END {
   printf "ratio gateway-cached-hits/passthrough (mean requests/s): %.3f\n", (s["gateway-cached-hits"]/n["gateway-cached-hits"])/(s["passthrough"]/n["passthrough"]);
   printf "ratio gateway-all-blocks-misses/passthrough (mean requests/s): %.3f\n", (s["gateway-all-blocks-misses"]/n["gateway-all-blocks-misses"])/(s["passthrough"]/n["passthrough"]);
   printf "ratio gateway-per-core/passthrough (mean requests/s): %.3f\n", (s["gateway-per-core"]/n["gateway-per-core"])/(s["passthrough"]/n["passthrough"]);
-  printf "ratio gateway-all-blocks-misses-per-core/passthrough (mean requests/s): %.3f\n", (s["gateway-all-blocks-misses-per-core"]/n["gateway-all-blocks-misses-per-core"])/(s["passthrough"]/n["passthrough"]) }' "$tmp/rps"
+  printf "ratio gateway-all-blocks-misses-per-core/passthrough (mean requests/s): %.3f\n", (s["gateway-all-blocks-misses-per-core"]/n["gateway-all-blocks-misses-per-core"])/(s["passthrough"]/n["passthrough"]);
+  printf "ratio telemetry on/off, every block on (mean requests/s): %.3f\n", (s["gateway-all-blocks-misses-telemetry"]/n["gateway-all-blocks-misses-telemetry"])/(s["gateway-all-blocks-misses"]/n["gateway-all-blocks-misses"]) }' "$tmp/rps"

@@ -2,76 +2,149 @@
 //! principal's id only), never prompt or completion text, never a guardrail's matched text
 //! (the checks' names only).
 
+use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
-
-use serde_json::{Map, Value, json};
 
 use crate::record::Record;
 use crate::worker::{error_type, operation};
 
+/// A JSON object written straight into a string (no intermediate values: this runs once per
+/// request on the telemetry thread).
+struct Obj {
+    s: String,
+    first: bool,
+}
+
+impl Obj {
+    fn new() -> Self {
+        Self {
+            s: String::with_capacity(512),
+            first: true,
+        }
+    }
+
+    fn key(&mut self, k: &str) {
+        self.s.push(if self.first { '{' } else { ',' });
+        self.first = false;
+        self.s.push('"');
+        self.s.push_str(k);
+        self.s.push_str("\":");
+    }
+
+    fn str(&mut self, k: &str, v: Option<&str>) {
+        if let Some(v) = v {
+            self.key(k);
+            esc(&mut self.s, v);
+        }
+    }
+
+    fn u64(&mut self, k: &str, v: Option<u64>) {
+        if let Some(v) = v {
+            self.key(k);
+            let _ = write!(self.s, "{v}");
+        }
+    }
+
+    fn f64(&mut self, k: &str, v: Option<f64>) {
+        if let Some(v) = v.filter(|v| v.is_finite()) {
+            self.key(k);
+            let _ = write!(self.s, "{v}");
+        }
+    }
+
+    fn bool(&mut self, k: &str, v: bool) {
+        self.key(k);
+        self.s.push_str(if v { "true" } else { "false" });
+    }
+
+    fn list<'a>(&mut self, k: &str, items: impl Iterator<Item = &'a str>) {
+        self.key(k);
+        self.s.push('[');
+        for (i, it) in items.enumerate() {
+            if i > 0 {
+                self.s.push(',');
+            }
+            esc(&mut self.s, it);
+        }
+        self.s.push(']');
+    }
+
+    fn end(mut self) -> String {
+        if self.first {
+            self.s.push('{');
+        }
+        self.s.push('}');
+        self.s
+    }
+}
+
+/// A JSON string.
+fn esc(out: &mut String, v: &str) {
+    out.push('"');
+    for c in v.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
 /// The line for one request (without the newline).
 pub(crate) fn line(r: &Record, provider: &str) -> String {
-    let mut m = Map::new();
-    let mut put = |k: &str, v: Value| {
-        if !v.is_null() {
-            m.insert(k.to_owned(), v);
-        }
-    };
-    put(
-        "time",
-        Value::String(rfc3339(r.start.unwrap_or_else(SystemTime::now))),
-    );
+    let mut o = Obj::new();
+    o.str("time", Some(&rfc3339(r.start.unwrap_or_else(SystemTime::now))));
     if let Some(t) = r.trace {
-        put("trace_id", Value::String(hex(&t.trace_id())));
+        o.str("trace_id", Some(&hex(&t.trace_id())));
     }
-    put("path", json!(r.get(r.path)));
-    put("operation", json!(operation(r)));
-    put("provider", json!(provider));
-    put("principal", json!(r.opt(r.principal)));
-    put("tenant", json!(r.opt(r.tenant)));
-    put("route", json!(r.opt(r.route)));
-    put("backend", json!(r.opt(r.backend)));
-    put(
-        "attempts",
-        json!(r.attempt_count.or_else(|| {
-            (!r.attempts.is_empty()).then(|| u32::try_from(r.attempts.len()).unwrap_or(u32::MAX))
-        })),
-    );
-    put("model", json!(r.opt(r.request_model)));
-    put("response_model", json!(r.opt(r.response_model)));
-    put("stream", json!(r.stream));
-    put("status", json!(r.status));
+    o.str("path", Some(r.get(r.path)));
+    o.str("operation", Some(operation(r)));
+    o.str("provider", Some(provider));
+    o.str("principal", r.opt(r.principal));
+    o.str("tenant", r.opt(r.tenant));
+    o.str("route", r.opt(r.route));
+    o.str("backend", r.opt(r.backend));
+    let attempts = r.attempt_count.or_else(|| {
+        (!r.attempts.is_empty()).then(|| u32::try_from(r.attempts.len()).unwrap_or(u32::MAX))
+    });
+    o.u64("attempts", attempts.map(u64::from));
+    o.str("model", r.opt(r.request_model));
+    o.str("response_model", r.opt(r.response_model));
+    o.bool("stream", r.stream);
+    o.u64("status", Some(u64::from(r.status)));
     if let Some(u) = r.usage {
-        put(
-            "usage",
-            json!({
-                "input_tokens": u.input_tokens,
-                "output_tokens": u.output_tokens,
-                "cache_read_input_tokens": u.cache_read_input_tokens,
-                "cache_creation_input_tokens": u.cache_creation_input_tokens,
-                "reasoning_tokens": u.reasoning_tokens,
-                "estimated": r.usage_estimated,
-            }),
-        );
+        o.key("usage");
+        let mut u_obj = Obj::new();
+        u_obj.u64("input_tokens", Some(u.input_tokens));
+        u_obj.u64("output_tokens", Some(u.output_tokens));
+        u_obj.u64("cache_read_input_tokens", Some(u.cache_read_input_tokens));
+        u_obj.u64("cache_creation_input_tokens", Some(u.cache_creation_input_tokens));
+        u_obj.u64("reasoning_tokens", Some(u.reasoning_tokens));
+        u_obj.bool("estimated", r.usage_estimated);
+        o.s.push_str(&u_obj.end());
     }
-    put("cost_usd", json!(r.cost_usd));
-    put("ttft_ms", json!(r.ttft.map(|t| millis(t.as_secs_f64()))));
-    put("duration_ms", json!(millis(r.duration.as_secs_f64())));
-    put("cache", json!(r.cache));
+    o.f64("cost_usd", r.cost_usd);
+    o.f64("ttft_ms", r.ttft.map(|t| millis(t.as_secs_f64())));
+    o.f64("duration_ms", Some(millis(r.duration.as_secs_f64())));
+    o.str("cache", r.cache);
     if r.n_findings > 0 {
-        put("guardrail", json!(r.findings().collect::<Vec<_>>()));
+        o.list("guardrail", r.findings());
     }
-    put("rejection", json!(r.rejection));
-    put("rejected_by", json!(r.opt(r.rejected_by)));
-    put("error_type", json!(error_type(r)));
+    o.str("rejection", r.rejection);
+    o.str("rejected_by", r.opt(r.rejected_by));
+    o.str("error_type", error_type(r).as_deref());
     if r.n_finish > 0 {
-        put(
-            "finish_reasons",
-            json!(r.finish_reasons().collect::<Vec<_>>()),
-        );
+        o.list("finish_reasons", r.finish_reasons());
     }
-    put("end", json!(r.ending.map(crate::record::Ending::as_str)));
-    Value::Object(m).to_string()
+    o.str("end", r.ending.map(crate::record::Ending::as_str));
+    o.end()
 }
 
 fn millis(secs: f64) -> f64 {
@@ -119,6 +192,21 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn lines_are_json_with_escapes() {
+        let mut r = Record::default();
+        r.path = r.put("/v1/chat/completions");
+        r.principal = Some(r.put("we\"ird\n\u{1}name"));
+        r.status = 200;
+        r.add_finding("pii");
+        let line = line(&r, "openai");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["principal"], "we\"ird\n\u{1}name");
+        assert_eq!(v["status"], 200);
+        assert_eq!(v["guardrail"][0], "pii");
+        assert!(line.starts_with("{\"time\":"));
+    }
 
     #[test]
     fn times_are_rfc3339_utc() {

@@ -217,27 +217,27 @@ fn read_exchange(r: &mut Record, exchange: &mut Exchange) {
     if r.principal.is_none()
         && let Some(p) = Principal::from_extensions(exchange.state())
     {
-        let (id, tenant) = (p.id().to_owned(), p.tenant().to_owned());
-        r.principal = Some(r.put(&id));
-        r.tenant = Some(r.put(&tenant));
+        r.principal = Some(r.put(p.id()));
+        r.tenant = Some(r.put(p.tenant()));
     }
     if r.route.is_none()
         && let Some(route) = exchange.route()
         && let Some(name) = route.rule.as_deref().or(route.backend.as_deref())
     {
-        let name = name.to_owned();
-        r.route = Some(r.put(&name));
+        r.route = Some(r.put(name));
     }
     if r.backend.is_none()
         && let Some(b) = exchange.route().and_then(|x| x.backend.as_deref())
     {
-        let b = b.to_owned();
-        r.backend = Some(r.put(&b));
+        r.backend = Some(r.put(b));
     }
-    // Copied into the record's own (reused) list: the exchange's is freed here, on the
-    // request's thread.
-    r.stages.extend_from_slice(exchange.stage_records());
-    exchange.clear_stage_records();
+    // The exchange's list is taken whole (its later phases fill the record's emptied one).
+    if r.stages.is_empty() {
+        exchange.swap_stage_records(&mut r.stages);
+    } else {
+        r.stages.extend_from_slice(exchange.stage_records());
+        exchange.clear_stage_records();
+    }
 }
 
 /// What the response head says, as the client gets it (every other processor has run).

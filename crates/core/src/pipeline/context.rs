@@ -318,6 +318,12 @@ impl Exchange {
         self.records.clear();
     }
 
+    /// Swaps the stage records so far with `other` (a telemetry processor takes them whole and
+    /// leaves an emptied list of its own for the later phases).
+    pub fn swap_stage_records(&mut self, other: &mut Vec<super::StageRecord>) {
+        std::mem::swap(&mut self.records, other);
+    }
+
     /// The API of the request.
     pub fn api(&self) -> ApiKind {
         self.api
