@@ -214,11 +214,27 @@ const CACHE_MAX: usize = 4096;
 /// Strings to small integers (0: absent).
 #[derive(Default)]
 struct Interner {
-    ids: HashMap<Box<str>, u32>,
+    ids: FxMap<Box<str>, u32>,
     names: Vec<Arc<str>>,
+    /// Shared names (the processors' labels) by address: the `Arc` kept here keeps the
+    /// address from being reused by another name.
+    by_arc: FxMap<usize, (Arc<str>, u32)>,
 }
 
 impl Interner {
+    /// The id of a shared name, by its address (no hashing of the text after the first time).
+    fn id_arc(&mut self, s: &Arc<str>) -> u32 {
+        let addr = Arc::as_ptr(s).cast::<u8>() as usize;
+        if let Some((_, id)) = self.by_arc.get(&addr) {
+            return *id;
+        }
+        let id = self.id(Some(s));
+        if self.by_arc.len() < CACHE_MAX {
+            self.by_arc.insert(addr, (s.clone(), id));
+        }
+        id
+    }
+
     fn id(&mut self, s: Option<&str>) -> u32 {
         let Some(s) = s else { return 0 };
         if let Some(id) = self.ids.get(s) {
@@ -482,7 +498,7 @@ impl Metrics {
                 _ => None,
             };
             let k = (
-                self.names.id(Some(&st.processor)),
+                self.names.id_arc(&st.processor),
                 phase_id(st.phase.as_str()),
                 stage_outcome_id(st.outcome.as_str()),
                 self.names.id(reason),

@@ -230,9 +230,17 @@ impl Worker {
         }
         let log: Option<Box<dyn Write + Send>> = match config.access_log.as_ref().map(|a| &a.sink) {
             None => None,
-            Some(AccessLogSink::Stdout) => Some(Box::new(std::io::stdout())),
-            Some(AccessLogSink::Stderr) => Some(Box::new(std::io::stderr())),
-            Some(AccessLogSink::File(path)) => Some(Box::new(std::io::BufWriter::new(
+            // Buffered, flushed once per batch (std's stdout would write each line on its own).
+            Some(AccessLogSink::Stdout) => Some(Box::new(std::io::BufWriter::with_capacity(
+                1 << 16,
+                std::io::stdout(),
+            ))),
+            Some(AccessLogSink::Stderr) => Some(Box::new(std::io::BufWriter::with_capacity(
+                1 << 16,
+                std::io::stderr(),
+            ))),
+            Some(AccessLogSink::File(path)) => Some(Box::new(std::io::BufWriter::with_capacity(
+                1 << 16,
                 std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)

@@ -443,11 +443,11 @@ impl Pipeline {
         }
         let deadline = self.deadline();
         let mut replaced = None;
+        let mut clock = self.inner.record.then(std::time::Instant::now);
         for stage in self.inner.stages[..exchange.ran].iter().rev() {
             if !stage.phases.contains(Phases::RESPONSE) {
                 continue;
             }
-            let started = self.inner.record.then(std::time::Instant::now);
             let res = {
                 let mut cx = ResponseContext::new(head, exchange);
                 Bounded::new(
@@ -457,8 +457,9 @@ impl Pipeline {
                 )
                 .await
             };
+            let elapsed = lap(&mut clock);
             let Some(resp) =
-                self.replacement(stage, res, exchange, StagePhase::ResponseHead, started)
+                self.replacement(stage, res, exchange, StagePhase::ResponseHead, elapsed)
             else {
                 continue;
             };
@@ -571,11 +572,11 @@ impl Pipeline {
     ) -> Body {
         let deadline = self.deadline();
         let mut body = ResponseBody::new(bytes);
+        let mut clock = self.inner.record.then(std::time::Instant::now);
         for stage in self.inner.stages[..exchange.ran].iter().rev() {
             if !stage.phases.contains(Phases::RESPONSE_BODY) {
                 continue;
             }
-            let started = self.inner.record.then(std::time::Instant::now);
             let res = {
                 let mut cx = ResponseContext::new(head, exchange);
                 Bounded::new(
@@ -585,8 +586,9 @@ impl Pipeline {
                 )
                 .await
             };
+            let elapsed = lap(&mut clock);
             let Some(resp) =
-                self.replacement(stage, res, exchange, StagePhase::ResponseBody, started)
+                self.replacement(stage, res, exchange, StagePhase::ResponseBody, elapsed)
             else {
                 continue;
             };
@@ -664,13 +666,11 @@ impl Pipeline {
         res: Result<Result<Decision, ProcessorError>, bounded::Elapsed>,
         exchange: &mut Exchange,
         phase: StagePhase,
-        started: Option<std::time::Instant>,
+        elapsed: Option<Duration>,
     ) -> Option<http::Response<Body>> {
         let settled = Self::settle(stage, res, &mut exchange.report);
-        if let Some(t) = started {
-            exchange
-                .records
-                .push(record_of(stage, phase, &settled, t.elapsed()));
+        if let Some(e) = elapsed {
+            exchange.records.push(record_of(stage, phase, &settled, e));
         }
         match settled {
             Settled::Skipped(_) | Settled::Decided(Decision::Continue) => None,
@@ -761,6 +761,14 @@ enum Settled {
     Skipped(FailureClass),
     Decided(Decision),
     Failed(Rejection, FailureClass),
+}
+
+/// Time since the last lap (one clock read per stage: a stage's end is the next one's start).
+fn lap(clock: &mut Option<std::time::Instant>) -> Option<Duration> {
+    let t = (*clock)?;
+    let now = std::time::Instant::now();
+    *clock = Some(now);
+    Some(now.saturating_duration_since(t))
 }
 
 /// The record of one stage's phase, from how it settled.
