@@ -32,8 +32,8 @@ use infergate::cache::Cache;
 use infergate::core::Principal;
 use infergate::failover::{Failover, FailoverLayer, Restricted};
 use infergate::guardrail::{Action, Check, Detector, Guardrail};
-use infergate::observe::Telemetry;
 use infergate::identity::Identity;
+use infergate::observe::Telemetry;
 use infergate::ratelimit::TokenRateLimiter;
 use infergate::router::EmbedderKind;
 
@@ -609,7 +609,8 @@ pub async fn serve_admin(
                 let resp = match (req.method(), req.uri().path()) {
                     (&http::Method::GET, "/metrics") => {
                         t.caught_up().await;
-                        let mut r = http::Response::new(Full::new(Bytes::from(t.prometheus_text())));
+                        let mut r =
+                            http::Response::new(Full::new(Bytes::from(t.prometheus_text())));
                         r.headers_mut().insert(
                             http::header::CONTENT_TYPE,
                             http::HeaderValue::from_static(

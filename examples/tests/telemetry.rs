@@ -31,7 +31,10 @@ struct Setup {
 
 async fn start(toml: &str) -> Setup {
     let cfg = Config::parse(toml).unwrap();
-    let section = cfg.telemetry.as_ref().expect("the sample config has [telemetry]");
+    let section = cfg
+        .telemetry
+        .as_ref()
+        .expect("the sample config has [telemetry]");
     // The sample's telemetry, with in-memory exporters and no access log on stdout.
     let mut tc: TelemetryConfig = section.config(&cfg.backends).unwrap();
     tc.access_log = None;
@@ -42,7 +45,9 @@ async fn start(toml: &str) -> Setup {
         .metric_exporter(metrics.clone())
         .build()
         .unwrap();
-    let (addr, gw) = gateway::spawn_local_with(&cfg, Some(telemetry)).await.unwrap();
+    let (addr, gw) = gateway::spawn_local_with(&cfg, Some(telemetry))
+        .await
+        .unwrap();
     Setup {
         addr,
         gw,
@@ -170,9 +175,18 @@ async fn a_failed_over_request_has_a_span_per_attempt() {
     );
     // Every processor of the sample's pipeline reported its request phase.
     let d = decisions(&trace[0]);
-    for p in ["telemetry", "identity", "router", "guardrail", "cache", "budget", "token-rate-limit"] {
+    for p in [
+        "telemetry",
+        "identity",
+        "router",
+        "guardrail",
+        "cache",
+        "budget",
+        "token-rate-limit",
+    ] {
         assert!(
-            d.iter().any(|(n, ph, dec)| n == p && ph == "request" && dec == "continue"),
+            d.iter()
+                .any(|(n, ph, dec)| n == p && ph == "request" && dec == "continue"),
             "{p} in {d:?}"
         );
     }
@@ -181,7 +195,8 @@ async fn a_failed_over_request_has_a_span_per_attempt() {
 #[tokio::test]
 async fn a_cache_hit_says_so_and_spends_no_tokens() {
     let setup = start(&sample()).await;
-    let body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Cache me"}]});
+    let body =
+        json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Cache me"}]});
     assert_eq!(chat(setup.addr, &body).await.status, 200);
     let hit = chat(setup.addr, &body).await;
     assert_eq!(hit.headers["x-cache"], "HIT");
@@ -198,7 +213,8 @@ async fn a_cache_hit_says_so_and_spends_no_tokens() {
     assert!(!a.contains_key("infergate.attempts"));
     // No upstream attempt for a hit.
     assert!(!spans.iter().any(|x| {
-        x.span_kind == SpanKind::Client && x.span_context.trace_id() == hit_span.span_context.trace_id()
+        x.span_kind == SpanKind::Client
+            && x.span_context.trace_id() == hit_span.span_context.trace_id()
     }));
     assert!(
         decisions(hit_span)
@@ -212,7 +228,8 @@ async fn a_cache_hit_says_so_and_spends_no_tokens() {
     let counted: Vec<&str> = text
         .lines()
         .filter(|l| {
-            l.starts_with("gen_ai_client_token_usage_count{") && l.contains("gen_ai_token_type=\"input\"")
+            l.starts_with("gen_ai_client_token_usage_count{")
+                && l.contains("gen_ai_token_type=\"input\"")
         })
         .collect();
     assert_eq!(counted.len(), 1, "{counted:?}");
@@ -246,9 +263,10 @@ async fn a_guardrail_block_is_an_error_with_its_reason_and_processor() {
     t.caught_up().await;
     let text = t.prometheus_text();
     assert!(
-        text.lines().any(|l| l.starts_with("infergate_rejections_total{")
-            && l.contains("infergate_processor=\"guardrail\"")
-            && l.ends_with(" 1")),
+        text.lines()
+            .any(|l| l.starts_with("infergate_rejections_total{")
+                && l.contains("infergate_processor=\"guardrail\"")
+                && l.ends_with(" 1")),
         "{text}"
     );
 }
@@ -272,10 +290,11 @@ async fn a_429_from_the_rate_limiter_is_recorded_with_its_reason() {
     t.caught_up().await;
     let text = t.prometheus_text();
     assert!(
-        text.lines().any(|l| l.starts_with("infergate_processor_decisions_total{")
-            && l.contains("infergate_decision=\"reject\"")
-            && l.contains("infergate_processor=\"token-rate-limit\"")
-            && l.contains("infergate_reason=\"rate_limit_exceeded\"")),
+        text.lines()
+            .any(|l| l.starts_with("infergate_processor_decisions_total{")
+                && l.contains("infergate_decision=\"reject\"")
+                && l.contains("infergate_processor=\"token-rate-limit\"")
+                && l.contains("infergate_reason=\"rate_limit_exceeded\"")),
         "{text}"
     );
     assert!(text.contains("infergate_ratelimit_remaining{"), "{text}");
@@ -331,7 +350,14 @@ async fn metrics_are_served_on_the_admin_address() {
     ] {
         assert!(text.contains(family), "{family} missing:\n{text}");
     }
-    for p in ["identity", "router", "guardrail", "cache", "budget", "token-rate-limit"] {
+    for p in [
+        "identity",
+        "router",
+        "guardrail",
+        "cache",
+        "budget",
+        "token-rate-limit",
+    ] {
         assert!(
             text.contains(&format!(
                 "infergate_processor_decisions_total{{infergate_decision=\"continue\",infergate_phase=\"request\",infergate_processor=\"{p}\"}} 3"

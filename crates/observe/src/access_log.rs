@@ -100,7 +100,10 @@ fn esc(out: &mut String, v: &str) {
 /// The line for one request (without the newline).
 pub(crate) fn line(r: &Record, provider: &str) -> String {
     let mut o = Obj::new();
-    o.str("time", Some(&rfc3339(r.start.unwrap_or_else(SystemTime::now))));
+    o.str(
+        "time",
+        Some(&rfc3339(r.start.unwrap_or_else(SystemTime::now))),
+    );
     if let Some(t) = r.trace {
         o.str("trace_id", Some(&hex(&t.trace_id())));
     }
@@ -125,7 +128,10 @@ pub(crate) fn line(r: &Record, provider: &str) -> String {
         u_obj.u64("input_tokens", Some(u.input_tokens));
         u_obj.u64("output_tokens", Some(u.output_tokens));
         u_obj.u64("cache_read_input_tokens", Some(u.cache_read_input_tokens));
-        u_obj.u64("cache_creation_input_tokens", Some(u.cache_creation_input_tokens));
+        u_obj.u64(
+            "cache_creation_input_tokens",
+            Some(u.cache_creation_input_tokens),
+        );
         u_obj.u64("reasoning_tokens", Some(u.reasoning_tokens));
         u_obj.bool("estimated", r.usage_estimated);
         o.s.push_str(&u_obj.end());

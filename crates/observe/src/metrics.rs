@@ -385,10 +385,7 @@ impl Metrics {
         let mut req = plus(&base, &[status]);
         req.extend(cache.clone());
         Series {
-            request_duration: self
-                .i
-                .request_duration
-                .bind(&plus(&base, err.as_slice())),
+            request_duration: self.i.request_duration.bind(&plus(&base, err.as_slice())),
             requests: self.i.requests.bind(&req),
             cache: cache.map(|c| self.i.cache.bind(&plus(&base, &[c]))),
             operation_duration: None,
