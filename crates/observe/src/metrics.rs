@@ -216,21 +216,21 @@ const CACHE_MAX: usize = 4096;
 struct Interner {
     ids: FxMap<Box<str>, u32>,
     names: Vec<Arc<str>>,
-    /// Shared names (the processors' labels) by address: the `Arc` kept here keeps the
-    /// address from being reused by another name.
-    by_arc: FxMap<usize, (Arc<str>, u32)>,
+    /// The processors' names (process-wide, `'static`) by address.
+    by_addr: FxMap<usize, u32>,
 }
 
 impl Interner {
-    /// The id of a shared name, by its address (no hashing of the text after the first time).
-    fn id_arc(&mut self, s: &Arc<str>) -> u32 {
-        let addr = Arc::as_ptr(s).cast::<u8>() as usize;
-        if let Some((_, id)) = self.by_arc.get(&addr) {
+    /// The id of a process-wide name, by its address (no hashing of the text after the first
+    /// time; a `'static` name's address is never another's).
+    fn id_static(&mut self, s: &'static str) -> u32 {
+        let addr = s.as_ptr() as usize;
+        if let Some(id) = self.by_addr.get(&addr) {
             return *id;
         }
         let id = self.id(Some(s));
-        if self.by_arc.len() < CACHE_MAX {
-            self.by_arc.insert(addr, (s.clone(), id));
+        if self.by_addr.len() < CACHE_MAX {
+            self.by_addr.insert(addr, id);
         }
         id
     }
@@ -495,7 +495,7 @@ impl Metrics {
                 _ => None,
             };
             let k = (
-                self.names.id_arc(&st.processor),
+                self.names.id_static(st.processor),
                 phase_id(st.phase.as_str()),
                 stage_outcome_id(st.outcome.as_str()),
                 self.names.id(reason),

@@ -67,7 +67,7 @@ pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
 /// A processor in a pipeline, with the settings that apply to it there.
 pub struct Stage {
     name: String,
-    label: Arc<str>,
+    label: &'static str,
     processor: Box<dyn Processor>,
     mode: FailureMode,
     timeout: Option<Duration>,
@@ -79,7 +79,7 @@ impl Stage {
     pub fn new(processor: impl Processor) -> Self {
         Self {
             name: processor.name().to_owned(),
-            label: Arc::from(processor.name()),
+            label: record::intern(processor.name()),
             mode: processor.failure_mode(),
             timeout: processor.timeout(),
             phases: processor.phases(),
@@ -105,7 +105,7 @@ impl Stage {
     #[must_use]
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
-        self.label = Arc::from(self.name.as_str());
+        self.label = record::intern(&self.name);
         self
     }
 }
@@ -785,7 +785,7 @@ fn record_of(
         Settled::Decided(Decision::Respond(_)) => StageOutcome::Responded,
         Settled::Failed(_, c) => StageOutcome::FailedClosed(*c),
     };
-    StageRecord::new(stage.label.clone(), phase, outcome, elapsed)
+    StageRecord::new(stage.label, phase, outcome, elapsed)
 }
 
 fn named(r: Rejection, stage: &Stage) -> Rejection {

@@ -2,10 +2,27 @@
 //! processor asks for it ([`Processor::observes_stages`](super::Processor::observes_stages)),
 //! for telemetry.
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::error::{FailureClass, RejectKind};
+
+/// Processor names, each kept once for the life of the process: a stage record carries a
+/// `&'static str` (no reference count shared between threads on every request), and however
+/// often pipelines are rebuilt, each distinct name is stored once.
+static NAMES: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
+
+/// The process-wide copy of `name`.
+pub(crate) fn intern(name: &str) -> &'static str {
+    let mut names = NAMES.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(n) = names.get(name) {
+        return n;
+    }
+    let n: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    names.insert(n);
+    n
+}
 
 /// The phase a [`StageRecord`] is about.
 #[non_exhaustive]
@@ -67,7 +84,7 @@ impl StageOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StageRecord {
     /// The processor's name in the pipeline.
-    pub processor: Arc<str>,
+    pub processor: &'static str,
     /// The phase.
     pub phase: StagePhase,
     /// What it came to.
@@ -79,7 +96,7 @@ pub struct StageRecord {
 impl StageRecord {
     /// A record.
     pub fn new(
-        processor: Arc<str>,
+        processor: &'static str,
         phase: StagePhase,
         outcome: StageOutcome,
         elapsed: Duration,
