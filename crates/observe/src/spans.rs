@@ -184,7 +184,7 @@ pub(crate) fn build(
             offset += st.elapsed;
         }
         let mut ea = vec![
-            s("infergate.processor", &st.processor),
+            KeyValue::new("infergate.processor", st.processor),
             KeyValue::new("infergate.phase", st.phase.as_str()),
             KeyValue::new("infergate.decision", st.outcome.as_str()),
             KeyValue::new("infergate.duration_s", st.elapsed.as_secs_f64()),
