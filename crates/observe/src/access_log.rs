@@ -78,23 +78,13 @@ impl Obj {
     }
 }
 
-/// A JSON string.
+/// A JSON string, escaped by serde_json (no escaper of our own beside the ones the project
+/// already has).
 fn esc(out: &mut String, v: &str) {
-    out.push('"');
-    for c in v.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
+    match serde_json::to_string(v) {
+        Ok(q) => out.push_str(&q),
+        Err(_) => out.push_str("\"\""),
     }
-    out.push('"');
 }
 
 /// The line for one request (without the newline).
