@@ -547,3 +547,46 @@ async fn metrics_are_served_in_the_prometheus_text_format() {
     assert!(text.contains("infergate_processor_decisions_total{infergate_decision=\"continue\",infergate_phase=\"request\",infergate_processor=\"telemetry\"} 2"), "{text}");
     assert!(text.contains("gen_ai_server_request_duration_seconds_bucket{"));
 }
+
+#[tokio::test]
+async fn a_compressing_chunked_upstream_is_recorded_as_a_plain_one() {
+    // A real-wire mock: gzip when offered, chunked answers.
+    let mock = MockProvider::builder()
+        .wire(infergate_mock::Wire::real())
+        .start()
+        .await
+        .unwrap();
+    let upstream = UpstreamClient::new(&mock.url()).unwrap().into_proxy();
+    let gw = gateway_to(TelemetryConfig::new(), upstream).await;
+    for stream in [false, true] {
+        let r = post(
+            gw.addr,
+            "/v1/chat/completions",
+            &chat(stream),
+            &[("accept-encoding", "gzip")],
+        )
+        .await;
+        assert_eq!(r.status, 200);
+    }
+    gw.telemetry.flush().await;
+    let spans = gw.spans.get_finished_spans().unwrap();
+    let server: Vec<&SpanData> = spans
+        .iter()
+        .filter(|x| x.span_kind == SpanKind::Server)
+        .collect();
+    assert_eq!(server.len(), 2);
+    for span in server {
+        let a = attrs(span);
+        assert!(
+            matches!(a["gen_ai.usage.input_tokens"], Value::I64(n) if n > 0),
+            "{a:#?}"
+        );
+        assert!(matches!(a["gen_ai.usage.output_tokens"], Value::I64(n) if n > 0));
+        assert_eq!(a["infergate.usage.estimated"], Value::Bool(false));
+        assert!(a.contains_key("gen_ai.response.model"));
+        assert_eq!(
+            a["gen_ai.response.finish_reasons"],
+            Value::Array(opentelemetry::Array::String(vec!["stop".into()]))
+        );
+    }
+}
