@@ -6,6 +6,11 @@
 //!   telemetry processor first: the request path's cost.
 //! - `telemetry_batch/*`: 256 requests and then a flush, which waits until the telemetry
 //!   thread has built every span and metric: the whole cost, thread included, per batch.
+//! - `telemetry_cpu/*`: the whole process's CPU time per request (the telemetry thread and
+//!   the exports included). `metrics_and_spans` exports spans and metrics over OTLP/HTTP to a
+//!   collector in a child process (this binary started again as a sink, so the collector's
+//!   CPU is not counted); `metrics_and_spans_sdk_exporter` hands `SpanData` to an SDK
+//!   exporter that drops them.
 #![allow(missing_docs)]
 
 use std::convert::Infallible;
@@ -13,12 +18,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use infergate_core::pipeline::Phases;
 use infergate_core::{
     Body, Decision, Pipeline, Processor, ProcessorError, ResponseBody, ResponseContext,
 };
-use infergate_observe::{Telemetry, TelemetryConfig};
+use infergate_observe::{OtlpConfig, Telemetry, TelemetryConfig};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use tower::{Layer, ServiceExt};
@@ -165,12 +170,20 @@ fn bench(c: &mut Criterion) {
     // flushed at the end of each sample: the all-in cost, free of the wall clock's noise
     // from the other core.
     let metrics_only = Telemetry::new(TelemetryConfig::new().traces(false)).expect("telemetry");
+    let collector = Collector::start();
+    let otlp = rt.block_on(async {
+        Telemetry::new(
+            TelemetryConfig::new().otlp(OtlpConfig::new(format!("http://{}", collector.addr))),
+        )
+        .expect("telemetry")
+    });
     let mut g = c.benchmark_group("telemetry_cpu");
     for (name, t) in [
         ("without", None),
         ("gather_only", Some(&gather_only)),
         ("metrics", Some(&metrics_only)),
-        ("metrics_and_spans", Some(&telemetry)),
+        ("metrics_and_spans", Some(&otlp)),
+        ("metrics_and_spans_sdk_exporter", Some(&telemetry)),
         ("noop_processor_in_the_same_phases", None),
     ] {
         let svc = if name.starts_with("noop") {
@@ -197,5 +210,64 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
+/// An OTLP/HTTP collector in a child process (this binary, started with
+/// `OBSERVE_BENCH_SINK=1`): reads each export whole and answers 200.
+struct Collector {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Collector {
+    fn start() -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(std::env::current_exe().expect("this binary"))
+            .env("OBSERVE_BENCH_SINK", "1")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("the collector starts");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("its stdout"))
+            .read_line(&mut line)
+            .expect("its address");
+        Self {
+            child,
+            addr: line.trim().to_owned(),
+        }
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sink() {
+    use http_body_util::BodyExt;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let svc = tower::service_fn(|req: http::Request<hyper::body::Incoming>| async move {
+            let body = req.into_body().collect().await.map(|b| b.to_bytes().len());
+            std::hint::black_box(body.ok());
+            Ok::<_, Infallible>(http::Response::new(http_body_util::Full::new(Bytes::new())))
+        });
+        let addr = infergate_testkit::serve(svc).await;
+        println!("{addr}");
+        std::future::pending::<()>().await;
+    });
+}
+
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+fn main() {
+    if std::env::var_os("OBSERVE_BENCH_SINK").is_some() {
+        sink();
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

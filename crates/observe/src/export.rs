@@ -7,8 +7,19 @@ use crate::TelemetryError;
 use crate::config::{OtlpConfig, OtlpProtocol};
 use crate::worker::{DynMetricExporter, DynSpanExporter};
 
-/// A span exporter and a metric exporter.
-type Exporters = (Box<dyn DynSpanExporter>, Box<dyn DynMetricExporter>);
+/// Where spans go: the crate's own OTLP/HTTP sender (spans encoded straight into protobuf),
+/// or an SDK exporter (given `SpanData`).
+pub(crate) enum SpanOut {
+    /// POSTs encoded `ExportTraceServiceRequest`s.
+    #[cfg(feature = "otlp-http")]
+    Http(Box<HttpSpans>),
+    /// An SDK exporter.
+    #[cfg_attr(not(feature = "otlp-grpc"), allow(dead_code))]
+    Sdk(Box<dyn DynSpanExporter>),
+}
+
+/// A span destination and a metric exporter.
+type Exporters = (SpanOut, Box<dyn DynMetricExporter>);
 
 /// The OTLP span and metric exporters for `cfg`. Call inside a tokio runtime (gRPC needs one).
 pub(crate) fn otlp(cfg: &OtlpConfig) -> Result<Exporters, TelemetryError> {
@@ -28,15 +39,26 @@ fn http(cfg: &OtlpConfig) -> Result<Exporters, TelemetryError> {
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let client = HyperClient::new(Duration::from_secs(10));
-    let spans = opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .with_http_client(client.clone())
-        .with_protocol(Protocol::HttpBinary)
-        .with_endpoint(format!("{base}/v1/traces"))
-        .with_headers(headers.clone())
-        .with_timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
+    let url: http::Uri = format!("{base}/v1/traces")
+        .parse()
+        .map_err(|e| TelemetryError::Config(format!("otlp endpoint '{base}': {e}")))?;
+    let mut header_map = http::HeaderMap::new();
+    for (k, v) in &headers {
+        let (Ok(k), Ok(v)) = (
+            http::HeaderName::from_bytes(k.as_bytes()),
+            http::HeaderValue::from_str(v),
+        ) else {
+            return Err(TelemetryError::Config(format!(
+                "otlp header '{k}' is not a valid HTTP header"
+            )));
+        };
+        header_map.insert(k, v);
+    }
+    let spans = SpanOut::Http(Box::new(HttpSpans {
+        client: client.clone(),
+        url,
+        headers: header_map,
+    }));
     let metrics = opentelemetry_otlp::MetricExporter::builder()
         .with_http()
         .with_http_client(client)
@@ -46,7 +68,38 @@ fn http(cfg: &OtlpConfig) -> Result<Exporters, TelemetryError> {
         .with_timeout(Duration::from_secs(10))
         .build()
         .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
-    Ok((Box::new(spans), Box::new(metrics)))
+    Ok((spans, Box::new(metrics)))
+}
+
+/// The OTLP/HTTP span sender: one POST of protobuf bytes per batch.
+#[cfg(feature = "otlp-http")]
+pub(crate) struct HttpSpans {
+    client: HyperClient,
+    url: http::Uri,
+    headers: http::HeaderMap,
+}
+
+#[cfg(feature = "otlp-http")]
+impl HttpSpans {
+    /// Sends one `ExportTraceServiceRequest`.
+    pub(crate) async fn send(&self, body: Vec<u8>) -> Result<(), String> {
+        use opentelemetry_http::HttpClient as _;
+        let mut req = http::Request::post(self.url.clone())
+            .header(http::header::CONTENT_TYPE, "application/x-protobuf")
+            .body(bytes::Bytes::from(body))
+            .map_err(|e| e.to_string())?;
+        req.headers_mut().extend(self.headers.clone());
+        let resp = self
+            .client
+            .send_bytes(req)
+            .await
+            .map_err(|e| e.to_string())?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("the collector answered {}", resp.status()))
+        }
+    }
 }
 
 #[cfg(not(feature = "otlp-http"))]
@@ -86,7 +139,7 @@ fn grpc(cfg: &OtlpConfig) -> Result<Exporters, TelemetryError> {
         .with_timeout(Duration::from_secs(10))
         .build()
         .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
-    Ok((Box::new(spans), Box::new(metrics)))
+    Ok((SpanOut::Sdk(Box::new(spans)), Box::new(metrics)))
 }
 
 #[cfg(not(feature = "otlp-grpc"))]

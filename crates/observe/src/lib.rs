@@ -65,6 +65,8 @@ mod config;
 mod export;
 mod extract;
 mod metrics;
+#[cfg(feature = "otlp-http")]
+mod otlp;
 mod processor;
 mod prometheus;
 mod record;

@@ -137,7 +137,7 @@ impl Record {
     }
 
     /// The finish reasons.
-    pub(crate) fn finish_reasons(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn finish_reasons(&self) -> impl Iterator<Item = &str> + Clone {
         self.finish_reasons[..usize::from(self.n_finish)]
             .iter()
             .map(|s| self.get(*s))
@@ -157,7 +157,7 @@ impl Record {
     }
 
     /// The guardrail checks that fired.
-    pub(crate) fn findings(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn findings(&self) -> impl Iterator<Item = &str> + Clone {
         self.findings[..usize::from(self.n_findings)]
             .iter()
             .map(|s| self.get(*s))

@@ -1,179 +1,193 @@
 //! Spans of one request record: the request's span (GenAI attributes, an event per processor
 //! phase) and a child span per upstream attempt.
 
+use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
-use opentelemetry::trace::{SpanId, SpanKind, Status};
+use opentelemetry::trace::{
+    SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
+};
 use opentelemetry::{InstrumentationScope, KeyValue, Value};
-use opentelemetry_sdk::trace::{SpanData, SpanEvents};
+use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use serde_json::json;
 
 use crate::Redactor;
 use crate::record::Record;
-use crate::worker::{error_type, operation, span, span_context};
+use crate::worker::{error_type, operation};
 
-fn s(key: &'static str, v: &str) -> KeyValue {
-    KeyValue::new(key, Value::String(v.to_owned().into()))
+/// How a span is written: one description of a request's spans ([`describe`]), written
+/// either as the SDK's `SpanData` (for exporters of one's own) or straight into OTLP
+/// protobuf bytes (the built-in OTLP/HTTP exporter: no attribute objects, no allocation per
+/// attribute). Attributes after [`event`](Self::event) belong to that event until the next
+/// event or [`end`](Self::end).
+pub(crate) trait SpanWriter {
+    /// Starts a span.
+    fn begin(&mut self, head: &Head<'_>);
+    /// A string attribute.
+    fn str(&mut self, key: &'static str, v: &str);
+    /// An integer attribute.
+    fn int(&mut self, key: &'static str, v: i64);
+    /// A floating-point attribute.
+    fn float(&mut self, key: &'static str, v: f64);
+    /// A boolean attribute.
+    fn flag(&mut self, key: &'static str, v: bool);
+    /// A string-array attribute.
+    fn strs<'a>(&mut self, key: &'static str, v: impl Iterator<Item = &'a str> + Clone);
+    /// Starts an event of the span.
+    fn event(&mut self, name: &'static str, at: SystemTime);
+    /// Ends the span (with an error status and its message, or unset).
+    fn end(&mut self, error: Option<&str>);
 }
 
-fn n(key: &'static str, v: u64) -> KeyValue {
-    KeyValue::new(key, i64::try_from(v).unwrap_or(i64::MAX))
+/// The fixed part of a span.
+pub(crate) struct Head<'a> {
+    pub(crate) trace_id: [u8; 16],
+    pub(crate) span_id: [u8; 8],
+    /// The parent span, and whether it is remote (came in a `traceparent`).
+    pub(crate) parent: Option<([u8; 8], bool)>,
+    pub(crate) sampled: bool,
+    /// A server span (the request's) or a client span (an upstream attempt).
+    pub(crate) server: bool,
+    /// `{operation} {model}` make the name.
+    pub(crate) op: &'static str,
+    pub(crate) model: Option<&'a str>,
+    pub(crate) start: SystemTime,
+    pub(crate) end: SystemTime,
 }
 
-/// The name of a GenAI span: `{operation} {model}`.
-fn name(op: &str, model: Option<&str>) -> String {
-    match model {
-        Some(m) => format!("{op} {m}"),
-        None => op.to_owned(),
-    }
+fn n(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 /// The usage attributes (the conventions' names; cache and reasoning counts when present).
-fn usage_attrs(r: &Record, out: &mut Vec<KeyValue>) {
+fn usage_attrs(r: &Record, w: &mut impl SpanWriter) {
     if let Some(u) = r.usage {
-        out.push(n("gen_ai.usage.input_tokens", u.input_tokens));
-        out.push(n("gen_ai.usage.output_tokens", u.output_tokens));
+        w.int("gen_ai.usage.input_tokens", n(u.input_tokens));
+        w.int("gen_ai.usage.output_tokens", n(u.output_tokens));
         if u.cache_read_input_tokens > 0 {
-            out.push(n(
+            w.int(
                 "gen_ai.usage.cache_read.input_tokens",
-                u.cache_read_input_tokens,
-            ));
+                n(u.cache_read_input_tokens),
+            );
         }
         if u.cache_creation_input_tokens > 0 {
-            out.push(n(
+            w.int(
                 "gen_ai.usage.cache_creation.input_tokens",
-                u.cache_creation_input_tokens,
-            ));
+                n(u.cache_creation_input_tokens),
+            );
         }
         if u.reasoning_tokens > 0 {
-            out.push(n(
+            w.int(
                 "gen_ai.usage.reasoning.output_tokens",
-                u.reasoning_tokens,
-            ));
+                n(u.reasoning_tokens),
+            );
         }
     }
 }
 
-/// Builds the request's spans into `out`.
-pub(crate) fn build(
+/// Writes the request's spans: the request's own (its attributes and an event per processor
+/// phase) and a child per upstream attempt.
+pub(crate) fn describe(
     r: &Record,
     provider: &str,
     providers: &std::collections::BTreeMap<String, String>,
-    scope: &InstrumentationScope,
     redactor: Option<&Redactor>,
-    out: &mut Vec<SpanData>,
+    w: &mut impl SpanWriter,
 ) {
     let Some(trace) = r.trace else { return };
     let start = r.start.unwrap_or_else(SystemTime::now);
     let end = start + r.duration;
     let op = operation(r);
     let err = error_type(r);
-    let mut a: Vec<KeyValue> = Vec::with_capacity(32);
-    a.push(KeyValue::new("gen_ai.operation.name", op));
-    a.push(s("gen_ai.provider.name", provider));
-    if let Some(m) = r.opt(r.request_model) {
-        a.push(s("gen_ai.request.model", m));
+    let model = r.opt(r.request_model);
+    w.begin(&Head {
+        trace_id: trace.trace_id(),
+        span_id: trace.span_id(),
+        parent: r.remote_parent.map(|p| (p, true)),
+        sampled: trace.is_sampled(),
+        server: true,
+        op,
+        model,
+        start,
+        end,
+    });
+    w.str("gen_ai.operation.name", op);
+    w.str("gen_ai.provider.name", provider);
+    if let Some(m) = model {
+        w.str("gen_ai.request.model", m);
     }
     if r.stream {
-        a.push(KeyValue::new("gen_ai.request.stream", true));
+        w.flag("gen_ai.request.stream", true);
     }
     if let Some(mt) = r.max_tokens {
-        a.push(n("gen_ai.request.max_tokens", mt));
+        w.int("gen_ai.request.max_tokens", n(mt));
     }
     if let Some(m) = r.opt(r.response_model) {
-        a.push(s("gen_ai.response.model", m));
+        w.str("gen_ai.response.model", m);
     }
     if let Some(id) = r.opt(r.response_id) {
-        a.push(s("gen_ai.response.id", id));
+        w.str("gen_ai.response.id", id);
     }
     if r.n_finish > 0 {
-        a.push(KeyValue::new(
-            "gen_ai.response.finish_reasons",
-            Value::Array(opentelemetry::Array::String(
-                r.finish_reasons().map(|f| f.to_owned().into()).collect(),
-            )),
-        ));
+        w.strs("gen_ai.response.finish_reasons", r.finish_reasons());
     }
-    usage_attrs(r, &mut a);
+    usage_attrs(r, w);
     if let Some(t) = r.ttft {
-        a.push(KeyValue::new(
-            "gen_ai.response.time_to_first_chunk",
-            t.as_secs_f64(),
-        ));
+        w.float("gen_ai.response.time_to_first_chunk", t.as_secs_f64());
     }
     if let Some(h) = r.opt(r.host) {
         let (host, port) = split_host(h);
-        a.push(s("server.address", host));
+        w.str("server.address", host);
         if let Some(p) = port {
-            a.push(KeyValue::new("server.port", i64::from(p)));
+            w.int("server.port", i64::from(p));
         }
     }
-    a.push(KeyValue::new(
-        "http.response.status_code",
-        i64::from(r.status),
-    ));
-    a.push(s("url.path", r.get(r.path)));
+    w.int("http.response.status_code", i64::from(r.status));
+    w.str("url.path", r.get(r.path));
     if let Some(e) = &err {
-        a.push(s("error.type", e));
+        w.str("error.type", e);
     }
     if let Some(p) = r.opt(r.principal) {
-        a.push(s("infergate.principal", p));
+        w.str("infergate.principal", p);
     }
     if let Some(t) = r.opt(r.tenant) {
-        a.push(s("infergate.tenant", t));
+        w.str("infergate.tenant", t);
     }
     if let Some(x) = r.opt(r.route) {
-        a.push(s("infergate.route", x));
+        w.str("infergate.route", x);
     }
     if let Some(b) = r.opt(r.backend) {
-        a.push(s("infergate.backend", b));
+        w.str("infergate.backend", b);
     }
     if let Some(c) = r.attempt_count {
-        a.push(KeyValue::new("infergate.attempts", i64::from(c)));
+        w.int("infergate.attempts", i64::from(c));
     }
     if let Some(c) = r.cache {
-        a.push(KeyValue::new("infergate.cache", c));
+        w.str("infergate.cache", c);
     }
     if r.n_findings > 0 {
-        a.push(KeyValue::new(
-            "infergate.guardrail.checks",
-            Value::Array(opentelemetry::Array::String(
-                r.findings().map(|f| f.to_owned().into()).collect(),
-            )),
-        ));
+        w.strs("infergate.guardrail.checks", r.findings());
     }
     if let Some(k) = r.rejection {
-        a.push(KeyValue::new("infergate.rejection.reason", k));
+        w.str("infergate.rejection.reason", k);
     }
     if let Some(p) = r.opt(r.rejected_by) {
-        a.push(s("infergate.rejection.processor", p));
+        w.str("infergate.rejection.processor", p);
     }
     if let Some(c) = r.cost_usd {
-        a.push(KeyValue::new("infergate.cost_usd", c));
+        w.float("infergate.cost_usd", c);
     }
     if r.usage.is_some() {
-        a.push(KeyValue::new(
-            "infergate.usage.estimated",
-            r.usage_estimated,
-        ));
+        w.flag("infergate.usage.estimated", r.usage_estimated);
     }
     if let Some(e) = r.ending {
-        a.push(KeyValue::new("infergate.end", e.as_str()));
+        w.str("infergate.end", e.as_str());
     }
-    if let Some(redact) =
-        redactor.filter(|_| r.input_content.is_some() || r.output_content.is_some())
-    {
-        content(r, redact, &mut a);
-    } else if r.input_content.is_some() || r.output_content.is_some() {
-        // Content capture without a redactor: recorded as given (the operator opted in).
-        content(
-            r,
-            &(std::sync::Arc::new(|t: &str| t.to_owned()) as Redactor),
-            &mut a,
-        );
+    if r.input_content.is_some() || r.output_content.is_some() {
+        // Without a redactor, content is recorded as given (the operator opted in).
+        content(r, redactor, w);
     }
     // One event per processor phase: what it came to and how long it took.
-    let mut events = SpanEvents::default();
     let mut offset = Duration::ZERO;
     for st in &r.stages {
         let at = match st.phase {
@@ -183,112 +197,184 @@ pub(crate) fn build(
         if st.phase == infergate_core::StagePhase::Request {
             offset += st.elapsed;
         }
-        let mut ea = vec![
-            KeyValue::new("infergate.processor", st.processor),
-            KeyValue::new("infergate.phase", st.phase.as_str()),
-            KeyValue::new("infergate.decision", st.outcome.as_str()),
-            KeyValue::new("infergate.duration_s", st.elapsed.as_secs_f64()),
-        ];
+        w.event("infergate.processor", at);
+        w.str("infergate.processor", st.processor);
+        w.str("infergate.phase", st.phase.as_str());
+        w.str("infergate.decision", st.outcome.as_str());
+        w.float("infergate.duration_s", st.elapsed.as_secs_f64());
         if let infergate_core::StageOutcome::Rejected(k) = st.outcome {
-            ea.push(KeyValue::new("infergate.reason", k.code()));
+            w.str("infergate.reason", k.code());
         }
-        events.events.push(opentelemetry::trace::Event::new(
-            "infergate.processor",
-            at,
-            ea,
-            0,
-        ));
     }
     if let Some(by) = r.opt(r.stream_stopped_by) {
-        events.events.push(opentelemetry::trace::Event::new(
-            "infergate.processor",
-            end,
-            vec![
-                s("infergate.processor", by),
-                KeyValue::new("infergate.phase", "stream"),
-                KeyValue::new("infergate.decision", "reject"),
-            ],
-            0,
-        ));
+        w.event("infergate.processor", end);
+        w.str("infergate.processor", by);
+        w.str("infergate.phase", "stream");
+        w.str("infergate.decision", "reject");
     }
-    let status = if r.status >= 500 || r.error_type.is_some() {
-        Status::error(err.as_deref().unwrap_or("error").to_owned())
-    } else {
-        Status::Unset
-    };
-    let parent = r.remote_parent.map_or(SpanId::INVALID, SpanId::from_bytes);
-    out.push(span(
-        span_context(&trace, trace.span_id()),
-        parent,
-        r.remote_parent.is_some(),
-        SpanKind::Server,
-        name(op, r.opt(r.request_model)),
-        start,
-        end,
-        a,
-        events,
-        status,
-        scope,
-    ));
+    let failed = r.status >= 500 || r.error_type.is_some();
+    w.end(failed.then(|| err.as_deref().unwrap_or("error")));
     // A child span per upstream attempt (the span id sent upstream in `traceparent`).
     let answered = r.attempts.iter().rposition(|x| x.outcome == "answer");
     for (i, at) in r.attempts.iter().enumerate() {
-        let mut aa = vec![
-            KeyValue::new("gen_ai.operation.name", op),
-            s(
-                "gen_ai.provider.name",
-                providers.get(&at.backend).map_or(provider, String::as_str),
-            ),
-            s("server.address", &at.backend),
-            s("infergate.backend", &at.backend),
-            KeyValue::new("infergate.attempt.outcome", at.outcome),
-            KeyValue::new(
-                "infergate.attempt",
-                i64::try_from(i + 1).unwrap_or(i64::MAX),
-            ),
-        ];
-        if let Some(m) = r.opt(r.request_model) {
-            aa.push(s("gen_ai.request.model", m));
+        w.begin(&Head {
+            trace_id: trace.trace_id(),
+            span_id: at.span_id,
+            parent: Some((trace.span_id(), false)),
+            sampled: trace.is_sampled(),
+            server: false,
+            op,
+            model,
+            start: at.start,
+            end: at.start + at.elapsed,
+        });
+        w.str("gen_ai.operation.name", op);
+        w.str(
+            "gen_ai.provider.name",
+            providers.get(&at.backend).map_or(provider, String::as_str),
+        );
+        w.str("server.address", &at.backend);
+        w.str("infergate.backend", &at.backend);
+        w.str("infergate.attempt.outcome", at.outcome);
+        w.int(
+            "infergate.attempt",
+            i64::try_from(i + 1).unwrap_or(i64::MAX),
+        );
+        if let Some(m) = model {
+            w.str("gen_ai.request.model", m);
         }
         if let Some(code) = at.status {
-            aa.push(KeyValue::new("http.response.status_code", i64::from(code)));
+            w.int("http.response.status_code", i64::from(code));
         }
         let failed = at.outcome != "answer" || at.status.is_some_and(|c| c >= 500);
         if failed {
-            let e = match at.status {
-                Some(c) => c.to_string(),
-                None => at.outcome.to_owned(),
-            };
-            aa.push(s("error.type", &e));
+            match at.status {
+                Some(c) => w.str("error.type", &c.to_string()),
+                None => w.str("error.type", at.outcome),
+            }
         }
         if Some(i) == answered {
             if let Some(m) = r.opt(r.response_model) {
-                aa.push(s("gen_ai.response.model", m));
+                w.str("gen_ai.response.model", m);
             }
-            usage_attrs(r, &mut aa);
+            usage_attrs(r, w);
         }
-        out.push(span(
-            span_context(&trace, at.span_id),
-            SpanId::from_bytes(trace.span_id()),
-            false,
-            SpanKind::Client,
-            name(op, r.opt(r.request_model)),
-            at.start,
-            at.start + at.elapsed,
-            aa,
-            SpanEvents::default(),
-            if failed {
-                Status::error(at.outcome)
-            } else {
-                Status::Unset
-            },
+        w.end(failed.then_some(at.outcome));
+    }
+}
+
+/// Writes spans as the SDK's `SpanData`, for exporters of one's own.
+pub(crate) struct SdkWriter<'a> {
+    pub(crate) out: &'a mut Vec<SpanData>,
+    pub(crate) scope: &'a InstrumentationScope,
+    span: Option<SpanData>,
+    event: Option<opentelemetry::trace::Event>,
+}
+
+impl<'a> SdkWriter<'a> {
+    pub(crate) fn new(out: &'a mut Vec<SpanData>, scope: &'a InstrumentationScope) -> Self {
+        Self {
+            out,
             scope,
+            span: None,
+            event: None,
+        }
+    }
+
+    fn push(&mut self, kv: KeyValue) {
+        if let Some(e) = &mut self.event {
+            e.attributes.push(kv);
+        } else if let Some(s) = &mut self.span {
+            s.attributes.push(kv);
+        }
+    }
+
+    fn close_event(&mut self) {
+        if let (Some(e), Some(s)) = (self.event.take(), &mut self.span) {
+            s.events.events.push(e);
+        }
+    }
+}
+
+impl SpanWriter for SdkWriter<'_> {
+    fn begin(&mut self, h: &Head<'_>) {
+        let context = SpanContext::new(
+            TraceId::from_bytes(h.trace_id),
+            SpanId::from_bytes(h.span_id),
+            if h.sampled {
+                TraceFlags::SAMPLED
+            } else {
+                TraceFlags::default()
+            },
+            false,
+            TraceState::NONE,
+        );
+        self.span = Some(SpanData {
+            span_context: context,
+            parent_span_id: h
+                .parent
+                .map_or(SpanId::INVALID, |p| SpanId::from_bytes(p.0)),
+            parent_span_is_remote: h.parent.is_some_and(|p| p.1),
+            span_kind: if h.server {
+                SpanKind::Server
+            } else {
+                SpanKind::Client
+            },
+            name: Cow::Owned(match h.model {
+                Some(m) => format!("{} {m}", h.op),
+                None => h.op.to_owned(),
+            }),
+            start_time: h.start,
+            end_time: h.end,
+            attributes: Vec::with_capacity(32),
+            dropped_attributes_count: 0,
+            events: SpanEvents::default(),
+            links: SpanLinks::default(),
+            status: Status::Unset,
+            instrumentation_scope: self.scope.clone(),
+        });
+    }
+    fn str(&mut self, key: &'static str, v: &str) {
+        self.push(KeyValue::new(key, Value::String(v.to_owned().into())));
+    }
+    fn int(&mut self, key: &'static str, v: i64) {
+        self.push(KeyValue::new(key, v));
+    }
+    fn float(&mut self, key: &'static str, v: f64) {
+        self.push(KeyValue::new(key, v));
+    }
+    fn flag(&mut self, key: &'static str, v: bool) {
+        self.push(KeyValue::new(key, v));
+    }
+    fn strs<'b>(&mut self, key: &'static str, v: impl Iterator<Item = &'b str> + Clone) {
+        self.push(KeyValue::new(
+            key,
+            Value::Array(opentelemetry::Array::String(
+                v.map(|x| x.to_owned().into()).collect(),
+            )),
         ));
+    }
+    fn event(&mut self, name: &'static str, at: SystemTime) {
+        self.close_event();
+        self.event = Some(opentelemetry::trace::Event::new(name, at, Vec::new(), 0));
+    }
+    fn end(&mut self, error: Option<&str>) {
+        self.close_event();
+        if let Some(mut s) = self.span.take() {
+            if let Some(e) = error {
+                s.status = Status::error(e.to_owned());
+            }
+            self.out.push(s);
+        }
     }
 }
 
 /// Opt-in content: the request's messages and the answer's text, through the redactor.
-fn content(r: &Record, redact: &Redactor, a: &mut Vec<KeyValue>) {
+fn content(r: &Record, redact: Option<&Redactor>, w: &mut impl SpanWriter) {
+    let redact = |t: &str| match redact {
+        Some(f) => f(t),
+        None => t.to_owned(),
+    };
     if let Some(raw) = &r.input_content
         && let Ok(v) = serde_json::from_slice::<serde_json::Value>(raw)
     {
@@ -298,10 +384,10 @@ fn content(r: &Record, redact: &Redactor, a: &mut Vec<KeyValue>) {
             .cloned()
             .unwrap_or(serde_json::Value::Null);
         if !msgs.is_null() {
-            a.push(s("gen_ai.input.messages", &redact(&msgs.to_string())));
+            w.str("gen_ai.input.messages", &redact(&msgs.to_string()));
         }
         if let Some(sys) = v.get("system").or_else(|| v.get("instructions")) {
-            a.push(s("gen_ai.system_instructions", &redact(&sys.to_string())));
+            w.str("gen_ai.system_instructions", &redact(&sys.to_string()));
         }
     }
     if let Some(text) = &r.output_content {
@@ -310,7 +396,7 @@ fn content(r: &Record, redact: &Redactor, a: &mut Vec<KeyValue>) {
             "parts": [{"type": "text", "content": redact(text)}],
             "finish_reason": r.finish_reasons().next(),
         }]);
-        a.push(s("gen_ai.output.messages", &msg.to_string()));
+        w.str("gen_ai.output.messages", &msg.to_string());
     }
 }
 

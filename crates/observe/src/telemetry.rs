@@ -116,10 +116,16 @@ impl TelemetryBuilder {
                         return;
                     }
                 };
+                #[cfg(feature = "otlp-http")]
+                let mut http_spans = None;
                 if let Some(o) = &config.otlp {
                     match rt.block_on(async { crate::export::otlp(o) }) {
                         Ok((s, m)) => {
-                            span_exporters.push(s);
+                            match s {
+                                #[cfg(feature = "otlp-http")]
+                                crate::export::SpanOut::Http(h) => http_spans = Some(*h),
+                                crate::export::SpanOut::Sdk(s) => span_exporters.push(s),
+                            }
                             metric_exporters.push(m);
                         }
                         Err(e) => {
@@ -133,6 +139,8 @@ impl TelemetryBuilder {
                     dropped: setup_dropped,
                     prometheus: setup_prometheus,
                     span_exporters,
+                    #[cfg(feature = "otlp-http")]
+                    http_spans,
                     metric_exporters,
                     redactor,
                 });

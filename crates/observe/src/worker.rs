@@ -5,13 +5,10 @@ use std::borrow::Cow;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 use opentelemetry::metrics::MeterProvider as _;
-use opentelemetry::trace::{
-    SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
-};
 use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
@@ -21,7 +18,7 @@ use opentelemetry_sdk::metrics::reader::MetricReader;
 use opentelemetry_sdk::metrics::{
     InstrumentKind, ManualReader, Pipeline, SdkMeterProvider, Temporality,
 };
-use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter, SpanLinks};
+use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
 use crate::config::{AccessLogSink, SEMCONV_SCHEMA_URL, TelemetryConfig};
 use crate::record::{Record, Sink};
@@ -165,6 +162,9 @@ pub(crate) struct WorkerSetup {
     pub(crate) dropped: Arc<AtomicU64>,
     pub(crate) prometheus: Option<SharedReader>,
     pub(crate) span_exporters: Vec<Box<dyn DynSpanExporter>>,
+    /// The built-in OTLP/HTTP span sender (spans encoded straight into protobuf).
+    #[cfg(feature = "otlp-http")]
+    pub(crate) http_spans: Option<crate::export::HttpSpans>,
     pub(crate) metric_exporters: Vec<Box<dyn DynMetricExporter>>,
     pub(crate) redactor: Option<Redactor>,
 }
@@ -177,6 +177,9 @@ pub(crate) struct Worker {
     pushes: Vec<(SharedReader, Box<dyn DynMetricExporter>)>,
     span_exporters: Vec<Box<dyn DynSpanExporter>>,
     batch: Vec<SpanData>,
+    /// Spans encoded for the built-in OTLP/HTTP sender, and the sender.
+    #[cfg(feature = "otlp-http")]
+    proto: Option<(crate::otlp::ProtoSpans, crate::export::HttpSpans)>,
     scope: InstrumentationScope,
     log: Option<Box<dyn Write + Send>>,
     log_sample_below: u64,
@@ -198,6 +201,8 @@ impl Worker {
             dropped,
             prometheus,
             mut span_exporters,
+            #[cfg(feature = "otlp-http")]
+            http_spans,
             metric_exporters,
             redactor,
         } = setup;
@@ -258,6 +263,8 @@ impl Worker {
             pushes,
             span_exporters,
             batch: Vec::new(),
+            #[cfg(feature = "otlp-http")]
+            proto: http_spans.map(|h| (crate::otlp::ProtoSpans::new(&resource), h)),
             scope,
             log,
             log_sample_below,
@@ -289,7 +296,7 @@ impl Worker {
             let mut done = Vec::with_capacity(batch.len());
             for mut r in batch.drain(..) {
                 self.record(&r);
-                if self.batch.len() >= 512 {
+                if self.batch.len() >= 512 || self.proto_pending() >= 512 {
                     self.export_spans(rt);
                 }
                 r.clear();
@@ -351,7 +358,24 @@ impl Worker {
         }
     }
 
+    /// Spans encoded and not yet sent.
+    #[cfg_attr(not(feature = "otlp-http"), allow(clippy::unused_self))]
+    fn proto_pending(&self) -> usize {
+        #[cfg(feature = "otlp-http")]
+        if let Some((p, _)) = &self.proto {
+            return p.count;
+        }
+        0
+    }
+
     fn export_spans(&mut self, rt: &tokio::runtime::Runtime) {
+        #[cfg(feature = "otlp-http")]
+        if let Some((p, sender)) = &mut self.proto
+            && let Some(body) = p.take_request()
+            && let Err(err) = rt.block_on(sender.send(body))
+        {
+            tracing::warn!(error = %err, "span export failed");
+        }
         if self.batch.is_empty() {
             return;
         }
@@ -374,18 +398,26 @@ impl Worker {
         if let Some(m) = &mut self.metrics {
             m.record(r, provider);
         }
-        if self.config.traces
-            && !self.span_exporters.is_empty()
-            && r.trace.is_some_and(|t| t.is_sampled())
-        {
-            spans::build(
-                r,
-                provider,
-                &self.config.providers,
-                &self.scope,
-                self.redactor.as_ref(),
-                &mut self.batch,
-            );
+        if self.config.traces && r.trace.is_some_and(|t| t.is_sampled()) {
+            #[cfg(feature = "otlp-http")]
+            if let Some((p, _)) = &mut self.proto {
+                spans::describe(
+                    r,
+                    provider,
+                    &self.config.providers,
+                    self.redactor.as_ref(),
+                    p,
+                );
+            }
+            if !self.span_exporters.is_empty() {
+                spans::describe(
+                    r,
+                    provider,
+                    &self.config.providers,
+                    self.redactor.as_ref(),
+                    &mut spans::SdkWriter::new(&mut self.batch, &self.scope),
+                );
+            }
         }
         if let Some(w) = &mut self.log {
             let always = r.status >= 400 || r.error_type.is_some() || r.rejection.is_some();
@@ -443,56 +475,6 @@ pub(crate) fn error_type(r: &Record) -> Option<Cow<'_, str>> {
         return Some(Cow::Borrowed(k));
     }
     (r.status >= 400).then(|| Cow::Owned(r.status.to_string()))
-}
-
-/// The span context of a request record.
-pub(crate) fn span_context(
-    trace: &infergate_core::trace::TraceContext,
-    span: [u8; 8],
-) -> SpanContext {
-    SpanContext::new(
-        TraceId::from_bytes(trace.trace_id()),
-        SpanId::from_bytes(span),
-        if trace.is_sampled() {
-            TraceFlags::SAMPLED
-        } else {
-            TraceFlags::default()
-        },
-        false,
-        TraceState::NONE,
-    )
-}
-
-/// A span with the given pieces (the SDK's fields, filled directly: no tracer on the path).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn span(
-    context: SpanContext,
-    parent: SpanId,
-    parent_remote: bool,
-    kind: SpanKind,
-    name: String,
-    start: SystemTime,
-    end: SystemTime,
-    attributes: Vec<KeyValue>,
-    events: SpanEvents,
-    status: Status,
-    scope: &InstrumentationScope,
-) -> SpanData {
-    SpanData {
-        span_context: context,
-        parent_span_id: parent,
-        parent_span_is_remote: parent_remote,
-        span_kind: kind,
-        name: Cow::Owned(name),
-        start_time: start,
-        end_time: end,
-        attributes,
-        dropped_attributes_count: 0,
-        events,
-        links: SpanLinks::default(),
-        status,
-        instrumentation_scope: scope.clone(),
-    }
 }
 
 impl Worker {

@@ -590,3 +590,108 @@ async fn a_compressing_chunked_upstream_is_recorded_as_a_plain_one() {
         );
     }
 }
+
+/// The built-in OTLP/HTTP exporter encodes spans itself (straight from the request record
+/// into protobuf); an SDK exporter is given `SpanData`. Both are written from one description
+/// of the request: what the collector decodes must be what the SDK's own conversion of the
+/// `SpanData` gives, field for field — attributes, events, status, parents, flags, times — for
+/// a plain request, a failed one with an incoming `traceparent`, and upstream attempts.
+#[tokio::test]
+async fn the_otlp_encoding_matches_the_sdk_conversion_field_for_field() {
+    use opentelemetry_proto::tonic::trace::v1::Span as ProtoSpan;
+    let (collector, rx) = otlp_receiver().await;
+    let sdk = InMemorySpanExporter::default();
+    let telemetry = Telemetry::builder(
+        TelemetryConfig::new().otlp(OtlpConfig::new(format!("http://{collector}"))),
+    )
+    .span_exporter(sdk.clone())
+    .build()
+    .unwrap();
+    // Upstream: two attempts recorded as failover records them (the first fails), then the
+    // answer; a 500 for requests whose model says so.
+    let upstream = tower::service_fn(|mut req: http::Request<infergate_core::Body>| async move {
+        if let Some(t) = req
+            .extensions()
+            .get::<infergate_core::trace::RequestTrace>()
+            .cloned()
+        {
+            let mut h = http::HeaderMap::new();
+            t.begin_attempt("primary", &mut h).end(Some(503), "retry");
+            t.begin_attempt("secondary", req.headers_mut())
+                .end(Some(200), "answer");
+        }
+        let body = req.into_body().collect().await.unwrap().to_bytes();
+        let failing = String::from_utf8_lossy(&body).contains("fails");
+        let mut r = if failing {
+            let mut r = http::Response::new(infergate_core::Body::from(
+                r#"{"error":{"message":"boom","type":"server_error"}}"#,
+            ));
+            *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+            r
+        } else {
+            http::Response::new(infergate_core::Body::from(
+                r#"{"id":"c1","object":"chat.completion","model":"gpt-4o-mini-1","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11,"prompt_tokens_details":{"cached_tokens":4}}}"#,
+            ))
+        };
+        r.headers_mut()
+            .insert("content-type", "application/json".parse().unwrap());
+        Ok::<_, std::convert::Infallible>(r)
+    });
+    let pipeline = Pipeline::builder().processor(telemetry.processor()).build();
+    let addr = serve(pipeline.layer().layer(upstream)).await;
+    assert_eq!(
+        post(addr, "/v1/chat/completions", &chat(false), &[])
+            .await
+            .status,
+        200
+    );
+    let mut failing = chat(false);
+    failing["model"] = json!("fails-model");
+    let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    assert_eq!(
+        post(
+            addr,
+            "/v1/chat/completions",
+            &failing,
+            &[("traceparent", parent)]
+        )
+        .await
+        .status,
+        500
+    );
+    telemetry.flush().await;
+
+    let mut expected: Vec<ProtoSpan> = sdk
+        .get_finished_spans()
+        .unwrap()
+        .into_iter()
+        .map(ProtoSpan::from)
+        .collect();
+    let mut got: Vec<ProtoSpan> = rx
+        .traces
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|t| &t.resource_spans)
+        .flat_map(|r| &r.scope_spans)
+        .flat_map(|s| s.spans.clone())
+        .collect();
+    assert_eq!(expected.len(), 6, "two requests, two attempts each");
+    for s in expected.iter_mut().chain(got.iter_mut()) {
+        // Unset is the absent status.
+        if s.status
+            .as_ref()
+            .is_some_and(|st| st.code == 0 && st.message.is_empty())
+        {
+            s.status = None;
+        }
+    }
+    expected.sort_by(|a, b| a.span_id.cmp(&b.span_id));
+    got.sort_by(|a, b| a.span_id.cmp(&b.span_id));
+    assert_eq!(got, expected);
+    let failed = got
+        .iter()
+        .find(|s| s.parent_span_id == [0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7])
+        .expect("the failed request continues the incoming trace");
+    assert_eq!(failed.status.as_ref().map(|s| s.code), Some(2));
+}
