@@ -75,6 +75,11 @@ impl<E: Embedder> Embedder for CachedEmbedder<E> {
         self.inner.embed_sparse(text)
     }
 
+    fn embed_dense(&self, text: &str) -> Option<Vec<f32>> {
+        // So is a synchronous dense one.
+        self.inner.embed_dense(text)
+    }
+
     fn dim(&self) -> usize {
         self.inner.dim()
     }

@@ -21,14 +21,19 @@
 //!   L2-normalised — the embedded default.
 //! - [`OpenAiEmbedder`]: any OpenAI-compatible `/v1/embeddings` (OpenAI, vLLM, TEI, Ollama, the
 //!   mock provider).
+//! - [`StaticEmbedder`]: static token vectors distilled from all-MiniLM-L6-v2 (the Model2Vec
+//!   method; `scripts/distill_static.sh`): microseconds per text, synchronous.
 //! - `MiniLm` (feature `candle`): all-MiniLM-L6-v2 from a local directory, run with candle.
 //! - [`CachedEmbedder`]: a bounded cache in front of any of them, keyed by a hash of the text.
 
 mod cache;
+#[cfg(feature = "candle")]
+pub mod distill;
 mod hashed;
 #[cfg(feature = "candle")]
 mod minilm;
 mod openai;
+mod static_model;
 
 use std::sync::Arc;
 
@@ -39,6 +44,9 @@ pub use hashed::{HashEmbedder, HashEmbedderBuilder};
 #[cfg(feature = "candle")]
 pub use minilm::MiniLm;
 pub use openai::OpenAiEmbedder;
+pub use static_model::{
+    STATIC_CONFIG_FILE, STATIC_VECTORS_FILE, STATIC_VOCAB_FILE, StaticEmbedder,
+};
 
 /// Why texts could not be embedded.
 #[non_exhaustive]
@@ -69,6 +77,13 @@ pub trait Embedder: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// The dense vector of one text, when this embedder computes it synchronously in
+    /// microseconds (the [`StaticEmbedder`]): request-path callers skip the `await` and the
+    /// blocking pool. `None` (the default): use [`Embedder::embed`].
+    fn embed_dense(&self, _text: &str) -> Option<Vec<f32>> {
+        None
+    }
+
     /// The vectors' dimension.
     fn dim(&self) -> usize;
 
@@ -83,6 +98,9 @@ impl<E: Embedder + ?Sized> Embedder for Arc<E> {
     }
     fn embed_sparse(&self, text: &str) -> Option<Vec<(u32, f32)>> {
         (**self).embed_sparse(text)
+    }
+    fn embed_dense(&self, text: &str) -> Option<Vec<f32>> {
+        (**self).embed_dense(text)
     }
     fn dim(&self) -> usize {
         (**self).dim()

@@ -123,6 +123,44 @@ impl MiniLm {
     }
 }
 
+impl MiniLm {
+    /// The vocabulary, token `i` at index `i`.
+    pub fn vocabulary(&self) -> Vec<String> {
+        let vocab = self.inner.tokenizer.get_vocab(true);
+        let mut tokens = vec![String::new(); vocab.len()];
+        for (t, id) in vocab {
+            if let Some(slot) = tokens.get_mut(id as usize) {
+                *slot = t;
+            }
+        }
+        tokens
+    }
+
+    /// The model's output for each token alone (`[CLS] token [SEP]`, mean-pooled, not
+    /// normalised): the distillation's raw token vectors.
+    pub fn token_vectors(&self, ids: &[u32]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tk = &self.inner.tokenizer;
+        let (Some(cls), Some(sep)) = (tk.token_to_id("[CLS]"), tk.token_to_id("[SEP]")) else {
+            return Err(EmbedError::Model("the tokenizer has no [CLS]/[SEP]".into()));
+        };
+        let dev = Device::Cpu;
+        let rows: Vec<Vec<u32>> = ids.iter().map(|id| vec![cls, *id, sep]).collect();
+        let ids = Tensor::new(rows, &dev).map_err(model_err)?;
+        let mask = ids.ones_like().map_err(model_err)?;
+        let types = ids.zeros_like().map_err(model_err)?;
+        let hidden = self
+            .inner
+            .model
+            .forward(&ids, &types, Some(&mask))
+            .map_err(model_err)?;
+        let mean = hidden.mean(1).map_err(model_err)?;
+        mean.to_vec2().map_err(model_err)
+    }
+}
+
 #[async_trait]
 impl Embedder for MiniLm {
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {

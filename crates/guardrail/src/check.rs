@@ -82,6 +82,33 @@ pub enum Detector {
         /// The score at which a text counts as an injection.
         threshold: f32,
     },
+    /// Prompt injection judged by the learned head
+    /// ([`InjectionModel`](crate::detect::InjectionModel), set with
+    /// [`GuardrailConfig::injection_model`](crate::GuardrailConfig::injection_model)) alone
+    /// or together with the rules: `mode` says how. Reads the same roles as
+    /// [`Detector::Injection`]. With an embedder that is not synchronous (MiniLM) it applies
+    /// to requests only, whose texts are scored in one batch off the async executor before
+    /// the checks run.
+    LearnedInjection {
+        /// Rules, model, either or both.
+        mode: crate::detect::InjectionMode,
+        /// The head's score at which a text counts (default: the head's threshold for the mode,
+        /// chosen on the validation split for precision ≥ 0.95).
+        threshold: Option<f32>,
+        /// The rules' score at which a text counts (for `rules`, `either` and `both`).
+        rules_threshold: f32,
+        /// The model (filled in from the guardrail's
+        /// [`injection_model`](crate::GuardrailConfig::injection_model) when `None`).
+        model: Option<crate::detect::InjectionModel>,
+    },
+}
+
+impl Detector {
+    /// Whether this is a prompt-injection detector (rules or learned): it reads only the
+    /// injection roles.
+    pub fn is_injection(&self) -> bool {
+        matches!(self, Self::Injection { .. } | Self::LearnedInjection { .. })
+    }
 }
 
 /// A finding of a check in one piece of text.
@@ -184,6 +211,43 @@ impl Check {
             Detector::MaxChars(_) => Vec::new(),
             #[cfg(feature = "tokens")]
             Detector::MaxTokens(_) => Vec::new(),
+            Detector::LearnedInjection {
+                mode,
+                threshold,
+                rules_threshold,
+                model,
+            } => {
+                use crate::detect::InjectionMode;
+                let rules =
+                    || crate::detect::injection_score_lowered(scan.lowered()).0 >= *rules_threshold;
+                let model = || match model.as_ref().and_then(|m| Some((scan.model_score(m)?, m))) {
+                    Some((score, m)) => score >= threshold.unwrap_or(m.head().threshold(*mode)),
+                    None => {
+                        tracing::warn!(
+                            check = %self.name,
+                            "the injection model could not score this text (no model, or an \
+                             asynchronous one outside a request); only the rules judged it"
+                        );
+                        false
+                    }
+                };
+                let hit = match mode {
+                    InjectionMode::Rules => rules(),
+                    InjectionMode::Model => model(),
+                    InjectionMode::Either => rules() || model(),
+                    InjectionMode::Both => rules() && model(),
+                };
+                if hit {
+                    vec![Hit {
+                        start: 0,
+                        end: text.len(),
+                        label: Cow::Borrowed("prompt_injection"),
+                        mask: mask("[REMOVED: prompt injection]"),
+                    }]
+                } else {
+                    Vec::new()
+                }
+            }
             Detector::Injection { threshold } => {
                 let (score, _) = crate::detect::injection_score_lowered(scan.lowered());
                 if score >= *threshold {
@@ -328,6 +392,7 @@ fn pem_tail(window: &str, hold: usize) -> usize {
 pub struct Scan<'a> {
     text: &'a str,
     lowered: std::cell::OnceCell<Cow<'a, str>>,
+    model_score: std::cell::OnceCell<Option<f32>>,
 }
 
 impl<'a> Scan<'a> {
@@ -336,7 +401,24 @@ impl<'a> Scan<'a> {
         Self {
             text,
             lowered: std::cell::OnceCell::new(),
+            model_score: std::cell::OnceCell::new(),
         }
+    }
+
+    /// The injection model's score of this text, computed beforehand (an asynchronous
+    /// model's batch).
+    #[must_use]
+    pub fn with_model_score(self, score: Option<f32>) -> Self {
+        if let Some(s) = score {
+            let _ = self.model_score.set(Some(s));
+        }
+        self
+    }
+
+    /// The injection model's score of this text: the one computed beforehand, else the
+    /// model's own now (a synchronous model), once per scan.
+    fn model_score(&self, m: &crate::detect::InjectionModel) -> Option<f32> {
+        *self.model_score.get_or_init(|| m.score_now(self.text))
     }
 
     /// The text.

@@ -13,7 +13,10 @@ use std::time::Duration;
 use http::StatusCode;
 use infergate_core::FailureMode;
 
-use crate::detect::{DEFAULT_INJECTION_THRESHOLD, DenyList, EntityKind, RegexList};
+use crate::detect::{
+    DEFAULT_INJECTION_THRESHOLD, DenyList, EntityKind, InjectionHead, InjectionMode,
+    InjectionModel, RegexList,
+};
 use crate::processor::DEFAULT_INJECTION_ROLES;
 use crate::{Action, Applies, Check, Detector, Moderation, OpenAiModerator, WebhookModerator};
 
@@ -27,6 +30,7 @@ pub struct GuardrailConfig {
     pub(crate) injection_roles: Vec<String>,
     pub(crate) hold_back: usize,
     pub(crate) block_status: StatusCode,
+    pub(crate) injection_model: Option<InjectionModel>,
 }
 
 impl Default for GuardrailConfig {
@@ -41,6 +45,7 @@ impl Default for GuardrailConfig {
                 .collect(),
             hold_back: 64,
             block_status: StatusCode::BAD_REQUEST,
+            injection_model: None,
         }
     }
 }
@@ -114,6 +119,12 @@ impl GuardrailConfig {
         self.injection_roles.iter().any(|r| r == role)
     }
 
+    /// The learned injection detector the [`Detector::LearnedInjection`] checks use.
+    pub fn injection_model(mut self, model: InjectionModel) -> Self {
+        self.injection_model = Some(model);
+        self
+    }
+
     /// The status of a blocked request (default 400).
     pub fn block_status(mut self, status: StatusCode) -> Self {
         self.block_status = status;
@@ -139,6 +150,80 @@ pub struct GuardrailSpec {
     pub checks: Vec<Check>,
     /// External moderation services, consulted on requests after the checks.
     pub moderations: Vec<ModerationSpec>,
+    /// The learned injection detector's embedder (needed by `injection` checks whose `mode`
+    /// is `model`, `either` or `both`).
+    pub injection_model: Option<InjectionModelSpec>,
+}
+
+/// Which embedder the learned injection detector reads, with the head shipped for it.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
+pub enum InjectionEmbedder {
+    /// The static embedder distilled from MiniLM (microseconds; `scripts/distill_static.sh`).
+    Static,
+    /// all-MiniLM-L6-v2 with candle (tens of milliseconds, on the blocking pool; feature
+    /// `candle`; requests only).
+    Minilm,
+}
+
+/// The learned injection detector as plain data (`[guardrail.injection_model]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(deny_unknown_fields)
+)]
+pub struct InjectionModelSpec {
+    /// The embedder.
+    pub embedder: InjectionEmbedder,
+    /// Its weights directory (the static model's, or MiniLM's safetensors).
+    pub dir: String,
+    /// A head of one's own (the JSON `train_injection` writes) instead of the shipped one.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub head: Option<String>,
+}
+
+impl InjectionModelSpec {
+    /// Loads the embedder and pairs it with its head.
+    pub fn build(&self) -> Result<InjectionModel, SpecError> {
+        let err = |reason: String| SpecError::InjectionModel { reason };
+        let (embedder, head): (std::sync::Arc<dyn infergate_embed::Embedder>, InjectionHead) =
+            match self.embedder {
+                InjectionEmbedder::Static => (
+                    std::sync::Arc::new(
+                        infergate_embed::StaticEmbedder::load(&self.dir)
+                            .map_err(|e| err(e.to_string()))?,
+                    ),
+                    InjectionHead::static_minilm(),
+                ),
+                #[cfg(feature = "candle")]
+                InjectionEmbedder::Minilm => (
+                    std::sync::Arc::new(
+                        infergate_embed::MiniLm::load(&self.dir).map_err(|e| err(e.to_string()))?,
+                    ),
+                    InjectionHead::minilm(),
+                ),
+                #[cfg(not(feature = "candle"))]
+                InjectionEmbedder::Minilm => {
+                    return Err(err(
+                        "the minilm embedder needs infergate-guardrail's `candle` feature".into(),
+                    ));
+                }
+            };
+        let head = match &self.head {
+            Some(path) => InjectionHead::from_json(
+                &std::fs::read_to_string(path).map_err(|e| err(format!("{path}: {e}")))?,
+            )
+            .map_err(|e| err(e.to_string()))?,
+            None => head,
+        };
+        InjectionModel::new(embedder, head).map_err(|e| err(e.to_string()))
+    }
 }
 
 impl GuardrailSpec {
@@ -156,6 +241,34 @@ impl GuardrailSpec {
         }
         for m in &self.moderations {
             cfg = cfg.moderation(m.build()?);
+        }
+        let learned: Vec<&Check> = self
+            .checks
+            .iter()
+            .filter(|c| matches!(c.detector, Detector::LearnedInjection { .. }))
+            .collect();
+        if let Some(first) = learned.first() {
+            let Some(spec) = &self.injection_model else {
+                return Err(SpecError::Check {
+                    name: first.name.clone(),
+                    reason: "an injection check with mode model, either or both needs \
+                             [guardrail.injection_model] (embedder and dir)"
+                        .into(),
+                });
+            };
+            let model = spec.build()?;
+            if let Some(c) = learned
+                .iter()
+                .find(|c| !model.is_sync() && c.applies.response())
+            {
+                return Err(SpecError::Check {
+                    name: c.name.clone(),
+                    reason: "with the minilm embedder the injection model judges requests only: \
+                             set applies = \"request\""
+                        .into(),
+                });
+            }
+            cfg = cfg.injection_model(model);
         }
         Ok(cfg)
     }
@@ -224,9 +337,17 @@ pub struct CheckSpec {
     /// A mask for every finding (default: one per kind, such as `[EMAIL]`).
     #[cfg_attr(feature = "serde", serde(default))]
     pub mask: Option<String>,
-    /// For `injection`: the score threshold.
+    /// For `injection`: the rules' score threshold.
     #[cfg_attr(feature = "serde", serde(default))]
     pub threshold: Option<f32>,
+    /// For `injection`: rules (default), model, either or both (the learned detector, from
+    /// [`GuardrailSpec::injection_model`]).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub mode: Option<InjectionMode>,
+    /// For `injection` with a model: the head's threshold (default: the head's own for the
+    /// mode, chosen for precision ≥ 0.95 on the validation split).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub model_threshold: Option<f32>,
 }
 
 #[cfg_attr(not(feature = "serde"), allow(dead_code))]
@@ -265,8 +386,16 @@ impl TryFrom<CheckSpec> for Check {
             DetectorKind::MaxTokens => {
                 return Err(err("max_tokens needs the `tokens` feature".to_owned()));
             }
-            DetectorKind::Injection => Detector::Injection {
-                threshold: c.threshold.unwrap_or(DEFAULT_INJECTION_THRESHOLD),
+            DetectorKind::Injection => match c.mode.unwrap_or_default() {
+                InjectionMode::Rules => Detector::Injection {
+                    threshold: c.threshold.unwrap_or(DEFAULT_INJECTION_THRESHOLD),
+                },
+                mode => Detector::LearnedInjection {
+                    mode,
+                    threshold: c.model_threshold,
+                    rules_threshold: c.threshold.unwrap_or(DEFAULT_INJECTION_THRESHOLD),
+                    model: None,
+                },
             },
         };
         let check = Check::new(c.name.clone(), detector, c.action).applies(c.applies);
@@ -360,6 +489,12 @@ pub enum SpecError {
     Check {
         /// The check's name.
         name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The learned injection detector cannot be loaded.
+    #[error("injection model: {reason}")]
+    InjectionModel {
         /// What is wrong.
         reason: String,
     },

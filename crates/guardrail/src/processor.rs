@@ -65,7 +65,22 @@ pub struct Guardrail {
 impl Guardrail {
     /// A guardrail for `config`. Logs (at info level) which roles a role list leaves out, so
     /// that nothing goes uninspected silently.
-    pub fn new(config: GuardrailConfig) -> Self {
+    pub fn new(mut config: GuardrailConfig) -> Self {
+        // Learned injection checks without a model of their own use the guardrail's; one
+        // with neither is reported now, and judged by its rules alone (with a warning).
+        for c in &mut config.checks {
+            if let Detector::LearnedInjection { model, .. } = &mut c.detector
+                && model.is_none()
+            {
+                *model = config.injection_model.clone();
+                if model.is_none() {
+                    tracing::error!(
+                        check = %c.name,
+                        "an injection check needs a model (GuardrailConfig::injection_model)"
+                    );
+                }
+            }
+        }
         if let Some(roles) = &config.roles {
             let left_out: Vec<&str> = KNOWN_ROLES
                 .iter()
@@ -81,7 +96,7 @@ impl Guardrail {
         if config
             .checks
             .iter()
-            .any(|c| matches!(c.detector, Detector::Injection { .. }) && c.applies.request())
+            .any(|c| c.detector.is_injection() && c.applies.request())
         {
             let left_out: Vec<&str> = KNOWN_ROLES
                 .iter()
@@ -203,6 +218,29 @@ impl Processor for Guardrail {
                 }
             }
         }
+        // An asynchronous injection model (MiniLM) scores the texts it reads in one batch,
+        // off the executor, before the checks run; a synchronous one scores as they run.
+        let model = self.cfg.injection_model.as_ref();
+        let mut scores: Vec<f32> = Vec::new();
+        if let Some(m) = model.filter(|m| !m.is_sync())
+            && checks
+                .iter()
+                .any(|c| matches!(c.detector, Detector::LearnedInjection { .. }))
+        {
+            let mut texts = Vec::new();
+            request_texts(payload, &mut |role, _, text| {
+                if self.role_ok(role) && self.cfg.injection_role(role) {
+                    texts.push(text.to_owned());
+                }
+            });
+            scores = m.score(&texts).await.map_err(|e| {
+                ProcessorError::new(
+                    infergate_core::FailureClass::ExternalService,
+                    format!("the injection model could not score the request: {e}"),
+                )
+            })?;
+        }
+        let mut next_score = scores.into_iter();
         let mut findings = Findings::default();
         let mut block: Option<Rejection> = None;
         let mut redact_needed = false;
@@ -211,8 +249,13 @@ impl Processor for Guardrail {
             if block.is_some() || !self.role_ok(role) {
                 return;
             }
+            let score = if self.cfg.injection_role(role) {
+                next_score.next()
+            } else {
+                None
+            };
             chars = chars.saturating_add(text.chars().count());
-            let scan = Scan::new(text);
+            let scan = Scan::new(text).with_model_score(score);
             for c in &checks {
                 if let Detector::MaxChars(max) = c.detector {
                     if chars > max {
@@ -226,8 +269,7 @@ impl Processor for Guardrail {
                 // The injection check reads only the configured roles (logged at
                 // construction): by default not the operator's own system prompt or the
                 // model's earlier answers.
-                if matches!(c.detector, Detector::Injection { .. })
-                    && !self.cfg.injection_role(role)
+                if c.detector.is_injection() && !self.cfg.injection_role(role)
                 {
                     continue;
                 }
@@ -260,8 +302,7 @@ impl Processor for Guardrail {
                 let checks = cfg.checks.iter().filter(|c| {
                     c.applies.request()
                         && c.action == Action::Redact
-                        && (!matches!(c.detector, Detector::Injection { .. })
-                            || cfg.injection_role(role))
+                        && (!c.detector.is_injection() || cfg.injection_role(role))
                 });
                 let new = redact_with(checks, text, source == TextSource::ToolArguments);
                 if new != *text {

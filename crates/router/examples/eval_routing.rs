@@ -3,11 +3,20 @@
 //! oos_val, in-scope accuracy reported on test and out-of-scope recall on oos_test. Never
 //! tuned on the test splits.
 //!
+//! Besides the threshold chosen on val, the **calibrated** threshold: computed by the router
+//! itself from the train utterances alone (leave-one-out, `Router::calibration`), as a
+//! deployment gets it. And random draws of 10 intents with 15 train utterances each (a
+//! typical gateway's route set), calibrated the same way: in-scope accuracy on those intents'
+//! test queries, and refusal of oos_test and of the other 140 intents' test queries.
+//!
 //! ```text
 //! cargo run --release -p infergate-router --example eval_routing -- hash
+//! bash scripts/distill_static.sh
+//! cargo run --release -p infergate-router --example eval_routing -- static [DIR]
 //! cargo run --release -p infergate-router --features candle --example eval_routing -- minilm [DIR]
 //! ```
-//! (`DIR` defaults to target/minilm; `bash scripts/fetch_minilm.sh` fills it.)
+//! (`DIR` defaults to target/static-minilm or target/minilm; `bash scripts/fetch_minilm.sh`
+//! fills the latter.)
 
 #![allow(clippy::unwrap_used, clippy::pedantic, missing_docs)]
 
@@ -93,6 +102,12 @@ async fn main() {
             }
             Arc::new(b.fit(train.iter().map(|r| &r.0)))
         }
+        "static" => {
+            let dir = std::env::args()
+                .nth(2)
+                .unwrap_or_else(|| "target/static-minilm".into());
+            Arc::new(infergate_embed::StaticEmbedder::load(dir).unwrap())
+        }
         #[cfg(feature = "candle")]
         "minilm" => {
             let dir = std::env::args()
@@ -129,9 +144,9 @@ async fn main() {
         per_query
     );
     println!(
-        "| matching | threshold (val) | val in-scope acc | val oos recall | **test in-scope acc** | **oos_test recall** | test acc, no threshold | route time/query |"
+        "| matching | threshold (val) | val in-scope acc | val oos recall | **test in-scope acc** | **oos_test recall** | test acc, no threshold | route time/query | calibrated threshold (train only) | test in-scope acc | oos_test recall | calibration time |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (name, matching) in [
         ("centroid", Match::Centroid),
         ("nearest 1", Match::Nearest { k: 1 }),
@@ -149,7 +164,9 @@ async fn main() {
                 Target::new(*intent),
             ));
         }
+        let t_build = Instant::now();
         let router = Router::build(cfg, cached.clone()).await.unwrap();
+        let build_time = t_build.elapsed();
         let pv = predict(&router, &val);
         let po = predict(&router, &oos_val);
         // The threshold that maximises accuracy over val + oos_val.
@@ -171,8 +188,88 @@ async fn main() {
         let pto = predict(&router, &oos_test);
         let (ta, tr) = rates(&pt, &data["test"], &pto, best_t);
         let (raw, _) = rates(&pt, &data["test"], &pto, f32::MIN);
+        let cal = router.calibration().unwrap();
+        let (ca, cr) = rates(&pt, &data["test"], &pto, cal.threshold);
         println!(
-            "| {name} | {best_t:.3} | {va:.3} | {vr:.3} | **{ta:.3}** | **{tr:.3}** | {raw:.3} | {route_time:?} |"
+            "| {name} | {best_t:.3} | {va:.3} | {vr:.3} | **{ta:.3}** | **{tr:.3}** | {raw:.3} | {route_time:?} | {:.3} | **{ca:.3}** | **{cr:.3}** | {build_time:?} (build, vectors cached) |",
+            cal.threshold
         );
     }
+    if std::env::var("DRAWS").is_ok_and(|d| d == "0") {
+        return;
+    }
+    // Random draws of 10 intents × 15 train utterances, calibrated on those alone.
+    let intents: Vec<&str> = by_intent.keys().copied().collect();
+    let mut test_by: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, (_, intent)) in data["test"].iter().enumerate() {
+        test_by.entry(intent.as_str()).or_default().push(i);
+    }
+    let mut rng = 0x2026_u64;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let draws: usize = std::env::var("DRAWS")
+        .ok()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(20);
+    let (mut accs, mut oos, mut others, mut ts) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..draws {
+        let mut pool = intents.clone();
+        let mut chosen = Vec::new();
+        for _ in 0..10 {
+            let j = (next() % pool.len() as u64) as usize;
+            chosen.push(pool.swap_remove(j));
+        }
+        let mut cfg = RouterConfig::new();
+        for intent in &chosen {
+            let mut utts = by_intent[intent].clone();
+            let mut picked = Vec::new();
+            for _ in 0..15 {
+                let j = (next() % utts.len() as u64) as usize;
+                picked.push(utts.swap_remove(j));
+            }
+            cfg = cfg.semantic(SemanticRoute::new(*intent, picked, Target::new(*intent)));
+        }
+        let router = Router::build(cfg, cached.clone()).await.unwrap();
+        let t = router.calibration().unwrap().threshold;
+        let (mut ok, mut n, mut rej_other, mut n_other) = (0usize, 0usize, 0usize, 0usize);
+        for (i, (_, intent)) in data["test"].iter().enumerate() {
+            let (r, s) = router.best_route(&test[i]).unwrap();
+            if chosen.contains(&intent.as_str()) {
+                n += 1;
+                if router.semantic_routes()[r].name == *intent && s >= t {
+                    ok += 1;
+                }
+            } else {
+                n_other += 1;
+                if s < t {
+                    rej_other += 1;
+                }
+            }
+        }
+        let rej_oos = oos_test
+            .iter()
+            .filter(|q| router.best_route(q).unwrap().1 < t)
+            .count();
+        accs.push(ok as f64 / n as f64);
+        oos.push(rej_oos as f64 / oos_test.len() as f64);
+        others.push(rej_other as f64 / n_other as f64);
+        ts.push(f64::from(t));
+    }
+    let stat = |v: &[f64]| {
+        let m = v.iter().sum::<f64>() / v.len() as f64;
+        let sd = (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len() as f64).sqrt();
+        let min = v.iter().copied().fold(f64::MAX, f64::min);
+        format!("{m:.3} ± {sd:.3} (min {min:.3})")
+    };
+    println!(
+        "\n{draws} draws of 10 intents × 15 utterances (centroid, calibrated threshold {}):\n",
+        stat(&ts)
+    );
+    println!("| in-scope accuracy | oos_test refused | other intents' test queries refused |");
+    println!("|---|---|---|");
+    println!("| {} | {} | {} |", stat(&accs), stat(&oos), stat(&others));
 }

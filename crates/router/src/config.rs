@@ -55,12 +55,14 @@ pub struct SemanticRoute {
     pub utterances: Vec<String>,
     /// Where matching requests go.
     pub target: Target,
-    /// The least similarity (cosine, -1..1) at which this route may win.
-    pub threshold: f32,
+    /// The least similarity (cosine, -1..1) at which this route may win; `None` (the default):
+    /// the threshold the router calibrates from the routes' own utterances when it is built
+    /// ([`Router::calibration`](crate::Router::calibration)).
+    pub threshold: Option<f32>,
 }
 
 impl SemanticRoute {
-    /// A route with the default threshold (0.5).
+    /// A route with the calibrated threshold.
     pub fn new<I, S>(name: impl Into<String>, utterances: I, target: Target) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -70,14 +72,14 @@ impl SemanticRoute {
             name: name.into(),
             utterances: utterances.into_iter().map(Into::into).collect(),
             target,
-            threshold: 0.5,
+            threshold: None,
         }
     }
 
-    /// Sets the threshold.
+    /// Sets the threshold (instead of the calibrated one).
     #[must_use]
     pub fn threshold(mut self, threshold: f32) -> Self {
-        self.threshold = threshold;
+        self.threshold = Some(threshold);
         self
     }
 }
@@ -324,6 +326,12 @@ pub enum EmbedderKind {
     /// An OpenAI-compatible `/v1/embeddings` ([`RouterSpec::embedder_url`],
     /// [`RouterSpec::embedder_model`], [`RouterSpec::embedder_dim`]).
     Openai,
+    /// Static token vectors distilled from all-MiniLM-L6-v2 (`scripts/distill_static.sh`;
+    /// [`RouterSpec::embedder_dir`]): microseconds per query.
+    Static,
+    /// all-MiniLM-L6-v2 with candle ([`RouterSpec::embedder_dir`]; feature `candle`): the
+    /// accurate one, tens of milliseconds per query on the blocking pool.
+    Minilm,
 }
 
 /// The router's configuration as plain data (a config file's `[router]`); every field is
@@ -344,6 +352,8 @@ pub struct RouterSpec {
     pub embedder_model: Option<String>,
     /// For `openai`: the vector dimension (default 1536).
     pub embedder_dim: Option<usize>,
+    /// For `static` and `minilm`: the weights directory.
+    pub embedder_dir: Option<String>,
     /// Which text the keyword and semantic rules read (default `last_user`).
     pub query: QueryText,
     /// `centroid` (default) or `nearest` (with `nearest_k`).
@@ -375,6 +385,7 @@ impl Default for RouterSpec {
             embedder_url: None,
             embedder_model: None,
             embedder_dim: None,
+            embedder_dir: None,
             query: QueryText::default(),
             matching: Match::default(),
             nearest_k: None,
@@ -453,7 +464,7 @@ pub struct KeywordRule {
     pub target: Target,
 }
 
-/// A semantic route as data: written `name`, `utterances`, `threshold` (default 0.5),
+/// A semantic route as data: written `name`, `utterances`, `threshold` (default: calibrated from the routes' utterances),
 /// `backend`, `model`.
 #[derive(Debug, Clone)]
 #[cfg_attr(
@@ -479,6 +490,12 @@ pub enum SpecError {
     /// The embedder's URL is not usable.
     #[error("embedder_url: {0}")]
     EmbedderUrl(String),
+    /// The `static` or `minilm` embedder without `embedder_dir`.
+    #[error("embedder = \"static\" or \"minilm\" needs embedder_dir")]
+    NoEmbedderDir,
+    /// The embedder's weights could not be loaded.
+    #[error("embedder_dir: {0}")]
+    EmbedderDir(String),
     /// The router could not be built (a route without utterances, the embedder failed).
     #[error(transparent)]
     Router(#[from] RouterError),
@@ -550,6 +567,26 @@ impl RouterSpec {
                     .unwrap_or_else(|| "text-embedding-3-small".into());
                 let e = OpenAiEmbedder::new(client, model, self.embedder_dim.unwrap_or(1536));
                 Arc::new(CachedEmbedder::new(e, 100_000))
+            }
+            EmbedderKind::Static => {
+                let dir = self.embedder_dir.as_deref().ok_or(SpecError::NoEmbedderDir)?;
+                Arc::new(
+                    infergate_embed::StaticEmbedder::load(dir)
+                        .map_err(|e| SpecError::EmbedderDir(e.to_string()))?,
+                )
+            }
+            #[cfg(feature = "candle")]
+            EmbedderKind::Minilm => {
+                let dir = self.embedder_dir.as_deref().ok_or(SpecError::NoEmbedderDir)?;
+                let e = infergate_embed::MiniLm::load(dir)
+                    .map_err(|e| SpecError::EmbedderDir(e.to_string()))?;
+                Arc::new(CachedEmbedder::new(e, 100_000))
+            }
+            #[cfg(not(feature = "candle"))]
+            EmbedderKind::Minilm => {
+                return Err(SpecError::EmbedderDir(
+                    "the minilm embedder needs infergate-router's `candle` feature".into(),
+                ));
             }
         })
     }
@@ -710,7 +747,7 @@ mod tests {
         assert_eq!(c.query, QueryText::Conversation);
         assert!(c.explain && c.rewrite_model);
         assert_eq!(c.rules.len(), 2);
-        assert!((c.semantic[0].threshold - 0.3).abs() < 1e-6);
+        assert!((c.semantic[0].threshold.unwrap() - 0.3).abs() < 1e-6);
         let backends: Vec<&str> = s.targets().map(|t| t.backend.as_str()).collect();
         assert_eq!(backends, ["big", "small", "big", "small"]);
     }

@@ -61,6 +61,7 @@
 //! errors): [`RouterSpec::config`] makes the [`RouterConfig`], [`RouterSpec::build`] the
 //! router with the embedder it names.
 
+mod calibrate;
 mod config;
 mod glob;
 mod layer;
@@ -70,5 +71,6 @@ pub use config::{
     AliasRule, EmbedderKind, GlobRule, HeaderRule, KeywordRule, Match, QueryText, RouterConfig,
     RouterSpec, SemanticRoute, SemanticRule, SpecError, Target,
 };
+pub use calibrate::{Calibration, calibrate};
 pub use layer::RouterLayer;
 pub use processor::{ROUTE_HEADER, Router, RouterError};

@@ -65,6 +65,10 @@ struct Inner {
     centroids: Vec<Vec<f32>>,
     /// Per semantic route: its utterance vectors.
     vectors: Vec<Vec<Vec<f32>>>,
+    /// Per semantic route: the threshold it uses (its own, else the calibrated one).
+    thresholds: Vec<f32>,
+    /// What calibration found (with at least two routes).
+    calibration: Option<crate::Calibration>,
 }
 
 impl Router {
@@ -90,14 +94,50 @@ impl Router {
             centroids.push(c);
             vectors.push(vs);
         }
+        // Routes without a threshold of their own use the one calibrated from every route's
+        // utterances (0.5 when there is nothing to calibrate from: a single route).
+        let calibration = if cfg.semantic.iter().any(|r| r.threshold.is_none()) {
+            let c = crate::calibrate(&vectors, cfg.matching);
+            if let Some(c) = &c {
+                tracing::info!(
+                    threshold = c.threshold,
+                    in_route_pass = c.in_route_pass,
+                    out_of_route_refused = c.out_of_route_refused,
+                    queries = c.queries,
+                    "router: semantic threshold calibrated from the routes' utterances"
+                );
+            }
+            c
+        } else {
+            None
+        };
+        let fallback = calibration.map_or(0.5, |c| c.threshold);
+        let thresholds = cfg
+            .semantic
+            .iter()
+            .map(|r| r.threshold.unwrap_or(fallback))
+            .collect();
         Ok(Self {
             inner: Arc::new(Inner {
                 cfg,
                 embedder,
                 centroids,
                 vectors,
+                thresholds,
+                calibration,
             }),
         })
+    }
+
+    /// What calibrating the semantic threshold found (`None` when every route has its own
+    /// threshold, or with a single route).
+    pub fn calibration(&self) -> Option<crate::Calibration> {
+        self.inner.calibration
+    }
+
+    /// The threshold semantic route `i` uses (its own, else the calibrated one).
+    pub fn threshold_of(&self, i: usize) -> Option<f32> {
+        self.inner.thresholds.get(i).copied()
     }
 
     /// The embedder the semantic routes use.
@@ -347,7 +387,7 @@ impl Router {
             };
             if let Some((i, score)) = best {
                 let route = &cfg.semantic[i];
-                if score >= route.threshold
+                if score >= self.inner.thresholds[i]
                     && allowed(&|| format!("semantic:{}", route.name), &route.target)
                 {
                     let d = decided(
@@ -528,7 +568,25 @@ impl Processor for Router {
         let route = cx.exchange().route().and_then(|d| {
             let rule = d.rule.as_ref()?;
             Some(match d.score {
-                Some(s) => format!("{rule}; score={s:.3}"),
+                Some(s) => {
+                    // The threshold the score was held against, and where it came from.
+                    let name = rule.strip_prefix("semantic:");
+                    let at = name.and_then(|n| {
+                        self.inner.cfg.semantic.iter().position(|r| r.name == n)
+                    });
+                    match at {
+                        Some(i) => format!(
+                            "{rule}; score={s:.3}; threshold={:.3} ({})",
+                            self.inner.thresholds[i],
+                            if self.inner.cfg.semantic[i].threshold.is_some() {
+                                "configured"
+                            } else {
+                                "calibrated"
+                            }
+                        ),
+                        None => format!("{rule}; score={s:.3}"),
+                    }
+                }
                 None => rule.clone(),
             })
         });

@@ -2,11 +2,13 @@
 
 mod deny;
 mod injection;
+mod model;
 mod pii;
 mod secrets;
 
 pub use deny::{DenyList, PatternError, RegexList, ascii_lowercase};
 pub use injection::{DEFAULT_INJECTION_THRESHOLD, injection_score, injection_score_lowered};
+pub use model::{HeadError, InjectionHead, InjectionMode, InjectionModel};
 pub use pii::scan_pii;
 pub use secrets::scan_secrets;
 
