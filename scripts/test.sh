@@ -27,6 +27,16 @@ export INFERGATE_MINILM_DIR="${INFERGATE_MINILM_DIR:-$PWD/target/minilm}"
 PATH="$PWD/.venv/bin:$PATH" bash scripts/fetch_minilm.sh "$INFERGATE_MINILM_DIR" >/dev/null \
   || echo "warning: could not fetch the MiniLM weights; its test will skip"
 
+# The static embedder distilled from those weights (the router's and the learned injection
+# detector's fast embedder): about two minutes, once. Without it its tests skip with a message
+# (under CI they fail instead).
+export INFERGATE_STATIC_DIR="${INFERGATE_STATIC_DIR:-$PWD/target/static-minilm}"
+if [ -f "$INFERGATE_MINILM_DIR/model.safetensors" ]; then
+  INFERGATE_MINILM_DIR="$INFERGATE_MINILM_DIR" PROFILE=dev PATH="$PWD/.venv/bin:$PATH" \
+    bash scripts/distill_static.sh "$INFERGATE_STATIC_DIR" >/dev/null \
+    || echo "warning: could not distill the static embedder; its tests will skip"
+fi
+
 echo "== cargo test (workspace, all features)"
 cargo test --workspace --all-features
 

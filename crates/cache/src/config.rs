@@ -187,8 +187,14 @@ pub struct CacheSpec {
     pub single_flight: Option<bool>,
     /// How long they wait, in milliseconds (default 120000).
     pub single_flight_wait_ms: Option<u64>,
-    /// Turns the semantic cache on with this similarity threshold (built-in embedder).
+    /// Turns the semantic cache on with this similarity threshold.
     pub semantic_threshold: Option<f32>,
+    /// The semantic cache's embedder: `builtin` (default; hashed n-grams), `static` (distilled
+    /// from MiniLM, `semantic_embedder_dir`) or `minilm` (feature `candle`,
+    /// `semantic_embedder_dir`).
+    pub semantic_embedder: Option<String>,
+    /// The `static` or `minilm` embedder's weights directory.
+    pub semantic_embedder_dir: Option<String>,
     /// Whether the semantic cache answers requests with temperature > 0 (default false).
     pub semantic_nonzero_temperature: Option<bool>,
 }
@@ -209,6 +215,8 @@ impl std::fmt::Debug for CacheSpec {
             .field("single_flight", &self.single_flight)
             .field("single_flight_wait_ms", &self.single_flight_wait_ms)
             .field("semantic_threshold", &self.semantic_threshold)
+            .field("semantic_embedder", &self.semantic_embedder)
+            .field("semantic_embedder_dir", &self.semantic_embedder_dir)
             .field(
                 "semantic_nonzero_temperature",
                 &self.semantic_nonzero_temperature,
@@ -227,6 +235,9 @@ pub enum SpecError {
     /// `redis_url` without the `redis` feature.
     #[error("redis_url: this build has no Redis store (feature `redis`)")]
     NoRedis,
+    /// The semantic cache's embedder cannot be made.
+    #[error("semantic_embedder: {0}")]
+    Embedder(String),
 }
 
 impl CacheSpec {
@@ -256,8 +267,32 @@ impl CacheSpec {
             ))),
         };
         if let Some(t) = self.semantic_threshold {
+            let dir = || {
+                self.semantic_embedder_dir.as_deref().ok_or_else(|| {
+                    SpecError::Embedder("semantic_embedder_dir is required by this embedder".into())
+                })
+            };
+            let embedder: Arc<dyn Embedder> = match self.semantic_embedder.as_deref() {
+                None | Some("builtin") => Arc::new(HashEmbedder::default()),
+                Some("static") => Arc::new(
+                    infergate_embed::StaticEmbedder::load(dir()?)
+                        .map_err(|e| SpecError::Embedder(e.to_string()))?,
+                ),
+                #[cfg(feature = "candle")]
+                Some("minilm") => Arc::new(infergate_embed::CachedEmbedder::new(
+                    infergate_embed::MiniLm::load(dir()?)
+                        .map_err(|e| SpecError::Embedder(e.to_string()))?,
+                    100_000,
+                )),
+                Some(other) => {
+                    return Err(SpecError::Embedder(format!(
+                        "unknown semantic_embedder '{other}' (builtin, static, or minilm with the \
+                         candle feature)"
+                    )));
+                }
+            };
             cfg = cfg.semantic(
-                SemanticConfig::new(Arc::new(HashEmbedder::default()), t)
+                SemanticConfig::new(embedder, t)
                     .nonzero_temperature(self.semantic_nonzero_temperature.unwrap_or(false)),
             );
         }

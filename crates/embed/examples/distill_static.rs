@@ -17,7 +17,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let model = MiniLm::load(&src)?;
     let d = distill::distill(&model, dim, 512, |done, total| {
         if done % 4096 < 512 || done == total {
-            eprintln!("  {done}/{total} tokens ({:.0} s)", started.elapsed().as_secs_f64());
+            eprintln!(
+                "  {done}/{total} tokens ({:.0} s)",
+                started.elapsed().as_secs_f64()
+            );
         }
     })?;
     let weights = std::fs::read(std::path::Path::new(&src).join("model.safetensors"))?;

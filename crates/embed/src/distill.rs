@@ -72,7 +72,10 @@ pub fn distill(
     let mut centred = vec![0.0f64; width];
     for id in &ids {
         let at = *id as usize * width;
-        for (c, (x, m)) in centred.iter_mut().zip(raw[at..at + width].iter().zip(&mean)) {
+        for (c, (x, m)) in centred
+            .iter_mut()
+            .zip(raw[at..at + width].iter().zip(&mean))
+        {
             *c = x - m;
         }
         for i in 0..width {
@@ -99,7 +102,10 @@ pub fn distill(
     for id in &ids {
         let i = *id as usize;
         let at = i * width;
-        for (c, (x, m)) in centred.iter_mut().zip(raw[at..at + width].iter().zip(&mean)) {
+        for (c, (x, m)) in centred
+            .iter_mut()
+            .zip(raw[at..at + width].iter().zip(&mean))
+        {
             *c = x - m;
         }
         // Zipf weighting by vocabulary rank.
@@ -122,6 +128,7 @@ pub fn distill(
 
 /// Eigenvalues and eigenvectors (column `j` of the row-major result is the vector of value
 /// `j`) of a symmetric `n × n` matrix, by cyclic Jacobi rotations.
+#[allow(clippy::many_single_char_names)] // the textbook's names
 pub fn symmetric_eigen(mut a: Vec<f64>, n: usize) -> (Vec<f64>, Vec<f64>) {
     let mut v = vec![0.0f64; n * n];
     for i in 0..n {

@@ -7,6 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
 
 use crate::{EmbedError, Embedder, normalize};
 
@@ -76,7 +78,8 @@ impl StaticEmbedder {
             .and_then(serde_json::Value::as_str)
             .unwrap_or("static")
             .to_owned();
-        let vocab = std::fs::read_to_string(dir.join(STATIC_VOCAB_FILE)).map_err(|e| err(dir, e))?;
+        let vocab =
+            std::fs::read_to_string(dir.join(STATIC_VOCAB_FILE)).map_err(|e| err(dir, e))?;
         let tokens: Vec<&str> = vocab.lines().collect();
         let raw = std::fs::read(dir.join(STATIC_VECTORS_FILE)).map_err(|e| err(dir, e))?;
         if raw.len() != tokens.len().saturating_mul(dim).saturating_mul(4) {
@@ -204,7 +207,11 @@ impl StaticEmbedder {
         let mut n = 0usize;
         let mut start = 0usize;
         while start < w.len() {
-            let map = if start == 0 { &inner.words } else { &inner.tails };
+            let map = if start == 0 {
+                &inner.words
+            } else {
+                &inner.tails
+            };
             let mut end = w.len();
             let mut found = None;
             while end > start {
@@ -256,7 +263,10 @@ impl StaticEmbedder {
 /// Lowercased, accents stripped (BERT uncased's normaliser), control characters dropped.
 fn lower(text: &str) -> std::borrow::Cow<'_, str> {
     if text.is_ascii() {
-        if text.bytes().any(|b| b.is_ascii_uppercase() || b.is_ascii_control()) {
+        if text
+            .bytes()
+            .any(|b| b.is_ascii_uppercase() || b.is_ascii_control())
+        {
             return std::borrow::Cow::Owned(
                 text.bytes()
                     .map(|b| {
@@ -271,8 +281,6 @@ fn lower(text: &str) -> std::borrow::Cow<'_, str> {
         }
         return std::borrow::Cow::Borrowed(text);
     }
-    use unicode_normalization::UnicodeNormalization;
-    use unicode_normalization::char::is_combining_mark;
     let mut out = String::with_capacity(text.len());
     for c in text.chars().flat_map(char::to_lowercase).nfd() {
         if is_combining_mark(c) || c == '\u{fffd}' || (c.is_control() && !c.is_whitespace()) {
@@ -337,7 +345,10 @@ mod tests {
     #[test]
     fn splits_like_bert_uncased() {
         let e = tiny();
-        assert_eq!(e.token_ids("Book a FLIGHTS, playing!"), vec![2, 3, 4, 5, 8, 6, 7, 10]);
+        assert_eq!(
+            e.token_ids("Book a FLIGHTS, playing!"),
+            vec![2, 3, 4, 5, 8, 6, 7, 10]
+        );
         assert_eq!(e.token_ids("Café"), vec![9]);
         assert_eq!(e.token_ids("flightx"), vec![1]);
         assert_eq!(e.token_ids(""), Vec::<u32>::new());

@@ -16,6 +16,8 @@
 //! Newton's method (deterministic), the threshold of each mode chosen on validation for
 //! precision ≥ 0.95. Leave-one-source-out: trained without a source, tested on it.
 
+#![allow(clippy::pedantic, missing_docs)]
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -269,7 +271,9 @@ fn clinc_benign() -> Vec<(String, usize)> {
             rows.iter()
                 .step_by(25)
                 .enumerate()
-                .filter_map(|(i, r)| Some((r[0].as_str()?.to_owned(), if i % 2 == 0 { 0 } else { 3 })))
+                .filter_map(|(i, r)| {
+                    Some((r[0].as_str()?.to_owned(), if i % 2 == 0 { 0 } else { 3 }))
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -626,7 +630,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .into_iter()
                 .map(|(t, f)| (t, f, "persona-benign (generated)")),
         )
-        .chain(clinc_benign().into_iter().map(|(t, f)| (t, f, "CLINC150 requests")))
+        .chain(
+            clinc_benign()
+                .into_iter()
+                .map(|(t, f)| (t, f, "CLINC150 requests")),
+        )
         .collect();
     let texts: Vec<String> = rows
         .iter()
@@ -670,7 +678,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n_rows = rows.len();
     for (short, model_name, vs) in &embedders {
         println!("\n## {short} ({model_name})\n");
-        let idx = |s: Split| -> Vec<usize> { (0..n_rows).filter(|i| rows[*i].split == s).collect() };
+        let idx =
+            |s: Split| -> Vec<usize> { (0..n_rows).filter(|i| rows[*i].split == s).collect() };
         let (train, val, test) = (idx(Split::Train), idx(Split::Val), idx(Split::Test));
         let xs = |ids: &[usize]| -> Vec<&[f32]> { ids.iter().map(|i| vs[*i].as_slice()).collect() };
         let ys = |ids: &[usize]| -> Vec<bool> { ids.iter().map(|i| rows[*i].label).collect() };
@@ -698,7 +707,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let val_items = items(&val);
         let test_items = items(&test);
         let mut thresholds = BTreeMap::new();
-        println!("\n| mode | threshold (from validation) | test precision | test recall | TP | FP | FN | TN |");
+        println!(
+            "\n| mode | threshold (from validation) | test precision | test recall | TP | FP | FN | TN |"
+        );
         println!("|---|---|---|---|---|---|---|---|");
         let mut rc = Counts::default();
         for (s, rule, label) in &test_items {
@@ -740,13 +751,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut by: BTreeMap<String, (u32, u32, u32)> = BTreeMap::new();
         for i in &test {
             let r = &rows[*i];
-            let cat = r
-                .category
-                .split(':')
-                .take(2)
-                .collect::<Vec<_>>()
-                .join(":");
-            let e = by.entry(format!("{} {cat}", if r.label { "+" } else { "−" })).or_default();
+            let cat = r.category.split(':').take(2).collect::<Vec<_>>().join(":");
+            let e = by
+                .entry(format!("{} {cat}", if r.label { "+" } else { "−" }))
+                .or_default();
             e.0 += 1;
             if (head.score(&vs[*i]) >= t_model) == r.label {
                 e.1 += 1;
@@ -779,7 +787,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             c_without.recall()
         );
         println!("False alarms on the extra negatives of held-out families (never trained on):\n");
-        println!("| set | texts | rules | model without extra negatives | model with families 0–2 |");
+        println!(
+            "| set | texts | rules | model without extra negatives | model with families 0–2 |"
+        );
         println!("|---|---|---|---|---|");
         let mut sets: Vec<&str> = benign.iter().map(|b| b.2).collect();
         sets.dedup();
@@ -799,8 +809,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
         // Leave one source out: trained (and thresholded) without it, tested on all its rows.
-        println!("\nLeave-one-source-out (trained on the other sources' train split, threshold from their validation split):\n");
-        println!("| held-out source | rows | positives | recall | false-positive rate | rules recall | rules FPR |");
+        println!(
+            "\nLeave-one-source-out (trained on the other sources' train split, threshold from their validation split):\n"
+        );
+        println!(
+            "| held-out source | rows | positives | recall | false-positive rate | rules recall | rules FPR |"
+        );
         println!("|---|---|---|---|---|---|---|");
         let mut sources: Vec<&str> = rows.iter().map(|r| r.source.as_str()).collect();
         sources.sort_unstable();

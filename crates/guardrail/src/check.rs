@@ -220,9 +220,12 @@ impl Check {
                 use crate::detect::InjectionMode;
                 let rules =
                     || crate::detect::injection_score_lowered(scan.lowered()).0 >= *rules_threshold;
-                let model = || match model.as_ref().and_then(|m| Some((scan.model_score(m)?, m))) {
-                    Some((score, m)) => score >= threshold.unwrap_or(m.head().threshold(*mode)),
-                    None => {
+                let model = || {
+                    if let Some((score, m)) =
+                        model.as_ref().and_then(|m| Some((scan.model_score(m)?, m)))
+                    {
+                        score >= threshold.unwrap_or(m.head().threshold(*mode))
+                    } else {
                         tracing::warn!(
                             check = %self.name,
                             "the injection model could not score this text (no model, or an \

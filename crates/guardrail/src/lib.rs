@@ -63,8 +63,8 @@ mod stream;
 
 pub use check::{Action, Applies, Check, Detector, Hit, Scan};
 pub use config::{
-    CheckSpec, DetectorKind, GuardrailConfig, GuardrailSpec, InjectionEmbedder,
-    InjectionModelSpec, ModerationSpec, ModeratorKind, SpecError,
+    CheckSpec, DetectorKind, GuardrailConfig, GuardrailSpec, InjectionEmbedder, InjectionModelSpec,
+    ModerationSpec, ModeratorKind, SpecError,
 };
 pub use layer::GuardrailLayer;
 pub use locate::TOOL_DEFINITION_ROLE;

@@ -72,7 +72,7 @@ impl Guardrail {
             if let Detector::LearnedInjection { model, .. } = &mut c.detector
                 && model.is_none()
             {
-                *model = config.injection_model.clone();
+                model.clone_from(&config.injection_model);
                 if model.is_none() {
                     tracing::error!(
                         check = %c.name,
@@ -269,8 +269,7 @@ impl Processor for Guardrail {
                 // The injection check reads only the configured roles (logged at
                 // construction): by default not the operator's own system prompt or the
                 // model's earlier answers.
-                if c.detector.is_injection() && !self.cfg.injection_role(role)
-                {
+                if c.detector.is_injection() && !self.cfg.injection_role(role) {
                     continue;
                 }
                 for h in c.find_in(&scan) {

@@ -60,8 +60,7 @@ async fn model_mode_blocks_a_jailbreak_and_passes_an_ordinary_question() {
     let mock = MockProvider::start().await.unwrap();
     for mode in ["model", "either", "both"] {
         let layer = GuardrailLayer::new(spec(mode, &dir).build().unwrap());
-        let addr =
-            serve(layer.layer(UpstreamClient::new(&mock.url()).unwrap().into_proxy())).await;
+        let addr = serve(layer.layer(UpstreamClient::new(&mock.url()).unwrap().into_proxy())).await;
         let r = post_json(addr, "/v1/chat/completions", &chat(JAILBREAK)).await;
         assert_eq!(r.status, 400, "{mode}: {}", r.text());
         assert!(r.text().contains("injection"), "{mode}: {}", r.text());

@@ -89,7 +89,7 @@ pub fn calibrate(vectors: &[Vec<Vec<f32>>], matching: Match) -> Option<Calibrati
             for (r, vs) in vectors.iter().enumerate() {
                 for (i, u) in vs.iter().enumerate() {
                     n += 1;
-                    if n % stride != 0 {
+                    if !n.is_multiple_of(stride) {
                         continue;
                     }
                     let top = |sims: &mut Vec<f32>| -> Option<f32> {
@@ -158,13 +158,14 @@ fn separate(pos: &mut [f32], neg: &mut [f32]) -> (f32, f32, f32) {
             // Halfway between the highest refused out-of-route score and this one (the
             // lowest passing score): the widest margin on both sides.
             let below = if j > 0 { neg[j - 1] } else { t };
-            best = (score, (below + t) / 2.0, pass, refused);
+            best = (score, f32::midpoint(below, t), pass, refused);
         }
     }
     (best.1, best.2, best.3)
 }
 
 #[cfg(test)]
+#[allow(clippy::float_cmp)] // rates of 0 or 1 are exact
 mod tests {
     use super::*;
 
@@ -176,8 +177,16 @@ mod tests {
 
     #[test]
     fn separates_two_clusters() {
-        let a = vec![unit(&[1.0, 0.1, 0.0]), unit(&[1.0, 0.0, 0.1]), unit(&[1.0, 0.05, 0.05])];
-        let b = vec![unit(&[0.0, 1.0, 0.1]), unit(&[0.1, 1.0, 0.0]), unit(&[0.05, 1.0, 0.05])];
+        let a = vec![
+            unit(&[1.0, 0.1, 0.0]),
+            unit(&[1.0, 0.0, 0.1]),
+            unit(&[1.0, 0.05, 0.05]),
+        ];
+        let b = vec![
+            unit(&[0.0, 1.0, 0.1]),
+            unit(&[0.1, 1.0, 0.0]),
+            unit(&[0.05, 1.0, 0.05]),
+        ];
         let c = calibrate(&[a, b], Match::Centroid).unwrap();
         assert!(c.threshold > 0.2 && c.threshold < 0.99, "{c:?}");
         assert_eq!(c.in_route_pass, 1.0);

@@ -148,6 +148,7 @@ pub struct RouterConfig {
     pub(crate) matching: Match,
     pub(crate) rewrite_model: bool,
     pub(crate) explain: bool,
+    pub(crate) center: Option<bool>,
     pub(crate) failure_mode: FailureMode,
     pub(crate) timeout: Option<Duration>,
     /// Per backend name: the label sets behind it (one for a backend, one per member for a
@@ -166,6 +167,7 @@ impl Default for RouterConfig {
             matching: Match::Centroid,
             rewrite_model: true,
             explain: false,
+            center: None,
             failure_mode: FailureMode::FailOpen,
             timeout: None,
             backend_labels: BTreeMap::new(),
@@ -249,6 +251,14 @@ impl RouterConfig {
     /// Whether responses carry `x-infergate-route` with the rule and score (default: no).
     pub fn explain(mut self, yes: bool) -> Self {
         self.explain = yes;
+        self
+    }
+
+    /// Whether semantic similarities are taken after removing the mean of the routes'
+    /// utterance vectors from them and from queries (default: yes for dense embedders with at
+    /// least two routes, no for sparse ones such as the built-in hashed embedder).
+    pub fn center(mut self, yes: bool) -> Self {
+        self.center = Some(yes);
         self
     }
 
@@ -569,7 +579,10 @@ impl RouterSpec {
                 Arc::new(CachedEmbedder::new(e, 100_000))
             }
             EmbedderKind::Static => {
-                let dir = self.embedder_dir.as_deref().ok_or(SpecError::NoEmbedderDir)?;
+                let dir = self
+                    .embedder_dir
+                    .as_deref()
+                    .ok_or(SpecError::NoEmbedderDir)?;
                 Arc::new(
                     infergate_embed::StaticEmbedder::load(dir)
                         .map_err(|e| SpecError::EmbedderDir(e.to_string()))?,
@@ -577,7 +590,10 @@ impl RouterSpec {
             }
             #[cfg(feature = "candle")]
             EmbedderKind::Minilm => {
-                let dir = self.embedder_dir.as_deref().ok_or(SpecError::NoEmbedderDir)?;
+                let dir = self
+                    .embedder_dir
+                    .as_deref()
+                    .ok_or(SpecError::NoEmbedderDir)?;
                 let e = infergate_embed::MiniLm::load(dir)
                     .map_err(|e| SpecError::EmbedderDir(e.to_string()))?;
                 Arc::new(CachedEmbedder::new(e, 100_000))

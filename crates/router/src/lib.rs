@@ -67,10 +67,10 @@ mod glob;
 mod layer;
 mod processor;
 
+pub use calibrate::{Calibration, calibrate};
 pub use config::{
     AliasRule, EmbedderKind, GlobRule, HeaderRule, KeywordRule, Match, QueryText, RouterConfig,
     RouterSpec, SemanticRoute, SemanticRule, SpecError, Target,
 };
-pub use calibrate::{Calibration, calibrate};
 pub use layer::RouterLayer;
 pub use processor::{ROUTE_HEADER, Router, RouterError};

@@ -69,6 +69,15 @@ struct Inner {
     thresholds: Vec<f32>,
     /// What calibration found (with at least two routes).
     calibration: Option<crate::Calibration>,
+    /// The mean of the routes' utterance vectors, removed from queries (dense embedders).
+    mean: Option<Vec<f32>>,
+}
+
+/// `v − mean`, L2-normalised.
+fn centred(v: &[f32], mean: &[f32]) -> Vec<f32> {
+    let mut out: Vec<f32> = v.iter().zip(mean).map(|(a, b)| a - b).collect();
+    normalize(&mut out);
+    out
 }
 
 impl Router {
@@ -79,11 +88,38 @@ impl Router {
     ) -> Result<Self, RouterError> {
         let mut centroids = Vec::with_capacity(cfg.semantic.len());
         let mut vectors = Vec::with_capacity(cfg.semantic.len());
+        let mut raw = Vec::with_capacity(cfg.semantic.len());
         for route in &cfg.semantic {
             if route.utterances.is_empty() {
                 return Err(RouterError::EmptyRoute(route.name.clone()));
             }
-            let vs = embedder.embed(&route.utterances).await?;
+            raw.push(embedder.embed(&route.utterances).await?);
+        }
+        // Centring: dense sentence vectors share a common direction (every text looks a bit
+        // like every other), which compresses their similarities; measured from the mean of
+        // the routes' own utterances and removed from them and from every query, it spreads
+        // them out. Sparse (hashed) vectors are left as they are (and stay sparse).
+        let sparse = embedder.embed_sparse("centring probe").is_some();
+        let mean = match cfg.center {
+            Some(false) => None,
+            Some(true) => Some(()),
+            None => (!sparse && cfg.semantic.len() >= 2).then_some(()),
+        }
+        .map(|()| {
+            let mut m = vec![0.0f32; embedder.dim()];
+            let n = raw.iter().map(Vec::len).sum::<usize>().max(1) as f32;
+            for v in raw.iter().flatten() {
+                for (a, b) in m.iter_mut().zip(v) {
+                    *a += b / n;
+                }
+            }
+            m
+        });
+        for vs in raw {
+            let vs: Vec<Vec<f32>> = match &mean {
+                Some(m) => vs.iter().map(|v| centred(v, m)).collect(),
+                None => vs,
+            };
             let mut c = vec![0.0f32; embedder.dim()];
             for v in &vs {
                 for (a, b) in c.iter_mut().zip(v) {
@@ -125,6 +161,7 @@ impl Router {
                 vectors,
                 thresholds,
                 calibration,
+                mean,
             }),
         })
     }
@@ -153,6 +190,10 @@ impl Router {
     /// The best semantic route for an embedded query and its score, whether or not the score
     /// reaches the route's threshold.
     pub fn best_route(&self, query: &[f32]) -> Option<(usize, f32)> {
+        if let Some(m) = &self.inner.mean {
+            let q = centred(query, m);
+            return self.best_route_by(|v| dot(&q, v));
+        }
         // Hashed n-gram vectors are sparse: a dot product over their non-zero entries only.
         let nz: Vec<(u32, f32)> = query
             .iter()
@@ -379,8 +420,15 @@ impl Router {
             }
         }
         if !cfg.semantic.is_empty() && !text.trim().is_empty() {
-            let best = if let Some(q) = self.inner.embedder.embed_sparse(text) {
+            let sparse = if self.inner.mean.is_none() {
+                self.inner.embedder.embed_sparse(text)
+            } else {
+                None
+            };
+            let best = if let Some(q) = sparse {
                 self.best_route_sparse(&q)
+            } else if let Some(q) = self.inner.embedder.embed_dense(text) {
+                self.best_route(&q)
             } else {
                 let v = self.inner.embedder.embed(&[text.to_owned()]).await?;
                 v.first().and_then(|q| self.best_route(q))
@@ -571,9 +619,8 @@ impl Processor for Router {
                 Some(s) => {
                     // The threshold the score was held against, and where it came from.
                     let name = rule.strip_prefix("semantic:");
-                    let at = name.and_then(|n| {
-                        self.inner.cfg.semantic.iter().position(|r| r.name == n)
-                    });
+                    let at =
+                        name.and_then(|n| self.inner.cfg.semantic.iter().position(|r| r.name == n));
                     match at {
                         Some(i) => format!(
                             "{rule}; score={s:.3}; threshold={:.3} ({})",

@@ -270,3 +270,75 @@ async fn with_a_principal_only_the_models_it_may_use_are_candidates() {
         .unwrap_err();
     assert!(matches!(e, RouterError::ModelNotAllowed));
 }
+
+/// Routes without a threshold of their own use one calibrated from their utterances when the
+/// router is built; the explain header says which threshold held and where it came from, and a
+/// route's own threshold overrides the calibrated one.
+#[tokio::test]
+async fn thresholds_calibrate_themselves_from_the_routes_utterances() {
+    let billing = [
+        "how much do i owe this month",
+        "pay my invoice",
+        "update the credit card on my account",
+        "why was i charged twice",
+        "cancel my subscription",
+        "send me a copy of my last bill",
+        "my payment did not go through",
+        "change my billing address",
+    ];
+    let travel = [
+        "book a flight to paris",
+        "find me a hotel in rome",
+        "what gate does my flight leave from",
+        "rent a car at the airport",
+        "is my train on time",
+        "change my seat on the flight to tokyo",
+        "how much luggage can i take on the plane",
+        "find a cheap hotel near the airport",
+    ];
+    let cfg = RouterConfig::new()
+        .semantic(SemanticRoute::new(
+            "billing",
+            billing,
+            Target::new("cheap").model("billing-model"),
+        ))
+        .semantic(SemanticRoute::new(
+            "travel",
+            travel,
+            Target::new("cheap").model("travel-model"),
+        ))
+        .default_route(Target::new("default").model("gpt-4o-mini"))
+        .explain(true);
+    let built = router(cfg).await;
+    let cal = built.calibration().expect("two routes calibrate");
+    assert!(cal.threshold > 0.0 && cal.threshold < 1.0, "{cal:?}");
+    assert_eq!(cal.queries, 16);
+    assert_eq!(built.threshold_of(0), Some(cal.threshold));
+    let mock = MockProvider::start().await.unwrap();
+    let addr = serve(
+        RouterLayer::new(built).layer(UpstreamClient::new(&mock.url()).unwrap().into_proxy()),
+    )
+    .await;
+    let r = post_json(
+        addr,
+        "/v1/chat/completions",
+        &chat("m", "book a hotel in paris"),
+    )
+    .await;
+    let explained = r.headers["x-infergate-route"].to_str().unwrap();
+    assert!(explained.starts_with("semantic:travel"), "{explained}");
+    assert!(
+        explained.contains(&format!("threshold={:.3} (calibrated)", cal.threshold)),
+        "{explained}"
+    );
+    // (With the built-in hashed embedder and eight utterances a route, in-route paraphrases
+    // share few n-grams, so the calibrated threshold is low: docs/routing.md.)
+
+    // A route's own threshold overrides the calibrated one.
+    let cfg = RouterConfig::new()
+        .semantic(SemanticRoute::new("billing", billing, Target::new("cheap")).threshold(0.05))
+        .semantic(SemanticRoute::new("travel", travel, Target::new("cheap")));
+    let own = router(cfg).await;
+    assert_eq!(own.threshold_of(0), Some(0.05));
+    assert_eq!(own.threshold_of(1), own.calibration().map(|c| c.threshold));
+}

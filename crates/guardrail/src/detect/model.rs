@@ -88,8 +88,7 @@ impl InjectionHead {
 
     /// The shipped head for the static embedder distilled from MiniLM (`StaticEmbedder`).
     pub fn static_minilm() -> Self {
-        Self::from_json(STATIC_HEAD)
-            .unwrap_or_else(|_| Self::empty("static-minilm-l6-v2-256", 256))
+        Self::from_json(STATIC_HEAD).unwrap_or_else(|_| Self::empty("static-minilm-l6-v2-256", 256))
     }
 
     fn empty(embedder: &str, dim: usize) -> Self {
@@ -213,9 +212,7 @@ impl InjectionModel {
         if !self.sync {
             return None;
         }
-        self.embedder
-            .embed_dense(text)
-            .map(|v| self.head.score(&v))
+        self.embedder.embed_dense(text).map(|v| self.head.score(&v))
     }
 
     /// The scores of `texts` (one batch through the embedder; a model such as MiniLM runs on
