@@ -54,7 +54,7 @@ pub fn distill(
                 *o = f64::from(x);
             }
         }
-        progress(((n + 1) * batch).min(total), total);
+        progress(((n + 1) * batch.max(1)).min(total), total);
     }
     // PCA over the tokens that have vectors.
     let mut mean = vec![0.0f64; width];
@@ -93,7 +93,20 @@ pub fn distill(
             cov[j * width + i] = v;
         }
     }
-    let (values, vectors) = symmetric_eigen(cov, width);
+    let (values, mut vectors) = symmetric_eigen(cov, width);
+    // An eigenvector's sign is arbitrary (the last bits of the arithmetic decide it): fix it
+    // so that each one's largest component is positive, and the same weights give the same
+    // static vectors on any machine (the shipped heads depend on it).
+    for comp in 0..width {
+        let big = (0..width)
+            .map(|r| vectors[r * width + comp])
+            .fold(0.0f64, |a, x| if x.abs() > a.abs() { x } else { a });
+        if big < 0.0 {
+            for r in 0..width {
+                vectors[r * width + comp] = -vectors[r * width + comp];
+            }
+        }
+    }
     let mut order: Vec<usize> = (0..width).collect();
     order.sort_by(|a, b| values[*b].total_cmp(&values[*a]));
     let all: f64 = values.iter().map(|v| v.max(0.0)).sum();

@@ -23,6 +23,8 @@ pub const STATIC_CONFIG_FILE: &str = "config.json";
 const MAX_WORD_CHARS: usize = 100;
 /// Words read per text (a prompt of 100 KB costs no more than its first 4,096 words).
 const MAX_WORDS: usize = 4096;
+/// Bytes read per text (the first 4,096 words of ordinary text fit in far less).
+const MAX_BYTES: usize = 64 * 1024;
 
 /// Static token vectors distilled from all-MiniLM-L6-v2 (see `scripts/distill_static.sh`):
 /// a text's vector is the mean of its WordPiece tokens' vectors, L2-normalised. Synchronous
@@ -39,6 +41,8 @@ struct Inner {
     /// Continuation pieces (`##ing` stored as `ing`).
     tails: HashMap<Box<str>, u32>,
     unk: Option<u32>,
+    /// The longest piece, in bytes: the greedy match starts there, not at the word's end.
+    longest: usize,
     vectors: Vec<f32>,
     dim: usize,
     name: String,
@@ -105,7 +109,9 @@ impl StaticEmbedder {
         let mut words = HashMap::with_capacity(tokens.len());
         let mut tails = HashMap::new();
         let mut unk = None;
+        let mut longest = 1;
         for (i, t) in tokens.iter().enumerate() {
+            longest = longest.max(t.trim_start_matches("##").len());
             let Ok(id) = u32::try_from(i) else { break };
             if *t == "[UNK]" {
                 unk = Some(id);
@@ -124,6 +130,7 @@ impl StaticEmbedder {
                 words,
                 tails,
                 unk,
+                longest,
                 vectors,
                 dim,
                 name,
@@ -164,27 +171,31 @@ impl StaticEmbedder {
     }
 
     fn each_token(&self, text: &str, mut f: impl FnMut(u32)) {
-        let lowered = lower(text);
+        let mut end = text.len().min(MAX_BYTES);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let lowered = lower(&text[..end]);
         let mut words = 0usize;
-        for piece in lowered.split(|c: char| c.is_whitespace()) {
+        let mut word = |w: &str, f: &mut dyn FnMut(u32)| {
+            if words < MAX_WORDS && !w.is_empty() {
+                self.word(w, f);
+                words += 1;
+            }
+            words < MAX_WORDS
+        };
+        'pieces: for piece in lowered.split(char::is_whitespace) {
             let mut start = 0;
             for (i, c) in piece.char_indices() {
                 if is_punct(c) || is_cjk(c) {
-                    if start < i {
-                        self.word(&piece[start..i], &mut f);
-                        words += 1;
-                    }
                     let end = i + c.len_utf8();
-                    self.word(&piece[i..end], &mut f);
-                    words += 1;
+                    if !word(&piece[start..i], &mut f) || !word(&piece[i..end], &mut f) {
+                        break 'pieces;
+                    }
                     start = end;
                 }
             }
-            if start < piece.len() {
-                self.word(&piece[start..], &mut f);
-                words += 1;
-            }
-            if words >= MAX_WORDS {
+            if !word(&piece[start..], &mut f) {
                 break;
             }
         }
@@ -192,7 +203,7 @@ impl StaticEmbedder {
 
     /// One word's pieces: greedy longest match from the left; a word with a part no piece
     /// covers is one unknown token.
-    fn word(&self, w: &str, f: &mut impl FnMut(u32)) {
+    fn word(&self, w: &str, f: &mut dyn FnMut(u32)) {
         if w.is_empty() {
             return;
         }
@@ -203,7 +214,7 @@ impl StaticEmbedder {
             }
             return;
         }
-        let mut pieces: [u32; 32] = [0; 32];
+        let mut pieces: [u32; MAX_WORD_CHARS] = [0; MAX_WORD_CHARS];
         let mut n = 0usize;
         let mut start = 0usize;
         while start < w.len() {
@@ -212,7 +223,7 @@ impl StaticEmbedder {
             } else {
                 &inner.tails
             };
-            let mut end = w.len();
+            let mut end = w.len().min(start.saturating_add(inner.longest));
             let mut found = None;
             while end > start {
                 if w.is_char_boundary(end)
@@ -260,44 +271,59 @@ impl StaticEmbedder {
     }
 }
 
-/// Lowercased, accents stripped (BERT uncased's normaliser), control characters dropped.
+/// Lowercased, accents stripped (BERT uncased's normaliser), control and format characters
+/// (zero-width spaces and joiners, the soft hyphen, direction marks, the byte-order mark)
+/// dropped, other whitespace kept.
 fn lower(text: &str) -> std::borrow::Cow<'_, str> {
+    let drop = |c: char| (c.is_control() && !c.is_whitespace()) || is_format(c) || c == '\u{fffd}';
     if text.is_ascii() {
         if text
             .bytes()
-            .any(|b| b.is_ascii_uppercase() || b.is_ascii_control())
+            .any(|b| b.is_ascii_uppercase() || drop(char::from(b)))
         {
             return std::borrow::Cow::Owned(
-                text.bytes()
-                    .map(|b| {
-                        if b.is_ascii_control() && !b.is_ascii_whitespace() {
-                            ' '
-                        } else {
-                            char::from(b.to_ascii_lowercase())
-                        }
-                    })
+                text.chars()
+                    .filter(|c| !drop(*c))
+                    .map(|c| c.to_ascii_lowercase())
                     .collect(),
             );
         }
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len());
-    for c in text.chars().flat_map(char::to_lowercase).nfd() {
-        if is_combining_mark(c) || c == '\u{fffd}' || (c.is_control() && !c.is_whitespace()) {
-            continue;
+    for c in text
+        .chars()
+        .filter(|c| !drop(*c))
+        .flat_map(char::to_lowercase)
+        .nfd()
+    {
+        if !is_combining_mark(c) {
+            out.push(c);
         }
-        out.push(c);
     }
     std::borrow::Cow::Owned(out)
+}
+
+/// Unicode format characters (general category Cf) that text uses in practice.
+fn is_format(c: char) -> bool {
+    matches!(c as u32,
+        0x00AD | 0x061C | 0x180E | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2064
+        | 0x2066..=0x206F | 0xFEFF | 0xFFF9..=0xFFFB)
 }
 
 /// BERT's punctuation: ASCII symbols and Unicode punctuation blocks.
 fn is_punct(c: char) -> bool {
     c.is_ascii_punctuation()
         || matches!(c as u32,
-            0x00A1..=0x00BF | 0x2010..=0x2027 | 0x2030..=0x205E | 0x3000..=0x303F
-            | 0xFE30..=0xFE4F | 0xFF01..=0xFF0F | 0xFF1A..=0xFF20 | 0xFF3B..=0xFF40
-            | 0xFF5B..=0xFF65)
+            0x00A1 | 0x00A7 | 0x00AB | 0x00B6 | 0x00B7 | 0x00BB | 0x00BF | 0x037E | 0x0387
+            | 0x055A..=0x055F | 0x0589 | 0x05BE | 0x05C0 | 0x05C3 | 0x05F3 | 0x05F4
+            | 0x060C | 0x060D | 0x061B | 0x061E | 0x061F | 0x066A..=0x066D | 0x06D4
+            | 0x0964 | 0x0965 | 0x0970 | 0x0E4F | 0x0E5A | 0x0E5B
+            | 0x2010..=0x2027 | 0x2030..=0x2043 | 0x2045..=0x2051 | 0x2053..=0x205E
+            | 0x2E00..=0x2E7F | 0x3001..=0x3003 | 0x3008..=0x3011 | 0x3014..=0x301F
+            | 0x30FB | 0xFE10..=0xFE19 | 0xFE30..=0xFE4F | 0xFE50..=0xFE6B
+            | 0xFF01..=0xFF03 | 0xFF05..=0xFF0A | 0xFF0C..=0xFF0F | 0xFF1A | 0xFF1B
+            | 0xFF1F | 0xFF20 | 0xFF3B..=0xFF3D | 0xFF3F | 0xFF5B | 0xFF5D | 0xFF5F..=0xFF65)
 }
 
 /// CJK ideographs are tokens of their own (BERT's `handle_chinese_chars`).
@@ -351,7 +377,21 @@ mod tests {
         );
         assert_eq!(e.token_ids("Café"), vec![9]);
         assert_eq!(e.token_ids("flightx"), vec![1]);
+        // Zero-width characters and control bytes are dropped, not word breaks.
+        assert_eq!(e.token_ids("fli\u{200b}ght"), vec![4]);
+        assert_eq!(e.token_ids("fli\u{0}ght"), vec![4]);
+        assert_eq!(e.token_ids("Fli\u{0}ght café"), vec![4, 9]);
         assert_eq!(e.token_ids(""), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn hostile_input_is_bounded() {
+        let e = tiny();
+        let commas = "a,".repeat(200_000);
+        let ids = e.token_ids(&commas);
+        assert!(ids.len() <= MAX_WORDS, "{}", ids.len());
+        let long_word = "b".repeat(99);
+        assert_eq!(e.token_ids(&long_word), vec![1]);
     }
 
     #[test]

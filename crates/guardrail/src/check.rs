@@ -396,6 +396,8 @@ pub struct Scan<'a> {
     text: &'a str,
     lowered: std::cell::OnceCell<Cow<'a, str>>,
     model_score: std::cell::OnceCell<Option<f32>>,
+    /// The model a score given beforehand came from.
+    scored_by: Option<&'a crate::detect::InjectionModel>,
 }
 
 impl<'a> Scan<'a> {
@@ -405,15 +407,21 @@ impl<'a> Scan<'a> {
             text,
             lowered: std::cell::OnceCell::new(),
             model_score: std::cell::OnceCell::new(),
+            scored_by: None,
         }
     }
 
-    /// The injection model's score of this text, computed beforehand (an asynchronous
-    /// model's batch).
+    /// The score `model` gave this text beforehand (an asynchronous model's batch). Checks
+    /// with another model score the text themselves.
     #[must_use]
-    pub fn with_model_score(self, score: Option<f32>) -> Self {
-        if let Some(s) = score {
+    pub fn with_model_score(
+        mut self,
+        score: Option<f32>,
+        model: Option<&'a crate::detect::InjectionModel>,
+    ) -> Self {
+        if let (Some(s), Some(m)) = (score, model) {
             let _ = self.model_score.set(Some(s));
+            self.scored_by = Some(m);
         }
         self
     }
@@ -421,7 +429,10 @@ impl<'a> Scan<'a> {
     /// The injection model's score of this text: the one computed beforehand, else the
     /// model's own now (a synchronous model), once per scan.
     fn model_score(&self, m: &crate::detect::InjectionModel) -> Option<f32> {
-        *self.model_score.get_or_init(|| m.score_now(self.text))
+        match self.scored_by {
+            Some(by) if !by.same_as(m) => m.score_now(self.text),
+            _ => *self.model_score.get_or_init(|| m.score_now(self.text)),
+        }
     }
 
     /// The text.
@@ -478,6 +489,7 @@ where
         checks.filter(|c| c.action == Action::Redact),
         text,
         json,
+        None,
     )))
 }
 
@@ -488,6 +500,7 @@ pub(crate) fn redact_with<'c>(
     checks: impl Iterator<Item = &'c Check>,
     text: &str,
     json: bool,
+    score: Option<(f32, &crate::detect::InjectionModel)>,
 ) -> String {
     let json = json && crate::json_text::is_json(text);
     let mut cur = text.to_owned();
@@ -496,7 +509,10 @@ pub(crate) fn redact_with<'c>(
         // bytes) can reach further on a second look: redact until nothing more is found, so
         // that redacting a redacted text changes nothing (at most a few passes).
         for _ in 0..REDACT_PASSES {
-            let mut hits = c.find(&cur);
+            // An asynchronous injection model's score of the original text still stands (its
+            // finding is the whole text).
+            let scan = Scan::new(&cur).with_model_score(score.map(|s| s.0), score.map(|s| s.1));
+            let mut hits = c.find_in(&scan);
             if hits.is_empty() {
                 break;
             }

@@ -247,8 +247,14 @@ impl GuardrailSpec {
             .iter()
             .filter(|c| matches!(c.detector, Detector::LearnedInjection { .. }))
             .collect();
+        // A model given is loaded (a wrong directory is an error now, not at first use).
+        let model = self
+            .injection_model
+            .as_ref()
+            .map(InjectionModelSpec::build)
+            .transpose()?;
         if let Some(first) = learned.first() {
-            let Some(spec) = &self.injection_model else {
+            let Some(model) = &model else {
                 return Err(SpecError::Check {
                     name: first.name.clone(),
                     reason: "an injection check with mode model, either or both needs \
@@ -256,7 +262,6 @@ impl GuardrailSpec {
                         .into(),
                 });
             };
-            let model = spec.build()?;
             if let Some(c) = learned
                 .iter()
                 .find(|c| !model.is_sync() && c.applies.response())
@@ -268,7 +273,9 @@ impl GuardrailSpec {
                         .into(),
                 });
             }
-            cfg = cfg.injection_model(model);
+        }
+        if let Some(m) = model {
+            cfg = cfg.injection_model(m);
         }
         Ok(cfg)
     }
@@ -392,7 +399,14 @@ impl TryFrom<CheckSpec> for Check {
                 },
                 mode => Detector::LearnedInjection {
                     mode,
-                    threshold: c.model_threshold,
+                    threshold: match c.model_threshold {
+                        Some(t) if !(0.0..=1.0).contains(&t) => {
+                            return Err(err(format!(
+                                "model_threshold must be a probability in 0..=1, not {t}"
+                            )));
+                        }
+                        t => t,
+                    },
                     rules_threshold: c.threshold.unwrap_or(DEFAULT_INJECTION_THRESHOLD),
                     model: None,
                 },

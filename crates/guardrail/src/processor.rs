@@ -80,6 +80,21 @@ impl Guardrail {
                     );
                 }
             }
+            // An asynchronous model of a check's own is never scored in the request's batch
+            // (that is the guardrail's model): refused loudly, judged by the rules alone.
+            if let Detector::LearnedInjection { model: Some(m), .. } = &c.detector
+                && !m.is_sync()
+                && !config
+                    .injection_model
+                    .as_ref()
+                    .is_some_and(|g| g.same_as(m))
+            {
+                tracing::error!(
+                    check = %c.name,
+                    "an injection check's own asynchronous model is not supported: give it as \
+                     GuardrailConfig::injection_model"
+                );
+            }
         }
         if let Some(roles) = &config.roles {
             let left_out: Vec<&str> = KNOWN_ROLES
@@ -240,7 +255,7 @@ impl Processor for Guardrail {
                 )
             })?;
         }
-        let mut next_score = scores.into_iter();
+        let mut next_score = scores.iter().copied();
         let mut findings = Findings::default();
         let mut block: Option<Rejection> = None;
         let mut redact_needed = false;
@@ -255,7 +270,7 @@ impl Processor for Guardrail {
                 None
             };
             chars = chars.saturating_add(text.chars().count());
-            let scan = Scan::new(text).with_model_score(score);
+            let scan = Scan::new(text).with_model_score(score, model);
             for c in &checks {
                 if let Detector::MaxChars(max) = c.detector {
                     if chars > max {
@@ -294,16 +309,28 @@ impl Processor for Guardrail {
         // Redact first: moderation sees the redacted text.
         if redact_needed && let Some(p) = cx.payload_mut() {
             let cfg = self.cfg.clone();
+            // The texts come in the same order as above: the same scores go with them.
+            let mut next_score = scores.iter().copied();
             request_texts_mut(p, &mut |role, source, text| {
                 if !cfg.role_ok(role) {
                     return;
                 }
+                let score = if cfg.injection_role(role) {
+                    next_score.next()
+                } else {
+                    None
+                };
                 let checks = cfg.checks.iter().filter(|c| {
                     c.applies.request()
                         && c.action == Action::Redact
                         && (!c.detector.is_injection() || cfg.injection_role(role))
                 });
-                let new = redact_with(checks, text, source == TextSource::ToolArguments);
+                let new = redact_with(
+                    checks,
+                    text,
+                    source == TextSource::ToolArguments,
+                    score.zip(cfg.injection_model.as_ref()),
+                );
                 if new != *text {
                     *text = new;
                 }

@@ -99,3 +99,69 @@ fn a_head_for_another_embedder_is_refused() {
     let err = InjectionModel::new(e, InjectionHead::minilm()).unwrap_err();
     assert!(err.to_string().contains("all-MiniLM-L6-v2"), "{err}");
 }
+
+/// The MiniLM head (an asynchronous model: a request's texts are scored in one batch before
+/// the checks run) blocks, and with `action = "redact"` replaces the injected text before the
+/// upstream sees it — in the redaction pass too, the batch's scores go with their texts.
+#[cfg(feature = "candle")]
+#[tokio::test]
+async fn the_minilm_head_judges_requests_and_its_redaction_reaches_the_upstream() {
+    let dir = std::env::var_os("INFERGATE_MINILM_DIR").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/minilm"),
+        Into::into,
+    );
+    if !dir.join("model.safetensors").exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must provide the MiniLM weights in {} (scripts/fetch_minilm.sh)",
+            dir.display()
+        );
+        eprintln!("skipping: no MiniLM weights in {}", dir.display());
+        return;
+    }
+    let dir = dir.to_string_lossy().into_owned();
+    let mock = MockProvider::start().await.unwrap();
+    for action in ["block", "redact"] {
+        let spec: GuardrailSpec = serde_json::from_value(json!({
+            "injection_model": {"embedder": "minilm", "dir": dir},
+            "checks": [{"name": "injection", "detector": "injection", "mode": "model",
+                        "action": action, "applies": "request"}]
+        }))
+        .unwrap();
+        let layer = GuardrailLayer::new(spec.build().unwrap());
+        let addr = serve(layer.layer(UpstreamClient::new(&mock.url()).unwrap().into_proxy())).await;
+        let before = mock.requests().len();
+        let r = post_json(addr, "/v1/chat/completions", &chat(JAILBREAK)).await;
+        if action == "block" {
+            assert_eq!(r.status, 400, "{}", r.text());
+            assert_eq!(
+                mock.requests().len(),
+                before,
+                "a blocked request never goes upstream"
+            );
+        } else {
+            assert_eq!(r.status, 200, "{}", r.text());
+            let seen = mock.requests().last().unwrap().json().unwrap();
+            let user = seen["messages"][1]["content"].as_str().unwrap().to_owned();
+            assert!(!user.contains("DAN"), "the upstream saw: {user}");
+            assert!(user.contains("[REMOVED: prompt injection]"), "{user}");
+            // The operator's system prompt is not an injection role: untouched.
+            assert_eq!(
+                seen["messages"][0]["content"],
+                "You are a helpful assistant for Acme Bank."
+            );
+        }
+        let r = post_json(addr, "/v1/chat/completions", &chat(BENIGN)).await;
+        assert_eq!(r.status, 200, "{action}: {}", r.text());
+    }
+}
+
+#[test]
+fn a_model_threshold_outside_0_1_is_refused() {
+    let r: Result<GuardrailSpec, _> = serde_json::from_value(json!({
+        "checks": [{"name": "inj", "detector": "injection", "mode": "model",
+                    "model_threshold": 1.5, "action": "block"}]
+    }));
+    let e = r.unwrap_err().to_string();
+    assert!(e.contains("model_threshold"), "{e}");
+}

@@ -234,6 +234,8 @@ impl ProtoSpans {
 
 impl SpanWriter for ProtoSpans {
     fn begin(&mut self, h: &Head<'_>) {
+        self.in_event = false;
+        self.event.clear();
         let s = &mut self.span;
         s.clear();
         put_bytes(s, 1, &h.trace_id);

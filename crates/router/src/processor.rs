@@ -190,6 +190,11 @@ impl Router {
     /// The best semantic route for an embedded query and its score, whether or not the score
     /// reaches the route's threshold.
     pub fn best_route(&self, query: &[f32]) -> Option<(usize, f32)> {
+        // A text with nothing the embedder knows (all zeros) resembles no route — also after
+        // centring, which would otherwise give it the mean's opposite direction.
+        if query.iter().all(|x| *x == 0.0) {
+            return None;
+        }
         if let Some(m) = &self.inner.mean {
             let q = centred(query, m);
             return self.best_route_by(|v| dot(&q, v));
@@ -211,6 +216,19 @@ impl Router {
     /// [`Router::best_route`] for a query given as its non-zero entries `(index, value)`
     /// ([`Embedder::embed_sparse`]).
     pub fn best_route_sparse(&self, query: &[(u32, f32)]) -> Option<(usize, f32)> {
+        if let Some(m) = &self.inner.mean {
+            // Centred routes: the query densified and centred like any other.
+            let mut dense = vec![0.0f32; m.len()];
+            for &(j, x) in query {
+                if let Some(d) = dense.get_mut(j as usize) {
+                    *d = x;
+                }
+            }
+            return self.best_route(&dense);
+        }
+        if query.is_empty() {
+            return None;
+        }
         self.best_route_by(|v| {
             query
                 .iter()

@@ -196,6 +196,11 @@ impl InjectionModel {
         })
     }
 
+    /// Whether `other` is this model (the same embedder and head).
+    pub fn same_as(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.head, &other.head) && Arc::ptr_eq(&self.embedder, &other.embedder)
+    }
+
     /// The head.
     pub fn head(&self) -> &InjectionHead {
         &self.head
@@ -227,5 +232,26 @@ impl InjectionModel {
         }
         let vs = self.embedder.embed(texts).await?;
         Ok(vs.iter().map(|v| self.head.score(v)).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_heads_parse_and_have_a_threshold_per_mode() {
+        for (h, dim) in [(MINILM_HEAD, 384), (STATIC_HEAD, 256)] {
+            let head = InjectionHead::from_json(h).expect("a shipped head parses");
+            assert_eq!(head.dim(), dim);
+            for m in [
+                InjectionMode::Model,
+                InjectionMode::Either,
+                InjectionMode::Both,
+            ] {
+                let t = head.threshold(m);
+                assert!(t > 0.0 && t < 1.0, "{m:?}: {t}");
+            }
+        }
     }
 }
