@@ -178,6 +178,19 @@ impl Check {
                 .as_ref()
                 .map_or(Cow::Borrowed(default), |m| Cow::Owned(m.clone()))
         };
+        // An injection finding spans the whole text.
+        let whole_text = |found: bool| {
+            if found {
+                vec![Hit {
+                    start: 0,
+                    end: text.len(),
+                    label: Cow::Borrowed("prompt_injection"),
+                    mask: mask("[REMOVED: prompt injection]"),
+                }]
+            } else {
+                Vec::new()
+            }
+        };
         let mut hits: Vec<Hit> = match &self.detector {
             Detector::Pii(kinds) => scan_pii(text)
                 .into_iter()
@@ -240,29 +253,11 @@ impl Check {
                     InjectionMode::Either => rules() || model(),
                     InjectionMode::Both => rules() && model(),
                 };
-                if hit {
-                    vec![Hit {
-                        start: 0,
-                        end: text.len(),
-                        label: Cow::Borrowed("prompt_injection"),
-                        mask: mask("[REMOVED: prompt injection]"),
-                    }]
-                } else {
-                    Vec::new()
-                }
+                whole_text(hit)
             }
             Detector::Injection { threshold } => {
                 let (score, _) = crate::detect::injection_score_lowered(scan.lowered());
-                if score >= *threshold {
-                    vec![Hit {
-                        start: 0,
-                        end: text.len(),
-                        label: Cow::Borrowed("prompt_injection"),
-                        mask: mask("[REMOVED: prompt injection]"),
-                    }]
-                } else {
-                    Vec::new()
-                }
+                whole_text(score >= *threshold)
             }
         };
         hits.sort_by_key(|h| (h.start, std::cmp::Reverse(h.end)));
