@@ -75,10 +75,7 @@ fn encode_frames(coding: &str, frames: &[Bytes]) -> Vec<Bytes> {
 fn guardrail() -> Guardrail {
     Guardrail::new(
         GuardrailConfig::new()
-            .check(
-                Check::new("pii", Detector::Pii(Vec::new()), Action::Redact)
-                    .applies(Applies::Response),
-            )
+            .check(Check::new("pii", Detector::pii(), Action::Redact).applies(Applies::Response))
             .check(
                 Check::new("secrets", Detector::Secrets, Action::Redact).applies(Applies::Response),
             ),

@@ -4,7 +4,8 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use infergate_guardrail::detect::{
-    DenyList, ascii_lowercase, injection_score, injection_score_lowered, scan_pii, scan_secrets,
+    DEFAULT_PII_KINDS, DenyList, EntityKind, PiiDetector, ascii_lowercase, injection_score,
+    injection_score_lowered, scan_pii, scan_secrets,
 };
 
 const PROSE: &str = "The committee met on a grey morning to review the proposal. Several members \
@@ -19,7 +20,32 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("guardrail");
     g.throughput(Throughput::Bytes(big.len() as u64));
     g.bench_function("pii_scan_prose_1mb", |b| b.iter(|| scan_pii(&big).len()));
+    // Every kind, names and street addresses (keyword rules) included.
+    let every = PiiDetector::new().entities(
+        DEFAULT_PII_KINDS
+            .into_iter()
+            .chain([EntityKind::Person, EntityKind::StreetAddress]),
+    );
+    g.bench_function("pii_scan_every_kind_prose_1mb", |b| {
+        b.iter(|| every.scan(&big).len());
+    });
     g.finish();
+    // Number-dense text: the look-alike set (versions, dates, prices, order numbers, logs).
+    let lookalikes: String = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../crates/guardrail/tests/data/pii_lookalikes.jsonl"
+    ))
+    .unwrap_or_default()
+    .lines()
+    .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+    .map(|v| v["text"].as_str().unwrap_or_default().to_owned() + "\n")
+    .collect();
+    if !lookalikes.is_empty() {
+        let mut g = c.benchmark_group("guardrail_pii_lookalikes");
+        g.throughput(Throughput::Bytes(lookalikes.len() as u64));
+        g.bench_function("pii_scan", |b| b.iter(|| scan_pii(&lookalikes).len()));
+        g.finish();
+    }
     let deny = DenyList::new(["project falcon", "internal only", "do not distribute"]).unwrap();
     // As a guardrail runs them: the lowercased copy is made once and shared.
     let all = |t: &str| {
@@ -29,9 +55,19 @@ fn bench(c: &mut Criterion) {
             + deny.find_lowered(&lowered).len()
             + usize::from(injection_score_lowered(&lowered).0 > 2.0)
     };
+    let all_every = |t: &str| {
+        let lowered = ascii_lowercase(t);
+        every.scan(t).len()
+            + scan_secrets(t).len()
+            + deny.find_lowered(&lowered).len()
+            + usize::from(injection_score_lowered(&lowered).0 > 2.0)
+    };
     let mut g = c.benchmark_group("guardrail_all_detectors");
     g.throughput(Throughput::Bytes(big.len() as u64));
     g.bench_function("prose_1mb", |b| b.iter(|| all(&big)));
+    g.bench_function("prose_1mb_with_names_and_addresses", |b| {
+        b.iter(|| all_every(&big));
+    });
     g.bench_function("secrets_only_prose_1mb", |b| {
         b.iter(|| scan_secrets(&big).len());
     });

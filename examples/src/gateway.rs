@@ -125,7 +125,7 @@ pub fn telemetry_of(config: &Config) -> Result<Option<Telemetry>, ConfigError> {
         return Ok(None);
     };
     let cfg = section.config(&config.backends)?;
-    let pii = Check::new("pii", Detector::Pii(Vec::new()), Action::Redact);
+    let pii = Check::new("pii", Detector::pii(), Action::Redact);
     let secrets = Check::new("secrets", Detector::Secrets, Action::Redact);
     Telemetry::builder(cfg)
         .redactor(move |text| secrets.redact(&pii.redact(text)))

@@ -109,9 +109,10 @@ async fn pingora_answers_beyond_the_bound_follow_the_failure_mode() {
         .await
         .unwrap();
     let start = |mode: FailureMode| {
-        let redact = Guardrail::new(GuardrailConfig::new().check(
-            Check::new("pii", Detector::Pii(vec![]), Action::Redact).applies(Applies::Response),
-        ));
+        let redact =
+            Guardrail::new(GuardrailConfig::new().check(
+                Check::new("pii", Detector::pii(), Action::Redact).applies(Applies::Response),
+            ));
         let pipeline = Pipeline::builder()
             .stage(Stage::new(redact).failure_mode(mode))
             .max_response_body(64)

@@ -3,7 +3,7 @@
 //! nothing more of the same kind).
 #![no_main]
 
-use infergate_guardrail::detect::{DenyList, EntityKind, RegexList};
+use infergate_guardrail::detect::{DEFAULT_PII_KINDS, DenyList, EntityKind, PiiDetector, RegexList};
 use infergate_guardrail::{Action, Check, Detector};
 use libfuzzer_sys::fuzz_target;
 
@@ -11,7 +11,16 @@ fn checks() -> Vec<Check> {
     let deny = DenyList::new(["project falcon", "internal only", "secret"]).expect("valid terms");
     let regex = RegexList::new([("ticket", r"TCK-\d{4,}")]).expect("valid regex");
     vec![
-        Check::new("pii", Detector::Pii(Vec::<EntityKind>::new()), Action::Redact),
+        Check::new("pii", Detector::pii(), Action::Redact),
+        Check::new(
+            "pii_every_kind",
+            Detector::Pii(PiiDetector::new().entities(
+                DEFAULT_PII_KINDS
+                    .into_iter()
+                    .chain([EntityKind::Person, EntityKind::StreetAddress]),
+            )),
+            Action::Redact,
+        ),
         Check::new("secrets", Detector::Secrets, Action::Redact),
         Check::new("deny", Detector::DenyList(deny), Action::Redact),
         Check::new("regex", Detector::Regex(regex), Action::Redact),

@@ -27,7 +27,7 @@ fn pipeline() -> &'static Pipeline {
         let guard = Guardrail::new(
             GuardrailConfig::new()
                 .check(
-                    Check::new("pii", Detector::Pii(Vec::new()), Action::Redact)
+                    Check::new("pii", Detector::pii(), Action::Redact)
                         .applies(Applies::Response),
                 )
                 .check(Check::new("secrets", Detector::Secrets, Action::Redact).applies(Applies::Response)),

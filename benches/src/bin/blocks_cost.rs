@@ -52,7 +52,7 @@ async fn router() -> Router {
 fn guardrail() -> Guardrail {
     Guardrail::new(
         GuardrailConfig::new()
-            .check(Check::new("pii", Detector::Pii(vec![]), Action::Redact))
+            .check(Check::new("pii", Detector::pii(), Action::Redact))
             .check(Check::new("secrets", Detector::Secrets, Action::Block))
             .check(Check::new(
                 "deny",

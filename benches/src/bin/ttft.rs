@@ -39,7 +39,7 @@ async fn main() {
         .unwrap_or(100);
     let mock = streaming_mock().await;
     let upstream = || UpstreamClient::new(&mock.url()).unwrap().into_proxy();
-    let pii = |applies| Check::new("pii", Detector::Pii(vec![]), Action::Redact).applies(applies);
+    let pii = |applies| Check::new("pii", Detector::pii(), Action::Redact).applies(applies);
     let plain = serve(PipelineLayer::new(Pipeline::default()).layer(upstream())).await;
     let req_only = serve(
         GuardrailLayer::new(GuardrailConfig::new().check(pii(Applies::Request))).layer(upstream()),

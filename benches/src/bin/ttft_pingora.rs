@@ -95,9 +95,10 @@ async fn main() {
         std::env::var("TTFT_BLOCKS").unwrap_or_else(|_| "guardrail,cache,ratelimit".into());
     let mut pipeline = Pipeline::builder();
     if blocks.contains("guardrail") {
-        pipeline = pipeline.processor(Guardrail::new(GuardrailConfig::new().check(
-            Check::new("pii", Detector::Pii(vec![]), Action::Redact).applies(Applies::Request),
-        )));
+        pipeline =
+            pipeline.processor(Guardrail::new(GuardrailConfig::new().check(
+                Check::new("pii", Detector::pii(), Action::Redact).applies(Applies::Request),
+            )));
     }
     if blocks.contains("cache") {
         pipeline = pipeline.processor(Cache::new(

@@ -77,7 +77,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             {
                 stats.entry(g.0.as_str()).or_default().2 += 1;
                 if verbose {
-                    eprintln!("FN {:?} {:?}", g.0, &text[g.1..g.2]);
+                    eprintln!("FN {:?} {:?} in {:?}", g.0, &text[g.1..g.2], text);
                 }
             }
         }

@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use crate::detect::{DenyList, EntityKind, Finding, RegexList, scan_pii, scan_secrets};
+use crate::detect::{DenyList, Finding, PiiDetector, RegexList, scan_secrets};
 
 /// What a check does when it finds something.
 #[non_exhaustive]
@@ -52,8 +52,8 @@ impl Applies {
 #[non_exhaustive]
 #[derive(Debug, Clone)]
 pub enum Detector {
-    /// Built-in PII detectors; an empty list means all of them.
-    Pii(Vec<EntityKind>),
+    /// Built-in PII detectors with their settings (kinds, phone regions, minimum score).
+    Pii(PiiDetector),
     /// Built-in secret detectors (keys, tokens, private keys, JWTs).
     Secrets,
     /// Denied words and phrases.
@@ -104,6 +104,11 @@ pub enum Detector {
 }
 
 impl Detector {
+    /// The built-in PII detectors with the default settings ([`PiiDetector::new`]).
+    pub fn pii() -> Self {
+        Self::Pii(PiiDetector::new())
+    }
+
     /// Whether this is a prompt-injection detector (rules or learned): it reads only the
     /// injection roles.
     pub fn is_injection(&self) -> bool {
@@ -192,9 +197,9 @@ impl Check {
             }
         };
         let mut hits: Vec<Hit> = match &self.detector {
-            Detector::Pii(kinds) => scan_pii(text)
+            Detector::Pii(d) => d
+                .scan(text)
                 .into_iter()
-                .filter(|f| kinds.is_empty() || kinds.contains(&f.kind))
                 .map(|f| entity_hit(f, &mask))
                 .collect(),
             Detector::Secrets => scan_secrets(text)
@@ -278,7 +283,7 @@ impl Check {
     /// `cap` is the configured hold-back, used for user regexes, whose shape is unknown.
     pub(crate) fn stream_hold(&self, window: &str, cap: usize) -> usize {
         match &self.detector {
-            Detector::Pii(_) => entity_tail(window).min(number_tail(window)),
+            Detector::Pii(d) => entity_tail(window).min(d.stream_hold(window)),
             Detector::Secrets => entity_tail(window),
             Detector::DenyList(d) => d.open_prefix(window).unwrap_or(window.len()),
             Detector::Regex(_) => window.len().saturating_sub(cap),
@@ -357,25 +362,6 @@ fn entity_tail(window: &str) -> usize {
 /// Where a number that more text could still make a phone number starts: a short number counts
 /// as a phone with a phone word within 12 bytes after it, so a number ending in the last 12
 /// bytes of the window is held (from the start of its digit groups) until they have arrived.
-fn number_tail(window: &str) -> usize {
-    const AFTER: usize = 12;
-    let b = window.as_bytes();
-    let from = b.len().saturating_sub(AFTER + 1);
-    let Some(last) = b[from..]
-        .iter()
-        .rposition(u8::is_ascii_digit)
-        .map(|i| from + i)
-    else {
-        return b.len();
-    };
-    let mut s = last;
-    let floor = last.saturating_sub(40);
-    while s > floor && (b[s - 1].is_ascii_digit() || b" ()+-./".contains(&b[s - 1])) {
-        s -= 1;
-    }
-    s
-}
-
 /// `hold`, or earlier if the window has a PEM header that has not closed yet.
 fn pem_tail(window: &str, hold: usize) -> usize {
     match window.rfind("-----BEGIN") {
@@ -580,6 +566,7 @@ impl Check {
 #[cfg(test)]
 mod stream_hold_tests {
     use super::*;
+    use crate::detect::EntityKind;
 
     #[test]
     fn holds_only_what_may_still_become_a_match() {
@@ -594,10 +581,17 @@ mod stream_hold_tests {
         assert_eq!(tail("Call (555) 123-4"), "(555) 123-4");
         assert_eq!(tail("Account GB82 WEST 1234"), "GB82 WEST 1234");
         assert_eq!(tail("ok.\n-----BEGIN RSA PRIV"), "-----BEGIN RSA PRIV");
-        let num = |w: &str| w[number_tail(w)..].to_owned();
+        let pii = PiiDetector::new();
+        let num = |w: &str| w[pii.stream_hold(w)..].to_owned();
         assert_eq!(num("no digits here at all"), "");
         assert_eq!(num("dial 555 1234 now"), " 555 1234 now");
         assert_eq!(num("555 1234 and then much more text"), "");
+        assert_eq!(num("NINO AB123456C (nin"), " AB123456C (nin");
+        let names = PiiDetector::new().entities([EntityKind::Person]);
+        assert_eq!(
+            &"so my name is Jane Doe"[names.stream_hold("so my name is Jane Doe")..],
+            "so my name is Jane Doe"
+        );
         assert_eq!(tail("x -----BEGIN RSA PRIVATE KEY-----\nMIIE"), "MIIE");
         let d = DenyList::new(["project falcon", "secret"]).unwrap();
         assert_eq!(d.open_prefix("about Project Fal"), Some(6));

@@ -15,7 +15,7 @@ use infergate_core::FailureMode;
 
 use crate::detect::{
     DEFAULT_INJECTION_THRESHOLD, DenyList, EntityKind, InjectionHead, InjectionMode,
-    InjectionModel, RegexList,
+    InjectionModel, PiiDetector, RegexList,
 };
 use crate::processor::DEFAULT_INJECTION_ROLES;
 use crate::{Action, Applies, Check, Detector, Moderation, OpenAiModerator, WebhookModerator};
@@ -325,10 +325,18 @@ pub struct CheckSpec {
     /// Requests, responses or both (default).
     #[cfg_attr(feature = "serde", serde(default = "both"))]
     pub applies: Applies,
-    /// For `pii`: the entities (default all PII kinds: email, phone, credit_card, iban,
-    /// us_ssn, ipv4, ipv6).
+    /// For `pii`: the entities (default [`DEFAULT_PII_KINDS`](crate::detect::DEFAULT_PII_KINDS):
+    /// every kind but `person` and `street_address`).
     #[cfg_attr(feature = "serde", serde(default))]
     pub entities: Option<Vec<EntityKind>>,
+    /// For `pii`: the regions whose national phone numbers are validated (default
+    /// [`DEFAULT_PHONE_REGIONS`](crate::detect::DEFAULT_PHONE_REGIONS)).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub regions: Option<Vec<String>>,
+    /// For `pii`: the minimum score a finding needs (default
+    /// [`DEFAULT_MIN_SCORE`](crate::detect::DEFAULT_MIN_SCORE)).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub min_score: Option<f32>,
     /// For `deny_list`: the words and phrases.
     #[cfg_attr(feature = "serde", serde(default))]
     pub terms: Option<Vec<String>>,
@@ -372,7 +380,16 @@ impl TryFrom<CheckSpec> for Check {
         };
         let need = |what: &str| err(format!("{what} is required by this detector"));
         let detector = match c.detector {
-            DetectorKind::Pii => Detector::Pii(c.entities.clone().unwrap_or_default()),
+            DetectorKind::Pii => {
+                let mut d = PiiDetector::new().entities(c.entities.clone().unwrap_or_default());
+                if let Some(regions) = &c.regions {
+                    d = d.regions(regions).map_err(|e| err(e.to_string()))?;
+                }
+                if let Some(min) = c.min_score {
+                    d = d.min_score(min).map_err(|e| err(e.to_string()))?;
+                }
+                Detector::Pii(d)
+            }
             DetectorKind::Secrets => Detector::Secrets,
             DetectorKind::DenyList => Detector::DenyList(
                 DenyList::new(c.terms.clone().ok_or_else(|| need("terms"))?)

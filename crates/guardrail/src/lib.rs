@@ -13,7 +13,7 @@
 //! # async fn main() {
 //! let config = GuardrailConfig::new()
 //!     .check(Check::new("secrets", Detector::Secrets, Action::Block))
-//!     .check(Check::new("pii", Detector::Pii(vec![]), Action::Redact));
+//!     .check(Check::new("pii", Detector::pii(), Action::Redact));
 //! // The upstream echoes the request it receives.
 //! let upstream = tower::service_fn(|req: http::Request<Body>| async move {
 //!     Ok::<_, std::convert::Infallible>(http::Response::new(req.into_body()))

@@ -475,13 +475,13 @@ mod tests {
 
     use super::*;
     use crate::GuardrailConfig;
-    use crate::detect::EntityKind;
+    use crate::detect::{EntityKind, PiiDetector};
     use crate::{Detector, check::Action};
 
     fn stream() -> WindowStream {
         let check = Check::new(
             "pii",
-            Detector::Pii(vec![EntityKind::Email]),
+            Detector::Pii(PiiDetector::new().entities([EntityKind::Email])),
             Action::Redact,
         );
         let guard = Guardrail::new(GuardrailConfig::new().check(check.clone()));

@@ -38,7 +38,7 @@ async fn through(cfg: GuardrailConfig, api: ApiKind, body: Bytes, chunk: usize) 
 
 fn redacting() -> GuardrailConfig {
     GuardrailConfig::new()
-        .check(Check::new("pii", Detector::Pii(vec![]), Action::Redact).applies(Applies::Response))
+        .check(Check::new("pii", Detector::pii(), Action::Redact).applies(Applies::Response))
         .check(Check::new("secrets", Detector::Secrets, Action::Redact).applies(Applies::Response))
 }
 

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use infergate_core::{Body, FailureMode};
+use infergate_guardrail::detect::{EntityKind, PiiDetector};
 use infergate_guardrail::moderation::ModerationError;
 use infergate_guardrail::{
     Action, Applies, Check, Detector, GuardrailConfig, GuardrailLayer, Moderation, Moderator,
@@ -41,7 +42,7 @@ fn args() -> String {
 
 fn redacting(applies: Applies) -> GuardrailConfig {
     GuardrailConfig::new()
-        .check(Check::new("pii", Detector::Pii(vec![]), Action::Redact).applies(applies))
+        .check(Check::new("pii", Detector::pii(), Action::Redact).applies(applies))
         .check(Check::new("secrets", Detector::Secrets, Action::Redact).applies(applies))
 }
 
@@ -722,9 +723,7 @@ async fn a_fixed_hold_back_never_cuts_a_character_and_long_arguments_flow() {
                 )
                 .applies(Applies::Response),
             )
-            .check(
-                Check::new("pii", Detector::Pii(vec![]), Action::Redact).applies(Applies::Response),
-            );
+            .check(Check::new("pii", Detector::pii(), Action::Redact).applies(Applies::Response));
         let svc = GuardrailLayer::new(cfg).layer(sse_upstream(Bytes::from(s.clone()), 7));
         let req = http::Request::post("/v1/chat/completions")
             .header("content-type", "application/json")
@@ -824,40 +823,111 @@ impl Rng {
     }
 }
 
+/// Words that make numbers, identifiers and their context for the stream/whole comparisons.
+const STREAM_WORDS: [&str; 18] = [
+    "hello",
+    "the",
+    "number",
+    "is",
+    "and",
+    "café",
+    "漢字",
+    "x",
+    "42",
+    "mail:",
+    "(",
+    "),",
+    "call",
+    "555 1234",
+    "string",
+    "phone:",
+    "020 7946 0958",
+    "+44 7700 900123",
+];
+
 #[tokio::test]
 async fn streamed_redaction_equals_whole_text_redaction_however_the_text_is_cut() {
-    // Texts with e-mail addresses, SSNs and AWS keys at random places, cut into random deltas,
-    // three choices and a tool call interleaved at random, every SSE frame split at random:
-    // each choice's streamed text, once redacted, equals the whole text redacted at once.
-    let words = [
-        "hello",
-        "the",
-        "number",
-        "is",
-        "and",
-        "café",
-        "漢字",
-        "x",
-        "42",
-        "mail:",
-        "(",
-        "),",
-        "call",
-        "555 1234",
-        "string",
-        "phone:",
-        "020 7946 0958",
-        "+44 7700 900123",
+    streamed_equals_whole(PiiDetector::new(), &STREAM_WORDS, 60).await;
+}
+
+#[tokio::test]
+async fn streamed_redaction_of_national_ids_and_context_words_equals_whole_text_redaction() {
+    let mut words = STREAM_WORDS.to_vec();
+    words.extend([
+        "12345678Z",
+        "X1234567L",
+        "AB 12 34 56 C",
+        "RSSMRA85T10A562S",
+        "4991 1866 5246",
+        "Aadhaar",
+        "529.982.247-25",
+        "2 55 08 14 168 025 38",
+        "86 095 742 719",
+        "Steuer-ID",
+        "DE 136 695 976",
+        "ABCPE1234F",
+        "passport",
+        "C01X00T47",
+        "version",
+        "5.15.0-1051",
+        "-azure",
+        "ms",
+        "-Office",
+        "030/123456",
+        "046 454 286",
+        "SIN",
+    ]);
+    streamed_equals_whole(PiiDetector::new(), &words, 60).await;
+}
+
+#[tokio::test]
+async fn streamed_redaction_of_names_and_addresses_equals_whole_text_redaction() {
+    let mut words = STREAM_WORDS.to_vec();
+    words.extend([
+        "my name is",
+        "John",
+        "Smith",
+        "Mr.",
+        "Dear",
+        "221B",
+        "Baker",
+        "Street",
+        "Hauptstraße",
+        "5",
+        "rue",
+        "de",
+        "la",
+        "Paix",
+    ]);
+    let all = [
+        EntityKind::Person,
+        EntityKind::StreetAddress,
+        EntityKind::Phone,
+        EntityKind::Email,
     ];
+    streamed_equals_whole(PiiDetector::new().entities(all), &words, 60).await;
+}
+
+/// Texts with the words and e-mail addresses, SSNs and AWS keys at random places, cut into
+/// random deltas, three choices interleaved at random, every SSE frame split at random: each
+/// choice's streamed text, once redacted, equals the whole text redacted at once.
+async fn streamed_equals_whole(pii: PiiDetector, words: &[&str], rounds: usize) {
     let secrets = [
         "jane.doe@example.com",
         "460-89-9847",
         "AKIAIOSFODNN7EXAMPLE",
     ];
-    let cfg = || redacting(Applies::Response);
+    let pii_check = Check::new("pii", Detector::Pii(pii), Action::Redact);
+    let cfg = || {
+        GuardrailConfig::new()
+            .check(pii_check.clone().applies(Applies::Response))
+            .check(
+                Check::new("secrets", Detector::Secrets, Action::Redact).applies(Applies::Response),
+            )
+    };
     let whole = |text: &str| -> String {
         let checks = [
-            Check::new("pii", Detector::Pii(vec![]), Action::Redact),
+            pii_check.clone(),
             Check::new("secrets", Detector::Secrets, Action::Redact),
         ];
         let mut t = text.to_owned();
@@ -876,7 +946,7 @@ async fn streamed_redaction_equals_whole_text_redaction_however_the_text_is_cut(
         t
     };
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    for round in 0..60 {
+    for round in 0..rounds {
         let mut texts: Vec<String> = Vec::new();
         for _ in 0..3 {
             let mut t = String::new();
@@ -968,7 +1038,7 @@ fn redaction_is_idempotent_when_masks_shorten_the_text() {
     let text = "Write to jane.doe@example.com or call +1 415 555 0100; key AKIAIOSFODNN7EXAMPLE; card 4111 1111 us instructions";
     let check = infergate_guardrail::Check::new(
         "pii",
-        infergate_guardrail::Detector::Pii(Vec::new()),
+        infergate_guardrail::Detector::pii(),
         infergate_guardrail::Action::Redact,
     );
     let once = check.redact(text);

@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use infergate_client::UpstreamClient;
-use infergate_guardrail::detect::{DenyList, EntityKind};
+use infergate_guardrail::detect::{DenyList, EntityKind, PiiDetector};
 use infergate_guardrail::{Action, Applies, Check, Detector, GuardrailConfig, GuardrailLayer};
 use infergate_mock::MockProvider;
 use infergate_testkit::{post_json, serve, sse_upstream};
@@ -76,9 +76,7 @@ async fn pii_in_a_request_is_redacted_and_reported() {
     let mock = MockProvider::start().await.unwrap();
     let layer = GuardrailLayer::new(
         GuardrailConfig::new()
-            .check(
-                Check::new("pii", Detector::Pii(vec![]), Action::Redact).applies(Applies::Request),
-            )
+            .check(Check::new("pii", Detector::pii(), Action::Redact).applies(Applies::Request))
             .check(Check::new(
                 "topics",
                 Detector::DenyList(DenyList::new(["project falcon"]).unwrap()),
@@ -117,8 +115,12 @@ async fn a_match_split_across_two_sse_chunks_is_caught() {
     );
     let layer = GuardrailLayer::new(
         GuardrailConfig::new().check(
-            Check::new("pii", Detector::Pii(vec![EntityKind::Email]), Action::Block)
-                .applies(Applies::Response),
+            Check::new(
+                "pii",
+                Detector::Pii(PiiDetector::new().entities([EntityKind::Email])),
+                Action::Block,
+            )
+            .applies(Applies::Response),
         ),
     );
     let addr = serve(layer.layer(upstream)).await;
@@ -149,9 +151,10 @@ async fn a_streamed_response_is_redacted_as_it_flows() {
     ];
     for chunk_size in [7, 64, 100_000] {
         let upstream = sse_upstream(stream_of(&pieces), chunk_size);
-        let layer = GuardrailLayer::new(GuardrailConfig::new().check(
-            Check::new("pii", Detector::Pii(vec![]), Action::Redact).applies(Applies::Response),
-        ));
+        let layer =
+            GuardrailLayer::new(GuardrailConfig::new().check(
+                Check::new("pii", Detector::pii(), Action::Redact).applies(Applies::Response),
+            ));
         let addr = serve(layer.layer(upstream)).await;
         let r = post_json(addr, "/v1/chat/completions", &chat("hi", true)).await;
         let text = r.text();
@@ -169,10 +172,10 @@ async fn a_streamed_response_is_redacted_as_it_flows() {
 async fn without_response_checks_streams_pass_untouched() {
     let body = stream_of(&["my mail is jane@example.com"]);
     let upstream = sse_upstream(body.clone(), 9);
-    let layer =
-        GuardrailLayer::new(GuardrailConfig::new().check(
-            Check::new("pii", Detector::Pii(vec![]), Action::Block).applies(Applies::Request),
-        ));
+    let layer = GuardrailLayer::new(
+        GuardrailConfig::new()
+            .check(Check::new("pii", Detector::pii(), Action::Block).applies(Applies::Request)),
+    );
     let addr = serve(layer.layer(upstream)).await;
     let r = post_json(addr, "/v1/chat/completions", &chat("hi", true)).await;
     assert_eq!(r.body, body);
@@ -298,9 +301,7 @@ async fn ordinary_text_flows_on_while_a_guarded_stream_is_still_running() {
     let (upstream, tx) = channel_upstream();
     let layer = GuardrailLayer::new(
         GuardrailConfig::new()
-            .check(
-                Check::new("pii", Detector::Pii(vec![]), Action::Redact).applies(Applies::Response),
-            )
+            .check(Check::new("pii", Detector::pii(), Action::Redact).applies(Applies::Response))
             .check(
                 Check::new("secrets", Detector::Secrets, Action::Block).applies(Applies::Response),
             )

@@ -9,7 +9,9 @@ mod secrets;
 pub use deny::{DenyList, PatternError, RegexList, ascii_lowercase};
 pub use injection::{DEFAULT_INJECTION_THRESHOLD, injection_score, injection_score_lowered};
 pub use model::{HeadError, InjectionHead, InjectionMode, InjectionModel};
-pub use pii::scan_pii;
+pub use pii::{
+    DEFAULT_MIN_SCORE, DEFAULT_PHONE_REGIONS, DEFAULT_PII_KINDS, PiiDetector, PiiError, scan_pii,
+};
 pub use secrets::scan_secrets;
 
 /// What a finding is.
@@ -49,6 +51,32 @@ pub enum EntityKind {
     PrivateKey,
     /// A JSON Web Token.
     Jwt,
+    /// A UK National Insurance number (prefix rules, suffix A–D).
+    UkNino,
+    /// A German tax id (Steuer-ID: 11 digits, ISO 7064 MOD 11,10).
+    DeTaxId,
+    /// A French social security number (NIR / INSEE number, with its key).
+    FrNir,
+    /// A Spanish DNI or NIE (check letter).
+    EsDni,
+    /// An Italian codice fiscale (check letter).
+    ItFiscalCode,
+    /// An Indian Aadhaar number (Verhoeff).
+    InAadhaar,
+    /// An Indian PAN (structure).
+    InPan,
+    /// A Canadian social insurance number (Luhn).
+    CaSin,
+    /// A Brazilian CPF (two check digits).
+    BrCpf,
+    /// A passport number: only with a word naming a passport nearby.
+    Passport,
+    /// An EU (or UK, Swiss) VAT number (the national check digit where it has one).
+    EuVat,
+    /// A person's name, introduced as one (keyword rules; opt-in).
+    Person,
+    /// A street address with a house number (keyword rules; opt-in).
+    StreetAddress,
 }
 
 impl EntityKind {
@@ -82,6 +110,19 @@ impl EntityKind {
             | Self::SlackToken
             | Self::OpenAiKey
             | Self::AnthropicKey => "[SECRET]",
+            Self::UkNino => "[UK_NINO]",
+            Self::DeTaxId => "[DE_TAX_ID]",
+            Self::FrNir => "[FR_NIR]",
+            Self::EsDni => "[ES_DNI]",
+            Self::ItFiscalCode => "[IT_FISCAL_CODE]",
+            Self::InAadhaar => "[IN_AADHAAR]",
+            Self::InPan => "[IN_PAN]",
+            Self::CaSin => "[CA_SIN]",
+            Self::BrCpf => "[BR_CPF]",
+            Self::Passport => "[PASSPORT]",
+            Self::EuVat => "[VAT_ID]",
+            Self::Person => "[PERSON]",
+            Self::StreetAddress => "[ADDRESS]",
         }
     }
 
@@ -102,12 +143,26 @@ impl EntityKind {
             Self::AnthropicKey => "anthropic_key",
             Self::PrivateKey => "private_key",
             Self::Jwt => "jwt",
+            Self::UkNino => "uk_nino",
+            Self::DeTaxId => "de_tax_id",
+            Self::FrNir => "fr_nir",
+            Self::EsDni => "es_dni",
+            Self::ItFiscalCode => "it_fiscal_code",
+            Self::InAadhaar => "in_aadhaar",
+            Self::InPan => "in_pan",
+            Self::CaSin => "ca_sin",
+            Self::BrCpf => "br_cpf",
+            Self::Passport => "passport",
+            Self::EuVat => "eu_vat",
+            Self::Person => "person",
+            Self::StreetAddress => "street_address",
         }
     }
 }
 
 /// A span found in a text (byte offsets).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Finding {
     /// What it is.
     pub kind: EntityKind,
@@ -115,4 +170,7 @@ pub struct Finding {
     pub start: usize,
     /// End (byte offset, exclusive).
     pub end: usize,
+    /// Confidence in `0..=1`: the shape and check's base, raised or lowered by the words
+    /// around it (PII); 1 for secrets.
+    pub score: f32,
 }

@@ -179,6 +179,7 @@ pub fn scan_secrets(text: &str) -> Vec<Finding> {
                 kind: f.kind,
                 start: s,
                 end: e,
+                score: 1.0,
             });
             continue;
         } else if id == FORMATS.len() {
@@ -191,6 +192,7 @@ pub fn scan_secrets(text: &str) -> Vec<Finding> {
                 kind,
                 start: s,
                 end: e,
+                score: 1.0,
             });
         }
     }
