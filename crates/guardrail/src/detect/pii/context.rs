@@ -59,6 +59,8 @@ const POSITIVE: &[(&str, &[EntityKind])] = &[
     ("whatsapp", &[K::Phone]),
     ("ring", &[K::Phone]),
     ("sms", &[K::Phone]),
+    ("message", &[K::Phone]),
+    ("messages", &[K::Phone]),
     ("text", &[K::Phone]),
     ("office", &[K::Phone]),
     ("desk", &[K::Phone]),
@@ -242,6 +244,42 @@ const NEGATIVE: &[&str] = &[
     "offset",
     "size",
     "count",
+    "code",
+    "case",
+    "routing",
+    "aba",
+    "ean",
+    "upc",
+    "gtin",
+    "barcode",
+    "awb",
+    "waybill",
+    "license",
+    "licence",
+    "permit",
+    "pedido",
+    "ordine",
+    "commande",
+    "bestellung",
+    "bestellnummer",
+    "auftrag",
+    "auftragsnummer",
+    "vorgang",
+    "vorgangsnummer",
+    "rechnung",
+    "rechnungsnummer",
+    "factura",
+    "fattura",
+    "facture",
+    "lieferschein",
+    "albarán",
+    "sendung",
+    "sendungsnummer",
+    "spedizione",
+    "envío",
+    "suivi",
+    "seguimiento",
+    "rastreio",
 ];
 
 /// Words after a number that make it a quantity.
@@ -375,7 +413,8 @@ pub(super) fn around(b: &[u8], start: usize, end: usize) -> Around {
     }
     before.truncate(5);
     before.reverse();
-    // The nearest meaningful word decides; pairs first.
+    // Nearest first: every word naming a kind counts ("Aadhaar card number"), up to the first
+    // word naming something else, which counts only when no name came before it.
     let mut k = before.len();
     while k > 0 {
         let w = before[k - 1].as_str();
@@ -387,19 +426,17 @@ pub(super) fn around(b: &[u8], start: usize, end: usize) -> Around {
             for &kind in *kinds {
                 a.positive |= bit(kind);
             }
-            break;
+            k -= 2;
+            continue;
         }
         if let Some(kinds) = positive_of(w) {
             for &kind in kinds {
                 a.positive |= bit(kind);
             }
+        } else if NEGATIVE.contains(&w) {
+            a.negative = a.positive == 0;
             break;
-        }
-        if NEGATIVE.contains(&w) {
-            a.negative = true;
-            break;
-        }
-        if matches!(w, "number" | "no" | "nr" | "num") {
+        } else if matches!(w, "number" | "no" | "nr" | "num") {
             a.number_word = true;
         }
         k -= 1;
@@ -423,8 +460,9 @@ pub(super) fn around(b: &[u8], start: usize, end: usize) -> Around {
     a
 }
 
-/// A candidate's score after its context: +0.35 for a word naming its kind, −0.45 for a word
-/// naming something else, +0.15 for phones after a bare "number".
+/// A candidate's score after its context: +0.35 for a word naming its kind, +0.15 for phones
+/// after a bare "number"; a word naming something else takes 0.45 off, or 0.2 off a candidate
+/// whose check alone makes it near-certain (base ≥ 0.8: IBAN, VAT, CPF, NIR, ...).
 pub(super) fn adjust(kind: EntityKind, base: f32, a: &Around) -> f32 {
     let mut s = base;
     if a.names(kind) {
@@ -433,7 +471,7 @@ pub(super) fn adjust(kind: EntityKind, base: f32, a: &Around) -> f32 {
         s += 0.15;
     }
     if a.negative {
-        s -= 0.45;
+        s -= if base >= 0.8 { 0.2 } else { 0.45 };
     }
     s.clamp(0.0, 1.0)
 }

@@ -53,6 +53,88 @@ impl Pattern {
     }
 }
 
+/// How a region writes its numbers: the pattern a national significant number matches and
+/// after which of its groups a separator goes ("$1 $2-$3" → after the first and second).
+#[derive(Debug)]
+struct Format {
+    re: regex::Regex,
+    breaks_after: Vec<usize>,
+}
+
+impl Format {
+    fn new(pattern: &str, format: &str) -> Option<Self> {
+        let re = regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
+            .ignore_whitespace(true)
+            .build()
+            .ok()?;
+        // "$1 $2-$3": a separator between $n and $n+1 when text stands between them.
+        let mut breaks_after = Vec::new();
+        let bytes = format.as_bytes();
+        let mut last: Option<usize> = None;
+        let mut text_since = false;
+        let mut k = 0;
+        while k < bytes.len() {
+            if bytes[k] == b'$' && bytes.get(k + 1).is_some_and(u8::is_ascii_digit) {
+                let n = usize::from(bytes[k + 1] - b'0');
+                if let Some(prev) = last
+                    && text_since
+                {
+                    breaks_after.push(prev);
+                }
+                last = Some(n);
+                text_since = false;
+                k += 2;
+            } else {
+                text_since = true;
+                k += 1;
+            }
+        }
+        Some(Self { re, breaks_after })
+    }
+
+    /// The digit positions in `nsn` where this format puts a separator, if it formats `nsn`.
+    fn breaks(&self, nsn: &str) -> Option<Vec<usize>> {
+        let caps = self.re.captures(nsn)?;
+        Some(
+            self.breaks_after
+                .iter()
+                .filter_map(|&g| caps.get(g).map(|m| m.end()))
+                .collect(),
+        )
+    }
+}
+
+/// The formats of a region, or of the main region of its country code when it has none of its
+/// own (Canada writes its numbers as the United States do, and only the latter lists them).
+fn formats_of(meta: &Metadata) -> Vec<Format> {
+    let own = || meta.formats().iter().chain(meta.international_formats());
+    let main = || {
+        DATABASE
+            .by_code(&meta.country_code())
+            .unwrap_or_default()
+            .into_iter()
+            .find(|m| m.is_main_country_for_code())
+    };
+    let mut out: Vec<Format> = own()
+        .filter_map(|f| Format::new(f.pattern().as_str(), f.format()))
+        .collect();
+    // Brazil writes the ninth digit of a mobile apart: "(31) 9 8270-5788".
+    if meta.id() == "BR" {
+        out.extend(Format::new(r"(\d{2})(9)(\d{4})(\d{4})", "($1) $2 $3-$4"));
+    }
+    if out.is_empty()
+        && let Some(m) = main()
+    {
+        out = m
+            .formats()
+            .iter()
+            .chain(m.international_formats())
+            .filter_map(|f| Format::new(f.pattern().as_str(), f.format()))
+            .collect();
+    }
+    out
+}
+
 /// A region's numbering plan, compiled.
 #[derive(Debug)]
 struct Plan {
@@ -61,6 +143,7 @@ struct Plan {
     national_prefix: Option<String>,
     general: Pattern,
     types: Vec<Pattern>,
+    formats: Vec<Format>,
 }
 
 impl Plan {
@@ -78,7 +161,19 @@ impl Plan {
                 .filter_map(|&t| d.get(t))
                 .filter_map(Pattern::new)
                 .collect(),
+            formats: formats_of(meta),
         })
+    }
+
+    /// Whether the candidate's separators (`breaks`, digit positions in `nsn`) fall where one
+    /// of the region's formats puts them ("020 7946 0958", not "0207 94 60958"); no
+    /// separators always do.
+    fn grouped_as_written(&self, nsn: &str, breaks: &[usize]) -> bool {
+        breaks.is_empty()
+            || self.formats.iter().any(|f| {
+                f.breaks(nsn)
+                    .is_some_and(|fb| breaks.iter().all(|b| fb.contains(b)))
+            })
     }
 
     /// Whether `nsn` (the national significant number) is a number of this plan.
@@ -173,8 +268,11 @@ impl Regions {
 pub(super) enum Validity {
     /// A valid international number (`+` or `00` and a country code).
     International,
-    /// A valid national number of a configured region.
+    /// A valid national number of a configured region, grouped as the region writes it.
     National,
+    /// A valid national number grouped as no format of its region groups it
+    /// ("7784-2231-09"): as often an order or reference number.
+    NationalOddlyGrouped,
     /// International shape, invalid number.
     InvalidInternational,
     /// Not valid anywhere configured.
@@ -182,8 +280,8 @@ pub(super) enum Validity {
 }
 
 /// Validates a candidate: `s` its bytes (digits, `+`, separators, parentheses; no extension),
-/// `digits` its digits.
-pub(super) fn validate(s: &[u8], digits: &[u8], regions: &Regions) -> Validity {
+/// `digits` its digits, `breaks` the digit positions where a separator stood.
+pub(super) fn validate(s: &[u8], digits: &[u8], breaks: &[usize], regions: &Regions) -> Validity {
     let Ok(d) = std::str::from_utf8(digits) else {
         return Validity::Invalid;
     };
@@ -197,21 +295,34 @@ pub(super) fn validate(s: &[u8], digits: &[u8], regions: &Regions) -> Validity {
             Validity::InvalidInternational
         };
     }
+    let mut odd = false;
     for r in &regions.regions {
         let p = &r.plan;
         let stripped = p
             .national_prefix
             .as_deref()
             .and_then(|np| d.strip_prefix(np));
-        let ok = match stripped {
-            Some(nsn) => p.valid(nsn) || (!r.prefix_required && p.valid(d)),
-            None => !r.prefix_required && p.valid(d),
+        let nsn = match stripped {
+            Some(nsn) if p.valid(nsn) => nsn,
+            _ if !r.prefix_required && p.valid(d) => d,
+            _ => continue,
         };
-        if ok {
+        let offset = d.len() - nsn.len();
+        let inner: Vec<usize> = breaks
+            .iter()
+            .filter(|&&b| b > offset)
+            .map(|&b| b - offset)
+            .collect();
+        if p.grouped_as_written(nsn, &inner) {
             return Validity::National;
         }
+        odd = true;
     }
-    Validity::Invalid
+    if odd {
+        Validity::NationalOddlyGrouped
+    } else {
+        Validity::Invalid
+    }
 }
 
 /// `d`: the digits after `+`. The country code is the first 1–3 digits that name one (codes

@@ -99,10 +99,13 @@ fn ipv6(text: &str, out: &mut Vec<Finding>) {
         }
         let cand = &text[s..e];
         if cand.bytes().filter(|&c| c == b':').count() >= 2
-            && cand.parse::<std::net::Ipv6Addr>().is_ok()
             && (s == 0 || !b[s - 1].is_ascii_alphanumeric())
+            && let Ok(addr) = cand.parse::<std::net::Ipv6Addr>()
+            && let Some(score) = ipv6_range(addr)
         {
-            out.push(Finding::scored(K::Ipv6, s, e, 0.9));
+            let a = around(b, s, e);
+            let score = adjust(K::Ipv6, score, &a);
+            out.push(Finding::scored(K::Ipv6, s, e, score));
         }
         i = e.max(colon + 1);
     }
@@ -179,10 +182,34 @@ fn numbers(det: &PiiDetector, b: &[u8], out: &mut Vec<Finding>) {
             // Inside a token that starts with letters: "AB123456C", "DE136695976".
             let (s, e) = (token_start(b, i), token_end(b, i));
             if s == 0 || !b[s - 1].is_ascii_alphanumeric() {
+                if let Some(end) = es_id_at(det, b, s, out) {
+                    i = end;
+                    continue;
+                }
                 mixed(det, b, s, e, out);
             }
             i = e;
             continue;
+        }
+        // Identifiers written with separators: "12.345.678-Z", "X-1234567-L",
+        // "2 99 04 2A 017 758 25".
+        if c.is_ascii_digit() {
+            let at_word = i == 0 || !b[i - 1].is_ascii_alphanumeric();
+            let nie_dash = i >= 2
+                && b[i - 1] == b'-'
+                && matches!(b[i - 2], b'X' | b'Y' | b'Z' | b'x' | b'y' | b'z')
+                && (i == 2 || !b[i - 3].is_ascii_alphanumeric());
+            let found = if nie_dash {
+                es_id_at(det, b, i - 2, out)
+            } else if at_word {
+                es_id_at(det, b, i, out).or_else(|| nir_at(det, b, i, out))
+            } else {
+                None
+            };
+            if let Some(end) = found {
+                i = end;
+                continue;
+            }
         }
         // "QQ 12 34 56 C", "DE 136 695 976": letters, one space, then digit groups.
         if c.is_ascii_digit()
@@ -205,7 +232,15 @@ fn numbers(det: &PiiDetector, b: &[u8], out: &mut Vec<Finding>) {
                 k += 1;
                 seps += 1;
             }
-            if seps > 0 && k < b.len() && b[k].is_ascii_digit() && !(seps == 2 && b[e] == b[e + 1])
+            // "(" opens an area code at the start, or after "+44 " / "0041 " ("(0)20 …"),
+            // never in the middle of a number ("2023 (4 622").
+            let paren =
+                b[e..k].contains(&b'(') && !(b[start] == b'+' || b[start..e].starts_with(b"00"));
+            if seps > 0
+                && k < b.len()
+                && b[k].is_ascii_digit()
+                && !(seps == 2 && b[e] == b[e + 1])
+                && !paren
             {
                 e = k;
                 continue;
@@ -371,7 +406,10 @@ fn candidates(det: &PiiDetector, n: &Num<'_>) -> Vec<Scored> {
                 && !(g.len() > 1 && g[0] == b'0')
         });
         if ok {
-            return vec![(K::Ipv4, 0.6)];
+            return match ipv4_range(n.s) {
+                Some(score) => vec![(K::Ipv4, score)],
+                None => Vec::new(),
+            };
         }
     }
     if lookalike(n) {
@@ -431,7 +469,8 @@ fn candidates(det: &PiiDetector, n: &Num<'_>) -> Vec<Scored> {
         if n.grouped_as(&[2, 3, 3, 3], b" ") {
             c.push((K::DeTaxId, 0.8));
         } else if n.plain() {
-            c.push((K::DeTaxId, 0.45));
+            // About 0.2 % of random 11-digit numbers pass the shape rule and the check.
+            c.push((K::DeTaxId, 0.55));
         }
     }
     // French NIR: 15 digits with its key, "1 85 05 78 006 084 36" or plain.
@@ -454,13 +493,94 @@ fn candidates(det: &PiiDetector, n: &Num<'_>) -> Vec<Scored> {
     if (8..=9).contains(&nd) && n.plain() {
         c.push((K::Passport, 0.15));
     }
-    // Phones.
+    // Phones — never in the shape of a CPF ("000.000.000-00") or a placeholder.
+    let cpf_shape = n.groups == [3, 3, 3, 2] && n.seps == b"..-";
     if det.wants(K::Phone)
+        && !cpf_shape
+        && !placeholder(n)
         && let Some(score) = phone(det, n)
     {
         c.push((K::Phone, score));
     }
     c
+}
+
+/// An IPv4 address's base score by its range: `None` for netmasks and the documentation
+/// ranges (never a host), low for private, loopback, link-local and shared ranges (they name
+/// no one outside the network; a word such as "IP" still makes them findings).
+fn ipv4_range(s: &[u8]) -> Option<f32> {
+    let addr: std::net::Ipv4Addr = std::str::from_utf8(s).ok()?.parse().ok()?;
+    let o = addr.octets();
+    let bits = u32::from(addr);
+    let netmask = bits.leading_ones() + bits.trailing_zeros() == 32 && o[0] == 255;
+    let documentation = matches!(o, [192, 0, 2, _] | [198, 51, 100, _] | [203, 0, 113, _]);
+    if netmask || addr.is_unspecified() || addr.is_broadcast() || documentation {
+        return None;
+    }
+    let internal = addr.is_private()
+        || addr.is_loopback()
+        || addr.is_link_local()
+        || addr.is_multicast()
+        || (o[0] == 100 && (64..128).contains(&o[1]));
+    Some(if internal { 0.3 } else { 0.6 })
+}
+
+/// An IPv6 address's base score by its range, as for IPv4.
+fn ipv6_range(addr: std::net::Ipv6Addr) -> Option<f32> {
+    let seg = addr.segments();
+    if addr.is_unspecified() || (seg[0] == 0x2001 && seg[1] == 0x0db8) {
+        return None;
+    }
+    let internal = addr.is_loopback()
+        || addr.is_multicast()
+        || (seg[0] & 0xffc0) == 0xfe80
+        || (seg[0] & 0xfe00) == 0xfc00;
+    Some(if internal { 0.3 } else { 0.9 })
+}
+
+/// Phone-looking placeholders: one digit repeated ("000-000-0000"), two groups each of one
+/// repeated digit ("111-123-0000"), or a run of consecutive digits ("123-456-7890").
+fn placeholder(n: &Num<'_>) -> bool {
+    let d = n.digits;
+    let same = |g: &[u8]| g.iter().all(|&c| c == g[0]);
+    if same(d) {
+        return true;
+    }
+    let mut at = 0;
+    let mut repeated = 0;
+    for &g in n.groups {
+        if g >= 3 && same(&d[at..at + g]) {
+            repeated += 1;
+        }
+        at += g;
+    }
+    let up = d
+        .windows(2)
+        .all(|w| w[1] == w[0] + 1 || (w[0] == b'9' && w[1] == b'0'));
+    let down = d
+        .windows(2)
+        .all(|w| w[0] == w[1] + 1 || (w[0] == b'0' && w[1] == b'9'));
+    repeated >= 2 || (d.len() >= 8 && (up || down))
+}
+
+/// A CAS registry number ("7732-18-5"): 2–7 digits, 2 digits, a check digit.
+fn cas(n: &Num<'_>) -> bool {
+    if n.groups.len() != 3
+        || !(2..=7).contains(&n.groups[0])
+        || n.groups[1] != 2
+        || n.groups[2] != 1
+        || n.seps.iter().any(|&c| c != b'-')
+    {
+        return false;
+    }
+    let (body, check) = n.digits.split_at(n.digits.len() - 1);
+    let sum: u32 = body
+        .iter()
+        .rev()
+        .zip(1u32..)
+        .map(|(&c, w)| u32::from(c - b'0') * w)
+        .sum();
+    sum % 10 == u32::from(check[0] - b'0')
 }
 
 /// Shapes that are never personal data: versions, decimals, dates and times, ISBNs.
@@ -475,6 +595,25 @@ fn lookalike(n: &Num<'_>) -> bool {
         return true;
     }
     if is_date(n.groups, n.seps, d) {
+        return true;
+    }
+    // Thousands separated by dots: "856.495.523", "1.234.567".
+    if dots == n.seps.len()
+        && n.groups.len() >= 3
+        && (1..=3).contains(&n.groups[0])
+        && d[0] != b'0'
+        && n.groups[1..].iter().all(|&g| g == 3)
+    {
+        return true;
+    }
+    // A reference with its year: "0045123/2024", "n. 88412/2023".
+    if n.seps.last() == Some(&b'/')
+        && n.groups.last() == Some(&4)
+        && (1900..=2099).contains(&num(&d[d.len() - 4..]))
+    {
+        return true;
+    }
+    if cas(n) {
         return true;
     }
     // A compact date or timestamp: yyyymmdd, yyyymmddhhmm(ss).
@@ -538,15 +677,21 @@ fn phone(det: &PiiDetector, n: &Num<'_>) -> Option<f32> {
     let parens = n.s.contains(&b'(');
     let grouped = n.groups.len() >= 2;
     let v = if nd >= 8 || intl {
-        validate(n.s, n.digits, &det.regions)
+        let mut breaks = Vec::with_capacity(n.groups.len());
+        let mut at = 0;
+        for &g in &n.groups[..n.groups.len().saturating_sub(1)] {
+            at += g;
+            breaks.push(at);
+        }
+        validate(n.s, n.digits, &breaks, &det.regions)
     } else {
         super::phone::Validity::Invalid
     };
     let score = match v {
         Validity::International => 0.95,
         Validity::National if grouped || parens => 0.75,
-        Validity::National if n.digits[0] == b'0' => 0.5,
-        Validity::National => 0.4,
+        Validity::National if n.digits[0] == b'0' && nd <= 11 => 0.5,
+        Validity::National | Validity::NationalOddlyGrouped => 0.4,
         Validity::InvalidInternational if grouped || parens => 0.5,
         Validity::InvalidInternational => 0.3,
         Validity::Invalid => {
@@ -659,7 +804,10 @@ fn mixed(det: &PiiDetector, b: &[u8], s: usize, e: usize, out: &mut Vec<Finding>
             let nie = matches!(t[0], b'X' | b'Y' | b'Z' | b'x' | b'y' | b'z');
             c.push((K::EsDni, if nie { 0.8 } else { 0.75 }));
         }
-        9 if uk_nino(t) => c.push((K::UkNino, 0.6)),
+        9 if uk_nino(&t.to_ascii_uppercase()) => {
+            let upper = t.iter().all(|c| !c.is_ascii_lowercase());
+            c.push((K::UkNino, if upper { 0.6 } else { 0.5 }));
+        }
         10 if in_pan(t) => c.push((K::InPan, 0.6)),
         15 if fr_nir(t) => c.push((K::FrNir, 0.8)),
         16 if it_fiscal_code(t) => c.push((K::ItFiscalCode, 0.9)),
@@ -685,8 +833,99 @@ fn mixed(det: &PiiDetector, b: &[u8], s: usize, e: usize, out: &mut Vec<Finding>
     }
 }
 
-/// Identifiers written with spaces after a letter prefix: "AB 12 34 56 C" (UK NINO),
-/// "DE 136 695 976" / "FR 40 303265045" (VAT). `i` is the first digit; returns the end of what
+/// A Spanish DNI or NIE at `s`, as written: "12345678Z", "12345678-Z", "12.345.678-Z",
+/// "12345678 Z", "X1234567L", "X-1234567-L". Pushes a finding and returns its end.
+fn es_id_at(det: &PiiDetector, b: &[u8], s: usize, out: &mut Vec<Finding>) -> Option<usize> {
+    if !det.wants(K::EsDni) {
+        return None;
+    }
+    let mut t: Vec<u8> = Vec::with_capacity(9);
+    let mut k = s;
+    let nie = matches!(b.get(s), Some(b'X' | b'Y' | b'Z' | b'x' | b'y' | b'z'));
+    if nie {
+        t.push(b[s]);
+        k += 1;
+        if b.get(k) == Some(&b'-') {
+            k += 1;
+        }
+    }
+    let want = if nie { 7 } else { 8 };
+    let mut digits = 0;
+    while k < b.len() && digits < want {
+        if b[k].is_ascii_digit() {
+            t.push(b[k]);
+            digits += 1;
+            k += 1;
+        } else if !nie && b[k] == b'.' && b.get(k + 1).is_some_and(u8::is_ascii_digit) && digits > 0
+        {
+            k += 1;
+        } else {
+            return None;
+        }
+    }
+    if digits < want || b.get(k).is_some_and(u8::is_ascii_digit) {
+        return None;
+    }
+    if matches!(b.get(k), Some(b'-' | b' ')) && b.get(k + 1).is_some_and(u8::is_ascii_alphabetic) {
+        k += 1;
+    }
+    let letter = *b.get(k).filter(|c| c.is_ascii_alphabetic())?;
+    k += 1;
+    if b.get(k).is_some_and(u8::is_ascii_alphanumeric) {
+        return None;
+    }
+    t.push(letter);
+    if !es_dni_nie(&t) {
+        return None;
+    }
+    let before = out.len();
+    choose(
+        det,
+        b,
+        s,
+        k,
+        &[(K::EsDni, if nie { 0.8 } else { 0.75 })],
+        out,
+    );
+    (out.len() > before).then_some(k)
+}
+
+/// A French NIR at `s` written with spaces or Corsica's department letters:
+/// "2 99 04 2A 017 758 25", "202122B100629 50". Pushes a finding and returns its end.
+fn nir_at(det: &PiiDetector, b: &[u8], s: usize, out: &mut Vec<Finding>) -> Option<usize> {
+    if !det.wants(K::FrNir) || !matches!(b[s], b'1'..=b'4' | b'7' | b'8') {
+        return None;
+    }
+    let mut t: Vec<u8> = Vec::with_capacity(15);
+    let mut k = s;
+    while k < b.len() && t.len() < 15 {
+        if b[k].is_ascii_alphanumeric() {
+            t.push(b[k]);
+            k += 1;
+        } else if b[k] == b' ' && b.get(k + 1).is_some_and(u8::is_ascii_alphanumeric) {
+            k += 1;
+        } else {
+            break;
+        }
+    }
+    let letters = t.iter().filter(|c| c.is_ascii_alphabetic()).count();
+    if t.len() != 15
+        || b.get(k).is_some_and(u8::is_ascii_alphanumeric)
+        || letters == 0 && !b[s..k].contains(&b' ')
+    {
+        return None;
+    }
+    // Plain digit forms are the number scanner's; this takes the spaced and Corsican ones.
+    if !fr_nir(&t) {
+        return None;
+    }
+    let before = out.len();
+    choose(det, b, s, k, &[(K::FrNir, 0.85)], out);
+    (out.len() > before).then_some(k)
+}
+
+/// Identifiers written with spaces (or dots) after a letter prefix: "AB 12 34 56 C" (UK
+/// NINO), "DE 136 695 976" / "FR 40 303265045" / "BE 0403.170.701" (VAT). `i` is the first digit; returns the end of what
 /// was found.
 fn spaced_ids(det: &PiiDetector, b: &[u8], i: usize, out: &mut Vec<Finding>) -> Option<usize> {
     if i < 3
@@ -709,7 +948,8 @@ fn spaced_ids(det: &PiiDetector, b: &[u8], i: usize, out: &mut Vec<Finding>) -> 
             if k >= b.len() || !b[k].is_ascii_alphanumeric() {
                 ends.push(k);
             }
-        } else if b[k] == b' ' && b.get(k + 1).is_some_and(u8::is_ascii_alphanumeric) {
+        } else if matches!(b[k], b' ' | b'.') && b.get(k + 1).is_some_and(u8::is_ascii_alphanumeric)
+        {
             k += 1;
         } else {
             break;
