@@ -28,7 +28,9 @@
 //! # }
 //! ```
 //!
-//! Built so far: PII ([`detect::scan_pii`]), secrets ([`detect::scan_secrets`]), deny lists and
+//! Built so far: PII ([`detect::PiiDetector`]: checksums, phones validated against numbering
+//! plans, national identifiers of eight countries and EU VAT numbers, look-alikes refused,
+//! scores with context words), secrets ([`detect::scan_secrets`]), deny lists and
 //! named regexes, a prompt-length limit, a scored prompt-injection detector
 //! ([`detect::injection_score`]), and the processor for requests, whole responses and streams.
 //! External moderation ([`Moderator`]: OpenAI-compatible `/v1/moderations` or a webhook) runs
