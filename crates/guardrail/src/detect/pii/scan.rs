@@ -17,7 +17,47 @@ use crate::detect::{EntityKind, Finding};
 
 use EntityKind as K;
 
+/// The findings, such that the text with each replaced by its mask holds none: a finding
+/// can hide another ("Hauptstraße 221B 4991 1866 5246": the Aadhaar number is a group of
+/// the house number's longer number until the address is masked), so the masked text is
+/// scanned again and what appears is added, until nothing does (at most three rounds).
 pub(super) fn scan(det: &PiiDetector, text: &str) -> Vec<Finding> {
+    let mut found = scan_once(det, text);
+    for _ in 0..3 {
+        if found.is_empty() {
+            break;
+        }
+        // The masked text, and for each of its bytes outside masks the original offset.
+        let mut masked = String::with_capacity(text.len());
+        let mut origin: Vec<Option<usize>> = Vec::with_capacity(text.len());
+        let mut pos = 0;
+        for f in &found {
+            masked.push_str(&text[pos..f.start]);
+            origin.extend((pos..f.start).map(Some));
+            masked.push_str(f.kind.mask());
+            origin.extend(std::iter::repeat_n(None, f.kind.mask().len()));
+            pos = f.end;
+        }
+        masked.push_str(&text[pos..]);
+        origin.extend((pos..text.len()).map(Some));
+        origin.push(Some(text.len()));
+        let mut more = Vec::new();
+        for f in scan_once(det, &masked) {
+            let inside = origin[f.start..f.end].iter().all(Option::is_some);
+            if let (true, Some(start), Some(last)) = (inside, origin[f.start], origin[f.end - 1]) {
+                more.push(Finding::scored(f.kind, start, last + 1, f.score));
+            }
+        }
+        if more.is_empty() {
+            break;
+        }
+        found.extend(more);
+        found.sort_by_key(|f| f.start);
+    }
+    found
+}
+
+fn scan_once(det: &PiiDetector, text: &str) -> Vec<Finding> {
     let b = text.as_bytes();
     let mut out = Vec::new();
     if det.wants(K::Email) {
