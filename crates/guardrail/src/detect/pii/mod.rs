@@ -519,7 +519,7 @@ mod idempotence {
                 seed ^= seed >> 7;
                 seed ^= seed << 17;
                 t.push_str(words[usize::try_from(seed % words.len() as u64).unwrap_or(0)]);
-                t.push(if seed % 5 == 0 { ',' } else { ' ' });
+                t.push(if seed.is_multiple_of(5) { ',' } else { ' ' });
             }
             let once = redact(&t);
             assert_eq!(redact(&once), once, "{t:?}");
