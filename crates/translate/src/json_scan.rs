@@ -1,0 +1,320 @@
+//! A small borrowed JSON scanner for the hottest stream chunks: it reads the few fields a
+//! translation needs and skips the rest without building anything, where serde's derived
+//! visitors spend most of a chunk's time on fields nobody reads (`id`, `object`, `created`,
+//! `system_fingerprint`, `logprobs`, `obfuscation`, ...). It gives up (`None`) on anything it
+//! does not expect — the caller then decodes with serde, which has the precise errors — so the
+//! two always agree on what they both accept.
+
+// The readers of optional values answer `None` to give up (serde then decodes the document)
+// and `Some(None)` for a JSON `null`.
+#![allow(clippy::option_option)]
+
+use std::borrow::Cow;
+
+/// How deep [`Scan::skip`] follows nested values before giving up.
+const MAX_DEPTH: u32 = 128;
+
+/// A cursor over a JSON document.
+pub(crate) struct Scan<'a> {
+    s: &'a str,
+    i: usize,
+}
+
+impl<'a> Scan<'a> {
+    pub(crate) fn new(s: &'a str) -> Self {
+        Self { s, i: 0 }
+    }
+
+    fn b(&self) -> &'a [u8] {
+        self.s.as_bytes()
+    }
+
+    fn ws(&mut self) {
+        let b = self.b();
+        while self.i < b.len() && matches!(b[self.i], b' ' | b'\n' | b'\r' | b'\t') {
+            self.i += 1;
+        }
+    }
+
+    fn peek(&mut self) -> Option<u8> {
+        self.ws();
+        self.b().get(self.i).copied()
+    }
+
+    fn eat(&mut self, c: u8) -> Option<()> {
+        (self.peek()? == c).then(|| self.i += 1)
+    }
+
+    /// The end of the document (only whitespace left).
+    pub(crate) fn end(&mut self) -> Option<()> {
+        self.ws();
+        (self.i == self.s.len()).then_some(())
+    }
+
+    /// Whether the next value is `null` (consumed if so).
+    pub(crate) fn null(&mut self) -> bool {
+        if self.peek() == Some(b'n') && self.b()[self.i..].starts_with(b"null") {
+            self.i += 4;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// An object's members: `f` gets each key (keys with escapes give up) and must consume
+    /// the value. A key seen twice gives up (serde's derived structs refuse duplicates).
+    pub(crate) fn object(
+        &mut self,
+        mut f: impl FnMut(&'a str, &mut Self) -> Option<()>,
+    ) -> Option<()> {
+        self.eat(b'{')?;
+        if self.peek()? == b'}' {
+            self.i += 1;
+            return Some(());
+        }
+        let mut seen: Vec<&'a str> = Vec::new();
+        loop {
+            let key = self.key()?;
+            if seen.contains(&key) {
+                return None;
+            }
+            seen.push(key);
+            self.eat(b':')?;
+            f(key, self)?;
+            match self.peek()? {
+                b',' => self.i += 1,
+                b'}' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// An array's elements: `f` is called at each element and must consume it.
+    pub(crate) fn array(
+        &mut self,
+        mut f: impl FnMut(usize, &mut Self) -> Option<()>,
+    ) -> Option<()> {
+        self.eat(b'[')?;
+        if self.peek()? == b']' {
+            self.i += 1;
+            return Some(());
+        }
+        let mut n = 0;
+        loop {
+            f(n, self)?;
+            n += 1;
+            match self.peek()? {
+                b',' => self.i += 1,
+                b']' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn key(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let b = self.b();
+        let start = self.i;
+        let len = memchr::memchr2(b'"', b'\\', &b[start..])?;
+        if b[start + len] != b'"' || b[start..start + len].iter().any(|&c| c < 0x20) {
+            return None;
+        }
+        self.i = start + len + 1;
+        self.s.get(start..start + len)
+    }
+
+    /// A string, unescaped (borrowed when it has no escapes).
+    pub(crate) fn string(&mut self) -> Option<Cow<'a, str>> {
+        self.eat(b'"')?;
+        let b = self.b();
+        let start = self.i;
+        let mut owned: Option<String> = None;
+        let mut run = start;
+        loop {
+            let off = memchr::memchr2(b'"', b'\\', &b[run..])?;
+            let at = run + off;
+            if b[run..at].iter().any(|&c| c < 0x20) {
+                return None;
+            }
+            if b[at] == b'"' {
+                self.i = at + 1;
+                return Some(match owned {
+                    None => Cow::Borrowed(self.s.get(start..at)?),
+                    Some(mut o) => {
+                        o.push_str(self.s.get(run..at)?);
+                        Cow::Owned(o)
+                    }
+                });
+            }
+            let o = owned.get_or_insert_with(|| String::with_capacity(at - start + 16));
+            o.push_str(self.s.get(run..at)?);
+            let esc = *b.get(at + 1)?;
+            let mut next = at + 2;
+            match esc {
+                b'"' => o.push('"'),
+                b'\\' => o.push('\\'),
+                b'/' => o.push('/'),
+                b'b' => o.push('\u{8}'),
+                b'f' => o.push('\u{c}'),
+                b'n' => o.push('\n'),
+                b'r' => o.push('\r'),
+                b't' => o.push('\t'),
+                b'u' => {
+                    let hex = |k: usize| {
+                        self.s
+                            .get(k..k + 4)
+                            .and_then(|h| u32::from_str_radix(h, 16).ok())
+                    };
+                    let hi = hex(at + 2)?;
+                    next = at + 6;
+                    let c = if (0xD800..0xDC00).contains(&hi) {
+                        if b.get(next..next + 2) != Some(b"\\u") {
+                            return None;
+                        }
+                        let lo = hex(next + 2)?;
+                        if !(0xDC00..0xE000).contains(&lo) {
+                            return None;
+                        }
+                        next += 6;
+                        char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00))?
+                    } else {
+                        char::from_u32(hi)?
+                    };
+                    o.push(c);
+                }
+                _ => return None,
+            }
+            run = next;
+        }
+    }
+
+    /// `null` or a string.
+    pub(crate) fn opt_string(&mut self) -> Option<Option<Cow<'a, str>>> {
+        if self.null() {
+            return Some(None);
+        }
+        self.string().map(Some)
+    }
+
+    /// `null` or an unsigned integer.
+    pub(crate) fn opt_u64(&mut self) -> Option<Option<u64>> {
+        if self.null() {
+            return Some(None);
+        }
+        self.ws();
+        let b = self.b();
+        let start = self.i;
+        while self.i < b.len() && b[self.i].is_ascii_digit() {
+            self.i += 1;
+        }
+        if self.i == start
+            || matches!(b.get(self.i), Some(b'.' | b'e' | b'E'))
+            || (b[start] == b'0' && self.i - start > 1)
+        {
+            return None;
+        }
+        self.s[start..self.i].parse().ok().map(Some)
+    }
+
+    /// `null` or a boolean.
+    pub(crate) fn opt_bool(&mut self) -> Option<Option<bool>> {
+        if self.null() {
+            return Some(None);
+        }
+        match self.peek()? {
+            b't' => self.literal(b"true").map(|()| Some(true)),
+            b'f' => self.literal(b"false").map(|()| Some(false)),
+            _ => None,
+        }
+    }
+
+    /// `null` or any value, as serde reads it into a [`serde_json::Value`].
+    pub(crate) fn opt_value(&mut self) -> Option<Option<serde_json::Value>> {
+        if self.null() {
+            return Some(None);
+        }
+        serde_json::from_str(self.raw()?).ok().map(Some)
+    }
+
+    /// The next value's text, skipped (to hand a rarely read field to serde whole).
+    pub(crate) fn raw(&mut self) -> Option<&'a str> {
+        self.ws();
+        let start = self.i;
+        self.skip()?;
+        self.s.get(start..self.i)
+    }
+
+    /// Skips any value.
+    pub(crate) fn skip(&mut self) -> Option<()> {
+        self.skip_at(0)
+    }
+
+    fn skip_at(&mut self, depth: u32) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        match self.peek()? {
+            b'"' => self.string().map(drop),
+            b'{' => self.object(|_, s| s.skip_at(depth + 1)),
+            b'[' => self.array(|_, s| s.skip_at(depth + 1)),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    /// A number as JSON writes it: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+    fn number(&mut self) -> Option<()> {
+        let b = self.b();
+        let digits = |i: &mut usize| {
+            let s = *i;
+            while *i < b.len() && b[*i].is_ascii_digit() {
+                *i += 1;
+            }
+            *i > s
+        };
+        let mut i = self.i;
+        if b.get(i) == Some(&b'-') {
+            i += 1;
+        }
+        if b.get(i) == Some(&b'0') {
+            i += 1;
+        } else if !digits(&mut i) {
+            return None;
+        }
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            if !digits(&mut i) {
+                return None;
+            }
+        }
+        if matches!(b.get(i), Some(b'e' | b'E')) {
+            i += 1;
+            if matches!(b.get(i), Some(b'+' | b'-')) {
+                i += 1;
+            }
+            if !digits(&mut i) {
+                return None;
+            }
+        }
+        if b.get(i).is_some_and(u8::is_ascii_digit) {
+            return None;
+        }
+        self.i = i;
+        Some(())
+    }
+
+    fn literal(&mut self, lit: &[u8]) -> Option<()> {
+        self.b()[self.i..]
+            .starts_with(lit)
+            .then(|| self.i += lit.len())
+    }
+}
