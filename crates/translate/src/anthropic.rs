@@ -937,6 +937,7 @@ pub fn encode_error(e: &ProviderError) -> (u16, Vec<u8>) {
 // Rare parts are boxed and one text field takes every delta's text: the event stays small,
 // which matters as serde moves it a few times per event.
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct Ev<'a> {
     #[serde(borrow, rename = "type")]
     ty: Cow<'a, str>,
@@ -955,6 +956,7 @@ struct Ev<'a> {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct EvDelta<'a> {
     #[serde(borrow, rename = "type", default)]
     ty: Option<Cow<'a, str>>,
@@ -971,6 +973,75 @@ struct EvDelta<'a> {
     stop_reason: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     stop_sequence: Option<Cow<'a, str>>,
+}
+
+impl<'a> Ev<'a> {
+    /// An event read by the borrowed scanner ([`crate::json_scan`]); `None` for anything it
+    /// does not expect, which serde then decodes.
+    fn scan(data: &'a [u8]) -> Option<Self> {
+        use crate::json_scan::Scan;
+        let mut sc = Scan::new(std::str::from_utf8(data).ok()?);
+        let mut ty = None;
+        let mut ev = Ev {
+            ty: Cow::Borrowed(""),
+            index: None,
+            message: None,
+            content_block: None,
+            delta: None,
+            usage: None,
+            error: None,
+        };
+        sc.object(|k, sc| {
+            match k {
+                "type" => ty = Some(sc.string()?),
+                "index" => ev.index = sc.opt_u64()?,
+                "message" => ev.message = sc.opt_value()?.map(Box::new),
+                "content_block" => ev.content_block = sc.opt_value()?.map(Box::new),
+                "usage" => ev.usage = sc.opt_value()?.map(Box::new),
+                "error" => ev.error = sc.opt_value()?.map(Box::new),
+                "delta" => {
+                    if !sc.null() {
+                        ev.delta = Some(EvDelta::scan(sc)?);
+                    }
+                }
+                _ => sc.skip()?,
+            }
+            Some(())
+        })?;
+        sc.end()?;
+        ev.ty = ty?;
+        Some(ev)
+    }
+}
+
+impl<'a> EvDelta<'a> {
+    fn scan(sc: &mut crate::json_scan::Scan<'a>) -> Option<Self> {
+        let mut d = EvDelta {
+            ty: None,
+            text: None,
+            stop_reason: None,
+            stop_sequence: None,
+        };
+        let mut text_seen = false;
+        sc.object(|k, sc| {
+            match k {
+                "type" => d.ty = sc.opt_string()?,
+                // One field under four names: two of them is serde's duplicate-field error.
+                "text" | "partial_json" | "thinking" | "signature" => {
+                    if text_seen {
+                        return None;
+                    }
+                    text_seen = true;
+                    d.text = sc.opt_string()?;
+                }
+                "stop_reason" => d.stop_reason = sc.opt_string()?,
+                "stop_sequence" => d.stop_sequence = sc.opt_string()?,
+                _ => sc.skip()?,
+            }
+            Some(())
+        })?;
+        Some(d)
+    }
 }
 
 /// Messages SSE → IR events.
@@ -1031,8 +1102,11 @@ impl StreamDecoder {
         if self.stopped {
             return Ok(());
         }
-        let ev: Ev<'_> = crate::util::from_json(data)
-            .map_err(|e| Error::Upstream(format!("invalid event: {e}")))?;
+        let ev: Ev<'_> = match Ev::scan(data) {
+            Some(ev) => ev,
+            None => crate::util::from_json(data)
+                .map_err(|e| Error::Upstream(format!("invalid event: {e}")))?,
+        };
         match ev.ty.as_ref() {
             "message_start" => {
                 let m = ev.message.map_or(Value::Null, |b| *b);
@@ -1376,6 +1450,58 @@ impl StreamEncoder {
 #[cfg(test)]
 mod hand_written_tests {
     use super::*;
+
+    /// The borrowed event scanner and serde agree on every event the scanner accepts: the
+    /// captured Messages streams and hand-made edge cases.
+    #[test]
+    fn the_event_scanner_agrees_with_serde() {
+        let mut events: Vec<String> = [
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi \"x\"\n"}}"#,
+            r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"a\""}}"#,
+            r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":5}}"#,
+            r#"{"type":"message_start","message":{"id":"m","model":"claude","usage":{"input_tokens":3}}}"#,
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"x","text":"a","thinking":"b"}}"#,
+            r#"{"index":0}"#,
+            r#"{"type":null}"#,
+            r#"{"type":"ping"}"#,
+            r#"{"type":"error","error":{"type":"overloaded_error","message":"busy"}}"#,
+        ]
+        .map(String::from)
+        .to_vec();
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/data/sse/extracted"
+        );
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                if !text.contains("content_block_delta") {
+                    continue;
+                }
+                for line in text.lines() {
+                    if let Some(d) = line.strip_prefix("data: ").or(line.strip_prefix("data:")) {
+                        events.push(d.trim_start().to_owned());
+                    }
+                }
+            }
+        } else {
+            eprintln!("SKIPPED the captured events: {dir} not found");
+        }
+        let mut fast = 0;
+        for ev in &events {
+            let serde: Option<Ev<'_>> = crate::util::from_json(ev.as_bytes()).ok();
+            if let Some(scanned) = Ev::scan(ev.as_bytes()) {
+                fast += 1;
+                assert_eq!(Some(scanned), serde, "{ev}");
+            }
+        }
+        assert!(
+            fast * 10 >= events.len() * 7,
+            "{fast} of {} scanned",
+            events.len()
+        );
+    }
 
     /// The hand-written delta events are byte for byte what serde wrote for them.
     #[test]
