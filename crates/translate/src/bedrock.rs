@@ -1050,6 +1050,7 @@ pub fn encode_error(e: &ProviderError) -> (u16, Vec<u8>) {
 // Streams
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct Payload<'a> {
     #[serde(rename = "contentBlockIndex", default)]
     index: Option<u64>,
@@ -1066,6 +1067,7 @@ struct Payload<'a> {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct PDelta<'a> {
     #[serde(borrow, default)]
     text: Option<Cow<'a, str>>,
@@ -1076,12 +1078,14 @@ struct PDelta<'a> {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct PToolUse<'a> {
     #[serde(borrow, default)]
     input: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct PReasoning<'a> {
     #[serde(borrow, default)]
     text: Option<Cow<'a, str>>,
@@ -1089,6 +1093,88 @@ struct PReasoning<'a> {
     signature: Option<Cow<'a, str>>,
     #[serde(borrow, rename = "redactedContent", default)]
     redacted: Option<Cow<'a, str>>,
+}
+
+impl<'a> Payload<'a> {
+    /// An event payload read by the borrowed scanner ([`crate::json_scan`]); `None` for
+    /// anything it does not expect, which serde then decodes.
+    fn scan(data: &'a [u8]) -> Option<Self> {
+        use crate::json_scan::Scan;
+        let mut sc = Scan::new(std::str::from_utf8(data).ok()?);
+        let mut p = Payload {
+            index: None,
+            start: None,
+            delta: None,
+            stop_reason: None,
+            amrf: None,
+            usage: None,
+        };
+        sc.object(|k, sc| {
+            match k {
+                "contentBlockIndex" => p.index = sc.opt_u64()?,
+                "start" => p.start = sc.opt_value()?,
+                "stopReason" => p.stop_reason = sc.opt_string()?,
+                "additionalModelResponseFields" => p.amrf = sc.opt_value()?,
+                "usage" => p.usage = sc.opt_value()?,
+                "delta" => {
+                    if !sc.null() {
+                        let mut d = PDelta {
+                            text: None,
+                            tool_use: None,
+                            reasoning: None,
+                        };
+                        sc.object(|k, sc| {
+                            match k {
+                                "text" => d.text = sc.opt_string()?,
+                                "toolUse" => {
+                                    if !sc.null() {
+                                        let mut t = PToolUse { input: None };
+                                        sc.object(|k, sc| {
+                                            if k == "input" {
+                                                t.input = sc.opt_string()?;
+                                                Some(())
+                                            } else {
+                                                sc.skip()
+                                            }
+                                        })?;
+                                        d.tool_use = Some(t);
+                                    }
+                                }
+                                "reasoningContent" => {
+                                    if !sc.null() {
+                                        let mut r = PReasoning {
+                                            text: None,
+                                            signature: None,
+                                            redacted: None,
+                                        };
+                                        sc.object(|k, sc| {
+                                            match k {
+                                                "text" => r.text = sc.opt_string()?,
+                                                "signature" => r.signature = sc.opt_string()?,
+                                                "redactedContent" => {
+                                                    r.redacted = sc.opt_string()?
+                                                }
+                                                _ => sc.skip()?,
+                                            }
+                                            Some(())
+                                        })?;
+                                        d.reasoning = Some(r);
+                                    }
+                                }
+                                _ => sc.skip()?,
+                            }
+                            Some(())
+                        })?;
+                        p.delta = Some(d);
+                    }
+                }
+                _ => sc.skip()?,
+            }
+            Some(())
+        })?;
+        sc.end()?;
+        Some(p)
+    }
 }
 
 /// ConverseStream event-stream bytes → IR events.
@@ -1218,8 +1304,11 @@ impl StreamDecoder {
             return Ok(());
         }
         let et = frame.header_str(":event-type").unwrap_or("");
-        let p: Payload<'_> = crate::util::from_json(frame.payload())
-            .map_err(|e| Error::Upstream(format!("invalid {et} payload: {e}")))?;
+        let p: Payload<'_> = match Payload::scan(frame.payload()) {
+            Some(p) => p,
+            None => crate::util::from_json(frame.payload())
+                .map_err(|e| Error::Upstream(format!("invalid {et} payload: {e}")))?,
+        };
         if !self.started {
             self.started = true;
             out.push(StreamEvent::MessageStart {
@@ -1463,6 +1552,62 @@ impl StreamEncoder {
 #[cfg(test)]
 mod hand_written_tests {
     use super::*;
+
+    /// The borrowed payload scanner and serde agree on every payload the scanner accepts: the
+    /// captured ConverseStream payloads and hand-made edge cases.
+    #[test]
+    fn the_payload_scanner_agrees_with_serde() {
+        let mut payloads: Vec<String> = [
+            r#"{"contentBlockIndex":0,"delta":{"text":"The \"x\""},"p":"abcdef"}"#,
+            r#"{"contentBlockIndex":1,"delta":{"toolUse":{"input":"{\"a\":1}"}},"p":"ab"}"#,
+            r#"{"contentBlockIndex":0,"delta":{"reasoningContent":{"text":"hm","signature":"s"}}}"#,
+            r#"{"contentBlockIndex":0,"start":{"toolUse":{"toolUseId":"t","name":"f"}}}"#,
+            r#"{"stopReason":"end_turn","additionalModelResponseFields":null}"#,
+            r#"{"usage":{"inputTokens":3,"outputTokens":5,"totalTokens":8},"metrics":{"latencyMs":100}}"#,
+            r#"{"delta":{"text":1}}"#,
+            r#"{"contentBlockIndex":-1}"#,
+            r#"{"delta":null,"p":"x","p":"y"}"#,
+        ]
+        .map(String::from)
+        .to_vec();
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/data/providers/extracted"
+        );
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                if !e
+                    .path()
+                    .to_string_lossy()
+                    .ends_with(".eventstream.decoded.jsonl")
+                {
+                    continue;
+                }
+                let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                for line in text.lines() {
+                    let v: Value = serde_json::from_str(line).unwrap_or(Value::Null);
+                    if let Some(p) = v.get("payload").filter(|p| p.is_object()) {
+                        payloads.push(p.to_string());
+                    }
+                }
+            }
+        } else {
+            eprintln!("SKIPPED the captured payloads: {dir} not found");
+        }
+        let mut fast = 0;
+        for p in &payloads {
+            let serde: Option<Payload<'_>> = crate::util::from_json(p.as_bytes()).ok();
+            if let Some(scanned) = Payload::scan(p.as_bytes()) {
+                fast += 1;
+                assert_eq!(Some(scanned), serde, "{p}");
+            }
+        }
+        assert!(
+            fast * 10 >= payloads.len() * 7,
+            "{fast} of {} scanned",
+            payloads.len()
+        );
+    }
 
     /// The hand-written delta frames are byte for byte what serde wrote for them.
     #[test]
