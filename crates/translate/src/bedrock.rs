@@ -1152,7 +1152,7 @@ impl<'a> Payload<'a> {
                                                 "text" => r.text = sc.opt_string()?,
                                                 "signature" => r.signature = sc.opt_string()?,
                                                 "redactedContent" => {
-                                                    r.redacted = sc.opt_string()?
+                                                    r.redacted = sc.opt_string()?;
                                                 }
                                                 _ => sc.skip()?,
                                             }
