@@ -8,7 +8,8 @@
 //! patterns are compiled once instead: per configured region when the detector is built, per
 //! country code on the first international number of that code.
 
-use std::sync::{Arc, LazyLock, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 
 use phonenumber::Type;
 use phonenumber::metadata::{DATABASE, Descriptor, Metadata};
@@ -200,6 +201,23 @@ fn plans_of(code: u16) -> &'static [Plan] {
     })
 }
 
+/// The regions' plans compiled so far (a plan is a few dozen regexes: compiled once per
+/// process, shared by every detector).
+static BY_REGION: LazyLock<Mutex<HashMap<String, Arc<Plan>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+fn plan_of(code: &str, meta: &Metadata) -> Option<Arc<Plan>> {
+    let mut plans = BY_REGION
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(p) = plans.get(code) {
+        return Some(p.clone());
+    }
+    let plan = Arc::new(Plan::new(meta)?);
+    plans.insert(code.to_owned(), plan.clone());
+    Some(plan)
+}
+
 /// A configured region: its plan, and whether a national number must be written with the
 /// trunk prefix.
 #[derive(Debug, Clone)]
@@ -230,7 +248,7 @@ impl Regions {
                 .by_id(code.as_str())
                 .filter(|_| code.len() == 2)
                 .ok_or_else(|| UnknownRegion(code.clone()))?;
-            let plan = Plan::new(meta).ok_or_else(|| UnknownRegion(code.clone()))?;
+            let plan = plan_of(&code, meta).ok_or_else(|| UnknownRegion(code.clone()))?;
             // Where the trunk prefix is how a national number is written ("020 7946 0958",
             // "030 123456", "06 12 34 56 78"), a number without it is no national number.
             // Not so in NANP ("1" optional), Brazil ("(11) 96123-4567": the prefix goes with
@@ -239,7 +257,7 @@ impl Regions {
             if !regions.iter().any(|r| r.plan.id == plan.id) {
                 regions.push(Region {
                     prefix_required: plan.national_prefix.is_some() && !optional,
-                    plan: Arc::new(plan),
+                    plan,
                 });
             }
         }
