@@ -8,6 +8,7 @@ use http::StatusCode;
 use infergate_core::{Principal, Rejection};
 use tower::retry::budget::Budget;
 
+use crate::WhenAllResting;
 use crate::health::{InFlight, Verdict};
 use crate::service::{Failover, Inner, Plan, no_plan_rejection, restrictions_text};
 
@@ -95,15 +96,23 @@ impl Attempts {
         }
         let now = Instant::now();
         let len = self.plan.order.len();
-        let (index, flight) = (0..len).find_map(|step| {
-            let pos = (self.cursor + step) % len;
-            let i = self.plan.order[pos];
-            let f = self.inner.slots[i]
-                .health
-                .begin(now, pos >= self.plan.forced_from)?;
-            self.cursor += step + 1;
-            Some((i, f))
-        })?;
+        let cursor = self.cursor;
+        let pick = |force_all: bool| {
+            (0..len).find_map(|step| {
+                let pos = (cursor + step) % len;
+                let i = self.plan.order[pos];
+                let f = self.inner.slots[i]
+                    .health
+                    .begin(now, force_all || pos >= self.plan.forced_from)?;
+                Some((step, i, f))
+            })
+        };
+        // Under `TrySoonest`, a backend that turned unavailable since the plan was made (its
+        // probe taken by another request, a rest begun) is still tried once the others have
+        // failed, like every resting one: a healthy backend must not be skipped for a race.
+        let try_soonest = self.inner.policy.when_all_resting == WhenAllResting::TrySoonest;
+        let (step, index, flight) = pick(false).or_else(|| try_soonest.then(|| pick(true))?)?;
+        self.cursor += step + 1;
         self.made += 1;
         Some(Attempt {
             inner: self.inner.clone(),

@@ -243,3 +243,57 @@ async fn attempts_for_a_driver_follow_the_restrictions() {
     let rej = f.attempts_for(Some(&nowhere)).unwrap_err();
     assert_eq!(rej.status(), http::StatusCode::FORBIDDEN);
 }
+
+/// Found by the chaos test under load: a healthy backend whose probe another request had just
+/// taken was skipped, and a request that failed everywhere else got the last failure although
+/// `TrySoonest` promises every resting backend is tried once the others have failed.
+#[tokio::test]
+async fn a_backend_whose_probe_another_request_took_is_still_tried_under_try_soonest() {
+    use infergate_failover::{AttemptFailure, HealthPolicy};
+    let health = HealthPolicy {
+        consecutive_failures: 1,
+        error_rate: None,
+        base_ejection: std::time::Duration::ZERO,
+        ..HealthPolicy::default()
+    };
+    let policy = FailoverPolicy::default()
+        .health(health)
+        .retry_budget(None)
+        .when_all_resting(WhenAllResting::TrySoonest);
+    let f = FailoverLayer::new(policy)
+        .service_over(vec![Backend::external("a"), Backend::external("b")]);
+    let ok = http::StatusCode::OK;
+    // b fails once: ejected for no time at all, so its next request is its probe.
+    loop {
+        let at = f.attempts().unwrap().next().unwrap();
+        if at.name() == "b" {
+            at.failed(AttemptFailure::Status(http::StatusCode::BAD_GATEWAY, None));
+            break;
+        }
+        at.answered(ok);
+    }
+    // Request 1 plans with a ready and b due its probe; request 2 takes the probe.
+    let mut one = f.attempts().unwrap();
+    let mut two = f.attempts().unwrap();
+    let probe = loop {
+        let at = two.next().unwrap();
+        if at.name() == "b" {
+            break at;
+        }
+        at.answered(ok);
+    };
+    // Request 1: a fails and rests (a minute's Retry-After); b must still be tried.
+    let mut names = Vec::new();
+    while let Some(at) = one.next() {
+        names.push(at.name().to_owned());
+        if at.name() == "b" {
+            break;
+        }
+        at.failed(AttemptFailure::Status(
+            http::StatusCode::TOO_MANY_REQUESTS,
+            Some(std::time::Duration::from_secs(60)),
+        ));
+    }
+    assert!(names.contains(&"b".to_owned()), "tried {names:?}");
+    drop(probe);
+}
