@@ -72,13 +72,16 @@ impl<'a> Scan<'a> {
             self.i += 1;
             return Some(());
         }
-        let mut seen: Vec<&'a str> = Vec::new();
+        // The keys seen so far, on the stack (more than 24 keys: give up, serde reads it).
+        let mut seen: [&'a str; 24] = [""; 24];
+        let mut n = 0;
         loop {
             let key = self.key()?;
-            if seen.contains(&key) {
+            if n == seen.len() || seen[..n].contains(&key) {
                 return None;
             }
-            seen.push(key);
+            seen[n] = key;
+            n += 1;
             self.eat(b':')?;
             f(key, self)?;
             match self.peek()? {
@@ -137,9 +140,15 @@ impl<'a> Scan<'a> {
         let mut owned: Option<String> = None;
         let mut run = start;
         loop {
-            let off = memchr::memchr2(b'"', b'\\', &b[run..])?;
-            let at = run + off;
-            if b[run..at].iter().any(|&c| c < 0x20) {
+            // One pass to the next quote or backslash, refusing control characters.
+            let mut at = run;
+            while at < b.len() && !matches!(b[at], b'"' | b'\\') {
+                if b[at] < 0x20 {
+                    return None;
+                }
+                at += 1;
+            }
+            if at == b.len() {
                 return None;
             }
             if b[at] == b'"' {
