@@ -1488,19 +1488,7 @@ mod hand_written_tests {
         } else {
             eprintln!("SKIPPED the captured events: {dir} not found");
         }
-        let mut fast = 0;
-        for ev in &events {
-            let serde: Option<Ev<'_>> = crate::util::from_json(ev.as_bytes()).ok();
-            if let Some(scanned) = Ev::scan(ev.as_bytes()) {
-                fast += 1;
-                assert_eq!(Some(scanned), serde, "{ev}");
-            }
-        }
-        assert!(
-            fast * 10 >= events.len() * 7,
-            "{fast} of {} scanned",
-            events.len()
-        );
+        crate::json_scan::assert_scanner_agrees!(Ev, events);
     }
 
     /// The hand-written delta events are byte for byte what serde wrote for them.

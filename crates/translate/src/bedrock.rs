@@ -1594,19 +1594,7 @@ mod hand_written_tests {
         } else {
             eprintln!("SKIPPED the captured payloads: {dir} not found");
         }
-        let mut fast = 0;
-        for p in &payloads {
-            let serde: Option<Payload<'_>> = crate::util::from_json(p.as_bytes()).ok();
-            if let Some(scanned) = Payload::scan(p.as_bytes()) {
-                fast += 1;
-                assert_eq!(Some(scanned), serde, "{p}");
-            }
-        }
-        assert!(
-            fast * 10 >= payloads.len() * 7,
-            "{fast} of {} scanned",
-            payloads.len()
-        );
+        crate::json_scan::assert_scanner_agrees!(Payload, payloads);
     }
 
     /// The hand-written delta frames are byte for byte what serde wrote for them.

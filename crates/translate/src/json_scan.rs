@@ -120,6 +120,24 @@ impl<'a> Scan<'a> {
         }
     }
 
+    /// `null` or an array read as its first element (by `f`), the rest skipped: stream chunks
+    /// carry one choice or candidate (as [`crate::util::first`] reads them for serde).
+    pub(crate) fn first<T>(&mut self, f: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
+        if self.null() {
+            return Some(None);
+        }
+        let mut f = Some(f);
+        let mut out = None;
+        self.array(|n, sc| match (n, f.take()) {
+            (0, Some(f)) => {
+                out = Some(f(sc)?);
+                Some(())
+            }
+            _ => sc.skip(),
+        })?;
+        Some(out)
+    }
+
     fn key(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let b = self.b();
@@ -327,3 +345,27 @@ impl<'a> Scan<'a> {
             .then(|| self.i += lit.len())
     }
 }
+
+/// Asserts that `$ty::scan` and serde agree on every item of `$items` (JSON texts) the
+/// scanner accepts, and that it accepts at least 70 % of them.
+#[cfg(test)]
+macro_rules! assert_scanner_agrees {
+    ($ty:ident, $items:expr) => {{
+        let items: &[String] = &$items;
+        let mut fast = 0;
+        for item in items {
+            let serde: Option<$ty<'_>> = crate::util::from_json(item.as_bytes()).ok();
+            if let Some(scanned) = $ty::scan(item.as_bytes()) {
+                fast += 1;
+                assert_eq!(Some(scanned), serde, "{item}");
+            }
+        }
+        assert!(
+            fast * 10 >= items.len() * 7,
+            "{fast} of {} scanned",
+            items.len()
+        );
+    }};
+}
+#[cfg(test)]
+pub(crate) use assert_scanner_agrees;

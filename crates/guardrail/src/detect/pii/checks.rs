@@ -26,12 +26,18 @@ pub(super) fn mod97_iban(iban: &[u8]) -> bool {
     if iban.len() < 15 || !iban[2].is_ascii_digit() || !iban[3].is_ascii_digit() {
         return false;
     }
+    mod97_alnum(iban[4..].iter().chain(&iban[..4])) == Some(1)
+}
+
+/// The remainder mod 97 of digits and upper-case letters read as numbers (A = 10 … Z = 35),
+/// as ISO 7064 MOD 97-10 reads them; `None` for any other byte.
+fn mod97_alnum<'a>(chars: impl Iterator<Item = &'a u8>) -> Option<u32> {
     let mut r: u32 = 0;
-    for &c in iban[4..].iter().chain(&iban[..4]) {
+    for &c in chars {
         let v = match c {
             b'0'..=b'9' => dv(c),
             b'A'..=b'Z' => u32::from(c - b'A') + 10,
-            _ => return false,
+            _ => return None,
         };
         r = if v >= 10 {
             (r * 100 + v) % 97
@@ -39,7 +45,7 @@ pub(super) fn mod97_iban(iban: &[u8]) -> bool {
             (r * 10 + v) % 97
         };
     }
-    r == 1
+    Some(r)
 }
 
 /// The remainder of a decimal number (as ASCII digits) divided by `m`.
@@ -331,9 +337,7 @@ pub(super) fn vat(country: &[u8], body: &[u8]) -> Option<bool> {
                 .map(|(&c, w)| dv(c) * w)
                 .sum();
             // The 2020 sole-proprietor numbers pass mod 97 of "NL" + body instead.
-            let mut full = b"NL".to_vec();
-            full.extend_from_slice(body);
-            Some(s % 11 == dv(nine[8]) || mod97_nl(&full))
+            Some(s % 11 == dv(nine[8]) || mod97_alnum(b"NL".iter().chain(body)) == Some(1))
         }
         b"PL" if digits && n == 10 => {
             let s = weighted(&[6, 5, 7, 2, 3, 4, 5, 6, 7]) % 11;
@@ -381,23 +385,6 @@ pub(super) fn vat(country: &[u8], body: &[u8]) -> Option<bool> {
 
 fn num3(d: &[u8]) -> u32 {
     d[..3].iter().fold(0, |a, &c| a * 10 + dv(c))
-}
-
-fn mod97_nl(full: &[u8]) -> bool {
-    let mut r: u32 = 0;
-    for &c in full {
-        let v = match c {
-            b'0'..=b'9' => dv(c),
-            b'A'..=b'Z' => u32::from(c - b'A') + 10,
-            _ => return false,
-        };
-        r = if v >= 10 {
-            (r * 100 + v) % 97
-        } else {
-            (r * 10 + v) % 97
-        };
-    }
-    r == 1
 }
 
 #[cfg(test)]
