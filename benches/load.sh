@@ -10,6 +10,7 @@
 #   bash benches/load.sh                   # 10 s per run, 32 connections, 2 rounds
 #   DURATION=5 CONNS=64 ROUNDS=1 bash benches/load.sh
 #   ONLY=telemetry bash benches/load.sh    # every block on, with and without [telemetry]
+#   ONLY=blocks bash benches/load.sh       # each block alone, then all, every request a miss
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
@@ -59,9 +60,7 @@ RUST_LOG=warn start gateway-cached target/release/examples/gateway --listen 127.
 
 # The gateway with every building block on (router with semantic routes, guardrail, cache,
 # rate limiter), and every request different: all cache misses, all checks run.
-cat >"$tmp/gwa.toml" <<TOML
-[backends.mock]
-url = "http://$MOCK"
+ROUTER_TOML=$(cat <<TOML
 [router]
 [[router.aliases]]
 name = "fast"
@@ -77,6 +76,9 @@ name = "travel"
 utterances = ["book a flight to paris", "find me a hotel in rome", "rent a car at the airport"]
 backend = "mock"
 threshold = 0.3
+TOML
+)
+GUARDRAIL_TOML=$(cat <<TOML
 [guardrail]
 [[guardrail.checks]]
 name = "pii"
@@ -103,13 +105,26 @@ detector = "max_tokens"
 max_tokens = 32000
 action = "block"
 applies = "request"
+TOML
+)
+CACHE_TOML=$(cat <<TOML
 [cache]
+TOML
+)
+RATELIMIT_TOML=$(cat <<TOML
 [ratelimit]
 key = ["api_key"]
 [ratelimit.limits]
 requests_per_minute = 100000000
 tokens_per_minute = 100000000000
 TOML
+)
+block_config() { # FILE SECTION...: the mock backend and the given sections
+  local file=$1
+  shift
+  { printf '[backends.mock]\nurl = "http://%s"\n' "$MOCK"; printf '%s\n' "$@"; } >"$file"
+}
+block_config "$tmp/gwa.toml" "$ROUTER_TOML" "$GUARDRAIL_TOML" "$CACHE_TOML" "$RATELIMIT_TOML"
 RUST_LOG=warn start gateway-all-blocks target/release/examples/gateway --listen 127.0.0.1:0 --config "$tmp/gwa.toml"; GWA=$ADDR; GWA_PID=$LAST_PID
 # The same with telemetry on (metrics, the admin address, the access log to a file; spans are
 # built only for an exporter, and there is no collector here).
@@ -125,6 +140,19 @@ RUST_LOG=warn start gateway-all-blocks-telemetry target/release/examples/gateway
 # The same two on a current-thread runtime per core (SO_REUSEPORT listeners).
 INFERGATE_RUNTIME=per-core RUST_LOG=warn start gateway-per-core target/release/examples/gateway --listen 127.0.0.1:0 --config "$tmp/gw.toml"; GWP=$ADDR; GWP_PID=$LAST_PID
 INFERGATE_RUNTIME=per-core RUST_LOG=warn start gateway-all-blocks-per-core target/release/examples/gateway --listen 127.0.0.1:0 --config "$tmp/gwa.toml"; GWAP=$ADDR; GWAP_PID=$LAST_PID
+
+# ONLY=blocks: each building block alone, every request a miss — what each block costs end to
+# end, beside blocks_cost's in-process figures.
+declare -A BLOCK_ADDR BLOCK_PID
+if [ "${ONLY:-}" = blocks ]; then
+  for b in ROUTER GUARDRAIL CACHE RATELIMIT; do
+    section="${b}_TOML"
+    block_config "$tmp/gw-$b.toml" "${!section}"
+    RUST_LOG=warn start "gateway-$b" target/release/examples/gateway --listen 127.0.0.1:0 --config "$tmp/gw-$b.toml"
+    BLOCK_ADDR[$b]=$ADDR
+    BLOCK_PID[$b]=$LAST_PID
+  done
+fi
 
 # Every request different (a counter in the user message): cache misses throughout.
 cat >"$tmp/unique.lua" <<LUA
@@ -183,6 +211,15 @@ wrk -t1 -c"$CONNS" -d2s -s "$tmp/post.lua" "http://$GWP/v1/chat/completions" >/d
 wrk -t1 -c"$CONNS" -d2s -s "$tmp/unique.lua" "http://$GWAP/v1/chat/completions" >/dev/null
 wrk -t1 -c"$CONNS" -d2s -s "$tmp/unique.lua" "http://$GWT/v1/chat/completions" >/dev/null
 for _ in $(seq 1 "$ROUNDS"); do
+  if [ "${ONLY:-}" = blocks ]; then
+    run passthrough "$PASS" "$PASS_PID"
+    run gateway-empty-misses "$GW" "$GW_PID" "$tmp/unique.lua"
+    for b in ROUTER GUARDRAIL CACHE RATELIMIT; do
+      run "gateway-$(echo "$b" | tr '[:upper:]' '[:lower:]')-only-misses" "${BLOCK_ADDR[$b]}" "${BLOCK_PID[$b]}" "$tmp/unique.lua"
+    done
+    run gateway-all-blocks-misses "$GWA" "$GWA_PID" "$tmp/unique.lua"
+    continue
+  fi
   if [ "${ONLY:-}" = telemetry ]; then
     run passthrough "$PASS" "$PASS_PID"
     run gateway-all-blocks-misses "$GWA" "$GWA_PID" "$tmp/unique.lua"

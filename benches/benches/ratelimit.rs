@@ -40,6 +40,13 @@ fn bench(c: &mut Criterion) {
     c.bench_function("ratelimit/cold_count_2kb_o200k", |b| {
         b.iter(|| TokenCounter::count_uncached(Encoding::O200kBase, &text));
     });
+    let short = "What is the capital of France? Question number 1000123. Answer in one word.";
+    c.bench_function("ratelimit/cold_count_short_prompt_o200k", |b| {
+        b.iter(|| TokenCounter::count_uncached(Encoding::O200kBase, short));
+    });
+    c.bench_function("ratelimit/cold_count_short_prompt_cl100k", |b| {
+        b.iter(|| TokenCounter::count_uncached(Encoding::Cl100kBase, short));
+    });
 
     let limiter = TokenRateLimiter::new(RateLimitConfig::new(Limits {
         requests_per_minute: Some(u64::MAX / 4),

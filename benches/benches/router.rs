@@ -71,6 +71,9 @@ fn bench(c: &mut Criterion) {
     c.bench_function("embed/hash_embedder_one_query", |b| {
         b.iter(|| e.embed_one("can you tell me how much money is in my checking account"));
     });
+    c.bench_function("embed/hash_embedder_one_query_sparse", |b| {
+        b.iter(|| e.embed_sparse_one("can you tell me how much money is in my checking account"));
+    });
 }
 
 criterion_group!(benches, bench);

@@ -3,7 +3,7 @@
 //! with each block alone and all together; every request different (a counter in the user
 //! message), as in the all-blocks row of `benches/load.sh`.
 //!
-//! `cargo run --release -p infergate-benches --bin blocks_cost`
+//! `cargo run --release -p infergate-benches --bin blocks_cost [ROW-PREFIX]` (`N=…` requests)
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -83,6 +83,13 @@ fn limiter() -> TokenRateLimiter {
 }
 
 async fn measure(name: &str, processors: Vec<Box<dyn Fn() -> Arc<dyn Processor>>>, n: usize) {
+    // `blocks_cost guardrail` measures only the rows whose name starts with the argument (for a
+    // profiler run of one block).
+    if let Some(only) = std::env::args().nth(1)
+        && !name.starts_with(&only)
+    {
+        return;
+    }
     let mut b = Pipeline::builder();
     for p in &processors {
         b = b.processor(p());
@@ -123,7 +130,10 @@ async fn measure(name: &str, processors: Vec<Box<dyn Fn() -> Arc<dyn Processor>>
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let n = 20_000;
+    let n = std::env::var("N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
     let r = router().await;
     println!("| pipeline (cache misses, in process, no network) | per request |\n|---|---|");
     measure("empty", vec![], n).await;

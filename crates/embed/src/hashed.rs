@@ -1,5 +1,6 @@
 //! The built-in embedder: hashed features, TF-IDF weights, L2-normalised.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -135,6 +136,18 @@ impl HashEmbedderBuilder {
     }
 }
 
+/// A dense accumulator and a bitmap of the buckets touched, both all zeros between calls.
+#[derive(Default)]
+struct Scratch {
+    acc: Vec<f32>,
+    touched: Vec<u64>,
+}
+
+thread_local! {
+    /// Each thread's scratch for [`HashEmbedder::embed_sparse_one`].
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
 /// Feature kinds, as hash seeds.
 const WORD: u64 = 1;
 const BIGRAM: u64 = 2;
@@ -165,6 +178,15 @@ fn features(text: &str, f: &mut dyn FnMut(u64, u64)) {
         buf.push(' ');
         buf.push_str(w);
         buf.push(' ');
+        if buf.is_ascii() {
+            // One byte a character: the n-grams are plain windows.
+            for n in 3..=5 {
+                for g in buf.as_bytes().windows(n) {
+                    f(xxh3_64_with_seed(g, CHARS), CHARS);
+                }
+            }
+            continue;
+        }
         bounds.clear();
         bounds.extend(buf.char_indices().map(|(i, _)| i));
         bounds.push(buf.len());
@@ -198,31 +220,59 @@ impl HashEmbedder {
     /// touches a few hundred of the 2048 buckets).
     pub fn embed_sparse_one(&self, text: &str) -> Vec<(u32, f32)> {
         let d = &self.inner;
-        // (bucket << 32 | feature number, signed weight): an unstable sort on that key keeps
-        // each bucket's features in text order (the same additions as a dense pass) without
-        // the stable sort's scratch buffer.
-        let mut tf: Vec<(u64, f32)> = Vec::with_capacity(text.len().saturating_mul(4).min(4096));
-        features(text, &mut |h, kind| {
-            let w = match kind {
-                WORD => d.word_weight,
-                BIGRAM => d.bigram_weight,
-                _ => d.char_weight,
+        // Features are summed into a dense accumulator in text order (the additions of a dense
+        // pass, so the same bits), kept per thread with a bitmap of the buckets touched; the
+        // bitmap is read in index order, and both are zeroed again as they are read.
+        SCRATCH.with(|cell| {
+            let mut owned = Scratch::default();
+            let mut borrowed = cell.try_borrow_mut();
+            let scratch: &mut Scratch = match borrowed.as_deref_mut() {
+                Ok(s) => s,
+                Err(_) => &mut owned,
             };
-            // Signed hashing: collisions cancel out on average instead of piling up.
-            let sign = if h >> 63 == 0 { 1.0 } else { -1.0 };
-            let bucket = h % d.dim as u64;
-            let seq = (tf.len() as u64) & 0xffff_ffff;
-            tf.push(((bucket << 32) | seq, sign * w));
-        });
-        tf.sort_unstable_by_key(|e| e.0);
-        let mut out: Vec<(u32, f32)> = Vec::with_capacity(tf.len());
-        for (k, x) in tf {
-            let b = (k >> 32) as u32;
-            match out.last_mut() {
-                Some(last) if last.0 == b => last.1 += x,
-                _ => out.push((b, x)),
+            let Scratch { acc, touched } = scratch;
+            if acc.len() < d.dim {
+                acc.resize(d.dim, 0.0);
+                touched.resize(d.dim.div_ceil(64), 0);
             }
-        }
+            // `h % dim` is a mask for a power of two (the default): no division per feature.
+            let mask = d.dim.is_power_of_two().then(|| d.dim as u64 - 1);
+            // The bitmap words touched lie in `lo..hi` (a short text in a large space reads
+            // only that range).
+            let (mut lo, mut hi) = (usize::MAX, 0);
+            features(text, &mut |h, kind| {
+                let w = match kind {
+                    WORD => d.word_weight,
+                    BIGRAM => d.bigram_weight,
+                    _ => d.char_weight,
+                };
+                // Signed hashing: collisions cancel out on average instead of piling up.
+                let sign = if h >> 63 == 0 { 1.0 } else { -1.0 };
+                let bucket = match mask {
+                    Some(m) => (h & m) as usize,
+                    None => (h % d.dim as u64) as usize,
+                };
+                touched[bucket / 64] |= 1 << (bucket % 64);
+                lo = lo.min(bucket / 64);
+                hi = hi.max(bucket / 64 + 1);
+                acc[bucket] += sign * w;
+            });
+            let mut out: Vec<(u32, f32)> = Vec::new();
+            for (i, word) in touched.iter_mut().enumerate().take(hi).skip(lo) {
+                let mut bits = std::mem::take(word);
+                while bits != 0 {
+                    let b = i * 64 + bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    out.push((b as u32, std::mem::take(&mut acc[b])));
+                }
+            }
+            self.finish(out)
+        })
+    }
+
+    /// Sublinear term frequency, IDF and L2 normalisation of the summed features.
+    fn finish(&self, mut out: Vec<(u32, f32)>) -> Vec<(u32, f32)> {
+        let d = &self.inner;
         out.retain(|e| e.1 != 0.0);
         let mut norm = 0.0f32;
         for (b, x) in &mut out {

@@ -13,6 +13,8 @@ use std::collections::BinaryHeap;
 use fancy_regex::Regex;
 use xxhash_rust::xxh3::xxh3_64;
 
+use crate::split::Split;
+
 type Rank = u32;
 const NONE: Rank = Rank::MAX;
 
@@ -28,6 +30,8 @@ pub(crate) struct CompactBpe {
     /// Open addressing: a rank, or `NONE`; its length a power of two.
     table: Vec<Rank>,
     regex: Regex,
+    /// The same pattern by hand, for ASCII text.
+    split: Split,
 }
 
 impl std::fmt::Debug for CompactBpe {
@@ -40,7 +44,11 @@ impl std::fmt::Debug for CompactBpe {
 
 impl CompactBpe {
     /// Reads the ordinary tokens of `core` (ranks `0..` until the first gap) and drops it.
-    pub(crate) fn from_core(core: &tiktoken_rs::CoreBPE, pattern: &str) -> Option<Self> {
+    pub(crate) fn from_core(
+        core: &tiktoken_rs::CoreBPE,
+        pattern: &str,
+        split: Split,
+    ) -> Option<Self> {
         let mut bytes = Vec::with_capacity(2 << 20);
         let mut offs: Vec<u32> = vec![0];
         let mut rank: Rank = 0;
@@ -57,6 +65,7 @@ impl CompactBpe {
             offs,
             table: vec![NONE; size],
             regex: Regex::new(pattern).ok()?,
+            split,
         };
         for r in 0..n {
             let r = Rank::try_from(r).ok()?;
@@ -92,23 +101,33 @@ impl CompactBpe {
     /// Tokens in `text`, special-token text counted as ordinary text.
     pub(crate) fn count(&self, text: &str) -> u64 {
         let mut n: u64 = 0;
+        if text.is_ascii() {
+            self.split.pieces(text.as_bytes(), |piece| {
+                n = n.saturating_add(self.piece(piece));
+            });
+            return n;
+        }
         for m in self.regex.find_iter(text) {
             let Ok(m) = m else {
                 // The regex gave up (backtrack limit): count the rest byte by byte, an upper
                 // bound, rather than undercount.
                 return n.saturating_add(text.len() as u64);
             };
-            let piece = m.as_str().as_bytes();
-            let c = if self.rank(piece) != NONE {
-                1
-            } else if piece.len() < 100 {
-                self.merge_small(piece)
-            } else {
-                self.merge_large(piece)
-            };
-            n = n.saturating_add(c as u64);
+            n = n.saturating_add(self.piece(m.as_str().as_bytes()));
         }
         n
+    }
+
+    /// Tokens in one piece of the pre-tokeniser's.
+    fn piece(&self, piece: &[u8]) -> u64 {
+        let c = if self.rank(piece) != NONE {
+            1
+        } else if piece.len() < 100 {
+            self.merge_small(piece)
+        } else {
+            self.merge_large(piece)
+        };
+        c as u64
     }
 
     /// tiktoken's `_byte_pair_merge`: the number of tokens `piece` splits into.
@@ -313,14 +332,19 @@ mod tests {
 
     #[test]
     fn counts_equal_tiktoken_token_for_token() {
-        for (core, pattern) in [
+        for (core, pattern, split) in [
             (
                 tiktoken_rs::o200k_base().unwrap(),
                 tiktoken_rs::O200K_BASE_PAT_STR,
+                Split::O200k,
             ),
-            (tiktoken_rs::cl100k_base().unwrap(), CL100K_PATTERN),
+            (
+                tiktoken_rs::cl100k_base().unwrap(),
+                CL100K_PATTERN,
+                Split::Cl100k,
+            ),
         ] {
-            let c = CompactBpe::from_core(&core, pattern).unwrap();
+            let c = CompactBpe::from_core(&core, pattern, split).unwrap();
             assert!(c.offs.len() > 100_000);
             for t in texts() {
                 assert_eq!(c.count(&t), core.encode_ordinary(&t).len() as u64, "{t:?}");

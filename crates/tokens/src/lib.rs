@@ -50,6 +50,7 @@ use infergate_core::Payload;
 use tiktoken_rs::CoreBPE;
 
 mod bpe;
+mod split;
 
 /// How many texts the process-wide memo of [`TokenCounter::shared`] remembers.
 pub const SHARED_MEMO_CAPACITY: u64 = 100_000;
@@ -135,11 +136,15 @@ impl Encoding {
         match self {
             Self::O200kBase => O200K.get_or_init(|| {
                 let core = tiktoken_rs::o200k_base().ok()?;
-                bpe::CompactBpe::from_core(&core, tiktoken_rs::O200K_BASE_PAT_STR)
+                bpe::CompactBpe::from_core(
+                    &core,
+                    tiktoken_rs::O200K_BASE_PAT_STR,
+                    split::Split::O200k,
+                )
             }),
             Self::Cl100kBase => CL100K.get_or_init(|| {
                 let core = tiktoken_rs::cl100k_base().ok()?;
-                bpe::CompactBpe::from_core(&core, bpe::CL100K_PATTERN)
+                bpe::CompactBpe::from_core(&core, bpe::CL100K_PATTERN, split::Split::Cl100k)
             }),
         }
         .as_ref()
