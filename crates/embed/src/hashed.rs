@@ -34,6 +34,19 @@ struct Inner {
     name: String,
 }
 
+impl Inner {
+    /// A feature's weight, signed by its hash's top bit (signed hashing: collisions cancel out
+    /// on average instead of piling up).
+    fn signed_weight(&self, h: u64, kind: u64) -> f32 {
+        let w = match kind {
+            WORD => self.word_weight,
+            BIGRAM => self.bigram_weight,
+            _ => self.char_weight,
+        };
+        if h >> 63 == 0 { w } else { -w }
+    }
+}
+
 /// Configures a [`HashEmbedder`].
 #[derive(Debug, Clone)]
 #[must_use]
@@ -241,13 +254,7 @@ impl HashEmbedder {
             // only that range).
             let (mut lo, mut hi) = (usize::MAX, 0);
             features(text, &mut |h, kind| {
-                let w = match kind {
-                    WORD => d.word_weight,
-                    BIGRAM => d.bigram_weight,
-                    _ => d.char_weight,
-                };
-                // Signed hashing: collisions cancel out on average instead of piling up.
-                let sign = if h >> 63 == 0 { 1.0 } else { -1.0 };
+                let x = d.signed_weight(h, kind);
                 let bucket = match mask {
                     Some(m) => (h & m) as usize,
                     None => (h % d.dim as u64) as usize,
@@ -255,7 +262,7 @@ impl HashEmbedder {
                 touched[bucket / 64] |= 1 << (bucket % 64);
                 lo = lo.min(bucket / 64);
                 hi = hi.max(bucket / 64 + 1);
-                acc[bucket] += sign * w;
+                acc[bucket] += x;
             });
             let mut out: Vec<(u32, f32)> = Vec::new();
             for (i, word) in touched.iter_mut().enumerate().take(hi).skip(lo) {
@@ -344,13 +351,7 @@ mod tests {
         let d = &e.inner;
         let mut tf = vec![0.0f32; d.dim];
         features(text, &mut |h, kind| {
-            let w = match kind {
-                WORD => d.word_weight,
-                BIGRAM => d.bigram_weight,
-                _ => d.char_weight,
-            };
-            let sign = if h >> 63 == 0 { 1.0 } else { -1.0 };
-            tf[(h % d.dim as u64) as usize] += sign * w;
+            tf[(h % d.dim as u64) as usize] += d.signed_weight(h, kind);
         });
         for (i, x) in tf.iter_mut().enumerate() {
             if *x != 0.0 {

@@ -305,20 +305,8 @@ mod tests {
             "/",
             "\u{0}",
         ];
-        let mut out = Vec::new();
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        for len in [1usize, 2, 5, 20, 80, 300] {
-            for _ in 0..60 {
-                let mut t = String::new();
-                for _ in 0..len {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    t.push_str(pool[(x % pool.len() as u64) as usize]);
-                }
-                out.push(t);
-            }
-        }
+        let mut out =
+            crate::random_texts(&pool, &[1, 2, 5, 20, 80, 300], 60, 0x9e37_79b9_7f4a_7c15);
         // Long pieces: the heap merge.
         out.push("a".repeat(1000));
         out.push("ab".repeat(700));

@@ -52,6 +52,27 @@ use tiktoken_rs::CoreBPE;
 mod bpe;
 mod split;
 
+/// `per_len` deterministic texts of each length in `lens` (counted in pool entries), each
+/// entry drawn from `pool` by a xorshift generator started at `seed`.
+#[cfg(test)]
+fn random_texts(pool: &[&str], lens: &[usize], per_len: usize, seed: u64) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut x = seed;
+    for &len in lens {
+        for _ in 0..per_len {
+            let mut t = String::new();
+            for _ in 0..len {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                t.push_str(pool[(x % pool.len() as u64) as usize]);
+            }
+            out.push(t);
+        }
+    }
+    out
+}
+
 /// How many texts the process-wide memo of [`TokenCounter::shared`] remembers.
 pub const SHARED_MEMO_CAPACITY: u64 = 100_000;
 

@@ -96,21 +96,8 @@ fn o200k_end(s: &[u8], p: usize) -> usize {
         let end = run(s, upper, |b| b.is_ascii_lowercase());
         return end + contraction(s, end);
     }
-    // 3. `\p{N}{1,3}`.
-    if c.is_ascii_digit() {
-        return run(s, p, |b| b.is_ascii_digit()).min(p + 3);
-    }
-    // 4. ` ?[^\s\p{L}\p{N}]+[\r\n/]*`.
-    let q = if c == b' ' && s.get(p + 1).copied().is_some_and(is_punct) {
-        p + 1
-    } else {
-        p
-    };
-    if is_punct(s[q]) {
-        let end = run(s, q, is_punct);
-        return run(s, end, |b| is_crlf(b) || b == b'/');
-    }
-    whitespace_end(s, p, false)
+    // 3. `\p{N}{1,3}`, 4. ` ?[^\s\p{L}\p{N}]+[\r\n/]*`, then whitespace.
+    digits_punct_or_space_end(s, p, |b| is_crlf(b) || b == b'/', false)
 }
 
 /// Where the piece starting at `p` ends, for `cl100k_base`'s pattern.
@@ -128,11 +115,24 @@ fn cl100k_end(s: &[u8], p: usize) -> usize {
     if is_prefix(c) && s.get(p + 1).is_some_and(u8::is_ascii_alphabetic) {
         return run(s, p + 1, |b| b.is_ascii_alphabetic());
     }
-    // 3. `\p{N}{1,3}+`.
+    // 3. `\p{N}{1,3}+`, 4. ` ?[^\s\p{L}\p{N}]++[\r\n]*+`, then whitespace.
+    digits_punct_or_space_end(s, p, is_crlf, true)
+}
+
+/// The branches both patterns share after the words: up to three digits; punctuation after an
+/// optional space, then a run of `trailing` (line breaks, and `/` for o200k); whitespace
+/// ([`whitespace_end`]).
+fn digits_punct_or_space_end(
+    s: &[u8],
+    p: usize,
+    trailing: impl Fn(u8) -> bool,
+    to_end_first: bool,
+) -> usize {
+    let c = s[p];
     if c.is_ascii_digit() {
         return run(s, p, |b| b.is_ascii_digit()).min(p + 3);
     }
-    // 4. ` ?[^\s\p{L}\p{N}]++[\r\n]*+`.
+    // ` ?` gives its space back when no punctuation follows (a space is no punctuation).
     let mark = if c == b' ' && s.get(p + 1).copied().is_some_and(is_punct) {
         p + 1
     } else {
@@ -140,9 +140,9 @@ fn cl100k_end(s: &[u8], p: usize) -> usize {
     };
     if is_punct(s[mark]) {
         let end = run(s, mark, is_punct);
-        return run(s, end, is_crlf);
+        return run(s, end, trailing);
     }
-    whitespace_end(s, p, true)
+    whitespace_end(s, p, to_end_first)
 }
 
 /// The whitespace branches, `s[p]` being whitespace. `cl100k_base` first tries `\s++$` (the
@@ -261,20 +261,12 @@ mod tests {
             " \n ",
             "\t\n",
         ];
-        let mut out = Vec::new();
-        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-        for len in [1usize, 2, 3, 4, 6, 10, 30, 120] {
-            for _ in 0..400 {
-                let mut t = String::new();
-                for _ in 0..len {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    t.push_str(pool[(x % pool.len() as u64) as usize]);
-                }
-                out.push(t);
-            }
-        }
+        let mut out = crate::random_texts(
+            &pool,
+            &[1, 2, 3, 4, 6, 10, 30, 120],
+            400,
+            0x2545_f491_4f6c_dd1d,
+        );
         // Every string of up to three characters over a small alphabet that covers each class.
         let alphabet = [
             "a", "A", "1", " ", "\n", "\t", ".", "/", "'", "s", "\r", "\x0B",
