@@ -11,7 +11,6 @@
 #   DURATION=5 CONNS=64 ROUNDS=1 bash benches/load.sh
 #   ONLY=telemetry bash benches/load.sh    # every block on, with and without [telemetry]
 #   ONLY=blocks bash benches/load.sh       # each block alone, then all, every request a miss
-#   ONLY=latency bash benches/load.sh      # p50/p99 at half of each gateway's peak, open loop
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
@@ -212,21 +211,6 @@ wrk -t1 -c"$CONNS" -d2s -s "$tmp/post.lua" "http://$GWP/v1/chat/completions" >/d
 wrk -t1 -c"$CONNS" -d2s -s "$tmp/unique.lua" "http://$GWAP/v1/chat/completions" >/dev/null
 wrk -t1 -c"$CONNS" -d2s -s "$tmp/unique.lua" "http://$GWT/v1/chat/completions" >/dev/null
 for _ in $(seq 1 "$ROUNDS"); do
-  if [ "${ONLY:-}" = latency ]; then
-    # Added latency at half of peak load: each gateway's peak (misses) with wrk, then the
-    # passthrough proxy and that gateway in turn at half of it, open loop (target/release/paced).
-    run passthrough "$PASS" "$PASS_PID" "$tmp/unique.lua"
-    for gw in "gateway:$GW:$GW_PID" "gateway-all-blocks-misses:$GWA:$GWA_PID"; do
-      IFS=: read -r name host port pid <<<"$gw"
-      run "$name" "$host:$port" "$pid" "$tmp/unique.lua"
-      half=$(awk -v n="$name" '$1==n {r=$2} END {printf "%d", r/2}' "$tmp/rps")
-      for _ in 1 2; do
-        echo "| passthrough at $half/s (half of $name's peak) | $(target/release/paced "$PASS" "$half" "$DURATION") |"
-        echo "| $name at $half/s | $(target/release/paced "$host:$port" "$half" "$DURATION") |"
-      done
-    done
-    continue
-  fi
   if [ "${ONLY:-}" = blocks ]; then
     run passthrough "$PASS" "$PASS_PID"
     run gateway-empty-misses "$GW" "$GW_PID" "$tmp/unique.lua"
