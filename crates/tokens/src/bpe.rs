@@ -18,9 +18,6 @@ use crate::split::Split;
 type Rank = u32;
 const NONE: Rank = Rank::MAX;
 
-/// cl100k_base's pre-tokenising pattern (as tiktoken-rs builds it).
-pub(crate) const CL100K_PATTERN: &str = "'(?i:[sdmt]|ll|ve|re)|[^\\r\\n\\p{L}\\p{N}]?+\\p{L}++|\\p{N}{1,3}+| ?[^\\s\\p{L}\\p{N}]++[\\r\\n]*+|\\s++$|\\s*[\\r\\n]|\\s+(?!\\S)|\\s";
-
 /// A count-only encoder.
 pub(crate) struct CompactBpe {
     /// Every token's bytes, back to back, in rank order.
@@ -30,7 +27,7 @@ pub(crate) struct CompactBpe {
     /// Open addressing: a rank, or `NONE`; its length a power of two.
     table: Vec<Rank>,
     regex: Regex,
-    /// The same pattern by hand, for ASCII text.
+    /// The pattern by hand, for ASCII text (`regex` is its pattern, for the rest).
     split: Split,
 }
 
@@ -44,11 +41,7 @@ impl std::fmt::Debug for CompactBpe {
 
 impl CompactBpe {
     /// Reads the ordinary tokens of `core` (ranks `0..` until the first gap) and drops it.
-    pub(crate) fn from_core(
-        core: &tiktoken_rs::CoreBPE,
-        pattern: &str,
-        split: Split,
-    ) -> Option<Self> {
+    pub(crate) fn from_core(core: &tiktoken_rs::CoreBPE, split: Split) -> Option<Self> {
         let mut bytes = Vec::with_capacity(2 << 20);
         let mut offs: Vec<u32> = vec![0];
         let mut rank: Rank = 0;
@@ -64,7 +57,7 @@ impl CompactBpe {
             bytes,
             offs,
             table: vec![NONE; size],
-            regex: Regex::new(pattern).ok()?,
+            regex: Regex::new(split.pattern()).ok()?,
             split,
         };
         for r in 0..n {
@@ -320,19 +313,11 @@ mod tests {
 
     #[test]
     fn counts_equal_tiktoken_token_for_token() {
-        for (core, pattern, split) in [
-            (
-                tiktoken_rs::o200k_base().unwrap(),
-                tiktoken_rs::O200K_BASE_PAT_STR,
-                Split::O200k,
-            ),
-            (
-                tiktoken_rs::cl100k_base().unwrap(),
-                CL100K_PATTERN,
-                Split::Cl100k,
-            ),
+        for (core, split) in [
+            (tiktoken_rs::o200k_base().unwrap(), Split::O200k),
+            (tiktoken_rs::cl100k_base().unwrap(), Split::Cl100k),
         ] {
-            let c = CompactBpe::from_core(&core, pattern, split).unwrap();
+            let c = CompactBpe::from_core(&core, split).unwrap();
             assert!(c.offs.len() > 100_000);
             for t in texts() {
                 assert_eq!(c.count(&t), core.encode_ordinary(&t).len() as u64, "{t:?}");

@@ -157,15 +157,11 @@ impl Encoding {
         match self {
             Self::O200kBase => O200K.get_or_init(|| {
                 let core = tiktoken_rs::o200k_base().ok()?;
-                bpe::CompactBpe::from_core(
-                    &core,
-                    tiktoken_rs::O200K_BASE_PAT_STR,
-                    split::Split::O200k,
-                )
+                bpe::CompactBpe::from_core(&core, split::Split::O200k)
             }),
             Self::Cl100kBase => CL100K.get_or_init(|| {
                 let core = tiktoken_rs::cl100k_base().ok()?;
-                bpe::CompactBpe::from_core(&core, bpe::CL100K_PATTERN, split::Split::Cl100k)
+                bpe::CompactBpe::from_core(&core, split::Split::Cl100k)
             }),
         }
         .as_ref()

@@ -59,7 +59,18 @@ fn contraction(s: &[u8], i: usize) -> usize {
     }
 }
 
+/// cl100k_base's pre-tokenising pattern (as tiktoken-rs builds it).
+const CL100K_PATTERN: &str = "'(?i:[sdmt]|ll|ve|re)|[^\\r\\n\\p{L}\\p{N}]?+\\p{L}++|\\p{N}{1,3}+| ?[^\\s\\p{L}\\p{N}]++[\\r\\n]*+|\\s++$|\\s*[\\r\\n]|\\s+(?!\\S)|\\s";
+
 impl Split {
+    /// The encoding's pre-tokenising regex, which these pieces follow.
+    pub(crate) fn pattern(self) -> &'static str {
+        match self {
+            Self::O200k => tiktoken_rs::O200K_BASE_PAT_STR,
+            Self::Cl100k => CL100K_PATTERN,
+        }
+    }
+
     /// Calls `piece` with each piece of `text`, in order; `text` must be ASCII.
     pub(crate) fn pieces(self, text: &[u8], mut piece: impl FnMut(&[u8])) {
         debug_assert!(text.is_ascii());
@@ -165,19 +176,17 @@ fn whitespace_end(s: &[u8], p: usize, to_end_first: bool) -> usize {
 mod tests {
     use super::*;
 
-    fn by_regex(pattern: &str, text: &str) -> Vec<String> {
-        thread_local! {
-            static COMPILED: std::cell::RefCell<Vec<(String, fancy_regex::Regex)>> =
-                const { std::cell::RefCell::new(Vec::new()) };
-        }
-        let re = COMPILED.with_borrow_mut(|c| {
-            if let Some((_, re)) = c.iter().find(|(p, _)| p == pattern) {
-                return re.clone();
-            }
-            let re = fancy_regex::Regex::new(pattern).unwrap();
-            c.push((pattern.to_owned(), re.clone()));
-            re
-        });
+    /// The pieces fancy-regex finds with `split`'s pattern (each pattern compiled once).
+    fn by_regex(split: Split, text: &str) -> Vec<String> {
+        use std::sync::LazyLock;
+        static O200K: LazyLock<fancy_regex::Regex> =
+            LazyLock::new(|| fancy_regex::Regex::new(Split::O200k.pattern()).unwrap());
+        static CL100K: LazyLock<fancy_regex::Regex> =
+            LazyLock::new(|| fancy_regex::Regex::new(Split::Cl100k.pattern()).unwrap());
+        let re = match split {
+            Split::O200k => &*O200K,
+            Split::Cl100k => &*CL100K,
+        };
         re.find_iter(text)
             .map(|m| m.unwrap().as_str().to_owned())
             .collect()
@@ -287,12 +296,9 @@ mod tests {
 
     #[test]
     fn pieces_equal_the_regexes_on_random_ascii() {
-        for (split, pattern) in [
-            (Split::O200k, tiktoken_rs::O200K_BASE_PAT_STR),
-            (Split::Cl100k, crate::bpe::CL100K_PATTERN),
-        ] {
+        for split in [Split::O200k, Split::Cl100k] {
             for t in texts() {
-                assert_eq!(by_hand(split, &t), by_regex(pattern, &t), "{split:?} {t:?}");
+                assert_eq!(by_hand(split, &t), by_regex(split, &t), "{split:?} {t:?}");
             }
         }
     }
@@ -320,12 +326,9 @@ mod tests {
                     .filter(|c| c.is_ascii())
                     .take(300),
             );
-            for (split, pattern) in [
-                (Split::O200k, tiktoken_rs::O200K_BASE_PAT_STR),
-                (Split::Cl100k, crate::bpe::CL100K_PATTERN),
-            ] {
+            for split in [Split::O200k, Split::Cl100k] {
                 for s in &samples {
-                    assert_eq!(by_hand(split, s), by_regex(pattern, s), "{split:?} {s:?}");
+                    assert_eq!(by_hand(split, s), by_regex(split, s), "{split:?} {s:?}");
                     seen += 1;
                 }
             }
