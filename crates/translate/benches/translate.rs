@@ -6,7 +6,8 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use infergate_translate::{
-    Options, Protocol, StreamEncoder, StreamEvent, StreamTranslator,
+    Options, Protocol, StreamEncoder, StreamEvent, StreamTranslator, decode_request,
+    encode_request,
     ir::{BlockKind, FinishReason, UsageUpdate},
     translate_request, translate_response,
 };
@@ -97,6 +98,35 @@ fn requests(c: &mut Criterion) {
                 let ans = translate_response(to, Protocol::OpenAiChat, black_box(&answer), &opts)
                     .expect("answer");
                 black_box((req, ans))
+            });
+        });
+    }
+    g.finish();
+    // The two halves apart: where the time of the row above goes.
+    let mut g = c.benchmark_group("request_and_answer_split");
+    g.bench_function("request_decode_openai", |b| {
+        b.iter(|| {
+            decode_request(Protocol::OpenAiChat, black_box(REQUEST), &opts).expect("decodes")
+        });
+    });
+    for to in [Protocol::Anthropic, Protocol::Bedrock, Protocol::Gemini] {
+        let answer =
+            translate_response(Protocol::Anthropic, to, ANTHROPIC_ANSWER, &opts).expect("answer");
+        g.bench_function(format!("request_openai_to_{to}"), |b| {
+            b.iter(|| {
+                translate_request(Protocol::OpenAiChat, to, black_box(REQUEST), &opts)
+                    .expect("request")
+            });
+        });
+        let decoded =
+            decode_request(Protocol::OpenAiChat, REQUEST, &opts).expect("decodes the request");
+        g.bench_function(format!("request_encode_{to}"), |b| {
+            b.iter(|| encode_request(to, black_box(&decoded), &opts).expect("encodes"));
+        });
+        g.bench_function(format!("answer_{to}_to_openai"), |b| {
+            b.iter(|| {
+                translate_response(to, Protocol::OpenAiChat, black_box(&answer), &opts)
+                    .expect("answer")
             });
         });
     }

@@ -19,8 +19,8 @@ use crate::{
     Error, ErrorKind, Options, Protocol, ProviderError,
     ir::{
         BlockKind, CacheControl, ChatRequest, ChatResponse, Effort, FinishReason, ImageSource,
-        Message, Part, Reasoning, ResponseFormat, Role, StreamEvent, SystemPart, Tool, ToolChoice,
-        Usage, UsageUpdate,
+        Message, Part, RawJson, Reasoning, ResponseFormat, Role, StreamEvent, SystemPart, Tool,
+        ToolChoice, Usage, UsageUpdate,
     },
     sse::{SseReader, write_event},
     util::{
@@ -93,8 +93,8 @@ pub fn decode_request(body: &[u8], opts: &Options) -> Result<ChatRequest, Error>
                         description: opt_str(t, "description"),
                         parameters: t
                             .get("input_schema")
-                            .cloned()
-                            .unwrap_or_else(|| json!({"type": "object"})),
+                            .unwrap_or(&json!({"type": "object"}))
+                            .into(),
                         strict: t.get("strict").and_then(Value::as_bool),
                         cache: decode_cache_control(t.get("cache_control"), &p)?,
                     });
@@ -363,7 +363,7 @@ enum ABlock<'a> {
     ToolUse {
         id: &'a str,
         name: &'a str,
-        input: Value,
+        input: &'a serde_json::value::RawValue,
         #[serde(skip_serializing_if = "Option::is_none")]
         cache_control: Option<ACache<'a>>,
     },
@@ -395,7 +395,7 @@ struct ATool<'a> {
     name: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<&'a str>,
-    input_schema: &'a Value,
+    input_schema: &'a RawJson,
     #[serde(skip_serializing_if = "Option::is_none")]
     strict: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -760,8 +760,8 @@ struct BlockIn<'a> {
     id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     name: Option<Cow<'a, str>>,
-    #[serde(default)]
-    input: Option<Box<Value>>,
+    #[serde(borrow, default)]
+    input: Option<&'a serde_json::value::RawValue>,
     #[serde(borrow, default)]
     thinking: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
@@ -797,7 +797,7 @@ fn decode_response_fast(body: &[u8], opts: &Options) -> Option<ChatResponse> {
             "tool_use" => Part::ToolCall {
                 id: b.id?.into_owned(),
                 name: b.name?.into_owned(),
-                arguments: to_string(b.input.as_deref().unwrap_or(&json!({}))),
+                arguments: crate::util::args_text(b.input),
                 cache: None,
             },
             "thinking" => Part::Reasoning {

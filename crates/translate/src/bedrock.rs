@@ -16,8 +16,8 @@ use crate::{
     eventstream::{self, FrameRef as Frame},
     ir::{
         BlockKind, CacheControl, ChatRequest, ChatResponse, Effort, FinishReason, ImageSource,
-        Message, Part, Reasoning, ResponseFormat, Role, StreamEvent, SystemPart, Tool, ToolChoice,
-        Usage, UsageUpdate,
+        Message, Part, RawJson, Reasoning, ResponseFormat, Role, StreamEvent, SystemPart, Tool,
+        ToolChoice, Usage, UsageUpdate,
     },
     util::{
         Obj, args_object, arr, extra_fields, f64_of, lossy, merged_turns, obj, opt_str,
@@ -153,8 +153,8 @@ pub fn decode_request(body: &[u8], opts: &Options) -> Result<ChatRequest, Error>
                             parameters: spec
                                 .get("inputSchema")
                                 .and_then(|s| s.get("json"))
-                                .cloned()
-                                .unwrap_or_else(|| json!({"type": "object"})),
+                                .unwrap_or(&json!({"type": "object"}))
+                                .into(),
                             strict: spec.get("strict").and_then(Value::as_bool),
                             cache: None,
                         });
@@ -400,7 +400,7 @@ enum BBlock<'a> {
     ToolUse {
         tool_use_id: &'a str,
         name: &'a str,
-        input: Value,
+        input: &'a serde_json::value::RawValue,
     },
     ToolResult {
         tool_use_id: &'a str,
@@ -419,7 +419,7 @@ struct BMsg<'a> {
 
 #[derive(Serialize)]
 struct BSchema<'a> {
-    json: &'a Value,
+    json: &'a RawJson,
 }
 
 #[derive(Serialize)]
@@ -864,8 +864,8 @@ struct ToolUseIn<'a> {
     id: Cow<'a, str>,
     #[serde(borrow)]
     name: Cow<'a, str>,
-    #[serde(default)]
-    input: Option<Box<Value>>,
+    #[serde(borrow, default)]
+    input: Option<&'a serde_json::value::RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -915,8 +915,7 @@ fn decode_response_fast(body: &[u8], opts: &Options) -> Option<ChatResponse> {
             (None, Some(tu), None) => r.content.push(Part::ToolCall {
                 id: tu.id.into_owned(),
                 name: tu.name.into_owned(),
-                arguments: serde_json::to_string(tu.input.as_deref().unwrap_or(&json!({})))
-                    .unwrap_or_default(),
+                arguments: crate::util::args_text(tu.input),
                 cache: None,
             }),
             (None, None, Some(rc)) => match (rc.text, rc.redacted) {

@@ -18,7 +18,7 @@ use crate::{
     Error, ErrorKind, Options, Protocol, ProviderError,
     ir::{
         BlockKind, ChatRequest, ChatResponse, Effort, FinishReason, ImageSource, Message, Part,
-        Reasoning, ResponseFormat, Role, StreamEvent, SystemPart, Tool, ToolChoice, Usage,
+        RawJson, Reasoning, ResponseFormat, Role, StreamEvent, SystemPart, Tool, ToolChoice, Usage,
         UsageUpdate,
     },
     sse::{SseReader, write_event},
@@ -213,7 +213,7 @@ struct GFile<'a> {
 struct GCall<'a> {
     id: &'a str,
     name: &'a str,
-    args: Value,
+    args: &'a serde_json::value::RawValue,
 }
 
 #[derive(Serialize)]
@@ -392,7 +392,7 @@ struct GDecl<'a> {
     name: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<&'a str>,
-    parameters_json_schema: &'a Value,
+    parameters_json_schema: &'a RawJson,
 }
 
 #[derive(Serialize)]
@@ -488,8 +488,8 @@ pub fn decode_request(body: &[u8], opts: &Options) -> Result<ChatRequest, Error>
                                 parameters: f
                                     .get("parametersJsonSchema")
                                     .or_else(|| f.get("parameters"))
-                                    .cloned()
-                                    .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+                                    .unwrap_or(&json!({"type": "object", "properties": {}}))
+                                    .into(),
                                 strict: None,
                                 cache: None,
                             });
@@ -915,8 +915,8 @@ struct PartIn<'a> {
 struct CallIn<'a> {
     #[serde(borrow)]
     name: Cow<'a, str>,
-    #[serde(default)]
-    args: Option<Box<Value>>,
+    #[serde(borrow, default)]
+    args: Option<&'a serde_json::value::RawValue>,
     #[serde(borrow, default)]
     id: Option<Cow<'a, str>>,
 }
@@ -970,8 +970,7 @@ fn decode_response_fast(body: &[u8], opts: &Options) -> Option<ChatResponse> {
                     _ => format!("call_{prefix}_{calls}"),
                 };
                 calls += 1;
-                let arguments = serde_json::to_string(fc.args.as_deref().unwrap_or(&json!({})))
-                    .unwrap_or_default();
+                let arguments = crate::util::args_text(fc.args);
                 r.content.push(Part::ToolCall {
                     id,
                     name: fc.name.into_owned(),

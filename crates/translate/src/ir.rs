@@ -7,6 +7,88 @@
 //! them, and its decoder adds them).
 
 use serde_json::Value;
+use serde_json::value::RawValue;
+
+/// A JSON value kept as its text: read without building a tree and written back verbatim (a
+/// tool's schema goes from one protocol to another unchanged, so nothing needs its parts).
+/// Equality compares the values, not the texts.
+#[derive(Clone)]
+pub struct RawJson(Box<RawValue>);
+
+impl RawJson {
+    /// Parses a JSON text (checked, kept as written).
+    pub fn from_text(text: &str) -> Result<Self, serde_json::Error> {
+        RawValue::from_string(text.to_owned()).map(Self)
+    }
+
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The value, parsed.
+    pub fn to_value(&self) -> Value {
+        // The text was checked when it was made: it parses.
+        serde_json::from_str(self.0.get()).unwrap_or(Value::Null)
+    }
+
+    /// The raw value, to embed in a serialized structure.
+    pub fn as_raw(&self) -> &RawValue {
+        &self.0
+    }
+
+    /// Whether the value is a JSON object.
+    pub fn is_object(&self) -> bool {
+        self.0.get().trim_start().starts_with('{')
+    }
+}
+
+impl From<Box<RawValue>> for RawJson {
+    fn from(v: Box<RawValue>) -> Self {
+        Self(v)
+    }
+}
+
+impl From<Value> for RawJson {
+    fn from(v: Value) -> Self {
+        Self::from(&v)
+    }
+}
+
+impl From<&Value> for RawJson {
+    fn from(v: &Value) -> Self {
+        // A `Value` always serializes (its map keys are strings).
+        Self(serde_json::value::to_raw_value(v).unwrap_or_else(|_| null_raw()))
+    }
+}
+
+fn null_raw() -> Box<RawValue> {
+    RawValue::NULL.to_owned()
+}
+
+impl PartialEq for RawJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get() || self.to_value() == other.to_value()
+    }
+}
+
+impl PartialEq<Value> for RawJson {
+    fn eq(&self, other: &Value) -> bool {
+        self.to_value() == *other
+    }
+}
+
+impl std::fmt::Debug for RawJson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.get())
+    }
+}
+
+impl serde::Serialize for RawJson {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
 
 /// A chat request.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -273,8 +355,8 @@ pub struct Tool {
     pub name: String,
     /// What it does.
     pub description: Option<String>,
-    /// The JSON schema of its arguments.
-    pub parameters: Value,
+    /// The JSON schema of its arguments, as sent.
+    pub parameters: RawJson,
     /// Strict schema adherence.
     pub strict: Option<bool>,
     /// A prompt-cache breakpoint after this tool.
@@ -283,11 +365,11 @@ pub struct Tool {
 
 impl Tool {
     /// A tool with a name and the JSON schema of its arguments.
-    pub fn new(name: impl Into<String>, parameters: Value) -> Self {
+    pub fn new(name: impl Into<String>, parameters: impl Into<RawJson>) -> Self {
         Self {
             name: name.into(),
             description: None,
-            parameters,
+            parameters: parameters.into(),
             strict: None,
             cache: None,
         }

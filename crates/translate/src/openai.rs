@@ -332,7 +332,8 @@ fn decode_tool(t: &mut Value, i: usize) -> Result<Tool, Error> {
         description: opt_str(f, "description"),
         parameters: f
             .remove("parameters")
-            .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+            .unwrap_or_else(|| json!({"type": "object", "properties": {}}))
+            .into(),
         strict: f.get("strict").and_then(Value::as_bool),
         cache: None,
     })
@@ -542,7 +543,7 @@ pub(crate) fn function_fields(t: &Tool, target: Protocol, opts: &Options) -> Res
     if let Some(d) = &t.description {
         f.insert("description".into(), d.clone().into());
     }
-    f.insert("parameters".into(), t.parameters.clone());
+    f.insert("parameters".into(), t.parameters.to_value());
     if let Some(s) = t.strict {
         f.insert("strict".into(), s.into());
     }

@@ -9,11 +9,13 @@ use std::fmt;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
-use serde_json::{Value, json};
+use serde_json::{Value, json, value::RawValue};
 
 use crate::{
     Options,
-    ir::{ChatRequest, Effort, ImageSource, Message, Part, Reasoning, Role, SystemPart, Tool},
+    ir::{
+        ChatRequest, Effort, ImageSource, Message, Part, RawJson, Reasoning, Role, SystemPart, Tool,
+    },
     openai::{decode_response_format, decode_tool_choice},
     util::parse_data_url,
 };
@@ -171,7 +173,7 @@ struct FnDef<'a> {
     #[serde(borrow, default)]
     description: Option<Cow<'a, str>>,
     #[serde(default)]
-    parameters: Option<Value>,
+    parameters: Option<Box<RawValue>>,
     #[serde(default)]
     strict: Option<bool>,
 }
@@ -309,8 +311,10 @@ pub(crate) fn decode_request(body: &[u8], opts: &Options) -> Option<ChatRequest>
         let f = t.function;
         let mut tool = Tool::new(
             f.name.into_owned(),
-            f.parameters
-                .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+            f.parameters.map_or_else(
+                || json!({"type": "object", "properties": {}}).into(),
+                RawJson::from,
+            ),
         );
         tool.description = f.description.map(Cow::into_owned);
         tool.strict = f.strict;

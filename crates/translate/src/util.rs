@@ -1,6 +1,6 @@
 //! Helpers shared by the protocol modules.
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, value::RawValue};
 
 use crate::{Error, Options, Protocol, ir::CacheControl};
 
@@ -150,13 +150,15 @@ pub(crate) fn extra_fields(
     Ok(())
 }
 
-/// Parses tool-call arguments (a JSON text) into an object; empty means `{}`.
-pub(crate) fn args_object(args: &str, param: &str) -> Result<Value, Error> {
-    if args.trim().is_empty() {
-        return Ok(Value::Object(Obj::new()));
+/// Checks tool-call arguments (a JSON text) are an object and gives them back as written
+/// (checked, not rebuilt); empty means `{}`.
+pub(crate) fn args_object<'a>(args: &'a str, param: &str) -> Result<&'a RawValue, Error> {
+    let trimmed = args.trim();
+    if trimmed.is_empty() {
+        return Ok(empty_object());
     }
-    match serde_json::from_str::<Value>(args) {
-        Ok(v @ Value::Object(_)) => Ok(v),
+    match serde_json::from_str::<&RawValue>(trimmed) {
+        Ok(v) if trimmed.starts_with('{') => Ok(v),
         Ok(_) => Err(Error::invalid(
             param,
             "tool-call arguments must be a JSON object",
@@ -166,6 +168,47 @@ pub(crate) fn args_object(args: &str, param: &str) -> Result<Value, Error> {
             "tool-call arguments are not valid JSON",
         )),
     }
+}
+
+/// Tool-call arguments from a provider's JSON value: its text without the whitespace between
+/// tokens, keys in the order the provider wrote them (nothing is parsed into a tree); `{}` when
+/// absent.
+pub(crate) fn args_text(raw: Option<&RawValue>) -> String {
+    let Some(raw) = raw else {
+        return "{}".to_owned();
+    };
+    let text = raw.get().as_bytes();
+    if !text
+        .iter()
+        .any(|b| matches!(b, b' ' | b'\n' | b'\r' | b'\t'))
+    {
+        return raw.get().to_owned();
+    }
+    let mut out = Vec::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in text {
+        if in_string {
+            out.push(b);
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if !matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
+            in_string = b == b'"';
+            out.push(b);
+        }
+    }
+    // Whitespace bytes removed from valid UTF-8 between tokens leave valid UTF-8.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// `{}`, as a raw value.
+fn empty_object() -> &'static RawValue {
+    // A constant text that parses.
+    serde_json::from_str("{}").unwrap_or(RawValue::NULL)
 }
 
 /// `data:` URL → (media type, base64 data).
@@ -346,5 +389,35 @@ mod writer_tests {
             write_u64(&mut out, n);
             assert_eq!(out, n.to_string().into_bytes());
         }
+    }
+
+    #[test]
+    fn arguments_keep_their_order_and_lose_only_whitespace_between_tokens() {
+        fn raw(t: &str) -> &RawValue {
+            serde_json::from_str(t).expect("valid")
+        }
+        assert_eq!(args_text(None), "{}");
+        assert_eq!(args_text(Some(raw(r#"{"b":1,"a":2}"#))), r#"{"b":1,"a":2}"#);
+        assert_eq!(
+            args_text(Some(raw(
+                "{ \"b\" : [1, 2],\n \"a\" : \"x y \\\" z\\\\\" }"
+            ))),
+            r#"{"b":[1,2],"a":"x y \" z\\"}"#
+        );
+        // Whatever the spacing, the arguments parse to what the provider sent.
+        let spaced = "{\n  \"city\": \"Paris, France\",\t\"n\": 1.50 }";
+        let got: Value = serde_json::from_str(&args_text(Some(raw(spaced)))).expect("json");
+        assert_eq!(got, serde_json::from_str::<Value>(spaced).expect("json"));
+    }
+
+    #[test]
+    fn arguments_must_be_an_object() {
+        assert_eq!(args_object("", "p").expect("empty").get(), "{}");
+        assert_eq!(
+            args_object(" {\"a\":1} ", "p").expect("object").get(),
+            "{\"a\":1}"
+        );
+        assert!(args_object("[1]", "p").is_err());
+        assert!(args_object("{\"a\":", "p").is_err());
     }
 }
