@@ -12,7 +12,7 @@
 use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::{Value, json, value::RawValue};
 
 use crate::{
     Error, ErrorKind, Options, Protocol, ProviderError,
@@ -220,7 +220,24 @@ struct GCall<'a> {
 struct GResp<'a> {
     id: &'a str,
     name: &'a str,
-    response: Value,
+    response: Cow<'a, RawValue>,
+}
+
+/// `functionResponse.response` for a tool result's text: the text itself when it is a JSON
+/// object (checked, not rebuilt), else `{"result": text}` (`{"error": text}` for a failed call).
+fn tool_response(text: &str, is_error: bool) -> Cow<'_, RawValue> {
+    let trimmed = text.trim();
+    if !is_error
+        && trimmed.starts_with('{')
+        && let Ok(v) = serde_json::from_str::<&RawValue>(trimmed)
+    {
+        return Cow::Borrowed(v);
+    }
+    let key = if is_error { "error" } else { "result" };
+    Cow::Owned(
+        serde_json::value::to_raw_value(&json!({ key: text }))
+            .unwrap_or_else(|_| RawValue::NULL.to_owned()),
+    )
 }
 
 fn encode_parts<'a>(
@@ -332,23 +349,24 @@ fn encode_parts<'a>(
                         Error::invalid(pp(), "a tool result answers no earlier tool call (Gemini needs the tool's name)")
                     })?,
                 };
-                let mut text = String::new();
-                for c in content {
-                    match c {
-                        Part::Text { text: t, .. } => text.push_str(t),
-                        _ => {
-                            return Err(Error::unsupported(
-                                pp(),
-                                P,
-                                "Gemini tool results hold text only here",
-                            ));
+                // One text part (the usual case) is read in place.
+                let response = if let [Part::Text { text, .. }] = content.as_slice() {
+                    tool_response(text, *is_error)
+                } else {
+                    let mut text = String::new();
+                    for c in content {
+                        match c {
+                            Part::Text { text: t, .. } => text.push_str(t),
+                            _ => {
+                                return Err(Error::unsupported(
+                                    pp(),
+                                    P,
+                                    "Gemini tool results hold text only here",
+                                ));
+                            }
                         }
                     }
-                }
-                let response = match serde_json::from_str::<Value>(&text) {
-                    Ok(v @ Value::Object(_)) if !is_error => v,
-                    _ if *is_error => json!({"error": text}),
-                    _ => json!({"result": text}),
+                    Cow::Owned(tool_response(&text, *is_error).into_owned())
                 };
                 GPart {
                     function_response: Some(GResp {
