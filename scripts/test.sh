@@ -37,10 +37,10 @@ if [ -f "$INFERGATE_MINILM_DIR/model.safetensors" ]; then
     || echo "warning: could not distill the static embedder; its tests will skip"
 fi
 
-echo "== cargo test (workspace, all features)"
+echo "== cargo test (workspace, all features) (${SECONDS} s into test.sh)"
 cargo test --workspace --all-features
 
-echo "== Python SDK client tests against the example gateway"
+echo "== Python SDK client tests against the example gateway (${SECONDS} s into test.sh)"
 cargo build --example gateway
 cargo build -p infergate-tokens --example count_tokens
 .venv/bin/python -m pytest -q -p no:cacheprovider tests/python
