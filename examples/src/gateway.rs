@@ -334,7 +334,18 @@ pub async fn build_with(
         ));
     }
     if let Some(c) = &config.cache {
-        pipeline = pipeline.processor(Cache::new(c.build().map_err(|e| err("cache", e))?));
+        let (cache, calibration) = c.build_calibrated().await.map_err(|e| err("cache", e))?;
+        if let Some(cal) = calibration {
+            tracing::info!(
+                threshold = cal.threshold,
+                hit_rate = cal.hit_rate,
+                false_hit_rate = cal.false_hit_rate,
+                same_pairs = cal.same_pairs,
+                other_pairs = cal.other_pairs,
+                "semantic cache threshold calibrated"
+            );
+        }
+        pipeline = pipeline.processor(Cache::new(cache));
     }
     // Budgets after the cache (a hit costs nothing) and before the rate limiter (a request the
     // budget refuses takes no rate-limit tokens; one the limiter refuses gets its budget

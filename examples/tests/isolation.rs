@@ -343,3 +343,101 @@ async fn the_sample_config_demo_keys() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["model"], "gpt-4o-mini");
 }
+
+#[tokio::test]
+async fn a_semantic_threshold_calibrated_at_startup_answers_a_paraphrase_not_another_question() {
+    // Labelled pairs in the STS Benchmark's shape: the same question (score ≥ 4) and other
+    // questions (score < 3). The threshold is chosen so that none of the others would hit.
+    let dir = std::env::temp_dir().join(format!("infergate-semcal-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pairs = dir.join("pairs.tsv");
+    // The others are near misses, as real ones are: one word apart.
+    let rows = [
+        (
+            "4.8",
+            "what is the capital of france",
+            "what is the capital city of france",
+        ),
+        (
+            "4.6",
+            "what is the capital of france",
+            "what's the capital of france",
+        ),
+        (
+            "4.4",
+            "how do i reset my password",
+            "how can i reset my password",
+        ),
+        (
+            "1.0",
+            "what is the capital of france",
+            "what is the capital of spain",
+        ),
+        (
+            "1.2",
+            "what is the capital of spain",
+            "what is the capital of germany",
+        ),
+        (
+            "1.5",
+            "how do i reset my password",
+            "how do i change my password",
+        ),
+        (
+            "0.8",
+            "how do i reset my password",
+            "how do i reset my email",
+        ),
+        (
+            "2.0",
+            "what is the capital of france",
+            "what is the population of france",
+        ),
+    ];
+    let text: String = rows
+        .iter()
+        .enumerate()
+        .map(|(i, (s, a, b))| format!("main-forums\tq\t2015\t{i}\t{s}\t{a}\t{b}\n"))
+        .collect();
+    std::fs::write(&pairs, text).unwrap();
+    let config = format!(
+        "{}\n[cache]\nsemantic_max_false_hits = 0.0\nsemantic_calibration_pairs = {:?}\n",
+        identity(true),
+        pairs.to_str().unwrap()
+    );
+    let (addr, _gw) = start(&config).await;
+    let (first, x) = answer(
+        &ask(
+            addr,
+            Some(ALICE),
+            &chat("what is the capital of france", None),
+        )
+        .await,
+    );
+    assert_eq!(x, "MISS");
+    // A paraphrase: answered from the cache, with its similarity.
+    let r = ask(
+        addr,
+        Some(ALICE),
+        &chat("what is the capital city of france", None),
+    )
+    .await;
+    let sim: f32 = r.headers["x-cache-similarity"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(sim < 1.0);
+    assert_eq!(answer(&r), (first.clone(), "HIT".into()));
+    // Another question: not answered with the first one's answer.
+    let r = ask(
+        addr,
+        Some(ALICE),
+        &chat("what is the capital of germany", None),
+    )
+    .await;
+    let (other, x) = answer(&r);
+    assert_eq!(x, "MISS");
+    assert_ne!(other, first);
+    std::fs::remove_dir_all(&dir).ok();
+}

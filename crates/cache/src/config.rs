@@ -11,6 +11,7 @@ use std::time::Duration;
 use infergate_core::FailureMode;
 use infergate_embed::{Embedder, HashEmbedder};
 
+use crate::calibrate::SemanticCalibration;
 use crate::key::TenantScope;
 use crate::semantic::SemanticIndex;
 use crate::store::{CacheStore, MemoryStore};
@@ -197,6 +198,14 @@ pub struct CacheSpec {
     pub semantic_embedder_dir: Option<String>,
     /// Whether the semantic cache answers requests with temperature > 0 (default false).
     pub semantic_nonzero_temperature: Option<bool>,
+    /// Turns the semantic cache on with a threshold **chosen at start-up** for this false-hit
+    /// rate (a share, e.g. 0.01) on `semantic_calibration_pairs`, instead of a given
+    /// `semantic_threshold`; see [`crate::calibrate`]. Needs [`CacheSpec::build_calibrated`].
+    pub semantic_max_false_hits: Option<f64>,
+    /// Labelled pairs for `semantic_max_false_hits`, in the STS Benchmark's tab-separated
+    /// shape (`bash scripts/fetch_stsb.sh` fetches the public one; a deployment's own pairs
+    /// of real questions are better).
+    pub semantic_calibration_pairs: Option<String>,
 }
 
 impl std::fmt::Debug for CacheSpec {
@@ -221,6 +230,11 @@ impl std::fmt::Debug for CacheSpec {
                 "semantic_nonzero_temperature",
                 &self.semantic_nonzero_temperature,
             )
+            .field("semantic_max_false_hits", &self.semantic_max_false_hits)
+            .field(
+                "semantic_calibration_pairs",
+                &self.semantic_calibration_pairs,
+            )
             .finish()
     }
 }
@@ -238,11 +252,74 @@ pub enum SpecError {
     /// The semantic cache's embedder cannot be made.
     #[error("semantic_embedder: {0}")]
     Embedder(String),
+    /// The semantic threshold cannot be calibrated as configured.
+    #[error("semantic_max_false_hits: {0}")]
+    Calibration(String),
 }
 
 impl CacheSpec {
-    /// The cache's configuration.
+    /// The cache's configuration, with the semantic threshold calibrated first when
+    /// `semantic_max_false_hits` asks for it (the pairs embedded once, at start-up), and what
+    /// the calibration measured on its pairs.
+    pub async fn build_calibrated(
+        &self,
+    ) -> Result<(CacheConfig, Option<SemanticCalibration>), SpecError> {
+        let Some(max) = self.semantic_max_false_hits else {
+            return Ok((self.build()?, None));
+        };
+        if self.semantic_threshold.is_some() {
+            return Err(SpecError::Calibration(
+                "give semantic_threshold or semantic_max_false_hits, not both".into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&max) {
+            return Err(SpecError::Calibration(format!(
+                "{max} is not a share between 0 and 1"
+            )));
+        }
+        let path = self.semantic_calibration_pairs.as_deref().ok_or_else(|| {
+            SpecError::Calibration("semantic_calibration_pairs is required".into())
+        })?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            SpecError::Calibration(format!(
+                "semantic_calibration_pairs {path}: {e} (bash scripts/fetch_stsb.sh fetches the \
+                 public STS Benchmark)"
+            ))
+        })?;
+        let pairs = crate::calibrate::read_sts_benchmark(&text, None);
+        if !pairs.iter().any(|p| p.same) || !pairs.iter().any(|p| !p.same) {
+            return Err(SpecError::Calibration(format!(
+                "{path}: no labelled pairs of both kinds (tab-separated, the score in the fifth \
+                 column and the two texts after it)"
+            )));
+        }
+        let embedder = self.semantic_embedder_of()?;
+        let cal = crate::calibrate::calibrate(&*embedder, &pairs, max)
+            .await
+            .map_err(|e| SpecError::Calibration(e.to_string()))?;
+        let cfg = self.build_with(Some((embedder, cal.threshold)))?;
+        Ok((cfg, Some(cal)))
+    }
+
+    /// The cache's configuration (a `semantic_max_false_hits` needs
+    /// [`build_calibrated`](Self::build_calibrated)).
     pub fn build(&self) -> Result<CacheConfig, SpecError> {
+        if self.semantic_max_false_hits.is_some() {
+            return Err(SpecError::Calibration(
+                "a calibrated threshold is chosen by build_calibrated".into(),
+            ));
+        }
+        let semantic = match self.semantic_threshold {
+            Some(t) => Some((self.semantic_embedder_of()?, t)),
+            None => None,
+        };
+        self.build_with(semantic)
+    }
+
+    fn build_with(
+        &self,
+        semantic: Option<(Arc<dyn Embedder>, f32)>,
+    ) -> Result<CacheConfig, SpecError> {
         let wait = Duration::from_millis(self.single_flight_wait_ms.unwrap_or(120_000));
         let mut cfg = CacheConfig::new()
             .ttl(Duration::from_secs(self.ttl_secs.unwrap_or(3600)))
@@ -266,37 +343,41 @@ impl CacheSpec {
                 self.max_bytes.unwrap_or(256 * 1024 * 1024),
             ))),
         };
-        if let Some(t) = self.semantic_threshold {
-            let dir = || {
-                self.semantic_embedder_dir.as_deref().ok_or_else(|| {
-                    SpecError::Embedder("semantic_embedder_dir is required by this embedder".into())
-                })
-            };
-            let embedder: Arc<dyn Embedder> = match self.semantic_embedder.as_deref() {
-                None | Some("builtin") => Arc::new(HashEmbedder::default()),
-                Some("static") => Arc::new(
-                    infergate_embed::StaticEmbedder::load(dir()?)
-                        .map_err(|e| SpecError::Embedder(e.to_string()))?,
-                ),
-                #[cfg(feature = "candle")]
-                Some("minilm") => Arc::new(infergate_embed::CachedEmbedder::new(
-                    infergate_embed::MiniLm::load(dir()?)
-                        .map_err(|e| SpecError::Embedder(e.to_string()))?,
-                    100_000,
-                )),
-                Some(other) => {
-                    return Err(SpecError::Embedder(format!(
-                        "unknown semantic_embedder '{other}' (builtin, static, or minilm with the \
-                         candle feature)"
-                    )));
-                }
-            };
+        if let Some((embedder, t)) = semantic {
             cfg = cfg.semantic(
                 SemanticConfig::new(embedder, t)
                     .nonzero_temperature(self.semantic_nonzero_temperature.unwrap_or(false)),
             );
         }
         Ok(cfg)
+    }
+
+    /// The semantic cache's embedder, as `semantic_embedder` names it.
+    fn semantic_embedder_of(&self) -> Result<Arc<dyn Embedder>, SpecError> {
+        let dir = || {
+            self.semantic_embedder_dir.as_deref().ok_or_else(|| {
+                SpecError::Embedder("semantic_embedder_dir is required by this embedder".into())
+            })
+        };
+        Ok(match self.semantic_embedder.as_deref() {
+            None | Some("builtin") => Arc::new(HashEmbedder::default()),
+            Some("static") => Arc::new(
+                infergate_embed::StaticEmbedder::load(dir()?)
+                    .map_err(|e| SpecError::Embedder(e.to_string()))?,
+            ),
+            #[cfg(feature = "candle")]
+            Some("minilm") => Arc::new(infergate_embed::CachedEmbedder::new(
+                infergate_embed::MiniLm::load(dir()?)
+                    .map_err(|e| SpecError::Embedder(e.to_string()))?,
+                100_000,
+            )),
+            Some(other) => {
+                return Err(SpecError::Embedder(format!(
+                    "unknown semantic_embedder '{other}' (builtin, static, or minilm with the \
+                     candle feature)"
+                )));
+            }
+        })
     }
 }
 
@@ -347,5 +428,71 @@ mod tests {
         let e = serde_json::from_str::<CacheSpec>(r#"{"tenant":"sk-secret"}"#).unwrap_err();
         assert!(!e.to_string().contains("sk-secret"), "{e}");
         assert!(e.to_string().contains("header:NAME"), "{e}");
+    }
+
+    #[tokio::test]
+    #[allow(clippy::float_cmp)] // the threshold handed on, and a rate of whole counts
+    async fn a_threshold_is_calibrated_for_the_false_hit_rate_asked() {
+        let dir = std::env::temp_dir().join(format!("infergate-cal-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("pairs.tsv");
+        let mut lines = Vec::new();
+        let same = [
+            ("how do i reset my password", "how can i reset my password"),
+            (
+                "what is the capital of france",
+                "what's the capital of france",
+            ),
+            ("cancel my order please", "please cancel my order"),
+        ];
+        let other = [
+            (
+                "how do i reset my password",
+                "how do i change my email address",
+            ),
+            (
+                "what is the capital of france",
+                "what is the capital of spain",
+            ),
+            ("cancel my order please", "track my order please"),
+            ("book a flight to paris", "book a hotel in paris"),
+        ];
+        for (i, (a, b)) in same.iter().enumerate() {
+            lines.push(format!("main-forums\tx\t2015\t{i}\t4.6\t{a}\t{b}"));
+        }
+        for (i, (a, b)) in other.iter().enumerate() {
+            lines.push(format!("main-forums\tx\t2015\t{i}\t1.2\t{a}\t{b}"));
+        }
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        let spec: CacheSpec = serde_json::from_value(serde_json::json!({
+            "semantic_max_false_hits": 0.0,
+            "semantic_calibration_pairs": path.to_str().unwrap(),
+        }))
+        .unwrap();
+        // The plain build refuses rather than silently using no threshold.
+        assert!(matches!(spec.build(), Err(SpecError::Calibration(_))));
+        let (cfg, cal) = spec.build_calibrated().await.unwrap();
+        let cal = cal.unwrap();
+        assert_eq!(cal.false_hit_rate, 0.0);
+        assert_eq!((cal.same_pairs, cal.other_pairs), (3, 4));
+        let semantic = cfg.semantic.unwrap();
+        assert_eq!(semantic.threshold, cal.threshold);
+        // Every "other" pair is below it.
+        let e = HashEmbedder::default();
+        for (a, b) in other {
+            let v = e.embed(&[a.to_owned(), b.to_owned()]).await.unwrap();
+            assert!(infergate_embed::cosine(&v[0], &v[1]) < cal.threshold);
+        }
+        // Both kinds are needed, and a threshold given as well is a contradiction.
+        std::fs::write(&path, "main-forums\tx\t2015\t0\t4.6\ta\tb\n").unwrap();
+        assert!(spec.build_calibrated().await.is_err());
+        let both: CacheSpec = serde_json::from_value(serde_json::json!({
+            "semantic_threshold": 0.9,
+            "semantic_max_false_hits": 0.01,
+            "semantic_calibration_pairs": path.to_str().unwrap(),
+        }))
+        .unwrap();
+        assert!(both.build_calibrated().await.is_err());
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

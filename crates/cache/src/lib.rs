@@ -53,6 +53,7 @@
 //! [`CacheConfig`] with its store and, when asked, the semantic cache.
 
 mod answer;
+pub mod calibrate;
 mod canon;
 mod config;
 mod key;

@@ -131,6 +131,25 @@ async fn main() {
             out
         }
     };
+    // DUMP=DIR: write every split's vectors (little-endian f32, one row per text) and labels
+    // there, for experiments outside Rust, and stop.
+    if let Ok(dir) = std::env::var("DUMP") {
+        std::fs::create_dir_all(&dir).unwrap();
+        for split in ["train", "val", "oos_val", "test", "oos_test", "oos_train"] {
+            let vs = embed(&data[split]).await;
+            let mut bytes = Vec::new();
+            for v in &vs {
+                for x in v {
+                    bytes.extend_from_slice(&x.to_le_bytes());
+                }
+            }
+            std::fs::write(format!("{dir}/{split}.f32"), bytes).unwrap();
+            let labels: Vec<&str> = data[split].iter().map(|r| r.1.as_str()).collect();
+            std::fs::write(format!("{dir}/{split}.labels"), labels.join("\n")).unwrap();
+            println!("{split}: {} vectors of {}", vs.len(), vs[0].len());
+        }
+        return;
+    }
     let val = embed(&data["val"]).await;
     let oos_val = embed(&data["oos_val"]).await;
     let test = embed(&data["test"]).await;
