@@ -350,23 +350,15 @@ fn encode_parts<'a>(
                     })?,
                 };
                 // One text part (the usual case) is read in place.
-                let response = if let [Part::Text { text, .. }] = content.as_slice() {
-                    tool_response(text, *is_error)
-                } else {
-                    let mut text = String::new();
-                    for c in content {
-                        match c {
-                            Part::Text { text: t, .. } => text.push_str(t),
-                            _ => {
-                                return Err(Error::unsupported(
-                                    pp(),
-                                    P,
-                                    "Gemini tool results hold text only here",
-                                ));
-                            }
-                        }
-                    }
-                    Cow::Owned(tool_response(&text, *is_error).into_owned())
+                let text = crate::util::tool_result_text(
+                    content,
+                    pp,
+                    P,
+                    "Gemini tool results hold text only here",
+                )?;
+                let response = match text {
+                    Cow::Borrowed(t) => tool_response(t, *is_error),
+                    Cow::Owned(t) => Cow::Owned(tool_response(&t, *is_error).into_owned()),
                 };
                 GPart {
                     function_response: Some(GResp {

@@ -644,19 +644,12 @@ fn encode_message(
                                 "OpenAI tool messages have no error flag",
                             )?;
                         }
-                        let mut text = String::new();
-                        for c in content {
-                            match c {
-                                Part::Text { text: t, .. } => text.push_str(t),
-                                _ => {
-                                    return Err(Error::unsupported(
-                                        format!("{p}.content[{j}]"),
-                                        P,
-                                        "OpenAI tool results hold text only",
-                                    ));
-                                }
-                            }
-                        }
+                        let text = crate::util::tool_result_text(
+                            content,
+                            || format!("{p}.content[{j}]"),
+                            P,
+                            "OpenAI tool results hold text only",
+                        )?;
                         out.push(json!({"role": "tool", "tool_call_id": call_id, "content": text}));
                     }
                     Part::ToolCall { .. } | Part::Reasoning { .. } => {

@@ -205,6 +205,28 @@ pub(crate) fn args_text(raw: Option<&RawValue>) -> String {
     String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
+/// The text of a tool result whose target holds text only (the parts joined; borrowed when
+/// there is one); any other part is refused, naming `param` and saying `why`.
+pub(crate) fn tool_result_text<'a>(
+    content: &'a [crate::ir::Part],
+    param: impl FnOnce() -> String,
+    target: Protocol,
+    why: &'static str,
+) -> Result<std::borrow::Cow<'a, str>, Error> {
+    use crate::ir::Part;
+    if let [Part::Text { text, .. }] = content {
+        return Ok(std::borrow::Cow::Borrowed(text));
+    }
+    let mut joined = String::new();
+    for c in content {
+        match c {
+            Part::Text { text, .. } => joined.push_str(text),
+            _ => return Err(Error::unsupported(param(), target, why)),
+        }
+    }
+    Ok(std::borrow::Cow::Owned(joined))
+}
+
 /// `{}`, as a raw value.
 fn empty_object() -> &'static RawValue {
     // A constant text that parses.
