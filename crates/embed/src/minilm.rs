@@ -44,6 +44,15 @@ fn model_err(e: impl std::fmt::Display) -> EmbedError {
 impl MiniLm {
     /// Loads the model from `dir`.
     pub fn load(dir: impl AsRef<Path>) -> Result<Self, EmbedError> {
+        Self::load_with_max_tokens(dir, MAX_TOKENS)
+    }
+
+    /// Loads the model from `dir`, reading at most `max_tokens` tokens of each text (the
+    /// default is 256; fewer cost less — the cost grows with the length — and read less).
+    pub fn load_with_max_tokens(
+        dir: impl AsRef<Path>,
+        max_tokens: usize,
+    ) -> Result<Self, EmbedError> {
         let dir = dir.as_ref();
         let read = |name: &str| {
             std::fs::read(dir.join(name))
@@ -58,7 +67,7 @@ impl MiniLm {
         tokenizer.with_padding(Some(tokenizers::PaddingParams::default()));
         tokenizer
             .with_truncation(Some(tokenizers::TruncationParams {
-                max_length: MAX_TOKENS.min(config.max_position_embeddings),
+                max_length: max_tokens.clamp(2, config.max_position_embeddings),
                 ..Default::default()
             }))
             .map_err(model_err)?;

@@ -571,6 +571,8 @@ struct Args {
     minilm: PathBuf,
     static_dir: PathBuf,
     write: bool,
+    /// MiniLM reads at most this many tokens of a text (its default: 256).
+    max_tokens: Option<usize>,
 }
 
 fn args() -> Args {
@@ -583,6 +585,7 @@ fn args() -> Args {
             .unwrap_or_else(|_| "target/static-minilm".into())
             .into(),
         write: false,
+        max_tokens: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
@@ -591,6 +594,7 @@ fn args() -> Args {
             "--minilm" => a.minilm = it.next().unwrap_or_default().into(),
             "--static" => a.static_dir = it.next().unwrap_or_default().into(),
             "--write" => a.write = true,
+            "--max-tokens" => a.max_tokens = it.next().and_then(|n| n.parse().ok()),
             other => {
                 eprintln!("unknown argument {other}");
                 std::process::exit(2);
@@ -646,13 +650,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|t| injection_score(t).0 >= DEFAULT_INJECTION_THRESHOLD)
         .collect();
 
-    let minilm = MiniLm::load(&a.minilm)?;
+    // Vectors of another length are another cache.
+    let minilm_cache = match a.max_tokens {
+        Some(n) => format!("minilm-{n}"),
+        None => "minilm".to_owned(),
+    };
+    let minilm = match a.max_tokens {
+        Some(n) => MiniLm::load_with_max_tokens(&a.minilm, n)?,
+        None => MiniLm::load(&a.minilm)?,
+    };
     let stat = StaticEmbedder::load(&a.static_dir)?;
     let embedders: Vec<(&str, String, Vec<Vec<f32>>)> = vec![
         (
             "minilm",
             "all-MiniLM-L6-v2".to_owned(),
-            vectors("minilm", &texts, &|ts| {
+            vectors(&minilm_cache, &texts, &|ts| {
                 // Longest first, in small batches (padding costs little within a batch).
                 let mut order: Vec<usize> = (0..ts.len()).collect();
                 order.sort_by_key(|i| std::cmp::Reverse(ts[*i].len()));
@@ -875,6 +887,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 },
                 "script": {"path": "crates/guardrail/examples/train_injection.rs", "xxh3": script_fp},
             });
+            let mut out = out;
+            if let (true, Some(n)) = (*short == "minilm", a.max_tokens) {
+                out["max_tokens"] = n.into();
+            }
             let path = format!("crates/guardrail/models/injection-{short}.json");
             std::fs::create_dir_all("crates/guardrail/models")?;
             std::fs::write(&path, serde_json::to_string_pretty(&out)? + "\n")?;

@@ -192,6 +192,15 @@ impl InjectionModelSpec {
     /// Loads the embedder and pairs it with its head.
     pub fn build(&self) -> Result<InjectionModel, SpecError> {
         let err = |reason: String| SpecError::InjectionModel { reason };
+        let own_head = match &self.head {
+            Some(path) => Some(
+                InjectionHead::from_json(
+                    &std::fs::read_to_string(path).map_err(|e| err(format!("{path}: {e}")))?,
+                )
+                .map_err(|e| err(e.to_string()))?,
+            ),
+            None => None,
+        };
         let (embedder, head): (std::sync::Arc<dyn infergate_embed::Embedder>, InjectionHead) =
             match self.embedder {
                 InjectionEmbedder::Static => (
@@ -202,12 +211,16 @@ impl InjectionModelSpec {
                     InjectionHead::static_minilm(),
                 ),
                 #[cfg(feature = "candle")]
-                InjectionEmbedder::Minilm => (
-                    std::sync::Arc::new(
-                        infergate_embed::MiniLm::load(&self.dir).map_err(|e| err(e.to_string()))?,
-                    ),
-                    InjectionHead::minilm(),
-                ),
+                InjectionEmbedder::Minilm => {
+                    // MiniLM reads as many tokens as the head was trained on.
+                    let head = own_head.clone().unwrap_or_else(InjectionHead::minilm);
+                    let model = match head.max_tokens() {
+                        Some(n) => infergate_embed::MiniLm::load_with_max_tokens(&self.dir, n),
+                        None => infergate_embed::MiniLm::load(&self.dir),
+                    }
+                    .map_err(|e| err(e.to_string()))?;
+                    (std::sync::Arc::new(model), head)
+                }
                 #[cfg(not(feature = "candle"))]
                 InjectionEmbedder::Minilm => {
                     return Err(err(
@@ -215,13 +228,7 @@ impl InjectionModelSpec {
                     ));
                 }
             };
-        let head = match &self.head {
-            Some(path) => InjectionHead::from_json(
-                &std::fs::read_to_string(path).map_err(|e| err(format!("{path}: {e}")))?,
-            )
-            .map_err(|e| err(e.to_string()))?,
-            None => head,
-        };
+        let head = own_head.unwrap_or(head);
         InjectionModel::new(embedder, head).map_err(|e| err(e.to_string()))
     }
 }

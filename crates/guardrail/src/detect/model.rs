@@ -73,6 +73,7 @@ pub struct InjectionHead {
     weights: Vec<f32>,
     bias: f32,
     thresholds: BTreeMap<String, f32>,
+    max_tokens: Option<usize>,
 }
 
 /// The head trained on all-MiniLM-L6-v2 vectors.
@@ -98,6 +99,7 @@ impl InjectionHead {
             weights: vec![0.0; dim],
             bias: -10.0,
             thresholds: BTreeMap::new(),
+            max_tokens: None,
         }
     }
 
@@ -136,7 +138,17 @@ impl InjectionHead {
             weights,
             bias,
             thresholds,
+            max_tokens: v
+                .get("max_tokens")
+                .and_then(serde_json::Value::as_u64)
+                .and_then(|n| usize::try_from(n).ok()),
         })
+    }
+
+    /// How many tokens of a text the embedder read when the head was trained (`max_tokens`
+    /// in its JSON; `None`: the embedder's default). Embed with the same, or the scores drift.
+    pub fn max_tokens(&self) -> Option<usize> {
+        self.max_tokens
     }
 
     /// The probability that a text whose sentence vector is `v` is an injection.
@@ -238,6 +250,14 @@ impl InjectionModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_minilm_head_says_how_many_tokens_it_was_trained_on() {
+        // Loaded with the same (`InjectionModelSpec::build`): 96 tokens keep MiniLM within
+        // its time budget on long prompts.
+        assert_eq!(InjectionHead::minilm().max_tokens(), Some(96));
+        assert_eq!(InjectionHead::static_minilm().max_tokens(), None);
+    }
 
     #[test]
     fn the_shipped_heads_parse_and_have_a_threshold_per_mode() {
