@@ -188,7 +188,8 @@ pub struct CacheSpec {
     pub single_flight: Option<bool>,
     /// How long they wait, in milliseconds (default 120000).
     pub single_flight_wait_ms: Option<u64>,
-    /// Turns the semantic cache on with this similarity threshold.
+    /// Turns the semantic cache on with this similarity threshold (or give
+    /// `semantic_max_false_hits` instead: not both).
     pub semantic_threshold: Option<f32>,
     /// The semantic cache's embedder: `builtin` (default; hashed n-grams), `static` (distilled
     /// from MiniLM, `semantic_embedder_dir`) or `minilm` (feature `candle`,
@@ -297,6 +298,14 @@ impl CacheSpec {
         let cal = crate::calibrate::calibrate(&*embedder, &pairs, max)
             .await
             .map_err(|e| SpecError::Calibration(e.to_string()))?;
+        if cal.hit_rate == 0.0 || cal.threshold > 1.0 {
+            // A threshold nothing reaches: a cache that never answers, silently.
+            return Err(SpecError::Calibration(format!(
+                "at {max} the threshold ({:.4}) leaves no same-question pair a hit: the pairs \
+                 cannot tell the two kinds apart with this embedder",
+                cal.threshold
+            )));
+        }
         let cfg = self.build_with(Some((embedder, cal.threshold)))?;
         Ok((cfg, Some(cal)))
     }
@@ -307,6 +316,11 @@ impl CacheSpec {
         if self.semantic_max_false_hits.is_some() {
             return Err(SpecError::Calibration(
                 "a calibrated threshold is chosen by build_calibrated".into(),
+            ));
+        }
+        if self.semantic_calibration_pairs.is_some() {
+            return Err(SpecError::Calibration(
+                "semantic_calibration_pairs is read only with semantic_max_false_hits".into(),
             ));
         }
         let semantic = match self.semantic_threshold {

@@ -67,7 +67,7 @@ impl MiniLm {
         tokenizer.with_padding(Some(tokenizers::PaddingParams::default()));
         tokenizer
             .with_truncation(Some(tokenizers::TruncationParams {
-                max_length: max_tokens.clamp(2, config.max_position_embeddings),
+                max_length: max_tokens.max(2).min(config.max_position_embeddings),
                 ..Default::default()
             }))
             .map_err(model_err)?;

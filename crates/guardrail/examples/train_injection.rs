@@ -594,7 +594,13 @@ fn args() -> Args {
             "--minilm" => a.minilm = it.next().unwrap_or_default().into(),
             "--static" => a.static_dir = it.next().unwrap_or_default().into(),
             "--write" => a.write = true,
-            "--max-tokens" => a.max_tokens = it.next().and_then(|n| n.parse().ok()),
+            "--max-tokens" => match it.next().and_then(|n| n.parse().ok()) {
+                Some(n) if n >= 8 => a.max_tokens = Some(n),
+                _ => {
+                    eprintln!("--max-tokens takes a number of tokens, 8 or more");
+                    std::process::exit(2);
+                }
+            },
             other => {
                 eprintln!("unknown argument {other}");
                 std::process::exit(2);

@@ -257,7 +257,7 @@ fn reply(
             Part::ToolCall {
                 id,
                 name: t.name.clone(),
-                arguments: sample(&t.parameters.to_value(), 0).to_string(),
+                arguments: sample(&t.parameters.to_value().unwrap_or_default(), 0).to_string(),
                 cache: None,
             },
             FinishReason::ToolCalls,

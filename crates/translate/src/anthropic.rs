@@ -854,6 +854,9 @@ pub fn encode_response(r: &ChatResponse, opts: &Options) -> Result<Vec<u8>, Erro
                 .map_err(|e| Error::Upstream(e.to_string()))?,
         );
     }
+    // Arguments are kept as their text; a text no `Value` holds (a number out of range, a lone
+    // surrogate) is the upstream's error, not a panic.
+    let content = crate::util::to_value(&content)?;
     let v = json!({
         "id": r.id,
         "type": "message",

@@ -974,6 +974,7 @@ pub fn encode_response(r: &ChatResponse, opts: &Options) -> Result<Vec<u8>, Erro
         encode_part(p, &|| format!("content[{i}]"), &all, &mut content)
             .map_err(|e| Error::Upstream(e.to_string()))?;
     }
+    let content = crate::util::to_value(&content)?;
     let mut v = json!({
         "output": {"message": {"role": "assistant", "content": content}},
         "stopReason": r.finish.as_ref().map_or("end_turn", finish_to),

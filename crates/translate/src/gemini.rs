@@ -1054,6 +1054,7 @@ pub fn encode_response(r: &ChatResponse, opts: &Options) -> Result<Vec<u8>, Erro
     };
     encode_parts(&r.content, &|| "content".to_owned(), &all, &[], &mut parts)
         .map_err(|e| Error::Upstream(e.to_string()))?;
+    let parts = crate::util::to_value(&parts)?;
     let v = json!({
         "candidates": [{
             "content": {"parts": parts, "role": "model"},
@@ -1547,8 +1548,9 @@ impl StreamEncoder {
     /// Sends the pending function call, whole.
     fn flush_call(&mut self, out: &mut Vec<u8>) -> Result<(), Error> {
         if let Some((id, name, args)) = self.call.take() {
-            let args =
-                args_object(&args, "arguments").map_err(|e| Error::Upstream(e.to_string()))?;
+            let args = crate::util::to_value(
+                args_object(&args, "arguments").map_err(|e| Error::Upstream(e.to_string()))?,
+            )?;
             let mut p = json!({"functionCall": {"id": id, "name": name, "args": args}});
             if let Some(s) = self.pending_sig.take() {
                 p["thoughtSignature"] = s.into();

@@ -543,7 +543,16 @@ pub(crate) fn function_fields(t: &Tool, target: Protocol, opts: &Options) -> Res
     if let Some(d) = &t.description {
         f.insert("description".into(), d.clone().into());
     }
-    f.insert("parameters".into(), t.parameters.to_value());
+    let parameters = t.parameters.to_value().map_err(|e| {
+        Error::invalid(
+            "tools",
+            format!(
+                "the schema of tool '{}' is not a JSON value this gateway can hold: {e}",
+                t.name
+            ),
+        )
+    })?;
+    f.insert("parameters".into(), parameters);
     if let Some(s) = t.strict {
         f.insert("strict".into(), s.into());
     }

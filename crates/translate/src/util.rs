@@ -153,7 +153,7 @@ pub(crate) fn extra_fields(
 /// Checks tool-call arguments (a JSON text) are an object and gives them back as written
 /// (checked, not rebuilt); empty means `{}`.
 pub(crate) fn args_object<'a>(args: &'a str, param: &str) -> Result<&'a RawValue, Error> {
-    let trimmed = args.trim();
+    let trimmed = args.trim_matches([' ', '\t', '\n', '\r']);
     if trimmed.is_empty() {
         return Ok(empty_object());
     }
@@ -225,6 +225,13 @@ pub(crate) fn tool_result_text<'a>(
         }
     }
     Ok(std::borrow::Cow::Owned(joined))
+}
+
+/// A value built from parts that may hold raw JSON texts from upstream (tool-call arguments
+/// kept as written): a text no `Value` can hold (a number out of range, a lone surrogate) is
+/// the upstream's error here, never a panic in `json!`.
+pub(crate) fn to_value<T: serde::Serialize + ?Sized>(v: &T) -> Result<Value, Error> {
+    serde_json::to_value(v).map_err(|e| Error::Upstream(format!("tool-call arguments: {e}")))
 }
 
 /// `{}`, as a raw value.
@@ -441,5 +448,10 @@ mod writer_tests {
         );
         assert!(args_object("[1]", "p").is_err());
         assert!(args_object("{\"a\":", "p").is_err());
+        // Checked as text, then refused (not a panic) where a `Value` must hold them.
+        for odd in [r#"{"n":1e999}"#, r#"{"s":"\ud800"}"#] {
+            let raw = args_object(odd, "p").expect("well-formed text");
+            assert!(matches!(to_value(raw), Err(Error::Upstream(_))), "{odd}");
+        }
     }
 }

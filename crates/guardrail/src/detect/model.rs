@@ -82,7 +82,10 @@ const MINILM_HEAD: &str = include_str!("../../models/injection-minilm.json");
 const STATIC_HEAD: &str = include_str!("../../models/injection-static.json");
 
 impl InjectionHead {
-    /// The shipped head for all-MiniLM-L6-v2 (`MiniLm`).
+    /// The shipped head for all-MiniLM-L6-v2 (`MiniLm`), trained on the first 96 tokens of
+    /// each text ([`max_tokens`](Self::max_tokens)): pair it with
+    /// `MiniLm::load_with_max_tokens(dir, 96)` (as `InjectionModelSpec::build` does), or its
+    /// scores drift.
     pub fn minilm() -> Self {
         Self::from_json(MINILM_HEAD).unwrap_or_else(|_| Self::empty("all-MiniLM-L6-v2", 384))
     }
