@@ -223,7 +223,8 @@ impl RedisCluster {
             .expect("a live node")
     }
 
-    /// Waits (bounded: 60 s, a guard against hanging, not a timing check) until every live
+    /// Waits (bounded: 180 s, a guard against hanging, not a timing check — on a loaded 2-core
+    /// CI machine an election after a killed master took over 60 s) until every live
     /// node reports `cluster_state:ok` and every replica's link to its master is up.
     pub async fn wait_until_ok(&self) {
         let wait = async {
@@ -258,7 +259,7 @@ impl RedisCluster {
                 // Each round spawns a redis-cli per node: no sleep needed between rounds.
             }
         };
-        tokio::time::timeout(std::time::Duration::from_secs(60), wait)
+        tokio::time::timeout(std::time::Duration::from_secs(180), wait)
             .await
             .expect("the cluster reaches cluster_state:ok");
     }
