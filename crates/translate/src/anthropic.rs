@@ -24,8 +24,9 @@ use crate::{
     },
     sse::{SseReader, write_event},
     util::{
-        Obj, arr, bool_of, decode_cache_control, extra_fields, f64_of, lossy, merged_turns, obj,
-        opt_str, parse_request, parse_upstream, str_of, to_vec, u32_of, write_json_str, write_u64,
+        Fields, Obj, arr, bool_of, decode_cache_control, extra_fields, f64_of, lossy, merged_turns,
+        obj, opt_str, parse_request, parse_upstream, str_of, to_vec, u32_of, write_json_str,
+        write_u64,
     },
 };
 
@@ -580,7 +581,8 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
         metadata: r.user.as_deref().map(|u| AMeta { user_id: u }),
         extra,
     };
-    serde_json::to_vec(&req).map_err(|e| Error::invalid("", e.to_string()))
+    crate::json_out::to_vec_sized(&req, crate::json_out::request_size_hint(r))
+        .map_err(|e| Error::invalid("", e.to_string()))
 }
 
 /// One content block; `p` names it in an error.
@@ -685,24 +687,27 @@ struct Native {
 }
 
 impl Native {
-    fn update(&mut self, u: &Value) -> UsageUpdate {
+    fn update(&mut self, u: &(impl Fields + ?Sized)) -> UsageUpdate {
         let mut up = UsageUpdate::default();
         let mut input_changed = false;
-        if let Some(v) = u.get("input_tokens").and_then(Value::as_u64) {
+        if let Some(v) = u.field("input_tokens").and_then(Value::as_u64) {
             self.input = v;
             input_changed = true;
         }
-        if let Some(v) = u.get("cache_read_input_tokens").and_then(Value::as_u64) {
+        if let Some(v) = u.field("cache_read_input_tokens").and_then(Value::as_u64) {
             self.cache_read = v;
             input_changed = true;
             up.cache_read_tokens = Some(v);
         }
-        if let Some(v) = u.get("cache_creation_input_tokens").and_then(Value::as_u64) {
+        if let Some(v) = u
+            .field("cache_creation_input_tokens")
+            .and_then(Value::as_u64)
+        {
             self.cache_write = v;
             input_changed = true;
             up.cache_write_tokens = Some(v);
         }
-        if let Some(v) = u.get("output_tokens").and_then(Value::as_u64) {
+        if let Some(v) = u.field("output_tokens").and_then(Value::as_u64) {
             self.output = v;
             up.output_tokens = Some(v);
         }
@@ -747,8 +752,15 @@ struct RespIn<'a> {
     #[serde(borrow, default)]
     stop_sequence: Option<Cow<'a, str>>,
     #[serde(default)]
-    usage: Option<Box<Value>>,
+    usage: Option<UsageIn>,
 }
+
+crate::util::usage_fields!(UsageIn {
+    input: "input_tokens",
+    cache_read: "cache_read_input_tokens",
+    cache_write: "cache_creation_input_tokens",
+    output: "output_tokens",
+});
 
 #[derive(Deserialize)]
 struct BlockIn<'a> {

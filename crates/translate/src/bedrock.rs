@@ -20,7 +20,7 @@ use crate::{
         ToolChoice, Usage, UsageUpdate,
     },
     util::{
-        Obj, args_object, arr, extra_fields, f64_of, lossy, merged_turns, obj, opt_str,
+        Fields, Obj, args_object, arr, extra_fields, f64_of, lossy, merged_turns, obj, opt_str,
         parse_request, parse_upstream, str_of, to_vec, tokens, u32_of, write_json_str, write_u64,
     },
 };
@@ -654,7 +654,8 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
         additional_model_request_fields: amrf,
         extra,
     };
-    serde_json::to_vec(&req).map_err(|e| Error::invalid("", e.to_string()))
+    crate::json_out::to_vec_sized(&req, crate::json_out::request_size_hint(r))
+        .map_err(|e| Error::invalid("", e.to_string()))
 }
 
 fn encode_cache_point(c: &CacheControl, opts: &Options) -> Result<BBlock<'static>, Error> {
@@ -784,20 +785,20 @@ fn finish_to(f: &FinishReason) -> &str {
     }
 }
 
-fn usage_from(u: &Value) -> Usage {
+fn usage_from(u: &(impl Fields + ?Sized)) -> Usage {
     let cr = tokens(
-        u.get("cacheReadInputTokens")
-            .or_else(|| u.get("cacheReadInputTokenCount")),
+        u.field("cacheReadInputTokens")
+            .or_else(|| u.field("cacheReadInputTokenCount")),
     );
     let cw = tokens(
-        u.get("cacheWriteInputTokens")
-            .or_else(|| u.get("cacheWriteInputTokenCount")),
+        u.field("cacheWriteInputTokens")
+            .or_else(|| u.field("cacheWriteInputTokenCount")),
     );
     Usage {
-        input_tokens: tokens(u.get("inputTokens"))
+        input_tokens: tokens(u.field("inputTokens"))
             .saturating_add(cr)
             .saturating_add(cw),
-        output_tokens: tokens(u.get("outputTokens")),
+        output_tokens: tokens(u.field("outputTokens")),
         cache_read_tokens: cr,
         cache_write_tokens: cw,
         reasoning_tokens: 0,
@@ -830,10 +831,19 @@ struct RespIn<'a> {
     #[serde(rename = "additionalModelResponseFields", default)]
     amrf: Option<Box<Value>>,
     #[serde(default)]
-    usage: Option<Box<Value>>,
+    usage: Option<UsageIn>,
     #[serde(borrow, default)]
     output: Option<OutputIn<'a>>,
 }
+
+crate::util::usage_fields!(UsageIn {
+    input: "inputTokens",
+    output: "outputTokens",
+    cache_read: "cacheReadInputTokens",
+    cache_read_count: "cacheReadInputTokenCount",
+    cache_write: "cacheWriteInputTokens",
+    cache_write_count: "cacheWriteInputTokenCount",
+});
 
 #[derive(Deserialize)]
 struct OutputIn<'a> {
@@ -1458,7 +1468,7 @@ impl StreamEncoder {
 
     fn event(&mut self, ty: &str, v: &Value, out: &mut Vec<u8>) {
         self.scratch.clear();
-        let _ = serde_json::to_writer(&mut self.scratch, v);
+        let _ = crate::json_out::to_writer(&mut self.scratch, v);
         eventstream::encode_event(ty, &self.scratch, out);
     }
 
@@ -1535,7 +1545,8 @@ impl StreamEncoder {
                     first.make_ascii_lowercase();
                 }
                 self.scratch.clear();
-                let _ = serde_json::to_writer(&mut self.scratch, &json!({"message": e.message}));
+                let _ =
+                    crate::json_out::to_writer(&mut self.scratch, &json!({"message": e.message}));
                 eventstream::encode_exception(&name, &self.scratch, out);
                 self.done = true;
             }

@@ -23,8 +23,8 @@ use crate::{
     },
     sse::{SseReader, write_event},
     util::{
-        Obj, args_object, arr, extra_fields, f64_of, lossy, obj, parse_request, parse_upstream,
-        sanitize_id, str_of, to_vec, tokens, u32_of, write_json_str,
+        Fields, Obj, args_object, arr, extra_fields, f64_of, lossy, obj, parse_request,
+        parse_upstream, sanitize_id, str_of, to_vec, tokens, u32_of, write_json_str,
     },
 };
 
@@ -816,7 +816,8 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
         generation_config: g,
         extra,
     };
-    serde_json::to_vec(&req).map_err(|e| Error::invalid("", e.to_string()))
+    crate::json_out::to_vec_sized(&req, crate::json_out::request_size_hint(r))
+        .map_err(|e| Error::invalid("", e.to_string()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -843,18 +844,18 @@ fn finish_to(f: &FinishReason) -> &str {
     }
 }
 
-fn usage_from(u: &Value) -> UsageUpdate {
-    let thoughts = tokens(u.get("thoughtsTokenCount"));
+fn usage_from(u: &(impl Fields + ?Sized)) -> UsageUpdate {
+    let thoughts = tokens(u.field("thoughtsTokenCount"));
     UsageUpdate {
-        input_tokens: u.get("promptTokenCount").and_then(Value::as_u64),
+        input_tokens: u.field("promptTokenCount").and_then(Value::as_u64),
         output_tokens: u
-            .get("candidatesTokenCount")
+            .field("candidatesTokenCount")
             .and_then(Value::as_u64)
             .map(|c| c.saturating_add(thoughts))
             .or((thoughts > 0).then_some(thoughts)),
-        cache_read_tokens: u.get("cachedContentTokenCount").and_then(Value::as_u64),
+        cache_read_tokens: u.field("cachedContentTokenCount").and_then(Value::as_u64),
         cache_write_tokens: None,
-        reasoning_tokens: u.get("thoughtsTokenCount").and_then(Value::as_u64),
+        reasoning_tokens: u.field("thoughtsTokenCount").and_then(Value::as_u64),
     }
 }
 
@@ -886,12 +887,19 @@ struct RespIn<'a> {
     #[serde(borrow, default)]
     candidates: Option<Vec<CandIn<'a>>>,
     #[serde(rename = "usageMetadata", default)]
-    usage: Option<Box<Value>>,
+    usage: Option<UsageIn>,
     #[serde(borrow, rename = "modelVersion", default)]
     model: Option<Cow<'a, str>>,
     #[serde(borrow, rename = "responseId", default)]
     id: Option<Cow<'a, str>>,
 }
+
+crate::util::usage_fields!(UsageIn {
+    prompt: "promptTokenCount",
+    candidates: "candidatesTokenCount",
+    cached: "cachedContentTokenCount",
+    thoughts: "thoughtsTokenCount",
+});
 
 #[derive(Deserialize)]
 struct CandIn<'a> {

@@ -142,12 +142,12 @@ impl<'a> Scan<'a> {
         self.eat(b'"')?;
         let b = self.b();
         let start = self.i;
-        let len = memchr::memchr2(b'"', b'\\', &b[start..])?;
-        if b[start + len] != b'"' || b[start..start + len].iter().any(|&c| c < 0x20) {
+        let end = crate::util::next_special(b, start);
+        if b.get(end) != Some(&b'"') {
             return None;
         }
-        self.i = start + len + 1;
-        self.s.get(start..start + len)
+        self.i = end + 1;
+        self.s.get(start..end)
     }
 
     /// A string, unescaped (borrowed when it has no escapes).
@@ -159,14 +159,8 @@ impl<'a> Scan<'a> {
         let mut run = start;
         loop {
             // One pass to the next quote or backslash, refusing control characters.
-            let mut at = run;
-            while at < b.len() && !matches!(b[at], b'"' | b'\\') {
-                if b[at] < 0x20 {
-                    return None;
-                }
-                at += 1;
-            }
-            if at == b.len() {
+            let at = crate::util::next_special(b, run);
+            if at == b.len() || b[at] < 0x20 {
                 return None;
             }
             if b[at] == b'"' {

@@ -71,6 +71,7 @@ mod error;
 pub mod eventstream;
 pub mod gemini;
 pub mod ir;
+mod json_out;
 mod json_scan;
 #[cfg(feature = "tower")]
 pub mod layer;

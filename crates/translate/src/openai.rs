@@ -330,8 +330,10 @@ fn decode_tool(t: &mut Value, i: usize) -> Result<Tool, Error> {
         )?
         .to_owned(),
         description: opt_str(f, "description"),
+        // `null` is no schema, as when the field is absent.
         parameters: f
             .remove("parameters")
+            .filter(|v| !v.is_null())
             .unwrap_or_else(|| json!({"type": "object", "properties": {}}))
             .into(),
         strict: f.get("strict").and_then(Value::as_bool),
@@ -928,7 +930,8 @@ pub fn encode_response(r: &ChatResponse, opts: &Options) -> Result<Vec<u8>, Erro
         }],
         usage: OutUsage::of(&r.usage),
     };
-    serde_json::to_vec(&resp).map_err(|e| Error::Upstream(e.to_string()))
+    crate::json_out::to_vec_sized(&resp, 256 + crate::json_out::parts_size_hint(&r.content))
+        .map_err(|e| Error::Upstream(e.to_string()))
 }
 
 #[derive(Serialize)]

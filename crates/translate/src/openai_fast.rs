@@ -382,11 +382,46 @@ mod tests {
             fast,
             crate::openai::decode_request_general(common, &opts).ok()
         );
+        let every_field = br#" {"model":"gpt-4o","messages":[
+            {"role":"developer","content":[{"type":"text","text":"be \"brief\"\n"}]},
+            {"role":"system","content":null},
+            {"role":"user","content":[{"type":"text","text":"look"},
+                {"type":"image_url","image_url":{"url":"https://x/y.png","detail":"low"}}]},
+            {"role":"assistant","content":"a","reasoning_content":"thought","refusal":null,
+             "tool_calls":[{"id":"c\u00e9","type":"function","function":{"name":"f","arguments":"{\"a\":1}"},
+                            "extra_content":{"google":{"thought_signature":"sig"}}}]},
+            {"role":"tool","tool_call_id":"c1","content":[{"type":"text","text":"r"}]},
+            {"role":"assistant","content":[{"type":"refusal","refusal":"no"}],"tool_calls":null}],
+            "tools":[{"type":"function","function":{"name":"f","description":"d","strict":true,
+                "parameters": { "type" : "object" } }},
+                {"type":"function","function":{"name":"g","parameters":null,"description":null}}],
+            "tool_choice":{"type":"function","function":{"name":"f"}},"parallel_tool_calls":false,
+            "response_format":{"type":"json_object"},"max_completion_tokens":4294967295,"max_tokens":null,
+            "temperature":1,"top_p":0.25e0,"stop":["a","b"],"seed":-12,"presence_penalty":-0.5,
+            "frequency_penalty":1E-3,"reasoning_effort":"low","stream":false,"stream_options":null,
+            "user":"u"} "#;
+        let fast = decode_request(every_field, &opts);
+        assert!(fast.is_some());
+        assert_eq!(
+            fast,
+            crate::openai::decode_request_general(every_field, &opts).ok()
+        );
         for odd in [
             &br#"{"model":"m","messages":[],"logit_bias":{}}"#[..],
             br#"{"model":"m","messages":[{"role":"user","name":"n","content":"x"}]}"#,
             br#"{"model":"m","messages":[{"role":"user","content":"a"},{"role":"system","content":"late"}]}"#,
             br#"{"model":"m","messages":[],"max_tokens":-1}"#,
+            br#"{"model":"m","messages":[],"max_tokens":1.5}"#,
+            br#"{"model":"m","messages":[],"max_tokens":4294967296}"#,
+            br#"{"model":"m","messages":[],"seed":-0}"#,
+            br#"{"model":"m","messages":[],"temperature":1e999}"#,
+            br#"{"model":"m","model":"n","messages":[]}"#,
+            br#"{"model":null,"messages":[]}"#,
+            br#"{"model":"m","messages":[{"content":"no role"}]}"#,
+            br#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"x","extra":1}]}]}"#,
+            br#"{"model":"m","messages":[{"role":"user","content":5}]}"#,
+            br#"{"model":"m","messages":[]} x"#,
+            br#"{"model":"m","messages":[],"tools":[{"type":"function","function":{"parameters":{}}}]}"#,
         ] {
             assert!(decode_request(odd, &opts).is_none());
         }

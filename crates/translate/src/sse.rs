@@ -188,7 +188,7 @@ pub(crate) fn write_event<T: serde::Serialize + ?Sized>(
     }
     out.extend_from_slice(b"data: ");
     // Serializing plain structs and maps of strings into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, value);
+    let _ = crate::json_out::to_writer(out, value);
     out.extend_from_slice(b"\n\n");
 }
 

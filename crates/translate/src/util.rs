@@ -41,7 +41,7 @@ pub(crate) fn parse_upstream(body: &[u8], opts: &Options) -> Result<Obj, Error> 
 
 pub(crate) fn to_vec(v: &Value) -> Vec<u8> {
     // Serializing a Value into a Vec cannot fail (keys are strings).
-    serde_json::to_vec(v).unwrap_or_default()
+    crate::json_out::to_vec(v).unwrap_or_default()
 }
 
 pub(crate) fn str_of<'a>(v: &'a Value, param: &str) -> Result<&'a str, Error> {
@@ -91,6 +91,49 @@ pub(crate) fn bool_of(v: &Value, param: &str) -> Result<Option<bool>, Error> {
 }
 
 /// A token count from an upstream: a non-negative integer, else 0 (never trusted, never panics).
+/// A usage object's counters by name: a parsed [`Value`], or a typed fast path's few fields
+/// (a response's `usage` read into a map cost a tenth of translating the answer).
+pub(crate) trait Fields {
+    /// The field named `k`.
+    fn field(&self, k: &str) -> Option<&Value>;
+}
+
+impl Fields for Value {
+    fn field(&self, k: &str) -> Option<&Value> {
+        self.get(k)
+    }
+}
+
+impl<T: Fields + ?Sized> Fields for Box<T> {
+    fn field(&self, k: &str) -> Option<&Value> {
+        (**self).field(k)
+    }
+}
+
+/// A typed usage object: the named counters kept (as [`Value`]s, read as the map's would be),
+/// every other field skipped unread.
+macro_rules! usage_fields {
+    ($name:ident { $($field:ident : $key:literal),* $(,)? }) => {
+        #[derive(serde::Deserialize)]
+        struct $name {
+            $(
+                #[serde(rename = $key, default)]
+                $field: Option<serde_json::Value>,
+            )*
+        }
+
+        impl crate::util::Fields for $name {
+            fn field(&self, k: &str) -> Option<&serde_json::Value> {
+                match k {
+                    $($key => self.$field.as_ref(),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+pub(crate) use usage_fields;
+
 pub(crate) fn tokens(v: Option<&Value>) -> u64 {
     v.and_then(Value::as_u64).unwrap_or(0)
 }
@@ -276,54 +319,72 @@ pub(crate) fn merged_turns(
 /// was serde_json escaping the constant keys one byte at a time.
 pub(crate) fn write_json_str(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
     let b = s.as_bytes();
     out.reserve(b.len() + 2);
     out.push(b'"');
+    // `start`: the first byte not yet copied; `i`: where the search for the next byte to
+    // escape goes on.
     let mut start = 0;
     let mut i = 0;
-    while i < b.len() {
-        // Eight bytes at a time: skip words with no quote, backslash or control byte.
-        if i + 8 <= b.len() {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&b[i..i + 8]);
-            let w = u64::from_le_bytes(w);
-            let zero = |x: u64| x.wrapping_sub(LO) & !x & HI;
-            let ctl = w.wrapping_sub(LO * 0x20) & !w & HI;
-            if zero(w ^ (LO * u64::from(b'"'))) | zero(w ^ (LO * u64::from(b'\\'))) | ctl == 0 {
-                i += 8;
-                continue;
-            }
+    loop {
+        let hit = next_special(b, i);
+        if hit >= b.len() {
+            break;
         }
-        let c = b[i];
-        let esc: &[u8] = match c {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0..=0x1f => &[],
+        out.extend_from_slice(&b[start..hit]);
+        let c = b[hit];
+        match c {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
             _ => {
-                i += 1;
-                continue;
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(c >> 4)]);
+                out.push(HEX[usize::from(c & 0xf)]);
             }
-        };
-        out.extend_from_slice(&b[start..i]);
-        if esc.is_empty() {
-            out.extend_from_slice(b"\\u00");
-            out.push(HEX[usize::from(c >> 4)]);
-            out.push(HEX[usize::from(c & 0xf)]);
-        } else {
-            out.extend_from_slice(esc);
         }
-        i += 1;
+        i = hit + 1;
         start = i;
     }
     out.extend_from_slice(&b[start..]);
     out.push(b'"');
+}
+
+/// The index of the first byte at or after `from` that a JSON string must escape (`"`, `\\` or
+/// a control byte), or `b.len()`: eight bytes at a time, then the tail byte by byte.
+#[inline]
+pub(crate) fn next_special(b: &[u8], from: usize) -> usize {
+    let mut i = from;
+    while let Some(word) = b.get(i..i + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        let m = escape_mask(u64::from_le_bytes(w));
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    b.get(i..).map_or(b.len(), |tail| {
+        tail.iter()
+            .position(|&c| c < 0x20 || c == b'"' || c == b'\\')
+            .map_or(b.len(), |p| i + p)
+    })
+}
+
+/// One flag (bit 7 of the byte) per byte of `w` that JSON must escape: `"`, `\` or a control
+/// byte. A flag can be set spuriously only above a byte truly flagged (the borrow of the
+/// subtraction), so the lowest flag is always a true one.
+#[inline]
+fn escape_mask(w: u64) -> u64 {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let zero = |x: u64| x.wrapping_sub(LO) & !x & HI;
+    let ctl = w.wrapping_sub(LO * 0x20) & !w & HI;
+    zero(w ^ (LO * u64::from(b'"'))) | zero(w ^ (LO * u64::from(b'\\'))) | ctl
 }
 
 /// Writes an unsigned integer in decimal.
@@ -398,6 +459,16 @@ mod writer_tests {
         for c in 0u8..=127 {
             cases.push(format!("abcdefg{}hijklmnop", c as char));
             cases.push(format!("{}", c as char));
+        }
+        // A byte to escape at every position of a word and of the tail, and two in one word.
+        for at in 0..17 {
+            for c in ['"', '\\', '\n', '\u{1}'] {
+                let mut s: String = "abcdefghijklmnopq".into();
+                s.replace_range(at..=at, &c.to_string());
+                cases.push(s.clone());
+                s.replace_range(16..=16, "\"");
+                cases.push(s);
+            }
         }
         for s in cases {
             let mut out = Vec::new();

@@ -1,0 +1,718 @@
+//! Compact JSON output for the encoders: a `serde::Serializer` that writes the same bytes as
+//! `serde_json::to_vec` but escapes strings eight bytes at a time ([`write_json_str`]) instead
+//! of one byte at a time. Escaping was the largest single cost of encoding a request or an
+//! answer (serde_json's `format_escaped_str`, ~15 % of a request and its answer).
+//!
+//! Numbers other than integers are handed to serde_json (so floats are written exactly as it
+//! writes them); `serde_json::value::RawValue` is written verbatim, as serde_json does.
+
+use std::fmt;
+
+use serde::ser::{self, Serialize};
+
+use crate::util::{write_json_str, write_u64};
+
+/// The struct name serde_json's `RawValue` serializes under; its one field is the raw text.
+const RAW_TOKEN: &str = "$serde_json::private::RawValue";
+
+/// Why a value could not be written as JSON (a map key that is not a string, or a custom
+/// `Serialize` impl's own error).
+#[derive(Debug)]
+pub(crate) struct OutError(String);
+
+impl fmt::Display for OutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for OutError {}
+
+impl ser::Error for OutError {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        Self(msg.to_string())
+    }
+}
+
+/// Serializes `value` as compact JSON.
+pub(crate) fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, OutError> {
+    to_vec_sized(value, 256)
+}
+
+/// Serializes `value` as compact JSON into a buffer of `capacity` bytes to begin with (a good
+/// guess saves the buffer's regrowth and copies).
+pub(crate) fn to_vec_sized<T: Serialize + ?Sized>(
+    value: &T,
+    capacity: usize,
+) -> Result<Vec<u8>, OutError> {
+    let mut out = Vec::with_capacity(capacity);
+    to_writer(&mut out, value)?;
+    Ok(out)
+}
+
+/// About how many bytes the JSON of a request holding `r` takes in any protocol: its texts,
+/// arguments and schemas, plus room for the keys around them.
+pub(crate) fn request_size_hint(r: &crate::ir::ChatRequest) -> usize {
+    let mut n: usize = 256;
+    for s in &r.system {
+        n = n.saturating_add(s.text.len() + 48);
+    }
+    for m in &r.messages {
+        n = n.saturating_add(parts_size_hint(&m.content) + 48);
+    }
+    for t in &r.tools {
+        let d = t.description.as_ref().map_or(0, String::len);
+        n = n.saturating_add(t.name.len() + d + t.parameters.get().len() + 96);
+    }
+    n
+}
+
+/// About how many bytes the JSON of `parts` takes.
+pub(crate) fn parts_size_hint(parts: &[crate::ir::Part]) -> usize {
+    use crate::ir::{ImageSource, Part};
+    let mut n: usize = 0;
+    for p in parts {
+        n = n.saturating_add(match p {
+            Part::Text { text, .. } => text.len() + 48,
+            Part::Image { source, .. } => match source {
+                ImageSource::Base64 { data, .. } => data.len() + 96,
+                ImageSource::Url(u) => u.len() + 96,
+            },
+            Part::ToolCall {
+                id,
+                name,
+                arguments,
+                ..
+            } => id.len() + name.len() + arguments.len() + 96,
+            Part::ToolResult {
+                call_id, content, ..
+            } => call_id.len() + parts_size_hint(content) + 96,
+            Part::Reasoning {
+                text,
+                signature,
+                redacted,
+            } => {
+                text.len()
+                    + signature.as_ref().map_or(0, String::len)
+                    + redacted.as_ref().map_or(0, String::len)
+                    + 64
+            }
+        });
+    }
+    n
+}
+
+/// Appends `value` as compact JSON to `out` (on error, `out` may hold a partial value).
+pub(crate) fn to_writer<T: Serialize + ?Sized>(
+    out: &mut Vec<u8>,
+    value: &T,
+) -> Result<(), OutError> {
+    value.serialize(&mut Ser { out, raw: false })
+}
+
+struct Ser<'a> {
+    out: &'a mut Vec<u8>,
+    /// The next string is a `RawValue`'s text: written as is.
+    raw: bool,
+}
+
+fn write_i64(out: &mut Vec<u8>, v: i64) {
+    if v < 0 {
+        out.push(b'-');
+    }
+    write_u64(out, v.unsigned_abs());
+}
+
+/// Hands a value serde_json writes best (floats, 128-bit integers) to serde_json.
+fn via_serde_json<T: Serialize>(out: &mut Vec<u8>, v: T) -> Result<(), OutError> {
+    serde_json::to_writer(out, &v).map_err(|e| OutError(e.to_string()))
+}
+
+/// A compound value in progress: whether a separator is due.
+pub(crate) struct Compound<'s, 'a> {
+    ser: &'s mut Ser<'a>,
+    first: bool,
+    /// Closing bytes: `]`, `}`, or `}}` / `]}` for enum variants.
+    close: &'static [u8],
+}
+
+impl Compound<'_, '_> {
+    fn sep(&mut self) {
+        if self.first {
+            self.first = false;
+        } else {
+            self.ser.out.push(b',');
+        }
+    }
+
+    fn key(&mut self, key: &str) {
+        self.sep();
+        write_json_str(self.ser.out, key);
+        self.ser.out.push(b':');
+    }
+}
+
+impl<'s, 'a> ser::Serializer for &'s mut Ser<'a> {
+    type Ok = ();
+    type Error = OutError;
+    type SerializeSeq = Compound<'s, 'a>;
+    type SerializeTuple = Compound<'s, 'a>;
+    type SerializeTupleStruct = Compound<'s, 'a>;
+    type SerializeTupleVariant = Compound<'s, 'a>;
+    type SerializeMap = Compound<'s, 'a>;
+    type SerializeStruct = Compound<'s, 'a>;
+    type SerializeStructVariant = Compound<'s, 'a>;
+
+    fn serialize_bool(self, v: bool) -> Result<(), OutError> {
+        self.out
+            .extend_from_slice(if v { b"true" } else { b"false" });
+        Ok(())
+    }
+    fn serialize_i8(self, v: i8) -> Result<(), OutError> {
+        write_i64(self.out, i64::from(v));
+        Ok(())
+    }
+    fn serialize_i16(self, v: i16) -> Result<(), OutError> {
+        write_i64(self.out, i64::from(v));
+        Ok(())
+    }
+    fn serialize_i32(self, v: i32) -> Result<(), OutError> {
+        write_i64(self.out, i64::from(v));
+        Ok(())
+    }
+    fn serialize_i64(self, v: i64) -> Result<(), OutError> {
+        write_i64(self.out, v);
+        Ok(())
+    }
+    fn serialize_i128(self, v: i128) -> Result<(), OutError> {
+        via_serde_json(self.out, v)
+    }
+    fn serialize_u8(self, v: u8) -> Result<(), OutError> {
+        write_u64(self.out, u64::from(v));
+        Ok(())
+    }
+    fn serialize_u16(self, v: u16) -> Result<(), OutError> {
+        write_u64(self.out, u64::from(v));
+        Ok(())
+    }
+    fn serialize_u32(self, v: u32) -> Result<(), OutError> {
+        write_u64(self.out, u64::from(v));
+        Ok(())
+    }
+    fn serialize_u64(self, v: u64) -> Result<(), OutError> {
+        write_u64(self.out, v);
+        Ok(())
+    }
+    fn serialize_u128(self, v: u128) -> Result<(), OutError> {
+        via_serde_json(self.out, v)
+    }
+    fn serialize_f32(self, v: f32) -> Result<(), OutError> {
+        via_serde_json(self.out, v)
+    }
+    fn serialize_f64(self, v: f64) -> Result<(), OutError> {
+        via_serde_json(self.out, v)
+    }
+    fn serialize_char(self, v: char) -> Result<(), OutError> {
+        write_json_str(self.out, v.encode_utf8(&mut [0; 4]));
+        Ok(())
+    }
+    fn serialize_str(self, v: &str) -> Result<(), OutError> {
+        if self.raw {
+            self.raw = false;
+            self.out.extend_from_slice(v.as_bytes());
+        } else {
+            write_json_str(self.out, v);
+        }
+        Ok(())
+    }
+    fn serialize_bytes(self, v: &[u8]) -> Result<(), OutError> {
+        via_serde_json(self.out, v)
+    }
+    fn serialize_none(self) -> Result<(), OutError> {
+        self.out.extend_from_slice(b"null");
+        Ok(())
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), OutError> {
+        value.serialize(self)
+    }
+    fn serialize_unit(self) -> Result<(), OutError> {
+        self.out.extend_from_slice(b"null");
+        Ok(())
+    }
+    fn serialize_unit_struct(self, _name: &'static str) -> Result<(), OutError> {
+        self.serialize_unit()
+    }
+    fn serialize_unit_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+    ) -> Result<(), OutError> {
+        write_json_str(self.out, variant);
+        Ok(())
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        value: &T,
+    ) -> Result<(), OutError> {
+        value.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+        value: &T,
+    ) -> Result<(), OutError> {
+        self.out.push(b'{');
+        write_json_str(self.out, variant);
+        self.out.push(b':');
+        value.serialize(&mut *self)?;
+        self.out.push(b'}');
+        Ok(())
+    }
+    fn serialize_seq(self, _len: Option<usize>) -> Result<Compound<'s, 'a>, OutError> {
+        self.out.push(b'[');
+        Ok(Compound {
+            ser: self,
+            first: true,
+            close: b"]",
+        })
+    }
+    fn serialize_tuple(self, len: usize) -> Result<Compound<'s, 'a>, OutError> {
+        self.serialize_seq(Some(len))
+    }
+    fn serialize_tuple_struct(
+        self,
+        _name: &'static str,
+        len: usize,
+    ) -> Result<Compound<'s, 'a>, OutError> {
+        self.serialize_seq(Some(len))
+    }
+    fn serialize_tuple_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+        _len: usize,
+    ) -> Result<Compound<'s, 'a>, OutError> {
+        self.out.push(b'{');
+        write_json_str(self.out, variant);
+        self.out.extend_from_slice(b":[");
+        Ok(Compound {
+            ser: self,
+            first: true,
+            close: b"]}",
+        })
+    }
+    fn serialize_map(self, _len: Option<usize>) -> Result<Compound<'s, 'a>, OutError> {
+        self.out.push(b'{');
+        Ok(Compound {
+            ser: self,
+            first: true,
+            close: b"}",
+        })
+    }
+    fn serialize_struct(
+        self,
+        name: &'static str,
+        len: usize,
+    ) -> Result<Compound<'s, 'a>, OutError> {
+        if name == RAW_TOKEN {
+            // Its one field is the raw text: no braces around it.
+            return Ok(Compound {
+                ser: self,
+                first: true,
+                close: b"",
+            });
+        }
+        self.serialize_map(Some(len))
+    }
+    fn serialize_struct_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+        _len: usize,
+    ) -> Result<Compound<'s, 'a>, OutError> {
+        self.out.push(b'{');
+        write_json_str(self.out, variant);
+        self.out.extend_from_slice(b":{");
+        Ok(Compound {
+            ser: self,
+            first: true,
+            close: b"}}",
+        })
+    }
+}
+
+impl ser::SerializeSeq for Compound<'_, '_> {
+    type Ok = ();
+    type Error = OutError;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), OutError> {
+        self.sep();
+        value.serialize(&mut *self.ser)
+    }
+    fn end(self) -> Result<(), OutError> {
+        self.ser.out.extend_from_slice(self.close);
+        Ok(())
+    }
+}
+
+impl ser::SerializeTuple for Compound<'_, '_> {
+    type Ok = ();
+    type Error = OutError;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), OutError> {
+        ser::SerializeSeq::serialize_element(self, value)
+    }
+    fn end(self) -> Result<(), OutError> {
+        ser::SerializeSeq::end(self)
+    }
+}
+
+impl ser::SerializeTupleStruct for Compound<'_, '_> {
+    type Ok = ();
+    type Error = OutError;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), OutError> {
+        ser::SerializeSeq::serialize_element(self, value)
+    }
+    fn end(self) -> Result<(), OutError> {
+        ser::SerializeSeq::end(self)
+    }
+}
+
+impl ser::SerializeTupleVariant for Compound<'_, '_> {
+    type Ok = ();
+    type Error = OutError;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), OutError> {
+        ser::SerializeSeq::serialize_element(self, value)
+    }
+    fn end(self) -> Result<(), OutError> {
+        ser::SerializeSeq::end(self)
+    }
+}
+
+impl ser::SerializeMap for Compound<'_, '_> {
+    type Ok = ();
+    type Error = OutError;
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), OutError> {
+        self.sep();
+        key.serialize(KeySer { out: self.ser.out })?;
+        self.ser.out.push(b':');
+        Ok(())
+    }
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), OutError> {
+        value.serialize(&mut *self.ser)
+    }
+    fn end(self) -> Result<(), OutError> {
+        self.ser.out.extend_from_slice(self.close);
+        Ok(())
+    }
+}
+
+impl ser::SerializeStruct for Compound<'_, '_> {
+    type Ok = ();
+    type Error = OutError;
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), OutError> {
+        if key == RAW_TOKEN {
+            self.ser.raw = true;
+            let r = value.serialize(&mut *self.ser);
+            self.ser.raw = false;
+            return r;
+        }
+        self.key(key);
+        value.serialize(&mut *self.ser)
+    }
+    fn end(self) -> Result<(), OutError> {
+        self.ser.out.extend_from_slice(self.close);
+        Ok(())
+    }
+}
+
+impl ser::SerializeStructVariant for Compound<'_, '_> {
+    type Ok = ();
+    type Error = OutError;
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), OutError> {
+        ser::SerializeStruct::serialize_field(self, key, value)
+    }
+    fn end(self) -> Result<(), OutError> {
+        ser::SerializeStruct::end(self)
+    }
+}
+
+/// Map keys: strings, or integers, booleans and chars written as strings (as serde_json does).
+struct KeySer<'a> {
+    out: &'a mut Vec<u8>,
+}
+
+fn key_error() -> OutError {
+    OutError("key must be a string".to_owned())
+}
+
+macro_rules! quoted_key {
+    ($($f:ident: $t:ty),*) => {$(
+        fn $f(self, v: $t) -> Result<(), OutError> {
+            self.out.push(b'"');
+            let r = via_serde_json(self.out, v);
+            self.out.push(b'"');
+            r
+        }
+    )*};
+}
+
+impl ser::Serializer for KeySer<'_> {
+    type Ok = ();
+    type Error = OutError;
+    type SerializeSeq = ser::Impossible<(), OutError>;
+    type SerializeTuple = ser::Impossible<(), OutError>;
+    type SerializeTupleStruct = ser::Impossible<(), OutError>;
+    type SerializeTupleVariant = ser::Impossible<(), OutError>;
+    type SerializeMap = ser::Impossible<(), OutError>;
+    type SerializeStruct = ser::Impossible<(), OutError>;
+    type SerializeStructVariant = ser::Impossible<(), OutError>;
+
+    fn serialize_str(self, v: &str) -> Result<(), OutError> {
+        write_json_str(self.out, v);
+        Ok(())
+    }
+    fn serialize_char(self, v: char) -> Result<(), OutError> {
+        write_json_str(self.out, v.encode_utf8(&mut [0; 4]));
+        Ok(())
+    }
+    fn serialize_bool(self, v: bool) -> Result<(), OutError> {
+        self.out
+            .extend_from_slice(if v { b"\"true\"" } else { b"\"false\"" });
+        Ok(())
+    }
+    quoted_key!(
+        serialize_i8: i8, serialize_i16: i16, serialize_i32: i32, serialize_i64: i64,
+        serialize_i128: i128, serialize_u8: u8, serialize_u16: u16, serialize_u32: u32,
+        serialize_u64: u64, serialize_u128: u128
+    );
+    fn serialize_f32(self, v: f32) -> Result<(), OutError> {
+        if !v.is_finite() {
+            return Err(OutError("float key must be finite".to_owned()));
+        }
+        self.out.push(b'"');
+        let r = via_serde_json(self.out, v);
+        self.out.push(b'"');
+        r
+    }
+    fn serialize_f64(self, v: f64) -> Result<(), OutError> {
+        if !v.is_finite() {
+            return Err(OutError("float key must be finite".to_owned()));
+        }
+        self.out.push(b'"');
+        let r = via_serde_json(self.out, v);
+        self.out.push(b'"');
+        r
+    }
+    fn serialize_unit_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+    ) -> Result<(), OutError> {
+        write_json_str(self.out, variant);
+        Ok(())
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        value: &T,
+    ) -> Result<(), OutError> {
+        value.serialize(self)
+    }
+    fn serialize_bytes(self, _v: &[u8]) -> Result<(), OutError> {
+        Err(key_error())
+    }
+    fn serialize_none(self) -> Result<(), OutError> {
+        Err(key_error())
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, _value: &T) -> Result<(), OutError> {
+        Err(key_error())
+    }
+    fn serialize_unit(self) -> Result<(), OutError> {
+        Err(key_error())
+    }
+    fn serialize_unit_struct(self, _name: &'static str) -> Result<(), OutError> {
+        Err(key_error())
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        _value: &T,
+    ) -> Result<(), OutError> {
+        Err(key_error())
+    }
+    fn serialize_seq(self, _len: Option<usize>) -> Result<Self::SerializeSeq, OutError> {
+        Err(key_error())
+    }
+    fn serialize_tuple(self, _len: usize) -> Result<Self::SerializeTuple, OutError> {
+        Err(key_error())
+    }
+    fn serialize_tuple_struct(
+        self,
+        _name: &'static str,
+        _len: usize,
+    ) -> Result<Self::SerializeTupleStruct, OutError> {
+        Err(key_error())
+    }
+    fn serialize_tuple_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        _len: usize,
+    ) -> Result<Self::SerializeTupleVariant, OutError> {
+        Err(key_error())
+    }
+    fn serialize_map(self, _len: Option<usize>) -> Result<Self::SerializeMap, OutError> {
+        Err(key_error())
+    }
+    fn serialize_struct(
+        self,
+        _name: &'static str,
+        _len: usize,
+    ) -> Result<Self::SerializeStruct, OutError> {
+        Err(key_error())
+    }
+    fn serialize_struct_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        _len: usize,
+    ) -> Result<Self::SerializeStructVariant, OutError> {
+        Err(key_error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::{Value, json, value::RawValue};
+
+    use super::*;
+    use serde::Serialize;
+
+    fn same<T: Serialize + ?Sized>(v: &T) {
+        let want = serde_json::to_vec(v).expect("serde_json writes it");
+        let got = to_vec(v).expect("writes it");
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&want)
+        );
+    }
+
+    #[derive(Serialize)]
+    #[serde(tag = "type", rename_all = "snake_case")]
+    enum Tagged<'a> {
+        Text { text: &'a str },
+        Image { url: Option<&'a str>, n: u32 },
+    }
+
+    #[derive(Serialize)]
+    enum Outer {
+        Unit,
+        New(i32),
+        Tup(u8, String),
+        Rec { a: bool, b: Vec<f64> },
+    }
+
+    #[derive(Serialize)]
+    struct Shape<'a> {
+        id: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        skipped: Option<u8>,
+        raw: &'a RawValue,
+        raw_box: Box<RawValue>,
+        parts: Vec<Tagged<'a>>,
+        outer: Vec<Outer>,
+        map: std::collections::BTreeMap<u32, &'a str>,
+        bmap: std::collections::BTreeMap<bool, u8>,
+        unit: (),
+        tuple: (i8, char, f32),
+        big: (u128, i128),
+        floats: [f64; 5],
+        bytes: &'a [u8],
+    }
+
+    #[test]
+    fn writes_what_serde_json_writes() {
+        let raw = RawValue::from_string(r#"{ "a" : [1, 2] }"#.to_owned()).expect("json");
+        same(&Shape {
+            id: "a \"quoted\"\n\u{1}\u{1f}é\u{2028} \\ tail of more than eight bytes",
+            skipped: None,
+            raw: &raw,
+            raw_box: raw.clone(),
+            parts: vec![
+                Tagged::Text { text: "t" },
+                Tagged::Image { url: None, n: 3 },
+            ],
+            outer: vec![
+                Outer::Unit,
+                Outer::New(-7),
+                Outer::Tup(1, "x".into()),
+                Outer::Rec {
+                    a: true,
+                    b: vec![0.1, -0.0, 1e300],
+                },
+            ],
+            map: [(1, "one"), (20, "twenty")].into_iter().collect(),
+            bmap: [(true, 1)].into_iter().collect(),
+            unit: (),
+            tuple: (i8::MIN, '"', 1.5),
+            big: (u128::MAX, i128::MIN),
+            floats: [f64::NAN, f64::INFINITY, 0.3, 1.0, 123_456_789.125],
+            bytes: b"ab",
+        });
+        same(&json!({"k": [null, true, 1, -1, 1.25, "s", {"n": {}}, []], "": ""}));
+        same(&i64::MIN);
+        same(&u64::MAX);
+    }
+
+    #[test]
+    fn refuses_keys_that_are_not_strings() {
+        let m: std::collections::BTreeMap<Vec<u8>, u8> = [(vec![1], 1)].into_iter().collect();
+        assert!(serde_json::to_vec(&m).is_err());
+        assert!(to_vec(&m).is_err());
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            any::<String>().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+                prop::collection::btree_map(any::<String>(), inner, 0..8)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn any_value_is_written_as_serde_json_writes_it(v in json_value()) {
+            let want = serde_json::to_vec(&v).expect("serde_json writes it");
+            prop_assert_eq!(to_vec(&v).expect("writes it"), want);
+        }
+    }
+}
