@@ -178,23 +178,22 @@ struct FnDef<'a> {
     strict: Option<bool>,
 }
 
-/// Texts of a content that may hold text only; `None`: give up.
-fn texts(c: Option<Content<'_>>) -> Option<Vec<String>> {
+/// Calls `f` with each text of a content that may hold text only; `None`: give up.
+fn each_text(c: Option<Content<'_>>, mut f: impl FnMut(String)) -> Option<()> {
     match c {
-        None => Some(Vec::new()),
-        Some(Content::Text(s)) => Some(vec![s.into_owned()]),
+        None => {}
+        Some(Content::Text(s)) => f(s.into_owned()),
         Some(Content::Parts(parts)) => {
-            let mut out = Vec::with_capacity(parts.len());
             for p in parts {
                 match p.ty.as_ref() {
-                    "text" => out.push(p.text?.into_owned()),
-                    "refusal" => out.push(p.refusal.map(Cow::into_owned).unwrap_or_default()),
+                    "text" => f(p.text?.into_owned()),
+                    "refusal" => f(p.refusal.map(Cow::into_owned).unwrap_or_default()),
                     _ => return None,
                 }
             }
-            Some(out)
         }
     }
+    Some(())
 }
 
 /// Decodes the common shapes of a request; `None` when the general decoder must read it.
@@ -207,19 +206,22 @@ pub(crate) fn decode_request(body: &[u8], opts: &Options) -> Option<ChatRequest>
         model: req.model.into_owned(),
         ..ChatRequest::default()
     };
+    r.messages.reserve(req.messages.len());
     for m in req.messages {
         match m.role.as_ref() {
             "system" | "developer" => {
                 if !r.messages.is_empty() && !opts.allows("system") {
                     return None;
                 }
-                for text in texts(m.content)? {
-                    r.system.push(SystemPart {
+                let developer = m.role == "developer";
+                let system = &mut r.system;
+                each_text(m.content, |text| {
+                    system.push(SystemPart {
                         text,
-                        developer: m.role == "developer",
+                        developer,
                         cache: None,
                     });
-                }
+                })?;
             }
             "user" => {
                 let content = match m.content {
@@ -261,7 +263,7 @@ pub(crate) fn decode_request(body: &[u8], opts: &Options) -> Option<ChatRequest>
                         redacted: None,
                     });
                 }
-                content.extend(texts(m.content)?.into_iter().map(Part::text));
+                each_text(m.content, |t| content.push(Part::text(t)))?;
                 if let Some(rf) = m.refusal {
                     content.push(Part::text(rf.into_owned()));
                 }
@@ -291,7 +293,8 @@ pub(crate) fn decode_request(body: &[u8], opts: &Options) -> Option<ChatRequest>
             }
             "tool" => {
                 let call_id = m.tool_call_id?.into_owned();
-                let content = texts(m.content)?.into_iter().map(Part::text).collect();
+                let mut content = Vec::with_capacity(1);
+                each_text(m.content, |t| content.push(Part::text(t)))?;
                 let part = Part::ToolResult {
                     call_id,
                     name: None,
