@@ -14,6 +14,9 @@ use crate::util::{write_json_str, write_u64};
 
 /// The struct name serde_json's `RawValue` serializes under; its one field is the raw text.
 const RAW_TOKEN: &str = "$serde_json::private::RawValue";
+/// The same for a `Number` when some crate in the build turns on serde_json's
+/// `arbitrary_precision` (features unify across a user's whole dependency graph).
+const NUMBER_TOKEN: &str = "$serde_json::private::Number";
 
 /// Why a value could not be written as JSON (a map key that is not a string, or a custom
 /// `Serialize` impl's own error).
@@ -319,7 +322,7 @@ impl<'s, 'a> ser::Serializer for &'s mut Ser<'a> {
         name: &'static str,
         len: usize,
     ) -> Result<Compound<'s, 'a>, OutError> {
-        if name == RAW_TOKEN {
+        if name == RAW_TOKEN || name == NUMBER_TOKEN {
             // Its one field is the raw text: no braces around it.
             return Ok(Compound {
                 ser: self,
@@ -419,7 +422,7 @@ impl ser::SerializeStruct for Compound<'_, '_> {
         key: &'static str,
         value: &T,
     ) -> Result<(), OutError> {
-        if key == RAW_TOKEN {
+        if key == RAW_TOKEN || key == NUMBER_TOKEN {
             self.ser.raw = true;
             let r = value.serialize(&mut *self.ser);
             self.ser.raw = false;
@@ -681,6 +684,28 @@ mod tests {
         same(&json!({"k": [null, true, 1, -1, 1.25, "s", {"n": {}}, []], "": ""}));
         same(&i64::MIN);
         same(&u64::MAX);
+    }
+
+    /// What `serde_json::Number` writes when `arbitrary_precision` is on somewhere in the build.
+    struct PreciseNumber(&'static str);
+
+    impl Serialize for PreciseNumber {
+        fn serialize<S: ser::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use ser::SerializeStruct;
+            let mut st = s.serialize_struct(NUMBER_TOKEN, 1)?;
+            st.serialize_field(NUMBER_TOKEN, self.0)?;
+            st.end()
+        }
+    }
+
+    #[test]
+    fn numbers_of_arbitrary_precision_are_written_as_their_text() {
+        let v = to_vec(&[
+            PreciseNumber("12345678901234567890123.5"),
+            PreciseNumber("-1"),
+        ])
+        .expect("writes it");
+        assert_eq!(v, b"[12345678901234567890123.5,-1]");
     }
 
     #[test]
