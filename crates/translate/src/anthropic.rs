@@ -756,10 +756,10 @@ struct RespIn<'a> {
 }
 
 crate::util::usage_fields!(UsageIn {
-    input: "input_tokens",
-    cache_read: "cache_read_input_tokens",
-    cache_write: "cache_creation_input_tokens",
-    output: "output_tokens",
+    "input_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+    "output_tokens",
 });
 
 #[derive(Deserialize)]

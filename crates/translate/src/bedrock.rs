@@ -837,12 +837,12 @@ struct RespIn<'a> {
 }
 
 crate::util::usage_fields!(UsageIn {
-    input: "inputTokens",
-    output: "outputTokens",
-    cache_read: "cacheReadInputTokens",
-    cache_read_count: "cacheReadInputTokenCount",
-    cache_write: "cacheWriteInputTokens",
-    cache_write_count: "cacheWriteInputTokenCount",
+    "inputTokens",
+    "outputTokens",
+    "cacheReadInputTokens",
+    "cacheReadInputTokenCount",
+    "cacheWriteInputTokens",
+    "cacheWriteInputTokenCount",
 });
 
 #[derive(Deserialize)]

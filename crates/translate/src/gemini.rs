@@ -498,6 +498,7 @@ pub fn decode_request(body: &[u8], opts: &Options) -> Result<ChatRequest, Error>
                                 parameters: f
                                     .get("parametersJsonSchema")
                                     .or_else(|| f.get("parameters"))
+                                    .filter(|v| !v.is_null())
                                     .unwrap_or(&json!({"type": "object", "properties": {}}))
                                     .into(),
                                 strict: None,
@@ -895,10 +896,10 @@ struct RespIn<'a> {
 }
 
 crate::util::usage_fields!(UsageIn {
-    prompt: "promptTokenCount",
-    candidates: "candidatesTokenCount",
-    cached: "cachedContentTokenCount",
-    thoughts: "thoughtsTokenCount",
+    "promptTokenCount",
+    "candidatesTokenCount",
+    "cachedContentTokenCount",
+    "thoughtsTokenCount",
 });
 
 #[derive(Deserialize)]

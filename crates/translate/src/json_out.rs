@@ -110,13 +110,11 @@ pub(crate) fn to_writer<T: Serialize + ?Sized>(
     out: &mut Vec<u8>,
     value: &T,
 ) -> Result<(), OutError> {
-    value.serialize(&mut Ser { out, raw: false })
+    value.serialize(&mut Ser { out })
 }
 
 struct Ser<'a> {
     out: &'a mut Vec<u8>,
-    /// The next string is a `RawValue`'s text: written as is.
-    raw: bool,
 }
 
 fn write_i64(out: &mut Vec<u8>, v: i64) {
@@ -137,6 +135,8 @@ pub(crate) struct Compound<'s, 'a> {
     first: bool,
     /// Closing bytes: `]`, `}`, or `}}` / `]}` for enum variants.
     close: &'static [u8],
+    /// A `RawValue` (or arbitrary-precision number): one field, its text written as is.
+    raw: bool,
 }
 
 impl Compound<'_, '_> {
@@ -220,12 +220,7 @@ impl<'s, 'a> ser::Serializer for &'s mut Ser<'a> {
         Ok(())
     }
     fn serialize_str(self, v: &str) -> Result<(), OutError> {
-        if self.raw {
-            self.raw = false;
-            self.out.extend_from_slice(v.as_bytes());
-        } else {
-            write_json_str(self.out, v);
-        }
+        write_json_str(self.out, v);
         Ok(())
     }
     fn serialize_bytes(self, v: &[u8]) -> Result<(), OutError> {
@@ -281,6 +276,7 @@ impl<'s, 'a> ser::Serializer for &'s mut Ser<'a> {
             ser: self,
             first: true,
             close: b"]",
+            raw: false,
         })
     }
     fn serialize_tuple(self, len: usize) -> Result<Compound<'s, 'a>, OutError> {
@@ -307,6 +303,7 @@ impl<'s, 'a> ser::Serializer for &'s mut Ser<'a> {
             ser: self,
             first: true,
             close: b"]}",
+            raw: false,
         })
     }
     fn serialize_map(self, _len: Option<usize>) -> Result<Compound<'s, 'a>, OutError> {
@@ -315,6 +312,7 @@ impl<'s, 'a> ser::Serializer for &'s mut Ser<'a> {
             ser: self,
             first: true,
             close: b"}",
+            raw: false,
         })
     }
     fn serialize_struct(
@@ -328,6 +326,7 @@ impl<'s, 'a> ser::Serializer for &'s mut Ser<'a> {
                 ser: self,
                 first: true,
                 close: b"",
+                raw: true,
             });
         }
         self.serialize_map(Some(len))
@@ -346,6 +345,7 @@ impl<'s, 'a> ser::Serializer for &'s mut Ser<'a> {
             ser: self,
             first: true,
             close: b"}}",
+            raw: false,
         })
     }
 }
@@ -363,45 +363,37 @@ impl ser::SerializeSeq for Compound<'_, '_> {
     }
 }
 
-impl ser::SerializeTuple for Compound<'_, '_> {
-    type Ok = ();
-    type Error = OutError;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), OutError> {
-        ser::SerializeSeq::serialize_element(self, value)
-    }
-    fn end(self) -> Result<(), OutError> {
-        ser::SerializeSeq::end(self)
-    }
+/// Tuples, tuple structs and tuple variants are written as sequences.
+macro_rules! as_seq {
+    ($($tr:ident :: $method:ident),*) => {$(
+        impl ser::$tr for Compound<'_, '_> {
+            type Ok = ();
+            type Error = OutError;
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), OutError> {
+                ser::SerializeSeq::serialize_element(self, value)
+            }
+            fn end(self) -> Result<(), OutError> {
+                ser::SerializeSeq::end(self)
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTupleStruct for Compound<'_, '_> {
-    type Ok = ();
-    type Error = OutError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), OutError> {
-        ser::SerializeSeq::serialize_element(self, value)
-    }
-    fn end(self) -> Result<(), OutError> {
-        ser::SerializeSeq::end(self)
-    }
-}
-
-impl ser::SerializeTupleVariant for Compound<'_, '_> {
-    type Ok = ();
-    type Error = OutError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), OutError> {
-        ser::SerializeSeq::serialize_element(self, value)
-    }
-    fn end(self) -> Result<(), OutError> {
-        ser::SerializeSeq::end(self)
-    }
-}
+as_seq!(
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 impl ser::SerializeMap for Compound<'_, '_> {
     type Ok = ();
     type Error = OutError;
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), OutError> {
         self.sep();
-        key.serialize(KeySer { out: self.ser.out })?;
+        key.serialize(KeySer {
+            out: self.ser.out,
+            raw: false,
+        })?;
         self.ser.out.push(b':');
         Ok(())
     }
@@ -422,11 +414,17 @@ impl ser::SerializeStruct for Compound<'_, '_> {
         key: &'static str,
         value: &T,
     ) -> Result<(), OutError> {
-        if key == RAW_TOKEN || key == NUMBER_TOKEN {
-            self.ser.raw = true;
-            let r = value.serialize(&mut *self.ser);
-            self.ser.raw = false;
-            return r;
+        if self.raw {
+            // serde_json refuses anything but the one text field too (an internally tagged
+            // enum would add its tag here).
+            if !self.first || (key != RAW_TOKEN && key != NUMBER_TOKEN) {
+                return Err(OutError("a raw JSON value takes one field".to_owned()));
+            }
+            self.first = false;
+            return value.serialize(KeySer {
+                out: self.ser.out,
+                raw: true,
+            });
         }
         self.key(key);
         value.serialize(&mut *self.ser)
@@ -452,18 +450,27 @@ impl ser::SerializeStructVariant for Compound<'_, '_> {
     }
 }
 
-/// Map keys: strings, or integers, booleans and chars written as strings (as serde_json does).
+/// Map keys: strings, or integers, booleans and chars written as strings (as serde_json does);
+/// with `raw`, the text of a `RawValue`: a string written as is, nothing else.
 struct KeySer<'a> {
     out: &'a mut Vec<u8>,
+    raw: bool,
 }
 
 fn key_error() -> OutError {
     OutError("key must be a string".to_owned())
 }
 
+fn raw_error() -> OutError {
+    OutError("expected a raw JSON text".to_owned())
+}
+
 macro_rules! quoted_key {
     ($($f:ident: $t:ty),*) => {$(
         fn $f(self, v: $t) -> Result<(), OutError> {
+            if self.raw {
+                return Err(raw_error());
+            }
             self.out.push(b'"');
             let r = via_serde_json(self.out, v);
             self.out.push(b'"');
@@ -484,14 +491,24 @@ impl ser::Serializer for KeySer<'_> {
     type SerializeStructVariant = ser::Impossible<(), OutError>;
 
     fn serialize_str(self, v: &str) -> Result<(), OutError> {
-        write_json_str(self.out, v);
+        if self.raw {
+            self.out.extend_from_slice(v.as_bytes());
+        } else {
+            write_json_str(self.out, v);
+        }
         Ok(())
     }
     fn serialize_char(self, v: char) -> Result<(), OutError> {
+        if self.raw {
+            return Err(raw_error());
+        }
         write_json_str(self.out, v.encode_utf8(&mut [0; 4]));
         Ok(())
     }
     fn serialize_bool(self, v: bool) -> Result<(), OutError> {
+        if self.raw {
+            return Err(raw_error());
+        }
         self.out
             .extend_from_slice(if v { b"\"true\"" } else { b"\"false\"" });
         Ok(())
@@ -502,6 +519,9 @@ impl ser::Serializer for KeySer<'_> {
         serialize_u64: u64, serialize_u128: u128
     );
     fn serialize_f32(self, v: f32) -> Result<(), OutError> {
+        if self.raw {
+            return Err(raw_error());
+        }
         if !v.is_finite() {
             return Err(OutError("float key must be finite".to_owned()));
         }
@@ -511,6 +531,9 @@ impl ser::Serializer for KeySer<'_> {
         r
     }
     fn serialize_f64(self, v: f64) -> Result<(), OutError> {
+        if self.raw {
+            return Err(raw_error());
+        }
         if !v.is_finite() {
             return Err(OutError("float key must be finite".to_owned()));
         }
@@ -525,6 +548,9 @@ impl ser::Serializer for KeySer<'_> {
         _index: u32,
         variant: &'static str,
     ) -> Result<(), OutError> {
+        if self.raw {
+            return Err(raw_error());
+        }
         write_json_str(self.out, variant);
         Ok(())
     }
@@ -533,6 +559,9 @@ impl ser::Serializer for KeySer<'_> {
         _name: &'static str,
         value: &T,
     ) -> Result<(), OutError> {
+        if self.raw {
+            return Err(raw_error());
+        }
         value.serialize(self)
     }
     fn serialize_bytes(self, _v: &[u8]) -> Result<(), OutError> {
@@ -541,8 +570,11 @@ impl ser::Serializer for KeySer<'_> {
     fn serialize_none(self) -> Result<(), OutError> {
         Err(key_error())
     }
-    fn serialize_some<T: Serialize + ?Sized>(self, _value: &T) -> Result<(), OutError> {
-        Err(key_error())
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), OutError> {
+        if self.raw {
+            return Err(raw_error());
+        }
+        value.serialize(self)
     }
     fn serialize_unit(self) -> Result<(), OutError> {
         Err(key_error())
@@ -706,6 +738,35 @@ mod tests {
         ])
         .expect("writes it");
         assert_eq!(v, b"[12345678901234567890123.5,-1]");
+    }
+
+    /// A raw value with another field (as an internally tagged enum would make), and one whose
+    /// text is not a string: refused, as serde_json refuses them.
+    struct BadRaw(bool);
+
+    impl Serialize for BadRaw {
+        fn serialize<S: ser::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use ser::SerializeStruct;
+            let mut st = s.serialize_struct(RAW_TOKEN, 2)?;
+            if self.0 {
+                st.serialize_field("type", "V")?;
+                st.serialize_field(RAW_TOKEN, "{}")?;
+            } else {
+                st.serialize_field(RAW_TOKEN, &["a", "b"])?;
+            }
+            st.end()
+        }
+    }
+
+    #[test]
+    fn a_raw_value_is_one_text_field() {
+        for bad in [BadRaw(true), BadRaw(false)] {
+            assert!(serde_json::to_vec(&bad).is_err());
+            assert!(to_vec(&bad).is_err());
+        }
+        let keys: std::collections::BTreeMap<Option<&str>, u8> =
+            [(Some("k"), 1)].into_iter().collect();
+        same(&keys);
     }
 
     #[test]

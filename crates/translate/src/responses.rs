@@ -64,6 +64,7 @@ pub fn decode_request(body: &[u8], opts: &Options) -> Result<ChatRequest, Error>
                     let mut tool = Tool::new(
                         str_of(t.get("name").unwrap_or(&Value::Null), &format!("{p}.name"))?,
                         t.get("parameters")
+                            .filter(|v| !v.is_null())
                             .cloned()
                             .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
                     );

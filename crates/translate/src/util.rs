@@ -90,7 +90,6 @@ pub(crate) fn bool_of(v: &Value, param: &str) -> Result<Option<bool>, Error> {
         .ok_or_else(|| Error::invalid(param, "expected a boolean"))
 }
 
-/// A token count from an upstream: a non-negative integer, else 0 (never trusted, never panics).
 /// A usage object's counters by name: a parsed [`Value`], or a typed fast path's few fields
 /// (a response's `usage` read into a map cost a tenth of translating the answer).
 pub(crate) trait Fields {
@@ -110,30 +109,83 @@ impl<T: Fields + ?Sized> Fields for Box<T> {
     }
 }
 
-/// A typed usage object: the named counters kept (as [`Value`]s, read as the map's would be),
-/// every other field skipped unread.
+/// A typed usage object: the named counters kept (as [`Value`]s, `null` included, read as the
+/// map's would be), every other field skipped unread. Only a JSON object is one; a repeated
+/// counter is an error (the fast path then gives up and the general decoder reads the body).
 macro_rules! usage_fields {
-    ($name:ident { $($field:ident : $key:literal),* $(,)? }) => {
-        #[derive(serde::Deserialize)]
-        struct $name {
-            $(
-                #[serde(rename = $key, default)]
-                $field: Option<serde_json::Value>,
-            )*
+    ($name:ident { $($key:literal),* $(,)? }) => {
+        struct $name([Option<serde_json::Value>; [$($key),*].len()]);
+
+        impl $name {
+            const KEYS: &'static [&'static str] = &[$($key),*];
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                crate::util::read_fields(d, Self::KEYS).map($name)
+            }
         }
 
         impl crate::util::Fields for $name {
             fn field(&self, k: &str) -> Option<&serde_json::Value> {
-                match k {
-                    $($key => self.$field.as_ref(),)*
-                    _ => None,
-                }
+                Self::KEYS
+                    .iter()
+                    .position(|key| *key == k)
+                    .and_then(|i| self.0[i].as_ref())
             }
         }
     };
 }
 pub(crate) use usage_fields;
 
+/// Reads the members of a JSON object named in `keys` (in their order), skipping the others.
+pub(crate) fn read_fields<'de, D: serde::Deserializer<'de>, const N: usize>(
+    d: D,
+    keys: &'static [&'static str],
+) -> Result<[Option<Value>; N], D::Error> {
+    use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+    use std::fmt;
+
+    struct Pick(&'static [&'static str]);
+    impl<'de> DeserializeSeed<'de> for Pick {
+        type Value = Option<usize>;
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+    impl Visitor<'_> for Pick {
+        type Value = Option<usize>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a key")
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<Option<usize>, E> {
+            Ok(self.0.iter().position(|k| *k == s))
+        }
+    }
+    struct Fields<const N: usize>(&'static [&'static str]);
+    impl<'de, const N: usize> Visitor<'de> for Fields<N> {
+        type Value = [Option<Value>; N];
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a usage object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut vals: [Option<Value>; N] = std::array::from_fn(|_| None);
+            while let Some(at) = map.next_key_seed(Pick(self.0))? {
+                match at.and_then(|i| vals.get_mut(i)) {
+                    Some(slot) if slot.is_some() => {
+                        return Err(de::Error::custom("a usage counter given twice"));
+                    }
+                    Some(slot) => *slot = Some(map.next_value()?),
+                    None => drop(map.next_value::<IgnoredAny>()?),
+                }
+            }
+            Ok(vals)
+        }
+    }
+    d.deserialize_map(Fields::<N>(keys))
+}
+
+/// A token count from an upstream: a non-negative integer, else 0 (never trusted, never panics).
 pub(crate) fn tokens(v: Option<&Value>) -> u64 {
     v.and_then(Value::as_u64).unwrap_or(0)
 }

@@ -678,3 +678,48 @@ fn invoke_model_streams_are_not_mistaken_for_converse() {
             .all(|e| !matches!(e, infergate_translate::StreamEvent::TextDelta { .. }))
     );
 }
+
+#[test]
+fn odd_usage_objects_read_the_same_on_both_decoders() {
+    use infergate_translate::{anthropic, bedrock, gemini};
+    let opts = Options::default();
+    let text = r#""content":[{"type":"text","text":"x"}]"#;
+    let gemini_text = r#""candidates":[{"content":{"role":"model","parts":[{"text":"x"}]}}]"#;
+    let bedrock_text = r#""output":{"message":{"role":"assistant","content":[{"text":"x"}]}}"#;
+    for usage in [
+        "[10,0,0,7]",
+        r#"{"input_tokens":null,"output_tokens":3}"#,
+        r#"{"input_tokens":1,"input_tokens":2}"#,
+        r#"{"input_tokens":1,"server_tool_use":{"web_search_requests":1}}"#,
+    ] {
+        let body = format!(r#"{{"id":"m","model":"c",{text},"usage":{usage}}}"#);
+        assert_eq!(
+            anthropic::decode_response(body.as_bytes(), &opts).ok(),
+            anthropic::decode_response_general(body.as_bytes(), &opts).ok(),
+            "{body}"
+        );
+    }
+    for usage in [
+        "[3,4]",
+        r#"{"promptTokenCount":3,"thoughtsTokenCount":null,"candidatesTokenCount":4}"#,
+    ] {
+        let body = format!(r#"{{{gemini_text},"usageMetadata":{usage}}}"#);
+        assert_eq!(
+            gemini::decode_response(body.as_bytes(), &opts).ok(),
+            gemini::decode_response_general(body.as_bytes(), &opts).ok(),
+            "{body}"
+        );
+    }
+    for usage in [
+        "[5,7]",
+        r#"{"inputTokens":1,"outputTokens":1,"cacheReadInputTokens":null,"cacheReadInputTokenCount":5}"#,
+        r#"{"inputTokens":1,"outputTokens":1,"cacheWriteInputTokenCount":2}"#,
+    ] {
+        let body = format!(r#"{{"stopReason":"end_turn",{bedrock_text},"usage":{usage}}}"#);
+        assert_eq!(
+            bedrock::decode_response(body.as_bytes(), &opts).ok(),
+            bedrock::decode_response_general(body.as_bytes(), &opts).ok(),
+            "{body}"
+        );
+    }
+}
