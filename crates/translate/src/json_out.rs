@@ -155,6 +155,16 @@ impl Compound<'_, '_> {
     }
 }
 
+/// Integers up to 64 bits, written in decimal.
+macro_rules! integers {
+    ($($f:ident: $t:ty => $write:ident as $wide:ty),*) => {$(
+        fn $f(self, v: $t) -> Result<(), OutError> {
+            $write(self.out, <$wide>::from(v));
+            Ok(())
+        }
+    )*};
+}
+
 impl<'s, 'a> ser::Serializer for &'s mut Ser<'a> {
     type Ok = ();
     type Error = OutError;
@@ -171,40 +181,14 @@ impl<'s, 'a> ser::Serializer for &'s mut Ser<'a> {
             .extend_from_slice(if v { b"true" } else { b"false" });
         Ok(())
     }
-    fn serialize_i8(self, v: i8) -> Result<(), OutError> {
-        write_i64(self.out, i64::from(v));
-        Ok(())
-    }
-    fn serialize_i16(self, v: i16) -> Result<(), OutError> {
-        write_i64(self.out, i64::from(v));
-        Ok(())
-    }
-    fn serialize_i32(self, v: i32) -> Result<(), OutError> {
-        write_i64(self.out, i64::from(v));
-        Ok(())
-    }
-    fn serialize_i64(self, v: i64) -> Result<(), OutError> {
-        write_i64(self.out, v);
-        Ok(())
-    }
+    integers!(
+        serialize_i8: i8 => write_i64 as i64, serialize_i16: i16 => write_i64 as i64,
+        serialize_i32: i32 => write_i64 as i64, serialize_i64: i64 => write_i64 as i64,
+        serialize_u8: u8 => write_u64 as u64, serialize_u16: u16 => write_u64 as u64,
+        serialize_u32: u32 => write_u64 as u64, serialize_u64: u64 => write_u64 as u64
+    );
     fn serialize_i128(self, v: i128) -> Result<(), OutError> {
         via_serde_json(self.out, v)
-    }
-    fn serialize_u8(self, v: u8) -> Result<(), OutError> {
-        write_u64(self.out, u64::from(v));
-        Ok(())
-    }
-    fn serialize_u16(self, v: u16) -> Result<(), OutError> {
-        write_u64(self.out, u64::from(v));
-        Ok(())
-    }
-    fn serialize_u32(self, v: u32) -> Result<(), OutError> {
-        write_u64(self.out, u64::from(v));
-        Ok(())
-    }
-    fn serialize_u64(self, v: u64) -> Result<(), OutError> {
-        write_u64(self.out, v);
-        Ok(())
     }
     fn serialize_u128(self, v: u128) -> Result<(), OutError> {
         via_serde_json(self.out, v)
