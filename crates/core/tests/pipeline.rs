@@ -705,3 +705,39 @@ async fn phases_declared_are_the_phases_run() {
     );
     assert!(log.get().is_empty());
 }
+
+/// A body over the limit is read to its end before the 413 goes out (a client still writing
+/// must not meet a closed connection and lose the answer): every chunk the client sends is
+/// taken, through a channel that holds one chunk at a time.
+#[tokio::test]
+async fn an_oversized_body_is_read_to_its_end_before_the_413() {
+    use futures_util::StreamExt;
+    let p = Pipeline::builder().max_request_body(1024).build();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(1);
+    let sender = tokio::spawn(async move {
+        let mut sent = 0usize;
+        for _ in 0..64 {
+            if tx.send(Bytes::from(vec![b'x'; 512])).await.is_err() {
+                break;
+            }
+            sent += 1;
+        }
+        sent
+    });
+    let stream = tokio_stream_from(rx).map(|b| Ok::<_, std::io::Error>(http_body::Frame::data(b)));
+    let body = http_body_util::StreamBody::new(stream);
+    let (head, ()) = http::Request::post("/v1/chat/completions")
+        .header("content-type", "application/json")
+        .body(())
+        .unwrap()
+        .into_parts();
+    let rej = p.prepare(head, body).await.unwrap_err();
+    assert_eq!(rej.kind(), RejectKind::BodyTooLarge);
+    assert_eq!(sender.await.unwrap(), 64, "the whole body was taken");
+}
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<Bytes>,
+) -> impl futures_util::Stream<Item = Bytes> {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}

@@ -160,7 +160,9 @@ impl PipelineBuilder {
             .deadline(Some(limits.deadline()))
     }
 
-    /// The bound on a buffered request body (default 2 MiB); over it the answer is 413.
+    /// The bound on a buffered request body (default 2 MiB); over it the answer is 413, sent
+    /// once the rest of the body has been read and discarded (bounded: four times the limit,
+    /// 16 MiB at least, and 5 s) so that a client still writing gets the answer.
     pub fn max_request_body(mut self, bytes: usize) -> Self {
         self.config.max_request_body = bytes;
         self
@@ -327,7 +329,8 @@ impl Pipeline {
         }
         check_content_type(&head.headers)?;
         let limit = self.inner.config.max_request_body;
-        let collect = collect_limited(body, limit);
+        let mut body = std::pin::pin!(body);
+        let collect = collect_limited(body.as_mut(), limit);
         let collected = match self.inner.config.body_read_timeout {
             Some(t) => tokio::time::timeout(t, collect).await.map_err(|_| {
                 Rejection::new(
@@ -342,6 +345,10 @@ impl Pipeline {
             })?,
             None => collect.await,
         };
+        if let Err(CollectError::TooLarge { limit }) = collected {
+            drain(body, limit).await;
+            return Err(too_large(limit));
+        }
         let bytes = collected.map_err(|e| match e {
             CollectError::TooLarge { limit } => too_large(limit),
             e => Rejection::new(
@@ -794,6 +801,35 @@ fn named(r: Rejection, stage: &Stage) -> Rejection {
     } else {
         r.with_processor(stage.name.clone())
     }
+}
+
+/// Reads and discards the rest of an oversized request body before the 413 goes out, as a web
+/// server's lingering close: a gateway that answers and closes while the client is still
+/// writing makes the client's next write fail (a broken pipe, a reset that discards the answer)
+/// and the client never sees why. Bounded: at most four times the limit (16 MiB at least) and
+/// 5 s; a body declared longer than that, or one that keeps coming, is not read (the answer
+/// then races the client's writes, as it must).
+async fn drain<B>(mut body: std::pin::Pin<&mut B>, limit: usize)
+where
+    B: http_body::Body<Data = Bytes>,
+{
+    use http_body_util::BodyExt;
+    let bound = (limit as u64).saturating_mul(4).max(16 << 20);
+    if body.size_hint().lower() > bound {
+        return;
+    }
+    let read = async {
+        let mut seen = 0u64;
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Some(data) = frame.data_ref() {
+                seen = seen.saturating_add(data.len() as u64);
+                if seen > bound {
+                    return;
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), read).await;
 }
 
 fn too_large(limit: usize) -> Rejection {
