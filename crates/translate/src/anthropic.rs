@@ -445,8 +445,6 @@ struct AReq<'a> {
     stream: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     metadata: Option<AMeta<'a>>,
-    #[serde(flatten)]
-    extra: Obj,
 }
 
 /// Encodes a Messages request. Consecutive messages of one role are merged into one turn.
@@ -579,9 +577,8 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
         thinking,
         stream: r.stream,
         metadata: r.user.as_deref().map(|u| AMeta { user_id: u }),
-        extra,
     };
-    crate::json_out::to_vec_sized(&req, crate::json_out::request_size_hint(r))
+    crate::json_out::to_vec_with_extra(&req, &extra, crate::json_out::request_size_hint(r))
         .map_err(|e| Error::invalid("", e.to_string()))
 }
 

@@ -475,8 +475,6 @@ struct BReq<'a> {
     output_config: Option<Value>,
     #[serde(skip_serializing_if = "Obj::is_empty")]
     additional_model_request_fields: Obj,
-    #[serde(flatten)]
-    extra: Obj,
 }
 
 /// Encodes a Converse request body (the model goes in the URL: [`ChatRequest::model`]).
@@ -652,9 +650,8 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
         tool_config,
         output_config,
         additional_model_request_fields: amrf,
-        extra,
     };
-    crate::json_out::to_vec_sized(&req, crate::json_out::request_size_hint(r))
+    crate::json_out::to_vec_with_extra(&req, &extra, crate::json_out::request_size_hint(r))
         .map_err(|e| Error::invalid("", e.to_string()))
 }
 

@@ -423,8 +423,6 @@ struct GReq<'a> {
     tool_config: Option<Value>,
     #[serde(skip_serializing_if = "Obj::is_empty")]
     generation_config: Obj,
-    #[serde(flatten)]
-    extra: Obj,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -815,9 +813,8 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
         tools,
         tool_config,
         generation_config: g,
-        extra,
     };
-    crate::json_out::to_vec_sized(&req, crate::json_out::request_size_hint(r))
+    crate::json_out::to_vec_with_extra(&req, &extra, crate::json_out::request_size_hint(r))
         .map_err(|e| Error::invalid("", e.to_string()))
 }
 

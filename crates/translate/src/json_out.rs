@@ -53,6 +53,35 @@ pub(crate) fn to_vec_sized<T: Serialize + ?Sized>(
     Ok(out)
 }
 
+/// Serializes `value` (a struct) as [`to_vec_sized`] does, then the fields of `extra` after its
+/// own, as `#[serde(flatten)]` would write them; flatten makes serde write the whole struct as a
+/// map, every key escaped, where a struct's keys are written as they are.
+pub(crate) fn to_vec_with_extra<T: Serialize + ?Sized>(
+    value: &T,
+    extra: &crate::util::Obj,
+    capacity: usize,
+) -> Result<Vec<u8>, OutError> {
+    let mut out = to_vec_sized(value, capacity)?;
+    if extra.is_empty() {
+        return Ok(out);
+    }
+    if out.pop() != Some(b'}') {
+        return Err(OutError("extra fields need an object".to_owned()));
+    }
+    let mut first = out.last() == Some(&b'{');
+    for (k, v) in extra {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        write_json_str(&mut out, k);
+        out.push(b':');
+        to_writer(&mut out, v)?;
+    }
+    out.push(b'}');
+    Ok(out)
+}
+
 /// About how many bytes the JSON of a request holding `r` takes in any protocol: its texts,
 /// arguments and schemas, plus room for the keys around them.
 pub(crate) fn request_size_hint(r: &crate::ir::ChatRequest) -> usize {
@@ -148,10 +177,25 @@ impl Compound<'_, '_> {
         }
     }
 
-    fn key(&mut self, key: &str) {
-        self.sep();
-        write_json_str(self.ser.out, key);
-        self.ser.out.push(b':');
+    /// A struct field's key: a name of the crate's own types, with nothing to escape (checked
+    /// in debug builds, so by every test that writes the type), written as is.
+    fn key(&mut self, key: &'static str) {
+        debug_assert!(
+            crate::util::next_special(key.as_bytes(), 0) == key.len(),
+            "a struct key to escape: {key:?}"
+        );
+        let out = &mut *self.ser.out;
+        if self.first {
+            self.first = false;
+        } else {
+            out.push(b',');
+        }
+        if !crate::util::push_quoted_short(out, key.as_bytes(), b":") {
+            out.reserve(key.len() + 3);
+            out.push(b'"');
+            out.extend_from_slice(key.as_bytes());
+            out.extend_from_slice(b"\":");
+        }
     }
 }
 
@@ -633,6 +677,50 @@ mod tests {
             String::from_utf8_lossy(&got),
             String::from_utf8_lossy(&want)
         );
+    }
+
+    /// Extra fields after a struct's own are written as `#[serde(flatten)]` writes them.
+    #[test]
+    fn extra_fields_follow_as_flatten_writes_them() {
+        #[derive(Serialize)]
+        struct Flat<'a> {
+            a: u32,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            b: Option<&'a str>,
+            #[serde(flatten)]
+            extra: &'a crate::util::Obj,
+        }
+        #[derive(Serialize)]
+        struct Own<'a> {
+            a: u32,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            b: Option<&'a str>,
+        }
+        #[derive(Serialize)]
+        struct Empty {}
+        let extras = [
+            json!({}),
+            json!({"k": 1}),
+            json!({"quote\"key": [1, {"x": null}], "z": "é\n"}),
+        ];
+        for extra in &extras {
+            let extra = extra.as_object().expect("object");
+            for b in [None, Some("t")] {
+                let want = serde_json::to_vec(&Flat { a: 7, b, extra }).expect("writes");
+                let got = to_vec_with_extra(&Own { a: 7, b }, extra, 8).expect("writes");
+                assert_eq!(
+                    String::from_utf8_lossy(&got),
+                    String::from_utf8_lossy(&want)
+                );
+            }
+            let got = to_vec_with_extra(&Empty {}, extra, 8).expect("writes");
+            let want = serde_json::to_vec(extra).expect("writes");
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&want)
+            );
+        }
+        assert!(to_vec_with_extra(&[1], extras[1].as_object().expect("object"), 8).is_err());
     }
 
     #[derive(Serialize)]

@@ -372,17 +372,17 @@ pub(crate) fn merged_turns(
 pub(crate) fn write_json_str(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let b = s.as_bytes();
+    let first = next_special(b, 0);
+    if first == b.len() && push_quoted_short(out, b, b"") {
+        return;
+    }
     out.reserve(b.len() + 2);
     out.push(b'"');
-    // `start`: the first byte not yet copied; `i`: where the search for the next byte to
-    // escape goes on.
+    // `start`: the first byte not yet copied (the search for the next byte to escape goes on
+    // from there); `hit`: that byte.
     let mut start = 0;
-    let mut i = 0;
-    loop {
-        let hit = next_special(b, i);
-        if hit >= b.len() {
-            break;
-        }
+    let mut hit = first;
+    while hit < b.len() {
         out.extend_from_slice(&b[start..hit]);
         let c = b[hit];
         match c {
@@ -399,17 +399,50 @@ pub(crate) fn write_json_str(out: &mut Vec<u8>, s: &str) {
                 out.push(HEX[usize::from(c & 0xf)]);
             }
         }
-        i = hit + 1;
-        start = i;
+        start = hit + 1;
+        hit = next_special(b, start);
     }
     out.extend_from_slice(&b[start..]);
     out.push(b'"');
 }
 
+/// Appends `"s"` and `tail` (two bytes at most) when `s` is 16 bytes or shorter, with fixed-size
+/// stores instead of a call to copy a few bytes (a short key or value costs mostly that call);
+/// `false`, writing nothing, for a longer `s`. `s` must need no escaping.
+#[inline]
+pub(crate) fn push_quoted_short(out: &mut Vec<u8>, s: &[u8], tail: &[u8]) -> bool {
+    let n = s.len();
+    if n > 16 || tail.len() > 2 {
+        return false;
+    }
+    let mut buf = [0u8; 24];
+    buf[0] = b'"';
+    if let (Some(head), Some(last)) = (s.get(..8), n.checked_sub(8).and_then(|k| s.get(k..))) {
+        // Eight bytes from the start and eight from the end, overlapping when shorter than 16.
+        buf[1..9].copy_from_slice(head);
+        buf[(n - 7)..=n].copy_from_slice(last);
+    } else {
+        buf[1..9].copy_from_slice(&load_short(s).to_le_bytes());
+    }
+    buf[n + 1] = b'"';
+    let mut end = n + 2;
+    for &t in tail {
+        buf[end] = t;
+        end += 1;
+    }
+    let len = out.len();
+    out.extend_from_slice(&buf);
+    out.truncate(len + end);
+    true
+}
+
 /// The index of the first byte at or after `from` that a JSON string must escape (`"`, `\\` or
-/// a control byte), or `b.len()`: eight bytes at a time, then the tail byte by byte.
+/// a control byte), or `b.len()`: eight bytes at a time; the last few bytes as one more word
+/// (the string's last eight bytes, those already looked at replaced by a harmless one, or the
+/// short string padded), not byte by byte.
 #[inline]
 pub(crate) fn next_special(b: &[u8], from: usize) -> usize {
+    const PAD: u64 = 0x6161_6161_6161_6161; // "aaaaaaaa"
     let mut i = from;
     while let Some(word) = b.get(i..i + 8) {
         let mut w = [0u8; 8];
@@ -420,11 +453,53 @@ pub(crate) fn next_special(b: &[u8], from: usize) -> usize {
         }
         i += 8;
     }
-    b.get(i..).map_or(b.len(), |tail| {
-        tail.iter()
-            .position(|&c| c < 0x20 || c == b'"' || c == b'\\')
-            .map_or(b.len(), |p| i + p)
-    })
+    let rest = b.len().saturating_sub(i);
+    if rest == 0 {
+        return b.len();
+    }
+    // `rest` is 1..=7: the bytes before `i` in the word (the low ones) become padding, so a
+    // flagged byte already written cannot set a spurious flag above it.
+    let (base, w) = if let Some(last) = b
+        .len()
+        .checked_sub(8)
+        .and_then(|s| b.get(s..).map(|t| (s, t)))
+    {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(last.1);
+        let keep = 8 * rest as u32;
+        let low = 64 - keep;
+        let w = u64::from_le_bytes(w);
+        (last.0, (w >> low << low) | (PAD & ((1u64 << low) - 1)))
+    } else {
+        let tail = b.get(i..).unwrap_or_default();
+        (i, load_short(tail) | (PAD << (8 * rest as u32)))
+    };
+    let m = escape_mask(w);
+    if m == 0 {
+        b.len()
+    } else {
+        base + (m.trailing_zeros() / 8) as usize
+    }
+}
+
+/// The bytes of `t` (fewer than eight) as the low bytes of a little-endian word, the others
+/// zero: two overlapping loads, no copy loop.
+#[inline]
+fn load_short(t: &[u8]) -> u64 {
+    let n = t.len();
+    let word = |at: usize, len: usize| -> u64 {
+        let mut w = [0u8; 4];
+        if let (Some(dst), Some(src)) = (w.get_mut(..len), t.get(at..at + len)) {
+            dst.copy_from_slice(src);
+        }
+        u64::from(u32::from_le_bytes(w))
+    };
+    match n {
+        4..=7 => word(0, 4) | word(n - 4, 4) << (8 * (n - 4)),
+        2..=3 => word(0, 2) | word(n - 2, 2) << (8 * (n - 2)),
+        1 => word(0, 1),
+        _ => 0,
+    }
 }
 
 /// One flag (bit 7 of the byte) per byte of `w` that JSON must escape: `"`, `\` or a control
@@ -508,6 +583,10 @@ mod writer_tests {
             "1234567\\".into(),
             "        \u{1f}       ".into(),
         ];
+        for n in 0..=20 {
+            cases.push("abcdefghijklmnopqrstu"[..n].to_owned());
+            cases.push("é漢字😀abcdefghijklmnopqrstu".chars().take(n).collect());
+        }
         for c in 0u8..=127 {
             cases.push(format!("abcdefg{}hijklmnop", c as char));
             cases.push(format!("{}", c as char));
@@ -531,6 +610,57 @@ mod writer_tests {
                 String::from_utf8_lossy(&want),
                 "{s:?}"
             );
+        }
+    }
+
+    /// The word-at-a-time search finds what a byte-by-byte one finds, from every start, in
+    /// strings of every short length mixing bytes to escape with their neighbours in value
+    /// (where a borrow between bytes could flag a byte falsely).
+    #[test]
+    fn the_search_for_a_byte_to_escape_is_exact() {
+        let alphabet = [
+            b'a', b'"', b'#', b'\\', b']', 0x01, 0x1f, 0x20, 0x21, 0x7f, 0xc3, 0xa9,
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..40_000 {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let len = (seed >> 59) as usize + (seed >> 58 & 1) as usize; // 0..=32
+            let b: Vec<u8> = (0..len)
+                .map(|k| {
+                    let r = seed.rotate_left(7 * k as u32 + 3) ^ (k as u64).wrapping_mul(0x2545);
+                    if r.is_multiple_of(3) {
+                        alphabet[(r as usize >> 4) % alphabet.len()]
+                    } else {
+                        b'a' + (r % 26) as u8
+                    }
+                })
+                .collect();
+            for from in 0..=len {
+                let naive = b
+                    .iter()
+                    .skip(from)
+                    .position(|&c| c < 0x20 || c == b'"' || c == b'\\')
+                    .map_or(len, |p| from + p);
+                assert_eq!(next_special(&b, from), naive, "{b:?} from {from}");
+            }
+        }
+    }
+
+    #[test]
+    fn short_quoted_strings_with_a_tail() {
+        let text = "abcdefghijklmnopq";
+        for n in 0..=17 {
+            for tail in [&b""[..], b":", b"\":"] {
+                let mut out = b"x".to_vec();
+                let done = push_quoted_short(&mut out, &text.as_bytes()[..n], tail);
+                assert_eq!(done, n <= 16 && tail.len() <= 2);
+                if done {
+                    let want = format!("x\"{}\"{}", &text[..n], String::from_utf8_lossy(tail));
+                    assert_eq!(String::from_utf8_lossy(&out), want);
+                } else {
+                    assert_eq!(out, b"x");
+                }
+            }
         }
     }
 
