@@ -614,7 +614,7 @@ fn block<'a>(part: &'a Part, p: &dyn Fn() -> String, opts: &Options) -> Result<A
         } => ABlock::ToolUse {
             id,
             name,
-            input: crate::util::args_object(arguments, &p())?,
+            input: crate::util::args_object(arguments, p)?,
             cache_control: cache_of(cache.as_ref()),
         },
         Part::ToolResult {
@@ -738,15 +738,15 @@ pub fn decode_response(body: &[u8], opts: &Options) -> Result<ChatResponse, Erro
 
 #[derive(Deserialize)]
 struct RespIn<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     model: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     content: Option<Vec<BlockIn<'a>>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     stop_reason: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     stop_sequence: Option<Cow<'a, str>>,
     #[serde(default)]
     usage: Option<UsageIn>,
@@ -763,19 +763,19 @@ crate::util::usage_fields!(UsageIn {
 struct BlockIn<'a> {
     #[serde(borrow, rename = "type")]
     ty: Cow<'a, str>,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     text: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     name: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     input: Option<&'a serde_json::value::RawValue>,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     thinking: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     signature: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     data: Option<Cow<'a, str>>,
     #[serde(default)]
     cache_control: Option<Box<Value>>,
@@ -970,20 +970,26 @@ struct Ev<'a> {
 #[derive(Deserialize)]
 #[cfg_attr(test, derive(Debug, PartialEq))]
 struct EvDelta<'a> {
-    #[serde(borrow, rename = "type", default)]
+    #[serde(
+        borrow,
+        deserialize_with = "crate::util::opt_cow",
+        rename = "type",
+        default
+    )]
     ty: Option<Cow<'a, str>>,
     /// `text`, `partial_json`, `thinking` or `signature`, by the delta's type.
     #[serde(
         borrow,
+        deserialize_with = "crate::util::opt_cow",
         default,
         alias = "partial_json",
         alias = "thinking",
         alias = "signature"
     )]
     text: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     stop_reason: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     stop_sequence: Option<Cow<'a, str>>,
 }
 

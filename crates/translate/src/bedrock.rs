@@ -708,7 +708,7 @@ fn encode_part<'a>(
         } => BBlock::ToolUse {
             tool_use_id: id,
             name,
-            input: args_object(arguments, &p())?,
+            input: args_object(arguments, p)?,
         },
         Part::ToolResult {
             call_id,
@@ -823,7 +823,12 @@ pub fn decode_response(body: &[u8], opts: &Options) -> Result<ChatResponse, Erro
 
 #[derive(Deserialize)]
 struct RespIn<'a> {
-    #[serde(borrow, rename = "stopReason", default)]
+    #[serde(
+        borrow,
+        deserialize_with = "crate::util::opt_cow",
+        rename = "stopReason",
+        default
+    )]
     stop_reason: Option<Cow<'a, str>>,
     #[serde(rename = "additionalModelResponseFields", default)]
     amrf: Option<Box<Value>>,
@@ -857,7 +862,7 @@ struct MsgIn<'a> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct BlockIn<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     text: Option<Cow<'a, str>>,
     #[serde(borrow, rename = "toolUse", default)]
     tool_use: Option<ToolUseIn<'a>>,
@@ -880,15 +885,20 @@ struct ToolUseIn<'a> {
 struct ReasoningIn<'a> {
     #[serde(borrow, rename = "reasoningText", default)]
     text: Option<ReasoningTextIn<'a>>,
-    #[serde(borrow, rename = "redactedContent", default)]
+    #[serde(
+        borrow,
+        deserialize_with = "crate::util::opt_cow",
+        rename = "redactedContent",
+        default
+    )]
     redacted: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 struct ReasoningTextIn<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     text: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     signature: Option<Cow<'a, str>>,
 }
 
@@ -1065,7 +1075,12 @@ struct Payload<'a> {
     start: Option<Value>,
     #[serde(borrow, default)]
     delta: Option<PDelta<'a>>,
-    #[serde(borrow, rename = "stopReason", default)]
+    #[serde(
+        borrow,
+        deserialize_with = "crate::util::opt_cow",
+        rename = "stopReason",
+        default
+    )]
     stop_reason: Option<Cow<'a, str>>,
     #[serde(rename = "additionalModelResponseFields", default)]
     amrf: Option<Value>,
@@ -1076,7 +1091,7 @@ struct Payload<'a> {
 #[derive(Deserialize)]
 #[cfg_attr(test, derive(Debug, PartialEq))]
 struct PDelta<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     text: Option<Cow<'a, str>>,
     #[serde(borrow, rename = "toolUse", default)]
     tool_use: Option<PToolUse<'a>>,
@@ -1087,18 +1102,23 @@ struct PDelta<'a> {
 #[derive(Deserialize)]
 #[cfg_attr(test, derive(Debug, PartialEq))]
 struct PToolUse<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     input: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 #[cfg_attr(test, derive(Debug, PartialEq))]
 struct PReasoning<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     text: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     signature: Option<Cow<'a, str>>,
-    #[serde(borrow, rename = "redactedContent", default)]
+    #[serde(
+        borrow,
+        deserialize_with = "crate::util::opt_cow",
+        rename = "redactedContent",
+        default
+    )]
     redacted: Option<Cow<'a, str>>,
 }
 

@@ -332,7 +332,7 @@ fn encode_parts<'a>(
                 function_call: Some(GCall {
                     id,
                     name,
-                    args: args_object(arguments, &pp())?,
+                    args: args_object(arguments, pp)?,
                 }),
                 ..GPart::default()
             },
@@ -886,9 +886,19 @@ struct RespIn<'a> {
     candidates: Option<Vec<CandIn<'a>>>,
     #[serde(rename = "usageMetadata", default)]
     usage: Option<UsageIn>,
-    #[serde(borrow, rename = "modelVersion", default)]
+    #[serde(
+        borrow,
+        deserialize_with = "crate::util::opt_cow",
+        rename = "modelVersion",
+        default
+    )]
     model: Option<Cow<'a, str>>,
-    #[serde(borrow, rename = "responseId", default)]
+    #[serde(
+        borrow,
+        deserialize_with = "crate::util::opt_cow",
+        rename = "responseId",
+        default
+    )]
     id: Option<Cow<'a, str>>,
 }
 
@@ -903,7 +913,12 @@ crate::util::usage_fields!(UsageIn {
 struct CandIn<'a> {
     #[serde(borrow, default)]
     content: Option<ContentIn<'a>>,
-    #[serde(borrow, rename = "finishReason", default)]
+    #[serde(
+        borrow,
+        deserialize_with = "crate::util::opt_cow",
+        rename = "finishReason",
+        default
+    )]
     finish: Option<Cow<'a, str>>,
 }
 
@@ -916,11 +931,16 @@ struct ContentIn<'a> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PartIn<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     text: Option<Cow<'a, str>>,
     #[serde(default)]
     thought: Option<bool>,
-    #[serde(borrow, rename = "thoughtSignature", default)]
+    #[serde(
+        borrow,
+        deserialize_with = "crate::util::opt_cow",
+        rename = "thoughtSignature",
+        default
+    )]
     sig: Option<Cow<'a, str>>,
     #[serde(borrow, rename = "functionCall", default)]
     call: Option<CallIn<'a>>,
@@ -933,7 +953,7 @@ struct CallIn<'a> {
     name: Cow<'a, str>,
     #[serde(borrow, default)]
     args: Option<&'a serde_json::value::RawValue>,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     id: Option<Cow<'a, str>>,
 }
 
@@ -1152,9 +1172,19 @@ struct Chunk<'a> {
     candidates: Option<Candidate<'a>>,
     #[serde(rename = "usageMetadata", default)]
     usage: Option<Value>,
-    #[serde(borrow, rename = "modelVersion", default)]
+    #[serde(
+        borrow,
+        deserialize_with = "crate::util::opt_cow",
+        rename = "modelVersion",
+        default
+    )]
     model: Option<Cow<'a, str>>,
-    #[serde(borrow, rename = "responseId", default)]
+    #[serde(
+        borrow,
+        deserialize_with = "crate::util::opt_cow",
+        rename = "responseId",
+        default
+    )]
     id: Option<Cow<'a, str>>,
     #[serde(rename = "promptFeedback", default)]
     feedback: Option<Value>,
@@ -1167,7 +1197,12 @@ struct Chunk<'a> {
 struct Candidate<'a> {
     #[serde(borrow, default)]
     content: Option<Content<'a>>,
-    #[serde(borrow, rename = "finishReason", default)]
+    #[serde(
+        borrow,
+        deserialize_with = "crate::util::opt_cow",
+        rename = "finishReason",
+        default
+    )]
     finish: Option<Cow<'a, str>>,
 }
 
@@ -1181,11 +1216,16 @@ struct Content<'a> {
 #[derive(Deserialize)]
 #[cfg_attr(test, derive(Debug, PartialEq))]
 struct SPart<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     text: Option<Cow<'a, str>>,
     #[serde(default)]
     thought: Option<bool>,
-    #[serde(borrow, rename = "thoughtSignature", default)]
+    #[serde(
+        borrow,
+        deserialize_with = "crate::util::opt_cow",
+        rename = "thoughtSignature",
+        default
+    )]
     sig: Option<Cow<'a, str>>,
     #[serde(rename = "functionCall", default)]
     call: Option<Value>,
@@ -1555,7 +1595,8 @@ impl StreamEncoder {
     fn flush_call(&mut self, out: &mut Vec<u8>) -> Result<(), Error> {
         if let Some((id, name, args)) = self.call.take() {
             let args = crate::util::to_value(
-                args_object(&args, "arguments").map_err(|e| Error::Upstream(e.to_string()))?,
+                args_object(&args, || "arguments".to_owned())
+                    .map_err(|e| Error::Upstream(e.to_string()))?,
             )?;
             let mut p = json!({"functionCall": {"id": id, "name": name, "args": args}});
             if let Some(s) = self.pending_sig.take() {

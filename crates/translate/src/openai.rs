@@ -1088,9 +1088,9 @@ pub fn encode_error(e: &ProviderError) -> (u16, Vec<u8>) {
 #[derive(Deserialize)]
 #[cfg_attr(test, derive(Debug, PartialEq))]
 struct Chunk<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     model: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "crate::util::first")]
     choices: Option<ChunkChoice<'a>>,
@@ -1105,18 +1105,18 @@ struct Chunk<'a> {
 struct ChunkChoice<'a> {
     #[serde(borrow, default)]
     delta: Option<Delta<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     finish_reason: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 #[cfg_attr(test, derive(Debug, PartialEq))]
 struct Delta<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     content: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     reasoning_content: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     refusal: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     tool_calls: Option<Vec<DeltaCall<'a>>>,
@@ -1127,7 +1127,7 @@ struct Delta<'a> {
 struct DeltaCall<'a> {
     #[serde(default)]
     index: Option<u64>,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     function: Option<DeltaFn<'a>>,
@@ -1138,9 +1138,9 @@ struct DeltaCall<'a> {
 #[derive(Deserialize)]
 #[cfg_attr(test, derive(Debug, PartialEq))]
 struct DeltaFn<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     name: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     arguments: Option<Cow<'a, str>>,
 }
 

@@ -51,13 +51,13 @@ struct Req<'a> {
     presence_penalty: Option<f64>,
     #[serde(default)]
     frequency_penalty: Option<f64>,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     reasoning_effort: Option<Cow<'a, str>>,
     #[serde(default)]
     stream: Option<bool>,
     #[serde(default)]
     stream_options: Option<Value>,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     user: Option<Cow<'a, str>>,
 }
 
@@ -70,11 +70,11 @@ struct Msg<'a> {
     content: Option<Content<'a>>,
     #[serde(borrow, default)]
     tool_calls: Option<Vec<Call<'a>>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     tool_call_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     reasoning_content: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     refusal: Option<Cow<'a, str>>,
 }
 
@@ -117,9 +117,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for Content<'a> {
 struct CPart<'a> {
     #[serde(borrow, rename = "type")]
     ty: Cow<'a, str>,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     text: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     refusal: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     image_url: Option<ImageUrl<'a>>,
@@ -130,7 +130,7 @@ struct CPart<'a> {
 struct ImageUrl<'a> {
     #[serde(borrow)]
     url: Cow<'a, str>,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     detail: Option<Cow<'a, str>>,
 }
 
@@ -139,7 +139,12 @@ struct ImageUrl<'a> {
 struct Call<'a> {
     #[serde(borrow)]
     id: Cow<'a, str>,
-    #[serde(borrow, rename = "type", default)]
+    #[serde(
+        borrow,
+        deserialize_with = "crate::util::opt_cow",
+        rename = "type",
+        default
+    )]
     _ty: Option<Cow<'a, str>>,
     #[serde(borrow)]
     function: CallFn<'a>,
@@ -152,7 +157,7 @@ struct Call<'a> {
 struct CallFn<'a> {
     #[serde(borrow)]
     name: Cow<'a, str>,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     arguments: Option<Cow<'a, str>>,
 }
 
@@ -170,7 +175,7 @@ struct ToolDef<'a> {
 struct FnDef<'a> {
     #[serde(borrow)]
     name: Cow<'a, str>,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     description: Option<Cow<'a, str>>,
     #[serde(default)]
     parameters: Option<Box<RawValue>>,

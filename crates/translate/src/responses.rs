@@ -768,7 +768,7 @@ struct Ev<'a> {
     ty: Cow<'a, str>,
     #[serde(default)]
     output_index: Option<u64>,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     delta: Option<Cow<'a, str>>,
     #[serde(default)]
     item: Option<Value>,
@@ -776,9 +776,9 @@ struct Ev<'a> {
     response: Option<Value>,
     #[serde(default)]
     error: Option<Value>,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     message: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     code: Option<Cow<'a, str>>,
 }
 

@@ -1,5 +1,7 @@
 //! Helpers shared by the protocol modules.
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value, value::RawValue};
 
 use crate::{Error, Options, Protocol, ir::CacheControl};
@@ -245,9 +247,51 @@ pub(crate) fn extra_fields(
     Ok(())
 }
 
+/// Deserializes an optional string borrowed from the input when it has no escapes. Serde
+/// borrows a `Cow<str>` field only when it is exactly that type: in an `Option` it always
+/// copies (serde-rs/serde#1497). Use with `#[serde(borrow, default, deserialize_with = ..)]`.
+pub(crate) fn opt_cow<'de: 'a, 'a, D>(d: D) -> Result<Option<Cow<'a, str>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = Option<Cow<'de, str>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string or null")
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(S).map(Some)
+        }
+    }
+    struct S;
+    impl<'de> serde::de::Visitor<'de> for S {
+        type Value = Cow<'de, str>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Cow::Borrowed(v))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(v.to_owned()))
+        }
+        fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(v))
+        }
+    }
+    d.deserialize_option(V)
+}
+
 /// Checks tool-call arguments (a JSON text) are an object and gives them back as written
-/// (checked, not rebuilt); empty means `{}`.
-pub(crate) fn args_object<'a>(args: &'a str, param: &str) -> Result<&'a RawValue, Error> {
+/// (checked, not rebuilt); empty means `{}`. `param` names them in an error (made only then).
+pub(crate) fn args_object(args: &str, param: impl FnOnce() -> String) -> Result<&RawValue, Error> {
     let trimmed = args.trim_matches([' ', '\t', '\n', '\r']);
     if trimmed.is_empty() {
         return Ok(empty_object());
@@ -255,11 +299,11 @@ pub(crate) fn args_object<'a>(args: &'a str, param: &str) -> Result<&'a RawValue
     match serde_json::from_str::<&RawValue>(trimmed) {
         Ok(v) if trimmed.starts_with('{') => Ok(v),
         Ok(_) => Err(Error::invalid(
-            param,
+            param(),
             "tool-call arguments must be a JSON object",
         )),
         Err(_) => Err(Error::invalid(
-            param,
+            param(),
             "tool-call arguments are not valid JSON",
         )),
     }
@@ -694,16 +738,21 @@ mod writer_tests {
 
     #[test]
     fn arguments_must_be_an_object() {
-        assert_eq!(args_object("", "p").expect("empty").get(), "{}");
         assert_eq!(
-            args_object(" {\"a\":1} ", "p").expect("object").get(),
+            args_object("", || "p".to_owned()).expect("empty").get(),
+            "{}"
+        );
+        assert_eq!(
+            args_object(" {\"a\":1} ", || "p".to_owned())
+                .expect("object")
+                .get(),
             "{\"a\":1}"
         );
-        assert!(args_object("[1]", "p").is_err());
-        assert!(args_object("{\"a\":", "p").is_err());
+        assert!(args_object("[1]", || "p".to_owned()).is_err());
+        assert!(args_object("{\"a\":", || "p".to_owned()).is_err());
         // Checked as text, then refused (not a panic) where a `Value` must hold them.
         for odd in [r#"{"n":1e999}"#, r#"{"s":"\ud800"}"#] {
-            let raw = args_object(odd, "p").expect("well-formed text");
+            let raw = args_object(odd, || "p".to_owned()).expect("well-formed text");
             assert!(matches!(to_value(raw), Err(Error::Upstream(_))), "{odd}");
         }
     }
