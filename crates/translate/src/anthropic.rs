@@ -457,11 +457,10 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
             cache_control: cache_of(s.cache.as_ref()),
         })
         .collect();
-    let turns = merged_turns(&r.messages);
-    let mut messages = Vec::with_capacity(turns.len());
-    for (i, (role, parts)) in turns.into_iter().enumerate() {
-        let mut content = Vec::with_capacity(parts.len());
-        for (j, part) in parts.into_iter().enumerate() {
+    let mut messages = Vec::with_capacity(r.messages.len());
+    for (i, turn) in merged_turns(&r.messages).enumerate() {
+        let mut content = Vec::with_capacity(turn.len());
+        for (j, part) in turn.parts().enumerate() {
             content.push(block(
                 part,
                 &|| format!("messages[{i}].content[{j}]"),
@@ -469,7 +468,7 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
             )?);
         }
         messages.push(AMsg {
-            role: role.as_str(),
+            role: turn.role.as_str(),
             content,
         });
     }

@@ -479,12 +479,11 @@ struct BReq<'a> {
 
 /// Encodes a Converse request body (the model goes in the URL: [`ChatRequest::model`]).
 pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error> {
-    let turns = merged_turns(&r.messages);
-    let mut messages = Vec::with_capacity(turns.len());
+    let mut messages = Vec::with_capacity(r.messages.len());
     let mut has_tool_blocks = false;
-    for (i, (role, parts)) in turns.into_iter().enumerate() {
-        let mut content = Vec::with_capacity(parts.len());
-        for (j, part) in parts.into_iter().enumerate() {
+    for (i, turn) in merged_turns(&r.messages).enumerate() {
+        let mut content = Vec::with_capacity(turn.len());
+        for (j, part) in turn.parts().enumerate() {
             has_tool_blocks |= matches!(part, Part::ToolCall { .. } | Part::ToolResult { .. });
             encode_part(
                 part,
@@ -494,7 +493,7 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
             )?;
         }
         messages.push(BMsg {
-            role: role.as_str(),
+            role: turn.role.as_str(),
             content,
         });
     }

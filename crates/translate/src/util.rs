@@ -395,18 +395,36 @@ pub(crate) fn sanitize_id(s: &str) -> String {
         .collect()
 }
 
-/// Merges consecutive messages of the same role (Anthropic and Bedrock want turns to alternate).
-pub(crate) fn merged_turns(
-    msgs: &[crate::ir::Message],
-) -> Vec<(crate::ir::Role, Vec<&crate::ir::Part>)> {
-    let mut out: Vec<(crate::ir::Role, Vec<&crate::ir::Part>)> = Vec::with_capacity(msgs.len());
-    for m in msgs {
-        match out.last_mut() {
-            Some((r, parts)) if *r == m.role => parts.extend(m.content.iter()),
-            _ => out.push((m.role, m.content.iter().collect())),
-        }
+/// Consecutive messages of one role: one turn for the protocols that want turns to alternate.
+pub(crate) struct Turn<'a> {
+    /// The role of every message in the turn.
+    pub(crate) role: crate::ir::Role,
+    msgs: &'a [crate::ir::Message],
+}
+
+impl<'a> Turn<'a> {
+    /// The parts of the turn's messages, in order.
+    pub(crate) fn parts(&self) -> impl Iterator<Item = &'a crate::ir::Part> + use<'a> {
+        self.msgs.iter().flat_map(|m| m.content.iter())
     }
-    out
+
+    /// How many parts the turn holds.
+    pub(crate) fn len(&self) -> usize {
+        self.msgs.iter().map(|m| m.content.len()).sum()
+    }
+}
+
+/// Merges consecutive messages of the same role (Anthropic and Bedrock want turns to alternate),
+/// without copying anything.
+pub(crate) fn merged_turns(msgs: &[crate::ir::Message]) -> impl Iterator<Item = Turn<'_>> {
+    let mut rest = msgs;
+    std::iter::from_fn(move || {
+        let role = rest.first()?.role;
+        let n = rest.iter().take_while(|m| m.role == role).count();
+        let (msgs, tail) = rest.split_at(n);
+        rest = tail;
+        Some(Turn { role, msgs })
+    })
 }
 
 /// Writes `s` as a JSON string (quotes included), byte for byte as `serde_json` does: `"`,
