@@ -100,6 +100,55 @@ impl Any<'_> {
 
 /// Appends a `KeyValue` as field `field` of the enclosing message.
 fn put_kv(out: &mut Vec<u8>, field: u32, key: &str, v: Any<'_>) {
+    // The common case, a short key and a short value (every length one byte): the heads as a
+    // few fixed-size copies, instead of a push and a varint loop per byte.
+    let mut scalar = [0u8; 11];
+    let (lead, text): (usize, &[u8]) = match v {
+        Any::Str(s) if s.len() < 128 => {
+            scalar[0] = 0x0a; // string_value = 1
+            scalar[1] = s.len() as u8;
+            (2, s.as_bytes())
+        }
+        Any::Str(_) => return put_kv_general(out, field, key, v),
+        Any::Bool(b) => {
+            scalar[0] = 0x10; // bool_value = 2
+            scalar[1] = u8::from(b);
+            (2, &[])
+        }
+        Any::Int(i) => {
+            scalar[0] = 0x18; // int_value = 3
+            let mut n = 1;
+            let mut x = i as u64;
+            while x >= 0x80 {
+                scalar[n] = (x as u8) | 0x80;
+                x >>= 7;
+                n += 1;
+            }
+            scalar[n] = x as u8;
+            (n + 1, &[])
+        }
+        Any::Float(f) => {
+            scalar[0] = 0x21; // double_value = 4
+            scalar[1..9].copy_from_slice(&f.to_bits().to_le_bytes());
+            (9, &[])
+        }
+    };
+    let any = lead + text.len();
+    let kv = 2 + key.len() + 2 + any;
+    if field >= 16 || key.len() >= 128 || kv >= 128 {
+        return put_kv_general(out, field, key, v);
+    }
+    // Every length is under 128 here: one byte each.
+    out.reserve(2 + kv);
+    out.extend_from_slice(&[tag(field, LEN) as u8, kv as u8, 0x0a, key.len() as u8]);
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(&[0x12, any as u8]); // value = 2
+    out.extend_from_slice(&scalar[..lead]);
+    out.extend_from_slice(text);
+}
+
+/// [`put_kv`] for any key and value.
+fn put_kv_general(out: &mut Vec<u8>, field: u32, key: &str, v: Any<'_>) {
     let value = v.len();
     let kv = field_len(1, key.len()) + field_len(2, value);
     put_tag(out, field, LEN);
@@ -334,6 +383,43 @@ mod tests {
         let mut out = Vec::new();
         Any::Int(-1).put(&mut out);
         assert_eq!(out.len(), 11);
+    }
+
+    /// The short-string path writes what the general one writes, at every length around the
+    /// one-byte bounds.
+    #[test]
+    fn short_attributes_are_encoded_as_any_other() {
+        let text = "k".repeat(140);
+        for klen in [0, 1, 60, 61, 62, 63, 120, 123, 124, 127, 128, 139] {
+            for slen in [0, 1, 55, 60, 61, 62, 63, 64, 120, 127, 128, 139] {
+                for field in [3, 9] {
+                    let (key, val) = (&text[..klen], &text[..slen]);
+                    let (mut fast, mut general) = (vec![7], vec![7]);
+                    put_kv(&mut fast, field, key, Any::Str(val));
+                    put_kv_general(&mut general, field, key, Any::Str(val));
+                    assert_eq!(fast, general, "key {klen}, value {slen}");
+                }
+            }
+            for v in [
+                Any::Int(0),
+                Any::Int(127),
+                Any::Int(128),
+                Any::Int(-1),
+                Any::Int(i64::MAX),
+                Any::Float(0.5),
+                Any::Float(f64::NAN),
+                Any::Bool(true),
+                Any::Bool(false),
+            ] {
+                for field in [3, 9] {
+                    let key = &text[..klen];
+                    let (mut fast, mut general) = (vec![7], vec![7]);
+                    put_kv(&mut fast, field, key, v);
+                    put_kv_general(&mut general, field, key, v);
+                    assert_eq!(fast, general, "key {klen}");
+                }
+            }
+        }
     }
 
     #[test]
