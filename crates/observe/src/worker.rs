@@ -79,7 +79,12 @@ const FREE_MAX: usize = 4096;
 
 impl Sink for Queue {
     fn fresh(&self) -> Box<Record> {
-        lock(&self.free).pop().unwrap_or_default()
+        lock(&self.free).pop().unwrap_or_else(|| {
+            // A record's texts (path, host, models, ids) fit in this without regrowing.
+            let mut r = Box::<Record>::default();
+            r.text.reserve(256);
+            r
+        })
     }
 
     fn send(&self, record: Box<Record>) {
