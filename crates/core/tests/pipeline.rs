@@ -734,6 +734,32 @@ async fn an_oversized_body_is_read_to_its_end_before_the_413() {
     let rej = p.prepare(head, body).await.unwrap_err();
     assert_eq!(rej.kind(), RejectKind::BodyTooLarge);
     assert_eq!(sender.await.unwrap(), 64, "the whole body was taken");
+
+    // A client that waits for `100 Continue` is not asked for the rest: the 413 stops it.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(1);
+    let sender = tokio::spawn(async move {
+        let mut sent = 0usize;
+        for _ in 0..64 {
+            if tx.send(Bytes::from(vec![b'x'; 512])).await.is_err() {
+                break;
+            }
+            sent += 1;
+        }
+        sent
+    });
+    let stream = tokio_stream_from(rx).map(|b| Ok::<_, std::io::Error>(http_body::Frame::data(b)));
+    let (head, ()) = http::Request::post("/v1/chat/completions")
+        .header("content-type", "application/json")
+        .header("expect", "100-continue")
+        .body(())
+        .unwrap()
+        .into_parts();
+    let rej = p
+        .prepare(head, http_body_util::StreamBody::new(stream))
+        .await
+        .unwrap_err();
+    assert_eq!(rej.kind(), RejectKind::BodyTooLarge);
+    assert!(sender.await.unwrap() < 64, "the rest was not read");
 }
 
 fn tokio_stream_from(

@@ -346,7 +346,15 @@ impl Pipeline {
             None => collect.await,
         };
         if let Err(CollectError::TooLarge { limit }) = collected {
-            drain(body, limit).await;
+            // A client that waits for `100 Continue` has sent nothing yet: reading would ask
+            // it for the body only to throw it away, while the 413 alone stops it.
+            let waits = head
+                .headers
+                .get(header::EXPECT)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+            if !waits {
+                drain(body, limit).await;
+            }
             return Err(too_large(limit));
         }
         let bytes = collected.map_err(|e| match e {
@@ -808,7 +816,8 @@ fn named(r: Rejection, stage: &Stage) -> Rejection {
 /// writing makes the client's next write fail (a broken pipe, a reset that discards the answer)
 /// and the client never sees why. Bounded: at most four times the limit (16 MiB at least) and
 /// 5 s; a body declared longer than that, or one that keeps coming, is not read (the answer
-/// then races the client's writes, as it must).
+/// then races the client's writes, as it must), nor is the body of a client that waits for
+/// `100 Continue`.
 async fn drain<B>(mut body: std::pin::Pin<&mut B>, limit: usize)
 where
     B: http_body::Body<Data = Bytes>,
