@@ -711,32 +711,21 @@ async fn phases_declared_are_the_phases_run() {
 /// taken, through a channel that holds one chunk at a time.
 #[tokio::test]
 async fn an_oversized_body_is_read_to_its_end_before_the_413() {
-    use futures_util::StreamExt;
     let p = Pipeline::builder().max_request_body(1024).build();
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(1);
-    let sender = tokio::spawn(async move {
-        let mut sent = 0usize;
-        for _ in 0..64 {
-            if tx.send(Bytes::from(vec![b'x'; 512])).await.is_err() {
-                break;
-            }
-            sent += 1;
-        }
-        sent
-    });
-    let stream = tokio_stream_from(rx).map(|b| Ok::<_, std::io::Error>(http_body::Frame::data(b)));
-    let body = http_body_util::StreamBody::new(stream);
-    let (head, ()) = http::Request::post("/v1/chat/completions")
-        .header("content-type", "application/json")
-        .body(())
-        .unwrap()
-        .into_parts();
-    let rej = p.prepare(head, body).await.unwrap_err();
+    let (rej, sent) = oversized(&p, &[]).await;
     assert_eq!(rej.kind(), RejectKind::BodyTooLarge);
-    assert_eq!(sender.await.unwrap(), 64, "the whole body was taken");
-
+    assert_eq!(sent, 64, "the whole body was taken");
     // A client that waits for `100 Continue` is not asked for the rest: the 413 stops it.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(1);
+    let (rej, sent) = oversized(&p, &[("expect", "100-continue")]).await;
+    assert_eq!(rej.kind(), RejectKind::BodyTooLarge);
+    assert!(sent < 64, "the rest was not read");
+}
+
+/// Offers `p` a chat request of 64 chunks of 512 bytes, one at a time; the rejection and how
+/// many chunks were taken.
+async fn oversized(p: &Pipeline, headers: &[(&str, &str)]) -> (Rejection, usize) {
+    use futures_util::StreamExt;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(1);
     let sender = tokio::spawn(async move {
         let mut sent = 0usize;
         for _ in 0..64 {
@@ -747,23 +736,17 @@ async fn an_oversized_body_is_read_to_its_end_before_the_413() {
         }
         sent
     });
-    let stream = tokio_stream_from(rx).map(|b| Ok::<_, std::io::Error>(http_body::Frame::data(b)));
-    let (head, ()) = http::Request::post("/v1/chat/completions")
-        .header("content-type", "application/json")
-        .header("expect", "100-continue")
-        .body(())
-        .unwrap()
-        .into_parts();
+    let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+        .map(|b| Ok::<_, std::io::Error>(http_body::Frame::data(b)));
+    let mut req =
+        http::Request::post("/v1/chat/completions").header("content-type", "application/json");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let (head, ()) = req.body(()).unwrap().into_parts();
     let rej = p
         .prepare(head, http_body_util::StreamBody::new(stream))
         .await
         .unwrap_err();
-    assert_eq!(rej.kind(), RejectKind::BodyTooLarge);
-    assert!(sender.await.unwrap() < 64, "the rest was not read");
-}
-
-fn tokio_stream_from(
-    mut rx: tokio::sync::mpsc::Receiver<Bytes>,
-) -> impl futures_util::Stream<Item = Bytes> {
-    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+    (rej, sender.await.unwrap())
 }

@@ -13,6 +13,9 @@
 //!   exporter that drops them.
 #![allow(missing_docs)]
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -20,34 +23,13 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group};
 use infergate_core::pipeline::Phases;
-use infergate_core::{
-    Body, Decision, Pipeline, Processor, ProcessorError, ResponseBody, ResponseContext,
-};
+use infergate_core::{Body, Pipeline, Processor};
 use infergate_observe::{OtlpConfig, Telemetry, TelemetryConfig};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use tower::{Layer, ServiceExt};
 
-/// A processor that reads every answer (as a guardrail, a cache or a budget does).
-struct ReadsAnswers;
-
-#[async_trait]
-impl Processor for ReadsAnswers {
-    fn name(&self) -> &str {
-        "reader"
-    }
-    fn phases(&self) -> Phases {
-        Phases::REQUEST | Phases::RESPONSE | Phases::RESPONSE_BODY
-    }
-    async fn on_response_body(
-        &self,
-        _cx: &mut ResponseContext<'_>,
-        body: &mut ResponseBody,
-    ) -> Result<Decision, ProcessorError> {
-        std::hint::black_box(body.json());
-        Ok(Decision::Continue)
-    }
-}
+use common::{ANSWER, BODY, Collector, ReadsAnswers};
 
 /// A processor in the same phases as telemetry that does nothing: what any processor there
 /// costs the pipeline (the share of the difference that is not telemetry's own).
@@ -73,9 +55,6 @@ impl SpanExporter for Discard {
         Ok(())
     }
 }
-
-const BODY: &str = r#"{"model":"gpt-4o-mini","max_tokens":64,"messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"What is the capital of France?"}]}"#;
-const ANSWER: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"message":{"role":"assistant","content":"Paris."},"finish_reason":"stop"}],"usage":{"prompt_tokens":24,"completion_tokens":2,"total_tokens":26}}"#;
 
 fn pipeline(telemetry: Option<&Telemetry>) -> Pipeline {
     let mut b = Pipeline::builder();
@@ -170,7 +149,7 @@ fn bench(c: &mut Criterion) {
     // flushed at the end of each sample: the all-in cost, free of the wall clock's noise
     // from the other core.
     let metrics_only = Telemetry::new(TelemetryConfig::new().traces(false)).expect("telemetry");
-    let collector = Collector::start();
+    let collector = Collector::start("OBSERVE_BENCH_SINK").expect("the collector starts");
     let otlp = rt.block_on(async {
         Telemetry::new(
             TelemetryConfig::new().otlp(OtlpConfig::new(format!("http://{}", collector.addr))),
@@ -210,62 +189,11 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-/// An OTLP/HTTP collector in a child process (this binary, started with
-/// `OBSERVE_BENCH_SINK=1`): reads each export whole and answers 200.
-struct Collector {
-    child: std::process::Child,
-    addr: String,
-}
-
-impl Collector {
-    fn start() -> Self {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new(std::env::current_exe().expect("this binary"))
-            .env("OBSERVE_BENCH_SINK", "1")
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("the collector starts");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().expect("its stdout"))
-            .read_line(&mut line)
-            .expect("its address");
-        Self {
-            child,
-            addr: line.trim().to_owned(),
-        }
-    }
-}
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn sink() {
-    use http_body_util::BodyExt;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let svc = tower::service_fn(|req: http::Request<hyper::body::Incoming>| async move {
-            let body = req.into_body().collect().await.map(|b| b.to_bytes().len());
-            std::hint::black_box(body.ok());
-            Ok::<_, Infallible>(http::Response::new(http_body_util::Full::new(Bytes::new())))
-        });
-        let addr = infergate_testkit::serve(svc).await;
-        println!("{addr}");
-        std::future::pending::<()>().await;
-    });
-}
-
 criterion_group!(benches, bench);
 
 fn main() {
     if std::env::var_os("OBSERVE_BENCH_SINK").is_some() {
-        sink();
+        let _ = common::sink();
         return;
     }
     benches();

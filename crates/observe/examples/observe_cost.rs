@@ -14,44 +14,21 @@
 //! collector in a child process, as the `telemetry_cpu/metrics_and_spans` bench row).
 #![allow(missing_docs)]
 
+#[path = "../benches/common/mod.rs"]
+mod common;
+
 use std::convert::Infallible;
 
-use async_trait::async_trait;
 use bytes::Bytes;
-use infergate_core::pipeline::Phases;
-use infergate_core::{
-    Body, Decision, Pipeline, Processor, ProcessorError, ResponseBody, ResponseContext,
-};
+use infergate_core::{Body, Pipeline};
 use infergate_observe::{OtlpConfig, Telemetry, TelemetryConfig};
 use tower::{Layer, ServiceExt};
 
-/// A processor that reads every answer (as a guardrail, a cache or a budget does).
-struct ReadsAnswers;
-
-#[async_trait]
-impl Processor for ReadsAnswers {
-    fn name(&self) -> &str {
-        "reader"
-    }
-    fn phases(&self) -> Phases {
-        Phases::REQUEST | Phases::RESPONSE | Phases::RESPONSE_BODY
-    }
-    async fn on_response_body(
-        &self,
-        _cx: &mut ResponseContext<'_>,
-        body: &mut ResponseBody,
-    ) -> Result<Decision, ProcessorError> {
-        std::hint::black_box(body.json());
-        Ok(Decision::Continue)
-    }
-}
-
-const BODY: &str = r#"{"model":"gpt-4o-mini","max_tokens":64,"messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"What is the capital of France?"}]}"#;
-const ANSWER: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"message":{"role":"assistant","content":"Paris."},"finish_reason":"stop"}],"usage":{"prompt_tokens":24,"completion_tokens":2,"total_tokens":26}}"#;
+use common::{ANSWER, BODY, Collector, ReadsAnswers};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::env::var_os("OBSERVE_COST_SINK").is_some() {
-        return sink();
+        return Ok(common::sink()?);
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (Some(mode), Some(n)) = (args.first(), args.get(1)) else {
@@ -69,12 +46,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         )?),
         "metrics" => Some(Telemetry::new(TelemetryConfig::new().traces(false))?),
         "spans" => {
-            let (child, addr) = start_sink()?;
-            collector = Some(child);
+            let c = Collector::start("OBSERVE_COST_SINK")?;
+            let endpoint = format!("http://{}", c.addr);
+            collector = Some(c);
             Some(rt.block_on(async {
-                Telemetry::new(
-                    TelemetryConfig::new().otlp(OtlpConfig::new(format!("http://{addr}"))),
-                )
+                Telemetry::new(TelemetryConfig::new().otlp(OtlpConfig::new(endpoint)))
             })?)
         }
         other => return Err(format!("unknown mode {other}").into()),
@@ -105,41 +81,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         Ok::<_, Box<dyn std::error::Error>>(())
     })?;
-    if let Some(mut c) = collector {
-        let _ = c.kill();
-        let _ = c.wait();
-    }
-    Ok(())
-}
-
-/// Starts this binary again as an OTLP/HTTP collector; its address.
-fn start_sink() -> Result<(std::process::Child, String), Box<dyn std::error::Error>> {
-    use std::io::BufRead;
-    let mut child = std::process::Command::new(std::env::current_exe()?)
-        .env("OBSERVE_COST_SINK", "1")
-        .stdout(std::process::Stdio::piped())
-        .spawn()?;
-    let mut line = String::new();
-    let out = child.stdout.take().ok_or("no stdout")?;
-    std::io::BufReader::new(out).read_line(&mut line)?;
-    Ok((child, line.trim().to_owned()))
-}
-
-/// Reads each export whole and answers 200.
-fn sink() -> Result<(), Box<dyn std::error::Error>> {
-    use http_body_util::BodyExt;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
-        let svc = tower::service_fn(|req: http::Request<hyper::body::Incoming>| async move {
-            let body = req.into_body().collect().await.map(|b| b.to_bytes().len());
-            std::hint::black_box(body.ok());
-            Ok::<_, Infallible>(http::Response::new(http_body_util::Full::new(Bytes::new())))
-        });
-        let addr = infergate_testkit::serve(svc).await;
-        println!("{addr}");
-        std::future::pending::<()>().await;
-    });
+    drop(collector);
     Ok(())
 }
