@@ -712,20 +712,66 @@ async fn phases_declared_are_the_phases_run() {
 #[tokio::test]
 async fn an_oversized_body_is_read_to_its_end_before_the_413() {
     let p = Pipeline::builder().max_request_body(1024).build();
-    let (rej, sent) = oversized(&p, &[]).await;
-    assert_eq!(rej.kind(), RejectKind::BodyTooLarge);
-    assert_eq!(sent, 64, "the whole body was taken");
-    // A client that waits for `100 Continue` is not asked for the rest: the 413 stops it.
-    let (rej, sent) = oversized(&p, &[("expect", "100-continue")]).await;
-    assert_eq!(rej.kind(), RejectKind::BodyTooLarge);
-    assert!(sent < 64, "the rest was not read");
+    let expect = [("expect", "100-continue")];
+    let http1 = http::Version::HTTP_11;
+    let cases: [Case<'_>; 5] = [
+        (false, &[], http1, true),
+        (true, &[], http1, true),
+        // Chunked: the first chunks were read, so `100 Continue` went out and the rest comes.
+        (false, &expect, http1, true),
+        // Declared too long and waiting for `100 Continue`: nothing was asked for, nothing read.
+        (true, &expect, http1, false),
+        // HTTP/2 ends the stream itself after the answer.
+        (false, &[], http::Version::HTTP_2, false),
+    ];
+    for (declared, headers, version, whole) in cases {
+        let (rej, sent) = oversized(&p, declared, headers, version).await;
+        assert_eq!(rej.kind(), RejectKind::BodyTooLarge);
+        assert_eq!(
+            sent == 64,
+            whole,
+            "{declared} {headers:?} {version:?}: {sent} sent"
+        );
+    }
+}
+
+/// Declared length, headers, version, whether the whole body is taken.
+type Case<'a> = (bool, &'a [(&'a str, &'a str)], http::Version, bool);
+
+/// A body whose chunks come from a channel, with its length declared or not.
+struct Chunks {
+    rx: tokio::sync::mpsc::Receiver<Bytes>,
+    declared: Option<u64>,
+}
+
+impl http_body::Body for Chunks {
+    type Data = Bytes;
+    type Error = std::io::Error;
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        self.rx
+            .poll_recv(cx)
+            .map(|c| c.map(|b| Ok(http_body::Frame::data(b))))
+    }
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.declared.map_or_else(
+            http_body::SizeHint::default,
+            http_body::SizeHint::with_exact,
+        )
+    }
 }
 
 /// Offers `p` a chat request of 64 chunks of 512 bytes, one at a time; the rejection and how
 /// many chunks were taken.
-async fn oversized(p: &Pipeline, headers: &[(&str, &str)]) -> (Rejection, usize) {
-    use futures_util::StreamExt;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(1);
+async fn oversized(
+    p: &Pipeline,
+    declared: bool,
+    headers: &[(&str, &str)],
+    version: http::Version,
+) -> (Rejection, usize) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(1);
     let sender = tokio::spawn(async move {
         let mut sent = 0usize;
         for _ in 0..64 {
@@ -736,17 +782,17 @@ async fn oversized(p: &Pipeline, headers: &[(&str, &str)]) -> (Rejection, usize)
         }
         sent
     });
-    let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
-        .map(|b| Ok::<_, std::io::Error>(http_body::Frame::data(b)));
-    let mut req =
-        http::Request::post("/v1/chat/completions").header("content-type", "application/json");
+    let mut req = http::Request::post("/v1/chat/completions")
+        .version(version)
+        .header("content-type", "application/json");
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
     let (head, ()) = req.body(()).unwrap().into_parts();
-    let rej = p
-        .prepare(head, http_body_util::StreamBody::new(stream))
-        .await
-        .unwrap_err();
+    let body = Chunks {
+        rx,
+        declared: declared.then_some(64 * 512),
+    };
+    let rej = p.prepare(head, body).await.unwrap_err();
     (rej, sender.await.unwrap())
 }

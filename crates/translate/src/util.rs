@@ -726,6 +726,35 @@ mod writer_tests {
         }
     }
 
+    /// An optional string is borrowed when it has no escapes, copied when it has, `None` for
+    /// `null` or a missing field; another type is an error; an alias reads the same.
+    #[test]
+    fn optional_strings_borrow_from_the_input() {
+        use std::borrow::Cow;
+        #[derive(serde::Deserialize)]
+        struct S<'a> {
+            #[serde(borrow, deserialize_with = "opt_cow", default, alias = "other")]
+            v: Option<Cow<'a, str>>,
+        }
+        let read = |t: &'static str| serde_json::from_str::<S<'static>>(t).map(|s| s.v);
+        assert!(matches!(
+            read(r#"{"v":"plain"}"#),
+            Ok(Some(Cow::Borrowed("plain")))
+        ));
+        assert!(matches!(
+            read(r#"{"other":"plain"}"#),
+            Ok(Some(Cow::Borrowed("plain")))
+        ));
+        match read(r#"{"v":"a\"b"}"#) {
+            Ok(Some(Cow::Owned(s))) => assert_eq!(s, "a\"b"),
+            other => panic!("{:?}", other.map(|v| v.map(Cow::into_owned))),
+        }
+        assert!(matches!(read(r#"{"v":null}"#), Ok(None)));
+        assert!(matches!(read("{}"), Ok(None)));
+        assert!(read(r#"{"v":1}"#).is_err());
+        assert!(read(r#"{"v":["x"]}"#).is_err());
+    }
+
     #[test]
     fn integers() {
         for n in [0, 1, 9, 10, 99, 100, 12345, u64::MAX] {

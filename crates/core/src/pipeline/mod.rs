@@ -161,8 +161,10 @@ impl PipelineBuilder {
     }
 
     /// The bound on a buffered request body (default 2 MiB); over it the answer is 413, sent
-    /// once the rest of the body has been read and discarded (bounded: four times the limit,
-    /// 16 MiB at least, and 5 s) so that a client still writing gets the answer.
+    /// once the rest of an HTTP/1 body has been read and discarded (bounded: four times the
+    /// limit more, 16 MiB at least, and 5 s within the body's read timeout) so that a client
+    /// still writing gets the answer; not when the client waits for `100 Continue` and the
+    /// declared length is over the bound.
     pub fn max_request_body(mut self, bytes: usize) -> Self {
         self.config.max_request_body = bytes;
         self
@@ -330,6 +332,9 @@ impl Pipeline {
         check_content_type(&head.headers)?;
         let limit = self.inner.config.max_request_body;
         let mut body = std::pin::pin!(body);
+        // Declared too long: refused before a byte is read.
+        let declared_over = body.size_hint().lower() > limit as u64;
+        let reading = Instant::now();
         let collect = collect_limited(body.as_mut(), limit);
         let collected = match self.inner.config.body_read_timeout {
             Some(t) => tokio::time::timeout(t, collect).await.map_err(|_| {
@@ -346,14 +351,24 @@ impl Pipeline {
             None => collect.await,
         };
         if let Err(CollectError::TooLarge { limit }) = collected {
-            // A client that waits for `100 Continue` has sent nothing yet: reading would ask
-            // it for the body only to throw it away, while the 413 alone stops it.
-            let waits = head
-                .headers
-                .get(header::EXPECT)
-                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-            if !waits {
-                drain(body, limit).await;
+            // A client that waits for `100 Continue` and was refused before anything was read
+            // has sent nothing: reading would ask it for the body only to throw it away, while
+            // the 413 alone stops it. HTTP/2 ends the stream itself after the answer
+            // (RST_STREAM NO_ERROR), with nothing lost.
+            let waits = declared_over
+                && head
+                    .headers
+                    .get(header::EXPECT)
+                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+            if !waits && head.version < http::Version::HTTP_2 {
+                // Within what is left of the time allowed to read the body, 5 s at most.
+                let left = self
+                    .inner
+                    .config
+                    .body_read_timeout
+                    .map_or(DRAIN_TIME, |t| t.saturating_sub(reading.elapsed()))
+                    .min(DRAIN_TIME);
+                drain(body, limit, left).await;
             }
             return Err(too_large(limit));
         }
@@ -811,20 +826,22 @@ fn named(r: Rejection, stage: &Stage) -> Rejection {
     }
 }
 
+/// The longest an oversized request body is read after the limit, to be discarded.
+const DRAIN_TIME: Duration = Duration::from_secs(5);
+
 /// Reads and discards the rest of an oversized request body before the 413 goes out, as a web
 /// server's lingering close: a gateway that answers and closes while the client is still
 /// writing makes the client's next write fail (a broken pipe, a reset that discards the answer)
-/// and the client never sees why. Bounded: at most four times the limit (16 MiB at least) and
-/// 5 s; a body declared longer than that, or one that keeps coming, is not read (the answer
-/// then races the client's writes, as it must), nor is the body of a client that waits for
-/// `100 Continue`.
-async fn drain<B>(mut body: std::pin::Pin<&mut B>, limit: usize)
+/// and the client never sees why. Bounded: four times the limit more (16 MiB at least) and
+/// `time`; a body declared longer than that, or one that keeps coming, is not read (the answer
+/// then races the client's writes, as it must).
+async fn drain<B>(mut body: std::pin::Pin<&mut B>, limit: usize, time: Duration)
 where
     B: http_body::Body<Data = Bytes>,
 {
     use http_body_util::BodyExt;
     let bound = (limit as u64).saturating_mul(4).max(16 << 20);
-    if body.size_hint().lower() > bound {
+    if body.is_end_stream() || body.size_hint().lower() > bound {
         return;
     }
     let read = async {
@@ -838,7 +855,7 @@ where
             }
         }
     };
-    let _ = tokio::time::timeout(Duration::from_secs(5), read).await;
+    let _ = tokio::time::timeout(time, read).await;
 }
 
 fn too_large(limit: usize) -> Rejection {
