@@ -25,7 +25,7 @@ use crate::{
 struct Req<'a> {
     #[serde(borrow, default)]
     model: Cow<'a, str>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "presized")]
     messages: Vec<Msg<'a>>,
     #[serde(borrow, default)]
     tools: Option<Vec<ToolDef<'a>>>,
@@ -181,6 +181,30 @@ struct FnDef<'a> {
     parameters: Option<Box<RawValue>>,
     #[serde(default)]
     strict: Option<bool>,
+}
+
+/// A sequence read into a `Vec` that starts with room for eight (serde's starts with none
+/// when JSON gives no length, and a conversation of five messages then grows it twice).
+fn presized<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct V<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a sequence")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(8).min(64));
+            while let Some(x) = seq.next_element()? {
+                out.push(x);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(V(std::marker::PhantomData))
 }
 
 /// Calls `f` with each text of a content that may hold text only; `None`: give up.
