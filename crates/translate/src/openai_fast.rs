@@ -100,12 +100,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for Content<'a> {
             fn visit_string<E: de::Error>(self, s: String) -> Result<Self::Value, E> {
                 Ok(Content::Text(Cow::Owned(s)))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut parts = Vec::with_capacity(seq.size_hint().unwrap_or(2).min(64));
-                while let Some(p) = seq.next_element()? {
-                    parts.push(p);
-                }
-                Ok(Content::Parts(parts))
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                seq_vec(seq, 2).map(Content::Parts)
             }
         }
         d.deserialize_any(V(std::marker::PhantomData))
@@ -196,15 +192,23 @@ where
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("a sequence")
         }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
-            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(8).min(64));
-            while let Some(x) = seq.next_element()? {
-                out.push(x);
-            }
-            Ok(out)
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Vec<T>, A::Error> {
+            seq_vec(seq, 8)
         }
     }
     d.deserialize_seq(V(std::marker::PhantomData))
+}
+
+/// The elements of `seq` in a `Vec` with room for its length, or `room` when JSON gives none.
+fn seq_vec<'de, A: SeqAccess<'de>, T: Deserialize<'de>>(
+    mut seq: A,
+    room: usize,
+) -> Result<Vec<T>, A::Error> {
+    let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(room).min(64));
+    while let Some(x) = seq.next_element()? {
+        out.push(x);
+    }
+    Ok(out)
 }
 
 /// Calls `f` with each text of a content that may hold text only; `None`: give up.
