@@ -877,149 +877,120 @@ pub fn decode_response(body: &[u8], opts: &Options) -> Result<ChatResponse, Erro
 
 /// Encodes a Chat Completions response.
 pub fn encode_response(r: &ChatResponse, opts: &Options) -> Result<Vec<u8>, Error> {
+    // Written by hand, as the hot stream chunks are: serde's per-field calls were two thirds of
+    // this function's cost for a small answer. `hand_written_tests` pins the shape.
     let mut text = String::new();
     let mut reasoning = String::new();
-    let mut calls = Vec::new();
-    let mut pending_sig: Option<&str> = None;
+    let refusal = r.finish == Some(FinishReason::Refusal);
+    let has_calls = r.content.iter().any(|p| matches!(p, Part::ToolCall { .. }));
     for (j, p) in r.content.iter().enumerate() {
         match p {
             Part::Text { text: t, .. } => text.push_str(t),
-            Part::Reasoning {
-                text: t, signature, ..
-            } => {
-                if t.is_empty() && matches!(r.content.get(j + 1), Some(Part::ToolCall { .. })) {
-                    pending_sig = signature.as_deref();
-                } else {
-                    reasoning.push_str(t);
-                }
+            Part::Reasoning { text: t, .. } if !signature_of_call(&r.content, j, t) => {
+                reasoning.push_str(t);
             }
-            Part::ToolCall {
-                id,
-                name,
-                arguments,
-                ..
-            } => calls.push(RCall {
-                id,
-                ty: "function",
-                function: RFn { name, arguments },
-                extra_content: pending_sig
-                    .take()
-                    .map(|sig| json!({"google": {"thought_signature": sig}})),
-            }),
-            Part::Image { .. } | Part::ToolResult { .. } => {}
+            _ => {}
         }
     }
-    let refusal = r.finish == Some(FinishReason::Refusal);
-    let message = RMsg {
-        role: "assistant",
-        content: (!refusal && (!text.is_empty() || calls.is_empty())).then_some(text.as_str()),
-        refusal: refusal.then_some(text.as_str()),
-        reasoning_content: (!reasoning.is_empty()).then_some(reasoning.as_str()),
-        tool_calls: calls,
-    };
-    let resp = RResp {
-        id: &r.id,
-        object: "chat.completion",
-        created: r.created.unwrap_or(opts.created),
-        model: &r.model,
-        choices: [RChoice {
-            index: 0,
-            message,
-            logprobs: None,
-            finish_reason: r.finish.as_ref().map(finish_to),
-        }],
-        usage: OutUsage::of(&r.usage),
-    };
-    crate::json_out::to_vec_sized(&resp, 256 + crate::json_out::parts_size_hint(&r.content))
-        .map_err(|e| Error::Upstream(e.to_string()))
-}
-
-#[derive(Serialize)]
-struct RResp<'a> {
-    id: &'a str,
-    object: &'static str,
-    created: u64,
-    model: &'a str,
-    choices: [RChoice<'a>; 1],
-    usage: OutUsage,
-}
-
-#[derive(Serialize)]
-struct RChoice<'a> {
-    index: u32,
-    message: RMsg<'a>,
-    logprobs: Option<()>,
-    finish_reason: Option<&'a str>,
-}
-
-#[derive(Serialize)]
-struct RMsg<'a> {
-    role: &'static str,
-    content: Option<&'a str>,
-    refusal: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reasoning_content: Option<&'a str>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    tool_calls: Vec<RCall<'a>>,
-}
-
-#[derive(Serialize)]
-struct RCall<'a> {
-    id: &'a str,
-    #[serde(rename = "type")]
-    ty: &'static str,
-    function: RFn<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    extra_content: Option<Value>,
-}
-
-#[derive(Serialize)]
-struct RFn<'a> {
-    name: &'a str,
-    arguments: &'a str,
-}
-
-#[derive(Serialize)]
-struct OutUsage {
-    prompt_tokens: u64,
-    completion_tokens: u64,
-    total_tokens: u64,
-    prompt_tokens_details: PromptDetails,
-    completion_tokens_details: CompletionDetails,
-}
-
-#[derive(Serialize)]
-struct PromptDetails {
-    cached_tokens: u64,
-    #[serde(skip_serializing_if = "is_zero")]
-    cache_write_tokens: u64,
-}
-
-#[derive(Serialize)]
-struct CompletionDetails {
-    reasoning_tokens: u64,
-}
-
-#[allow(clippy::trivially_copy_pass_by_ref)]
-fn is_zero(n: &u64) -> bool {
-    *n == 0
-}
-
-impl OutUsage {
-    fn of(u: &Usage) -> Self {
-        Self {
-            prompt_tokens: u.input_tokens,
-            completion_tokens: u.output_tokens,
-            total_tokens: u.total(),
-            prompt_tokens_details: PromptDetails {
-                cached_tokens: u.cache_read_tokens,
-                cache_write_tokens: u.cache_write_tokens,
-            },
-            completion_tokens_details: CompletionDetails {
-                reasoning_tokens: u.reasoning_tokens,
-            },
-        }
+    let mut out = Vec::with_capacity(256 + crate::json_out::parts_size_hint(&r.content));
+    out.extend_from_slice(b"{\"id\":");
+    write_json_str(&mut out, &r.id);
+    out.extend_from_slice(b",\"object\":\"chat.completion\",\"created\":");
+    write_u64(&mut out, r.created.unwrap_or(opts.created));
+    out.extend_from_slice(b",\"model\":");
+    write_json_str(&mut out, &r.model);
+    out.extend_from_slice(
+        b",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":",
+    );
+    write_opt_str(
+        &mut out,
+        (!refusal && (!text.is_empty() || !has_calls)).then_some(text.as_str()),
+    );
+    out.extend_from_slice(b",\"refusal\":");
+    write_opt_str(&mut out, refusal.then_some(text.as_str()));
+    if !reasoning.is_empty() {
+        out.extend_from_slice(b",\"reasoning_content\":");
+        write_json_str(&mut out, &reasoning);
     }
+    if has_calls {
+        out.extend_from_slice(b",\"tool_calls\":[");
+        let mut pending_sig: Option<&str> = None;
+        let mut first = true;
+        for (j, p) in r.content.iter().enumerate() {
+            match p {
+                Part::Reasoning {
+                    text: t, signature, ..
+                } if signature_of_call(&r.content, j, t) => pending_sig = signature.as_deref(),
+                Part::ToolCall {
+                    id,
+                    name,
+                    arguments,
+                    ..
+                } => {
+                    if !first {
+                        out.push(b',');
+                    }
+                    first = false;
+                    out.extend_from_slice(b"{\"id\":");
+                    write_json_str(&mut out, id);
+                    out.extend_from_slice(b",\"type\":\"function\",\"function\":{\"name\":");
+                    write_json_str(&mut out, name);
+                    out.extend_from_slice(b",\"arguments\":");
+                    write_json_str(&mut out, arguments);
+                    out.push(b'}');
+                    if let Some(sig) = pending_sig.take() {
+                        out.extend_from_slice(
+                            b",\"extra_content\":{\"google\":{\"thought_signature\":",
+                        );
+                        write_json_str(&mut out, sig);
+                        out.extend_from_slice(b"}}");
+                    }
+                    out.push(b'}');
+                }
+                _ => {}
+            }
+        }
+        out.push(b']');
+    }
+    out.extend_from_slice(b"},\"logprobs\":null,\"finish_reason\":");
+    write_opt_str(&mut out, r.finish.as_ref().map(finish_to));
+    out.extend_from_slice(b"}],\"usage\":");
+    write_usage(&mut out, &r.usage);
+    out.push(b'}');
+    Ok(out)
+}
+
+/// Whether part `j` of an answer is a bare signature for the tool call after it (Gemini's
+/// `thoughtSignature` on a call): carried on that call, not as reasoning.
+fn signature_of_call(content: &[Part], j: usize, text: &str) -> bool {
+    text.is_empty() && matches!(content.get(j + 1), Some(Part::ToolCall { .. }))
+}
+
+/// Writes a JSON string, or `null`.
+fn write_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => write_json_str(out, s),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// Writes Chat Completions' `usage` object.
+fn write_usage(out: &mut Vec<u8>, u: &Usage) {
+    out.extend_from_slice(b"{\"prompt_tokens\":");
+    write_u64(out, u.input_tokens);
+    out.extend_from_slice(b",\"completion_tokens\":");
+    write_u64(out, u.output_tokens);
+    out.extend_from_slice(b",\"total_tokens\":");
+    write_u64(out, u.total());
+    out.extend_from_slice(b",\"prompt_tokens_details\":{\"cached_tokens\":");
+    write_u64(out, u.cache_read_tokens);
+    if u.cache_write_tokens > 0 {
+        out.extend_from_slice(b",\"cache_write_tokens\":");
+        write_u64(out, u.cache_write_tokens);
+    }
+    out.extend_from_slice(b"},\"completion_tokens_details\":{\"reasoning_tokens\":");
+    write_u64(out, u.reasoning_tokens);
+    out.extend_from_slice(b"}}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1777,6 +1748,84 @@ mod hand_written_tests {
         }
         // Only the extra_content chunks and the broken ones go to serde.
         crate::json_scan::assert_scanner_agrees!(Chunk, chunks);
+    }
+
+    /// The hand-written answer: its exact bytes for a plain one, and every field of a full one
+    /// (reasoning, a bare signature carried on the call after it, two calls, a refusal, cache
+    /// writes, no finish reason).
+    #[test]
+    fn the_answer_is_written_in_the_chat_completions_shape() {
+        let opts = Options {
+            created: 7,
+            ..Options::default()
+        };
+        let mut r = ChatResponse {
+            id: "chatcmpl-\"1\"".into(),
+            model: "m".into(),
+            content: vec![Part::text("hi\n")],
+            finish: Some(FinishReason::Stop),
+            usage: Usage {
+                input_tokens: 3,
+                output_tokens: 2,
+                ..Usage::default()
+            },
+            ..ChatResponse::default()
+        };
+        let out = encode_response(&r, &opts).expect("encodes");
+        assert_eq!(
+            std::str::from_utf8(&out).expect("utf-8"),
+            r#"{"id":"chatcmpl-\"1\"","object":"chat.completion","created":7,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi\n","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5,"prompt_tokens_details":{"cached_tokens":0},"completion_tokens_details":{"reasoning_tokens":0}}}"#
+        );
+        let call = |id: &str| Part::ToolCall {
+            id: id.into(),
+            name: "f".into(),
+            arguments: "{\"a\":1}".into(),
+            cache: None,
+        };
+        let reasoning = |t: &str, sig: Option<&str>| Part::Reasoning {
+            text: t.into(),
+            signature: sig.map(Into::into),
+            redacted: None,
+        };
+        r.content = vec![
+            reasoning("think", Some("s0")),
+            reasoning("", Some("sig1")),
+            call("c1"),
+            call("c2"),
+        ];
+        r.finish = None;
+        r.created = Some(9);
+        r.usage.cache_write_tokens = 4;
+        r.usage.cache_read_tokens = 1;
+        r.usage.reasoning_tokens = 1;
+        let v: Value =
+            serde_json::from_slice(&encode_response(&r, &opts).expect("encodes")).expect("JSON");
+        let call_json = |id: &str| json!({"id": id, "type": "function", "function": {"name": "f", "arguments": "{\"a\":1}"}});
+        let mut first = call_json("c1");
+        first["extra_content"] = json!({"google": {"thought_signature": "sig1"}});
+        assert_eq!(
+            v,
+            json!({
+                "id": "chatcmpl-\"1\"", "object": "chat.completion", "created": 9, "model": "m",
+                "choices": [{"index": 0, "message": {
+                    "role": "assistant", "content": null, "refusal": null,
+                    "reasoning_content": "think", "tool_calls": [first, call_json("c2")]
+                }, "logprobs": null, "finish_reason": null}],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5,
+                    "prompt_tokens_details": {"cached_tokens": 1, "cache_write_tokens": 4},
+                    "completion_tokens_details": {"reasoning_tokens": 1}}
+            })
+        );
+        r.content = vec![Part::text("I can't help with that.")];
+        r.finish = Some(FinishReason::Refusal);
+        let v: Value =
+            serde_json::from_slice(&encode_response(&r, &opts).expect("encodes")).expect("JSON");
+        assert_eq!(v["choices"][0]["message"]["content"], Value::Null);
+        assert_eq!(
+            v["choices"][0]["message"]["refusal"],
+            "I can't help with that."
+        );
+        assert_eq!(v["choices"][0]["finish_reason"], "stop");
     }
 
     /// The hand-written hot chunks are byte for byte what serde wrote for them.
