@@ -19,32 +19,18 @@ mod common;
 use std::convert::Infallible;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group};
-use infergate_core::pipeline::Phases;
-use infergate_core::{Body, Pipeline, Processor};
+use infergate_core::{Body, Pipeline};
 use infergate_observe::{OtlpConfig, Telemetry, TelemetryConfig};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use tower::{Layer, ServiceExt};
 
-use common::{ANSWER, BODY, Collector, ReadsAnswers};
+use common::{ANSWER, BODY, Collector, Noop, ReadsAnswers};
 
 /// A processor in the same phases as telemetry that does nothing: what any processor there
 /// costs the pipeline (the share of the difference that is not telemetry's own).
-struct Noop;
-
-#[async_trait]
-impl Processor for Noop {
-    fn name(&self) -> &str {
-        "noop"
-    }
-    fn phases(&self) -> Phases {
-        Phases::ALL
-    }
-}
-
 /// Spans are built and handed over, then dropped.
 #[derive(Debug)]
 struct Discard;

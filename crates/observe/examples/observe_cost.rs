@@ -9,7 +9,8 @@
 //! ```
 //! The difference of the two counts over 2000 is the instructions per request; the same for
 //! `without` gives the pipeline's own, and their difference telemetry's. `MODE` is `without`
-//! (no telemetry processor), `gather` (records gathered and sent, nothing built from them),
+//! (no telemetry processor), `noop` (a processor in telemetry's place and phases that does
+//! nothing: the pipeline's share of any processor there), `gather` (records gathered and sent, nothing built from them),
 //! `metrics` (metrics only) or `spans` (metrics and spans, exported over OTLP/HTTP to a
 //! collector in a child process, as the `telemetry_cpu/metrics_and_spans` bench row).
 #![allow(missing_docs)]
@@ -32,7 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (Some(mode), Some(n)) = (args.first(), args.get(1)) else {
-        return Err("usage: observe_cost without|gather|metrics|spans N".into());
+        return Err("usage: observe_cost without|noop|gather|metrics|spans N".into());
     };
     let n: usize = n.parse()?;
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -40,7 +41,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     let mut collector = None;
     let telemetry = match mode.as_str() {
-        "without" => None,
+        "without" | "noop" => None,
         "gather" => Some(Telemetry::new(
             TelemetryConfig::new().metrics(false).traces(false),
         )?),
@@ -66,6 +67,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut b = Pipeline::builder();
     if let Some(t) = &telemetry {
         b = b.processor(t.processor());
+    }
+    if mode == "noop" {
+        b = b.processor(common::Noop);
     }
     let svc = b.processor(ReadsAnswers).build().layer().layer(upstream);
     rt.block_on(async {

@@ -12,14 +12,25 @@ use crate::worker::{DynMetricExporter, DynSpanExporter};
 pub(crate) enum SpanOut {
     /// POSTs encoded `ExportTraceServiceRequest`s.
     #[cfg(feature = "otlp-http")]
-    Http(Box<HttpSpans>),
+    Http(Box<HttpOtlp>),
     /// An SDK exporter.
     #[cfg_attr(not(feature = "otlp-grpc"), allow(dead_code))]
     Sdk(Box<dyn DynSpanExporter>),
 }
 
-/// A span destination and a metric exporter.
-type Exporters = (SpanOut, Box<dyn DynMetricExporter>);
+/// Where metrics go: the crate's own OTLP/HTTP sender (the plain aggregates encoded straight
+/// into protobuf), or an SDK exporter (fed by the SDK's instruments).
+pub(crate) enum MetricOut {
+    /// POSTs encoded `ExportMetricsServiceRequest`s.
+    #[cfg(feature = "otlp-http")]
+    Http(Box<HttpOtlp>),
+    /// An SDK exporter.
+    #[cfg_attr(not(feature = "otlp-grpc"), allow(dead_code))]
+    Sdk(Box<dyn DynMetricExporter>),
+}
+
+/// A span destination and a metric destination.
+type Exporters = (SpanOut, MetricOut);
 
 /// The OTLP span and metric exporters for `cfg`. Call inside a tokio runtime (gRPC needs one).
 pub(crate) fn otlp(cfg: &OtlpConfig) -> Result<Exporters, TelemetryError> {
@@ -31,19 +42,15 @@ pub(crate) fn otlp(cfg: &OtlpConfig) -> Result<Exporters, TelemetryError> {
 
 #[cfg(feature = "otlp-http")]
 fn http(cfg: &OtlpConfig) -> Result<Exporters, TelemetryError> {
-    use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
     let base = cfg.endpoint.trim_end_matches('/');
-    let headers: std::collections::HashMap<String, String> = cfg
-        .headers
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
     let client = HyperClient::new(Duration::from_secs(10));
-    let url: http::Uri = format!("{base}/v1/traces")
-        .parse()
-        .map_err(|e| TelemetryError::Config(format!("otlp endpoint '{base}': {e}")))?;
+    let url = |path: &str| -> Result<http::Uri, TelemetryError> {
+        format!("{base}{path}")
+            .parse()
+            .map_err(|e| TelemetryError::Config(format!("otlp endpoint '{base}': {e}")))
+    };
     let mut header_map = http::HeaderMap::new();
-    for (k, v) in &headers {
+    for (k, v) in &cfg.headers {
         let (Ok(k), Ok(v)) = (
             http::HeaderName::from_bytes(k.as_bytes()),
             http::HeaderValue::from_str(v),
@@ -54,34 +61,30 @@ fn http(cfg: &OtlpConfig) -> Result<Exporters, TelemetryError> {
         };
         header_map.insert(k, v);
     }
-    let spans = SpanOut::Http(Box::new(HttpSpans {
+    let spans = SpanOut::Http(Box::new(HttpOtlp {
         client: client.clone(),
-        url,
+        url: url("/v1/traces")?,
+        headers: header_map.clone(),
+    }));
+    let metrics = MetricOut::Http(Box::new(HttpOtlp {
+        client,
+        url: url("/v1/metrics")?,
         headers: header_map,
     }));
-    let metrics = opentelemetry_otlp::MetricExporter::builder()
-        .with_http()
-        .with_http_client(client)
-        .with_protocol(Protocol::HttpBinary)
-        .with_endpoint(format!("{base}/v1/metrics"))
-        .with_headers(headers)
-        .with_timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
-    Ok((spans, Box::new(metrics)))
+    Ok((spans, metrics))
 }
 
-/// The OTLP/HTTP span sender: one POST of protobuf bytes per batch.
+/// An OTLP/HTTP sender: one POST of protobuf bytes per export.
 #[cfg(feature = "otlp-http")]
-pub(crate) struct HttpSpans {
+pub(crate) struct HttpOtlp {
     client: HyperClient,
     url: http::Uri,
     headers: http::HeaderMap,
 }
 
 #[cfg(feature = "otlp-http")]
-impl HttpSpans {
-    /// Sends one `ExportTraceServiceRequest`.
+impl HttpOtlp {
+    /// Sends one encoded export request.
     pub(crate) async fn send(&self, body: Vec<u8>) -> Result<(), String> {
         use opentelemetry_http::HttpClient as _;
         let mut req = http::Request::post(self.url.clone())
@@ -139,7 +142,10 @@ fn grpc(cfg: &OtlpConfig) -> Result<Exporters, TelemetryError> {
         .with_timeout(Duration::from_secs(10))
         .build()
         .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
-    Ok((SpanOut::Sdk(Box::new(spans)), Box::new(metrics)))
+    Ok((
+        SpanOut::Sdk(Box::new(spans)),
+        MetricOut::Sdk(Box::new(metrics)),
+    ))
 }
 
 #[cfg(not(feature = "otlp-grpc"))]

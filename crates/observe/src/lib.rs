@@ -61,6 +61,7 @@
 //! the access log and export all happen on that thread.
 
 mod access_log;
+mod agg;
 mod config;
 mod export;
 mod extract;

@@ -13,28 +13,96 @@ use opentelemetry::metrics::{
 };
 use opentelemetry::{KeyValue, Value};
 
+use crate::agg::{Handle, Kind, Num, Store};
 use crate::record::Record;
 use crate::worker::{error_type, operation};
 
+/// An instrument: its plain family in the [`Store`] (what Prometheus shows), and the SDK's
+/// instrument when metrics are pushed to an exporter.
+struct Inst<I> {
+    fam: u32,
+    sdk: Option<I>,
+}
+
+/// An SDK instrument that binds to an attribute set.
+trait SdkInst {
+    type Bound;
+    fn bind_sdk(&self, attrs: &[KeyValue]) -> Self::Bound;
+}
+
+/// A bound SDK instrument that takes a measurement.
+trait SdkPut<T> {
+    fn put(&self, v: T);
+}
+
+macro_rules! sdk_inst {
+    ($inst:ty, $bound:ty, $t:ty, $method:ident) => {
+        impl SdkInst for $inst {
+            type Bound = $bound;
+            fn bind_sdk(&self, attrs: &[KeyValue]) -> $bound {
+                self.bind(attrs)
+            }
+        }
+        impl SdkPut<$t> for $bound {
+            fn put(&self, v: $t) {
+                self.$method(v);
+            }
+        }
+    };
+}
+
+sdk_inst!(Counter<u64>, BoundCounter<u64>, u64, add);
+sdk_inst!(Counter<f64>, BoundCounter<f64>, f64, add);
+sdk_inst!(Gauge<u64>, BoundGauge<u64>, u64, record);
+sdk_inst!(Histogram<u64>, BoundHistogram<u64>, u64, record);
+sdk_inst!(Histogram<f64>, BoundHistogram<f64>, f64, record);
+
+impl<I: SdkInst> Inst<I> {
+    fn bind(&self, st: &mut Store, attrs: &[KeyValue]) -> Bound<I::Bound> {
+        Bound {
+            h: st.bind(self.fam, attrs),
+            sdk: self.sdk.as_ref().map(|i| i.bind_sdk(attrs)),
+        }
+    }
+}
+
+/// An instrument bound to one attribute set.
+struct Bound<B> {
+    h: Handle,
+    sdk: Option<B>,
+}
+
+impl<B> Bound<B> {
+    fn put<T: Copy + Into<Num>>(&self, st: &mut Store, v: T)
+    where
+        B: SdkPut<T>,
+    {
+        st.put(self.h, v.into());
+        if let Some(b) = &self.sdk {
+            b.put(v);
+        }
+    }
+}
+
 /// The instruments.
 struct Instruments {
-    token_usage: Histogram<u64>,
-    operation_duration: Histogram<f64>,
-    request_duration: Histogram<f64>,
-    ttft: Histogram<f64>,
-    tpot: Histogram<f64>,
-    requests: Counter<u64>,
-    tokens: Counter<u64>,
-    decisions: Counter<u64>,
-    processor_duration: Histogram<f64>,
-    cache: Counter<u64>,
-    findings: Counter<u64>,
-    rejections: Counter<u64>,
-    attempts: Counter<u64>,
-    backend_up: Gauge<u64>,
-    cost: Counter<f64>,
-    estimated: Counter<u64>,
-    ratelimit_remaining: Gauge<u64>,
+    token_usage: Inst<Histogram<u64>>,
+    operation_duration: Inst<Histogram<f64>>,
+    request_duration: Inst<Histogram<f64>>,
+    ttft: Inst<Histogram<f64>>,
+    tpot: Inst<Histogram<f64>>,
+    requests: Inst<Counter<u64>>,
+    tokens: Inst<Counter<u64>>,
+    decisions: Inst<Counter<u64>>,
+    processor_duration: Inst<Histogram<f64>>,
+    cache: Inst<Counter<u64>>,
+    findings: Inst<Counter<u64>>,
+    rejections: Inst<Counter<u64>>,
+    attempts: Inst<Counter<u64>>,
+    backend_up: Inst<Gauge<u64>>,
+    cost: Inst<Counter<f64>>,
+    estimated: Inst<Counter<u64>>,
+    ratelimit_remaining: Inst<Gauge<u64>>,
 }
 
 const DURATION_BUCKETS: [f64; 14] = [
@@ -67,108 +135,210 @@ const PROCESSOR_BUCKETS: [f64; 15] = [
     0.01, 0.025, 0.05, 0.1, 0.5,
 ];
 
+/// Makes each instrument in the store, and in the SDK when `meter` is given.
+struct Maker<'a> {
+    meter: Option<&'a Meter>,
+    st: &'a mut Store,
+}
+
+impl Maker<'_> {
+    fn counter(
+        &mut self,
+        name: &'static str,
+        unit: &'static str,
+        d: &'static str,
+    ) -> Inst<Counter<u64>> {
+        Inst {
+            fam: self.st.family(name, unit, d, Kind::Counter, false),
+            sdk: self.meter.map(|m| {
+                m.u64_counter(name)
+                    .with_unit(unit)
+                    .with_description(d)
+                    .build()
+            }),
+        }
+    }
+
+    fn counter_f64(
+        &mut self,
+        name: &'static str,
+        unit: &'static str,
+        d: &'static str,
+    ) -> Inst<Counter<f64>> {
+        Inst {
+            fam: self.st.family(name, unit, d, Kind::Counter, true),
+            sdk: self.meter.map(|m| {
+                m.f64_counter(name)
+                    .with_unit(unit)
+                    .with_description(d)
+                    .build()
+            }),
+        }
+    }
+
+    fn gauge(
+        &mut self,
+        name: &'static str,
+        unit: &'static str,
+        d: &'static str,
+    ) -> Inst<Gauge<u64>> {
+        Inst {
+            fam: self.st.family(name, unit, d, Kind::Gauge, false),
+            sdk: self.meter.map(|m| {
+                m.u64_gauge(name)
+                    .with_unit(unit)
+                    .with_description(d)
+                    .build()
+            }),
+        }
+    }
+
+    fn histogram(
+        &mut self,
+        name: &'static str,
+        unit: &'static str,
+        d: &'static str,
+        bounds: &'static [f64],
+    ) -> Inst<Histogram<u64>> {
+        Inst {
+            fam: self
+                .st
+                .family(name, unit, d, Kind::Histogram(bounds), false),
+            sdk: self.meter.map(|m| {
+                m.u64_histogram(name)
+                    .with_unit(unit)
+                    .with_description(d)
+                    .with_boundaries(bounds.to_vec())
+                    .build()
+            }),
+        }
+    }
+
+    fn histogram_f64(
+        &mut self,
+        name: &'static str,
+        unit: &'static str,
+        d: &'static str,
+        bounds: &'static [f64],
+    ) -> Inst<Histogram<f64>> {
+        Inst {
+            fam: self.st.family(name, unit, d, Kind::Histogram(bounds), true),
+            sdk: self.meter.map(|m| {
+                m.f64_histogram(name)
+                    .with_unit(unit)
+                    .with_description(d)
+                    .with_boundaries(bounds.to_vec())
+                    .build()
+            }),
+        }
+    }
+}
+
 impl Instruments {
-    fn new(meter: &Meter, dropped: Arc<AtomicU64>) -> Self {
-        let _dropped = meter
-            .u64_observable_counter("infergate.telemetry.dropped")
-            .with_unit("{record}")
-            .with_description("Request records dropped because the telemetry queue was full.")
-            .with_callback(move |o| o.observe(dropped.load(Ordering::Relaxed), &[]))
-            .build();
+    fn new(meter: Option<&Meter>, st: &mut Store, dropped: Arc<AtomicU64>) -> Self {
+        const DROPPED: (&str, &str, &str) = (
+            "infergate.telemetry.dropped",
+            "{record}",
+            "Request records dropped because the telemetry queue was full.",
+        );
+        st.observed_counter(DROPPED.0, DROPPED.1, DROPPED.2, dropped.clone());
+        if let Some(m) = meter {
+            let _dropped = m
+                .u64_observable_counter(DROPPED.0)
+                .with_unit(DROPPED.1)
+                .with_description(DROPPED.2)
+                .with_callback(move |o| o.observe(dropped.load(Ordering::Relaxed), &[]))
+                .build();
+        }
+        let mut k = Maker { meter, st };
         Self {
-            token_usage: meter
-                .u64_histogram("gen_ai.client.token.usage")
-                .with_unit("{token}")
-                .with_description("Number of input and output tokens used.")
-                .with_boundaries(TOKEN_BUCKETS.to_vec())
-                .build(),
-            operation_duration: meter
-                .f64_histogram("gen_ai.client.operation.duration")
-                .with_unit("s")
-                .with_description("GenAI operation duration (the gateway's calls upstream).")
-                .with_boundaries(DURATION_BUCKETS.to_vec())
-                .build(),
-            request_duration: meter
-                .f64_histogram("gen_ai.server.request.duration")
-                .with_unit("s")
-                .with_description("Generative AI server request duration (the gateway's whole request).")
-                .with_boundaries(DURATION_BUCKETS.to_vec())
-                .build(),
-            ttft: meter
-                .f64_histogram("gen_ai.server.time_to_first_token")
-                .with_unit("s")
-                .with_description("Time to generate first token for successful responses.")
-                .with_boundaries(TTFT_BUCKETS.to_vec())
-                .build(),
-            tpot: meter
-                .f64_histogram("gen_ai.server.time_per_output_token")
-                .with_unit("s")
-                .with_description("Time per output token generated after the first token for successful responses.")
-                .with_boundaries(TPOT_BUCKETS.to_vec())
-                .build(),
-            requests: meter
-                .u64_counter("infergate.requests")
-                .with_unit("{request}")
-                .with_description("Requests, by route, backend, model, principal, status and cache result.")
-                .build(),
-            tokens: meter
-                .u64_counter("infergate.usage.tokens")
-                .with_unit("{token}")
-                .with_description(
-                    "Tokens by type: input, output, cache_read, cache_creation, reasoning.",
-                )
-                .build(),
-            decisions: meter
-                .u64_counter("infergate.processor.decisions")
-                .with_unit("{decision}")
-                .with_description("What each processor's phase came to.")
-                .build(),
-            processor_duration: meter
-                .f64_histogram("infergate.processor.duration")
-                .with_unit("s")
-                .with_description("How long each processor's phase took.")
-                .with_boundaries(PROCESSOR_BUCKETS.to_vec())
-                .build(),
-            cache: meter
-                .u64_counter("infergate.cache.lookups")
-                .with_unit("{lookup}")
-                .with_description("Cache results: hit, miss, bypass.")
-                .build(),
-            findings: meter
-                .u64_counter("infergate.guardrail.findings")
-                .with_unit("{request}")
-                .with_description("Requests on which a guardrail check fired, by check.")
-                .build(),
-            rejections: meter
-                .u64_counter("infergate.rejections")
-                .with_unit("{request}")
-                .with_description("Requests refused, by reason and processor.")
-                .build(),
-            attempts: meter
-                .u64_counter("infergate.failover.attempts")
-                .with_unit("{attempt}")
-                .with_description("Upstream attempts, by backend and outcome.")
-                .build(),
-            backend_up: meter
-                .u64_gauge("infergate.backend.up")
-                .with_unit("1")
-                .with_description("1 if the backend's last attempt was answered, 0 if it failed.")
-                .build(),
-            estimated: meter
-                .u64_counter("infergate.usage.estimated")
-                .with_unit("{request}")
-                .with_description("Requests whose usage is an estimate (a stream cut short).")
-                .build(),
-            cost: meter
-                .f64_counter("infergate.cost")
-                .with_unit("USD")
-                .with_description("Cost charged, in US dollars.")
-                .build(),
-            ratelimit_remaining: meter
-                .u64_gauge("infergate.ratelimit.remaining")
-                .with_unit("1")
-                .with_description("The rate limit remaining after the principal's last request.")
-                .build(),
+            token_usage: k.histogram(
+                "gen_ai.client.token.usage",
+                "{token}",
+                "Number of input and output tokens used.",
+                &TOKEN_BUCKETS,
+            ),
+            operation_duration: k.histogram_f64(
+                "gen_ai.client.operation.duration",
+                "s",
+                "GenAI operation duration (the gateway's calls upstream).",
+                &DURATION_BUCKETS,
+            ),
+            request_duration: k.histogram_f64(
+                "gen_ai.server.request.duration",
+                "s",
+                "Generative AI server request duration (the gateway's whole request).",
+                &DURATION_BUCKETS,
+            ),
+            ttft: k.histogram_f64(
+                "gen_ai.server.time_to_first_token",
+                "s",
+                "Time to generate first token for successful responses.",
+                &TTFT_BUCKETS,
+            ),
+            tpot: k.histogram_f64(
+                "gen_ai.server.time_per_output_token",
+                "s",
+                "Time per output token generated after the first token for successful responses.",
+                &TPOT_BUCKETS,
+            ),
+            requests: k.counter(
+                "infergate.requests",
+                "{request}",
+                "Requests, by route, backend, model, principal, status and cache result.",
+            ),
+            tokens: k.counter(
+                "infergate.usage.tokens",
+                "{token}",
+                "Tokens by type: input, output, cache_read, cache_creation, reasoning.",
+            ),
+            decisions: k.counter(
+                "infergate.processor.decisions",
+                "{decision}",
+                "What each processor's phase came to.",
+            ),
+            processor_duration: k.histogram_f64(
+                "infergate.processor.duration",
+                "s",
+                "How long each processor's phase took.",
+                &PROCESSOR_BUCKETS,
+            ),
+            cache: k.counter(
+                "infergate.cache.lookups",
+                "{lookup}",
+                "Cache results: hit, miss, bypass.",
+            ),
+            findings: k.counter(
+                "infergate.guardrail.findings",
+                "{request}",
+                "Requests on which a guardrail check fired, by check.",
+            ),
+            rejections: k.counter(
+                "infergate.rejections",
+                "{request}",
+                "Requests refused, by reason and processor.",
+            ),
+            attempts: k.counter(
+                "infergate.failover.attempts",
+                "{attempt}",
+                "Upstream attempts, by backend and outcome.",
+            ),
+            backend_up: k.gauge(
+                "infergate.backend.up",
+                "1",
+                "1 if the backend's last attempt was answered, 0 if it failed.",
+            ),
+            estimated: k.counter(
+                "infergate.usage.estimated",
+                "{request}",
+                "Requests whose usage is an estimate (a stream cut short).",
+            ),
+            cost: k.counter_f64("infergate.cost", "USD", "Cost charged, in US dollars."),
+            ratelimit_remaining: k.gauge(
+                "infergate.ratelimit.remaining",
+                "1",
+                "The rate limit remaining after the principal's last request.",
+            ),
         }
     }
 }
@@ -281,17 +451,17 @@ struct SeriesKey {
 struct Series {
     base: Vec<KeyValue>,
     error: Option<KeyValue>,
-    request_duration: BoundHistogram<f64>,
-    requests: BoundCounter<u64>,
-    cache: Option<BoundCounter<u64>>,
-    operation_duration: Option<BoundHistogram<f64>>,
-    ttft: Option<BoundHistogram<f64>>,
-    tpot: Option<BoundHistogram<f64>>,
-    token_input: Option<BoundHistogram<u64>>,
-    token_output: Option<BoundHistogram<u64>>,
-    tokens: [Option<BoundCounter<u64>>; 5],
-    cost: Option<BoundCounter<f64>>,
-    estimated: Option<BoundCounter<u64>>,
+    request_duration: Bound<BoundHistogram<f64>>,
+    requests: Bound<BoundCounter<u64>>,
+    cache: Option<Bound<BoundCounter<u64>>>,
+    operation_duration: Option<Bound<BoundHistogram<f64>>>,
+    ttft: Option<Bound<BoundHistogram<f64>>>,
+    tpot: Option<Bound<BoundHistogram<f64>>>,
+    token_input: Option<Bound<BoundHistogram<u64>>>,
+    token_output: Option<Bound<BoundHistogram<u64>>>,
+    tokens: [Option<Bound<BoundCounter<u64>>>; 5],
+    cost: Option<Bound<BoundCounter<f64>>>,
+    estimated: Option<Bound<BoundCounter<u64>>>,
 }
 
 /// The handle in `slot`, bound now if it was not.
@@ -316,7 +486,10 @@ const TOKEN_TYPES: [&str; 5] = [
 /// A processor phase's key: processor, phase, decision, reason.
 type StageKey = (u32, u8, u8, u32);
 /// Its decision counter and duration histogram.
-type StageHandles = (BoundCounter<u64>, BoundHistogram<f64>);
+type StageHandles = (Bound<BoundCounter<u64>>, Bound<BoundHistogram<f64>>);
+
+/// A rejection's key: reason, processor, route, backend, principal.
+type RejectionKey = (u32, u32, u32, u32, u32);
 
 /// The metrics of the telemetry thread.
 pub(crate) struct Metrics {
@@ -324,11 +497,11 @@ pub(crate) struct Metrics {
     names: Interner,
     series: FxMap<SeriesKey, Series>,
     stages: FxMap<StageKey, StageHandles>,
-    attempts: FxMap<(u32, u32), BoundCounter<u64>>,
-    backend_up: FxMap<u32, BoundGauge<u64>>,
-    findings: FxMap<u32, BoundCounter<u64>>,
-    rejections: FxMap<(u32, u32, u32, u32, u32), BoundCounter<u64>>,
-    ratelimit: FxMap<(u32, bool), BoundGauge<u64>>,
+    attempts: FxMap<(u32, u32), Bound<BoundCounter<u64>>>,
+    backend_up: FxMap<u32, Bound<BoundGauge<u64>>>,
+    findings: FxMap<u32, Bound<BoundCounter<u64>>>,
+    rejections: FxMap<RejectionKey, Bound<BoundCounter<u64>>>,
+    ratelimit: FxMap<(u32, bool), Bound<BoundGauge<u64>>>,
     principal_label: bool,
 }
 
@@ -342,9 +515,16 @@ fn phase_id(p: &str) -> u8 {
 }
 
 impl Metrics {
-    pub(crate) fn new(meter: &Meter, dropped: Arc<AtomicU64>, principal_label: bool) -> Self {
+    /// The instruments, made in `st` (what Prometheus renders) and, when `meter` is given
+    /// (metrics pushed to an exporter), in the SDK too.
+    pub(crate) fn new(
+        meter: Option<&Meter>,
+        st: &mut Store,
+        dropped: Arc<AtomicU64>,
+        principal_label: bool,
+    ) -> Self {
         Self {
-            i: Instruments::new(meter, dropped),
+            i: Instruments::new(meter, st, dropped),
             names: Interner::default(),
             series: FxMap::default(),
             stages: FxMap::default(),
@@ -377,7 +557,7 @@ impl Metrics {
         .collect()
     }
 
-    fn series(&self, k: &SeriesKey) -> Series {
+    fn series(&self, st: &mut Store, k: &SeriesKey) -> Series {
         let base = self.base(k);
         let err = self.kv("error.type", k.error);
         let cache = self.kv("infergate.cache", k.cache);
@@ -385,9 +565,12 @@ impl Metrics {
         let mut req = plus(&base, &[status]);
         req.extend(cache.clone());
         Series {
-            request_duration: self.i.request_duration.bind(&plus(&base, err.as_slice())),
-            requests: self.i.requests.bind(&req),
-            cache: cache.map(|c| self.i.cache.bind(&plus(&base, &[c]))),
+            request_duration: self
+                .i
+                .request_duration
+                .bind(st, &plus(&base, err.as_slice())),
+            requests: self.i.requests.bind(st, &req),
+            cache: cache.map(|c| self.i.cache.bind(st, &plus(&base, &[c]))),
             operation_duration: None,
             ttft: None,
             tpot: None,
@@ -402,7 +585,7 @@ impl Metrics {
     }
 
     /// Records one request.
-    pub(crate) fn record(&mut self, r: &Record, provider: &str) {
+    pub(crate) fn record(&mut self, st: &mut Store, r: &Record, provider: &str) {
         let principal = if self.principal_label {
             r.opt(r.principal)
         } else {
@@ -422,25 +605,25 @@ impl Metrics {
             cache: self.names.id(r.cache),
         };
         if !self.series.contains_key(&key) {
-            let mut s = self.series(&key);
+            let mut s = self.series(st, &key);
             if self.series.len() >= CACHE_MAX {
-                Self::record_series(&self.i, &mut s, r, err.is_none());
-                self.record_rest(r, key);
+                Self::record_series(&self.i, st, &mut s, r, err.is_none());
+                self.record_rest(st, r, key);
                 return;
             }
             self.series.insert(key, s);
         }
         if let Some(s) = self.series.get_mut(&key) {
-            Self::record_series(&self.i, s, r, err.is_none());
+            Self::record_series(&self.i, st, s, r, err.is_none());
         }
-        self.record_rest(r, key);
+        self.record_rest(st, r, key);
     }
 
-    fn record_series(i: &Instruments, s: &mut Series, r: &Record, ok: bool) {
-        s.request_duration.record(r.duration.as_secs_f64());
-        s.requests.add(1);
+    fn record_series(i: &Instruments, st: &mut Store, s: &mut Series, r: &Record, ok: bool) {
+        s.request_duration.put(st, r.duration.as_secs_f64());
+        s.requests.put(st, 1);
         if let Some(c) = &s.cache {
-            c.add(1);
+            c.put(st, 1);
         }
         let base = &s.base;
         // The upstream operation: from the first attempt to the end (none for a local answer).
@@ -448,16 +631,21 @@ impl Metrics {
             let since = first.start.duration_since(start).unwrap_or_default();
             let err = s.error.clone();
             lazy(&mut s.operation_duration, || {
-                i.operation_duration.bind(&plus(base, err.as_slice()))
+                i.operation_duration.bind(st, &plus(base, err.as_slice()))
             })
-            .record(r.duration.saturating_sub(since).as_secs_f64());
+            .put(st, r.duration.saturating_sub(since).as_secs_f64());
         }
         // A cache hit's usage is what the cached answer says; no tokens were spent for it.
         if let Some(u) = r.usage.filter(|_| r.cache != Some("hit")) {
             let typed = |t: &'static str| plus(base, &[KeyValue::new("gen_ai.token.type", t)]);
-            lazy(&mut s.token_input, || i.token_usage.bind(&typed("input"))).record(u.input_tokens);
-            lazy(&mut s.token_output, || i.token_usage.bind(&typed("output")))
-                .record(u.output_tokens);
+            lazy(&mut s.token_input, || {
+                i.token_usage.bind(st, &typed("input"))
+            })
+            .put(st, u.input_tokens);
+            lazy(&mut s.token_output, || {
+                i.token_usage.bind(st, &typed("output"))
+            })
+            .put(st, u.output_tokens);
             let counts = [
                 u.input_tokens,
                 u.output_tokens,
@@ -467,42 +655,44 @@ impl Metrics {
             ];
             for ((slot, n), t) in s.tokens.iter_mut().zip(counts).zip(TOKEN_TYPES) {
                 if n > 0 {
-                    lazy(slot, || i.tokens.bind(&typed(t))).add(n);
+                    lazy(slot, || i.tokens.bind(st, &typed(t))).put(st, n);
                 }
             }
             if r.usage_estimated {
-                lazy(&mut s.estimated, || i.estimated.bind(base)).add(1);
+                lazy(&mut s.estimated, || i.estimated.bind(st, base)).put(st, 1);
             }
         }
         if ok {
             if let Some(t) = r.ttft {
-                lazy(&mut s.ttft, || i.ttft.bind(base)).record(t.as_secs_f64());
+                lazy(&mut s.ttft, || i.ttft.bind(st, base)).put(st, t.as_secs_f64());
             }
             if let Some(t) = r.tpot {
-                lazy(&mut s.tpot, || i.tpot.bind(base)).record(t.as_secs_f64());
+                lazy(&mut s.tpot, || i.tpot.bind(st, base)).put(st, t.as_secs_f64());
             }
         }
         if let Some(c) = r.cost_usd {
-            lazy(&mut s.cost, || i.cost.bind(base)).add(c);
+            lazy(&mut s.cost, || i.cost.bind(st, base)).put(st, c);
         }
     }
 
     #[allow(clippy::many_single_char_names)]
-    fn record_rest(&mut self, r: &Record, key: SeriesKey) {
-        for st in &r.stages {
-            let reason = match st.outcome {
+    fn record_rest(&mut self, st: &mut Store, r: &Record, key: SeriesKey) {
+        for stage in &r.stages {
+            let reason = match stage.outcome {
                 infergate_core::StageOutcome::Rejected(k) => Some(k.code()),
                 _ => None,
             };
             let k = (
-                self.names.id_static(st.processor),
-                phase_id(st.phase.as_str()),
-                stage_outcome_id(st.outcome.as_str()),
+                self.names.id_static(stage.processor),
+                phase_id(stage.phase.as_str()),
+                stage_outcome_id(stage.outcome.as_str()),
                 self.names.id(reason),
             );
-            if let Some((c, h)) = self.stage(k, st.phase.as_str(), st.outcome.as_str(), reason) {
-                c.add(1);
-                h.record(st.elapsed.as_secs_f64());
+            if let Some((c, h)) =
+                self.stage(st, k, stage.phase.as_str(), stage.outcome.as_str(), reason)
+            {
+                c.put(st, 1);
+                h.put(st, stage.elapsed.as_secs_f64());
             }
         }
         if let Some(by) = r.opt(r.stream_stopped_by) {
@@ -513,8 +703,8 @@ impl Metrics {
                 stage_outcome_id("reject"),
                 self.names.id(Some(reason)),
             );
-            if let Some((c, _)) = self.stage(k, "stream", "reject", Some(reason)) {
-                c.add(1);
+            if let Some((c, _)) = self.stage(st, k, "stream", "reject", Some(reason)) {
+                c.put(st, 1);
             }
         }
         for a in &r.attempts {
@@ -522,32 +712,36 @@ impl Metrics {
                 self.names.id(Some(&a.backend)),
                 self.names.id(Some(a.outcome)),
             );
+            let (names, i) = (&self.names, &self.i);
             let c = cached(&mut self.attempts, k, || {
-                self.i.attempts.bind(&[
-                    KeyValue::new("infergate.backend", self.names.value(k.0)),
-                    KeyValue::new("infergate.attempt.outcome", a.outcome),
-                ])
+                i.attempts.bind(
+                    st,
+                    &[
+                        KeyValue::new("infergate.backend", names.value(k.0)),
+                        KeyValue::new("infergate.attempt.outcome", a.outcome),
+                    ],
+                )
             });
-            c.add(1);
+            c.put(st, 1);
             if a.outcome != "cancelled" {
                 let up = u64::from(a.outcome == "answer" && a.status.is_some_and(|s| s < 500));
                 let g = cached(&mut self.backend_up, k.0, || {
-                    self.i
-                        .backend_up
-                        .bind(&[KeyValue::new("infergate.backend", self.names.value(k.0))])
+                    i.backend_up
+                        .bind(st, &[KeyValue::new("infergate.backend", names.value(k.0))])
                 });
-                g.record(up);
+                g.put(st, up);
             }
         }
         for check in r.findings() {
             let id = self.names.id(Some(check));
+            let (names, i) = (&self.names, &self.i);
             let c = cached(&mut self.findings, id, || {
-                self.i.findings.bind(&[KeyValue::new(
-                    "infergate.guardrail.check",
-                    self.names.value(id),
-                )])
+                i.findings.bind(
+                    st,
+                    &[KeyValue::new("infergate.guardrail.check", names.value(id))],
+                )
             });
-            c.add(1);
+            c.put(st, 1);
         }
         if let Some(reason) = r.rejection {
             let k = (
@@ -569,9 +763,9 @@ impl Metrics {
                 .into_iter()
                 .flatten()
                 .collect();
-                i.rejections.bind(&attrs)
+                i.rejections.bind(st, &attrs)
             });
-            c.add(1);
+            c.put(st, 1);
         }
         for (limit, n) in [
             (false, r.ratelimit_remaining_requests),
@@ -587,14 +781,15 @@ impl Metrics {
                     "infergate.limit",
                     if limit { "tokens" } else { "requests" },
                 ));
-                i.ratelimit_remaining.bind(&attrs)
+                i.ratelimit_remaining.bind(st, &attrs)
             });
-            g.record(n);
+            g.put(st, n);
         }
     }
 
     fn stage(
         &mut self,
+        st: &mut Store,
         k: StageKey,
         phase: &'static str,
         decision: &'static str,
@@ -609,12 +804,12 @@ impl Metrics {
                 KeyValue::new("infergate.processor", processor.clone()),
                 KeyValue::new("infergate.phase", phase),
             ];
-            let h = self.i.processor_duration.bind(&attrs);
+            let h = self.i.processor_duration.bind(st, &attrs);
             attrs.push(KeyValue::new("infergate.decision", decision));
             if let Some(r) = reason {
                 attrs.push(KeyValue::new("infergate.reason", r));
             }
-            let c = self.i.decisions.bind(&attrs);
+            let c = self.i.decisions.bind(st, &attrs);
             self.stages.insert(k, (c, h));
         }
         self.stages.get(&k)

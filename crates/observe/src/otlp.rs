@@ -1,12 +1,14 @@
 //! Spans written straight into OTLP protobuf bytes (`ExportTraceServiceRequest`, the
 //! `opentelemetry/proto/trace/v1` messages): the built-in OTLP/HTTP exporter's path. A
 //! request's spans cost a few hundred bytes appended to one buffer — no attribute objects, no
-//! allocation per attribute, nothing to convert at export.
+//! allocation per attribute, nothing to convert at export. The metrics' plain aggregates are
+//! encoded the same way at each export (`ExportMetricsServiceRequest`, cumulative).
 
 use std::time::SystemTime;
 
 use opentelemetry_sdk::Resource;
 
+use crate::agg::{Kind, Num, Series, Store};
 use crate::config::SEMCONV_SCHEMA_URL;
 use crate::spans::{Head, SpanWriter};
 
@@ -188,6 +190,189 @@ fn put_kv_strs<'a>(
 const HAS_IS_REMOTE: u32 = 0x100;
 const IS_REMOTE: u32 = 0x200;
 
+/// What surrounds a batch: the resource and the instrumentation scope, encoded once.
+/// `ExportTraceServiceRequest` and `ExportMetricsServiceRequest` number their fields alike
+/// (request → resource 1 and scope items 2 → scope 1, items 2, schema URL 3), so one envelope
+/// serves both.
+#[derive(Debug, Clone)]
+pub(crate) struct Envelope {
+    /// The `resource` field.
+    resource: Vec<u8>,
+    /// The `scope` field.
+    scope: Vec<u8>,
+}
+
+impl Envelope {
+    /// Encodes the resource and the instrumentation scope.
+    pub(crate) fn new(resource: &Resource) -> Self {
+        let mut attrs = Vec::new();
+        for (k, v) in resource {
+            put_kv(&mut attrs, 1, k.as_str(), any(v).as_any());
+        }
+        let mut res = Vec::new();
+        put_bytes(&mut res, 1, &attrs);
+        let mut scope_msg = Vec::new();
+        put_bytes(&mut scope_msg, 1, b"infergate-observe");
+        put_bytes(&mut scope_msg, 2, env!("CARGO_PKG_VERSION").as_bytes());
+        let mut scope = Vec::new();
+        put_bytes(&mut scope, 1, &scope_msg);
+        Self {
+            resource: res,
+            scope,
+        }
+    }
+
+    /// The export request of `items` (encoded `spans` or `metrics` fields of the scope).
+    fn request(&self, items: &[u8]) -> Vec<u8> {
+        let schema = field_len(3, SEMCONV_SCHEMA_URL.len());
+        let scope_items = self.scope.len() + items.len() + schema;
+        let resource_items = self.resource.len() + field_len(2, scope_items);
+        let mut out = Vec::with_capacity(field_len(1, resource_items));
+        put_tag(&mut out, 1, LEN);
+        put_varint(&mut out, resource_items as u64);
+        out.extend_from_slice(&self.resource);
+        put_tag(&mut out, 2, LEN);
+        put_varint(&mut out, scope_items as u64);
+        out.extend_from_slice(&self.scope);
+        out.extend_from_slice(items);
+        put_bytes(&mut out, 3, SEMCONV_SCHEMA_URL.as_bytes());
+        out
+    }
+}
+
+/// An attribute value, its text owned when it is not a plain string.
+enum AnyOwned<'a> {
+    Any(Any<'a>),
+    Text(String),
+}
+
+impl AnyOwned<'_> {
+    fn as_any(&self) -> Any<'_> {
+        match self {
+            Self::Any(a) => *a,
+            Self::Text(t) => Any::Str(t),
+        }
+    }
+}
+
+fn any(v: &opentelemetry::Value) -> AnyOwned<'_> {
+    match v {
+        opentelemetry::Value::Bool(b) => AnyOwned::Any(Any::Bool(*b)),
+        opentelemetry::Value::I64(i) => AnyOwned::Any(Any::Int(*i)),
+        opentelemetry::Value::F64(f) => AnyOwned::Any(Any::Float(*f)),
+        opentelemetry::Value::String(s) => AnyOwned::Any(Any::Str(s.as_str())),
+        other => AnyOwned::Text(other.as_str().into_owned()),
+    }
+}
+
+/// The plain aggregates as one `ExportMetricsServiceRequest`, cumulative from the store's
+/// start to `now`; `None` when no instrument has data.
+pub(crate) fn metrics_request(store: &Store, env: &Envelope, now: SystemTime) -> Option<Vec<u8>> {
+    const CUMULATIVE: u8 = 2;
+    let (start, now) = (nanos(store.start), nanos(now));
+    let mut items = Vec::new();
+    let (mut metric, mut data, mut point) = (Vec::new(), Vec::new(), Vec::new());
+    for f in &store.families {
+        if f.series.is_empty() && f.observed.is_none() {
+            continue;
+        }
+        data.clear();
+        if let Some(src) = &f.observed {
+            let n = src.load(std::sync::atomic::Ordering::Relaxed);
+            number_point(&mut point, &[], start, now, Num::U(n));
+            put_bytes(&mut data, 1, &point);
+        }
+        for series in &f.series {
+            match f.kind {
+                Kind::Counter | Kind::Gauge => {
+                    number_point(&mut point, &series.attrs, start, now, series.value);
+                }
+                Kind::Histogram(bounds) => histogram_point(&mut point, series, bounds, start, now),
+            }
+            put_bytes(&mut data, 1, &point);
+        }
+        // Sum: temporality 2, monotonic 3; Histogram: temporality 2; Gauge: neither.
+        let field = match f.kind {
+            Kind::Counter => {
+                data.extend_from_slice(&[
+                    tag(2, VARINT) as u8,
+                    CUMULATIVE,
+                    tag(3, VARINT) as u8,
+                    1,
+                ]);
+                7
+            }
+            Kind::Gauge => 5,
+            Kind::Histogram(_) => {
+                data.extend_from_slice(&[tag(2, VARINT) as u8, CUMULATIVE]);
+                9
+            }
+        };
+        metric.clear();
+        put_bytes(&mut metric, 1, f.name.as_bytes());
+        put_bytes(&mut metric, 2, f.description.as_bytes());
+        put_bytes(&mut metric, 3, f.unit.as_bytes());
+        put_bytes(&mut metric, field, &data);
+        put_bytes(&mut items, 2, &metric);
+    }
+    (!items.is_empty()).then(|| env.request(&items))
+}
+
+/// A `NumberDataPoint`: attributes 7, start 2, time 3, `as_double` 4 or `as_int` 6.
+fn number_point(
+    out: &mut Vec<u8>,
+    attrs: &[opentelemetry::KeyValue],
+    start: u64,
+    now: u64,
+    v: Num,
+) {
+    out.clear();
+    for kv in attrs {
+        put_kv(out, 7, kv.key.as_str(), any(&kv.value).as_any());
+    }
+    put_fixed64(out, 2, start);
+    put_fixed64(out, 3, now);
+    match v {
+        Num::F(f) => put_fixed64(out, 4, f.to_bits()),
+        Num::U(n) => put_fixed64(out, 6, i64::try_from(n).unwrap_or(i64::MAX) as u64),
+    }
+}
+
+/// A `HistogramDataPoint`: attributes 9, start 2, time 3, count 4, sum 5, bucket counts 6 and
+/// bounds 7 (packed), min 11, max 12.
+fn histogram_point(out: &mut Vec<u8>, s: &Series, bounds: &[f64], start: u64, now: u64) {
+    out.clear();
+    for kv in &s.attrs {
+        put_kv(out, 9, kv.key.as_str(), any(&kv.value).as_any());
+    }
+    put_fixed64(out, 2, start);
+    put_fixed64(out, 3, now);
+    put_fixed64(out, 4, s.count);
+    let sum = match s.value {
+        Num::U(n) => {
+            #[allow(clippy::cast_precision_loss)] // OTLP's histogram sum is a double
+            let f = n as f64;
+            f
+        }
+        Num::F(f) => f,
+    };
+    put_fixed64(out, 5, sum.to_bits());
+    put_tag(out, 6, LEN);
+    put_varint(out, 8 * s.counts.len() as u64);
+    for c in &s.counts {
+        out.extend_from_slice(&c.to_le_bytes());
+    }
+    put_tag(out, 7, LEN);
+    put_varint(out, 8 * bounds.len() as u64);
+    for b in bounds {
+        out.extend_from_slice(&b.to_bits().to_le_bytes());
+    }
+    if s.count > 0 {
+        put_fixed64(out, 11, s.min.to_bits());
+        put_fixed64(out, 12, s.max.to_bits());
+    }
+}
+
 /// Spans encoded for OTLP, a batch at a time.
 #[derive(Debug)]
 pub(crate) struct ProtoSpans {
@@ -200,44 +385,20 @@ pub(crate) struct ProtoSpans {
     /// The event being written.
     event: Vec<u8>,
     in_event: bool,
-    /// `ResourceSpans.resource` (encoded once).
-    resource: Vec<u8>,
-    /// `ScopeSpans.scope` (encoded once).
-    scope: Vec<u8>,
+    /// The resource and scope around a batch.
+    env: Envelope,
 }
 
 impl ProtoSpans {
-    /// Encodes the resource and the instrumentation scope once.
-    pub(crate) fn new(resource: &Resource) -> Self {
-        let mut attrs = Vec::new();
-        for (k, v) in resource {
-            let s;
-            let any = match v {
-                opentelemetry::Value::Bool(b) => Any::Bool(*b),
-                opentelemetry::Value::I64(i) => Any::Int(*i),
-                opentelemetry::Value::F64(f) => Any::Float(*f),
-                other => {
-                    s = other.as_str();
-                    Any::Str(&s)
-                }
-            };
-            put_kv(&mut attrs, 1, k.as_str(), any);
-        }
-        let mut res = Vec::new();
-        put_bytes(&mut res, 1, &attrs);
-        let mut scope_msg = Vec::new();
-        put_bytes(&mut scope_msg, 1, b"infergate-observe");
-        put_bytes(&mut scope_msg, 2, env!("CARGO_PKG_VERSION").as_bytes());
-        let mut scope = Vec::new();
-        put_bytes(&mut scope, 1, &scope_msg);
+    /// Spans around `env`.
+    pub(crate) fn new(env: Envelope) -> Self {
         Self {
             spans: Vec::new(),
             count: 0,
             span: Vec::with_capacity(1024),
             event: Vec::with_capacity(256),
             in_event: false,
-            resource: res,
-            scope,
+            env,
         }
     }
 
@@ -246,18 +407,7 @@ impl ProtoSpans {
         if self.count == 0 {
             return None;
         }
-        let schema = field_len(3, SEMCONV_SCHEMA_URL.len());
-        let scope_spans = self.scope.len() + self.spans.len() + schema;
-        let resource_spans = self.resource.len() + field_len(2, scope_spans);
-        let mut out = Vec::with_capacity(field_len(1, resource_spans));
-        put_tag(&mut out, 1, LEN);
-        put_varint(&mut out, resource_spans as u64);
-        out.extend_from_slice(&self.resource);
-        put_tag(&mut out, 2, LEN);
-        put_varint(&mut out, scope_spans as u64);
-        out.extend_from_slice(&self.scope);
-        out.extend_from_slice(&self.spans);
-        put_bytes(&mut out, 3, SEMCONV_SCHEMA_URL.as_bytes());
+        let out = self.env.request(&self.spans);
         self.spans.clear();
         self.count = 0;
         Some(out)
@@ -424,7 +574,7 @@ mod tests {
 
     #[test]
     fn an_empty_batch_is_no_request() {
-        let mut p = ProtoSpans::new(&Resource::builder_empty().build());
+        let mut p = ProtoSpans::new(Envelope::new(&Resource::builder_empty().build()));
         assert!(p.take_request().is_none());
     }
 }

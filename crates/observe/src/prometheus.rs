@@ -3,30 +3,11 @@
 //! appended as a word (`s` → `_seconds`; annotations such as `{token}` are dropped), counters
 //! end in `_total`.
 
-use std::fmt::Write as _;
-
-use opentelemetry::{KeyValue, Value};
-use opentelemetry_sdk::metrics::data::{AggregatedMetrics, Metric, MetricData, ResourceMetrics};
-
 /// The content type of the text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Renders every metric of `rm`.
-pub(crate) fn render(rm: &ResourceMetrics) -> String {
-    let mut out = String::with_capacity(16 * 1024);
-    for sm in rm.scope_metrics() {
-        for m in sm.metrics() {
-            match m.data() {
-                AggregatedMetrics::F64(d) => metric(&mut out, m, d, |v| fmt_f64(*v)),
-                AggregatedMetrics::U64(d) => metric(&mut out, m, d, ToString::to_string),
-                AggregatedMetrics::I64(d) => metric(&mut out, m, d, ToString::to_string),
-            }
-        }
-    }
-    out
-}
-
-fn fmt_f64(v: f64) -> String {
+/// A float as Prometheus writes it (`NaN`, `+Inf`, `-Inf`, else Rust's shortest form).
+pub(crate) fn fmt_f64(v: f64) -> String {
     if v.is_nan() {
         "NaN".to_owned()
     } else if v.is_infinite() {
@@ -97,7 +78,8 @@ fn strip_annotations(unit: &str) -> String {
     out
 }
 
-fn label_name(k: &str) -> String {
+/// The Prometheus label name of an attribute key.
+pub(crate) fn label_name(k: &str) -> String {
     let mut n: String = k
         .chars()
         .map(|c| {
@@ -114,7 +96,8 @@ fn label_name(k: &str) -> String {
     n
 }
 
-fn escape(v: &str, out: &mut String) {
+/// Appends a label value, escaped.
+pub(crate) fn escape(v: &str, out: &mut String) {
     for c in v.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
@@ -122,98 +105,6 @@ fn escape(v: &str, out: &mut String) {
             '\n' => out.push_str("\\n"),
             c => out.push(c),
         }
-    }
-}
-
-fn value_text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.as_str().to_owned(),
-        other => other.to_string(),
-    }
-}
-
-fn labels<'a>(attrs: impl Iterator<Item = &'a KeyValue>, extra: Option<(&str, &str)>) -> String {
-    let mut pairs: Vec<(String, String)> = attrs
-        .map(|kv| (label_name(kv.key.as_str()), value_text(&kv.value)))
-        .collect();
-    pairs.sort();
-    if let Some((k, v)) = extra {
-        pairs.push((k.to_owned(), v.to_owned()));
-    }
-    if pairs.is_empty() {
-        return String::new();
-    }
-    let mut s = String::from("{");
-    for (i, (k, v)) in pairs.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        s.push_str(k);
-        s.push_str("=\"");
-        escape(v, &mut s);
-        s.push('"');
-    }
-    s.push('}');
-    s
-}
-
-fn help(out: &mut String, n: &str, m: &Metric, kind: &str) {
-    let mut d = String::new();
-    for c in m.description().chars() {
-        match c {
-            '\\' => d.push_str("\\\\"),
-            '\n' => d.push_str("\\n"),
-            c => d.push(c),
-        }
-    }
-    let _ = writeln!(out, "# HELP {n} {d}");
-    let _ = writeln!(out, "# TYPE {n} {kind}");
-}
-
-#[allow(clippy::many_single_char_names)]
-fn metric<T: Copy>(out: &mut String, m: &Metric, d: &MetricData<T>, fmt: impl Fn(&T) -> String) {
-    match d {
-        MetricData::Sum(sum) => {
-            let counter = sum.is_monotonic();
-            let n = name(m.name(), m.unit(), counter);
-            help(out, &n, m, if counter { "counter" } else { "gauge" });
-            for p in sum.data_points() {
-                let v = p.value();
-                let _ = writeln!(out, "{n}{} {}", labels(p.attributes(), None), fmt(&v));
-            }
-        }
-        MetricData::Gauge(g) => {
-            let n = name(m.name(), m.unit(), false);
-            help(out, &n, m, "gauge");
-            for p in g.data_points() {
-                let v = p.value();
-                let _ = writeln!(out, "{n}{} {}", labels(p.attributes(), None), fmt(&v));
-            }
-        }
-        MetricData::Histogram(h) => {
-            let n = name(m.name(), m.unit(), false);
-            help(out, &n, m, "histogram");
-            for p in h.data_points() {
-                let mut cum = 0u64;
-                let bounds: Vec<f64> = p.bounds().collect();
-                let counts: Vec<u64> = p.bucket_counts().collect();
-                for (i, c) in counts.iter().enumerate() {
-                    cum = cum.saturating_add(*c);
-                    let le = bounds
-                        .get(i)
-                        .map_or_else(|| "+Inf".to_owned(), |b| fmt_f64(*b));
-                    let _ = writeln!(
-                        out,
-                        "{n}_bucket{} {cum}",
-                        labels(p.attributes(), Some(("le", &le)))
-                    );
-                }
-                let l = labels(p.attributes(), None);
-                let _ = writeln!(out, "{n}_sum{l} {}", fmt(&p.sum()));
-                let _ = writeln!(out, "{n}_count{l} {}", p.count());
-            }
-        }
-        MetricData::ExponentialHistogram(_) => {}
     }
 }
 

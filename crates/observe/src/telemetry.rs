@@ -4,17 +4,14 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use opentelemetry_sdk::metrics::ManualReader;
-use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
-use opentelemetry_sdk::metrics::reader::MetricReader;
 use opentelemetry_sdk::trace::SpanExporter;
 
+use crate::agg::{SharedStore, Store};
 use crate::config::TelemetryConfig;
 use crate::processor::{Observe, Shared};
 use crate::worker::{
-    DynMetricExporter, DynSpanExporter, Queue, Request, SharedReader, Worker, WorkerSetup,
-    ratio_threshold,
+    DynMetricExporter, DynSpanExporter, Queue, Request, Worker, WorkerSetup, ratio_threshold,
 };
 use crate::{Redactor, TelemetryError};
 
@@ -29,7 +26,8 @@ pub struct Telemetry {
 struct Inner {
     queue: Arc<Queue>,
     dropped: Arc<AtomicU64>,
-    prometheus: Option<SharedReader>,
+    /// The metrics' plain aggregates (the telemetry thread adds, a scrape renders).
+    store: SharedStore,
     observe: Observe,
     _thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -92,13 +90,10 @@ impl TelemetryBuilder {
         let dropped = Arc::new(AtomicU64::new(0));
         let queue = Arc::new(Queue::new(self.config.queue, dropped.clone()));
         let thread_queue = queue.clone();
-        let prometheus = self
-            .config
-            .metrics
-            .then(|| SharedReader(Arc::new(ManualReader::builder().build())));
+        let store: SharedStore = Arc::new(Mutex::new(Store::default()));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), TelemetryError>>();
         let config = self.config.clone();
-        let setup_prometheus = prometheus.clone();
+        let setup_store = store.clone();
         let setup_dropped = dropped.clone();
         let mut span_exporters = std::mem::take(&mut self.span_exporters);
         let mut metric_exporters = std::mem::take(&mut self.metric_exporters);
@@ -117,7 +112,7 @@ impl TelemetryBuilder {
                     }
                 };
                 #[cfg(feature = "otlp-http")]
-                let mut http_spans = None;
+                let (mut http_spans, mut http_metrics) = (None, None);
                 if let Some(o) = &config.otlp {
                     match rt.block_on(async { crate::export::otlp(o) }) {
                         Ok((s, m)) => {
@@ -126,7 +121,11 @@ impl TelemetryBuilder {
                                 crate::export::SpanOut::Http(h) => http_spans = Some(*h),
                                 crate::export::SpanOut::Sdk(s) => span_exporters.push(s),
                             }
-                            metric_exporters.push(m);
+                            match m {
+                                #[cfg(feature = "otlp-http")]
+                                crate::export::MetricOut::Http(h) => http_metrics = Some(*h),
+                                crate::export::MetricOut::Sdk(e) => metric_exporters.push(e),
+                            }
                         }
                         Err(e) => {
                             let _ = ready_tx.send(Err(e));
@@ -137,10 +136,12 @@ impl TelemetryBuilder {
                 let worker = Worker::new(WorkerSetup {
                     config,
                     dropped: setup_dropped,
-                    prometheus: setup_prometheus,
+                    store: setup_store,
                     span_exporters,
                     #[cfg(feature = "otlp-http")]
                     http_spans,
+                    #[cfg(feature = "otlp-http")]
+                    http_metrics,
                     metric_exporters,
                     redactor,
                 });
@@ -174,7 +175,7 @@ impl TelemetryBuilder {
             inner: Arc::new(Inner {
                 queue,
                 dropped,
-                prometheus,
+                store,
                 observe,
                 _thread: Mutex::new(Some(thread)),
             }),
@@ -207,15 +208,7 @@ impl Telemetry {
     /// [`PROMETHEUS_CONTENT_TYPE`](crate::PROMETHEUS_CONTENT_TYPE)); empty when metrics are off.
     /// Records still queued for the telemetry thread are not in it yet.
     pub fn prometheus_text(&self) -> String {
-        let Some(reader) = &self.inner.prometheus else {
-            return String::new();
-        };
-        let mut rm = ResourceMetrics::default();
-        if let Err(e) = reader.collect(&mut rm) {
-            tracing::warn!(error = %e, "metrics could not be collected");
-            return String::new();
-        }
-        crate::prometheus::render(&rm)
+        crate::agg::lock(&self.inner.store).prometheus()
     }
 
     /// Waits until every record sent before the call is processed and every exporter has been

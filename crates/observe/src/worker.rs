@@ -165,11 +165,15 @@ impl MetricReader for SharedReader {
 pub(crate) struct WorkerSetup {
     pub(crate) config: TelemetryConfig,
     pub(crate) dropped: Arc<AtomicU64>,
-    pub(crate) prometheus: Option<SharedReader>,
+    /// The metrics' plain aggregates, shared with the scrape.
+    pub(crate) store: crate::agg::SharedStore,
     pub(crate) span_exporters: Vec<Box<dyn DynSpanExporter>>,
     /// The built-in OTLP/HTTP span sender (spans encoded straight into protobuf).
     #[cfg(feature = "otlp-http")]
-    pub(crate) http_spans: Option<crate::export::HttpSpans>,
+    pub(crate) http_spans: Option<crate::export::HttpOtlp>,
+    /// The built-in OTLP/HTTP metric sender (the plain aggregates encoded at each export).
+    #[cfg(feature = "otlp-http")]
+    pub(crate) http_metrics: Option<crate::export::HttpOtlp>,
     pub(crate) metric_exporters: Vec<Box<dyn DynMetricExporter>>,
     pub(crate) redactor: Option<Redactor>,
 }
@@ -179,12 +183,16 @@ pub(crate) struct Worker {
     config: TelemetryConfig,
     provider: SdkMeterProvider,
     metrics: Option<crate::metrics::Metrics>,
+    store: crate::agg::SharedStore,
     pushes: Vec<(SharedReader, Box<dyn DynMetricExporter>)>,
     span_exporters: Vec<Box<dyn DynSpanExporter>>,
     batch: Vec<SpanData>,
     /// Spans encoded for the built-in OTLP/HTTP sender, and the sender.
     #[cfg(feature = "otlp-http")]
-    proto: Option<(crate::otlp::ProtoSpans, crate::export::HttpSpans)>,
+    proto: Option<(crate::otlp::ProtoSpans, crate::export::HttpOtlp)>,
+    /// The built-in OTLP/HTTP metric sender, and the envelope of its requests.
+    #[cfg(feature = "otlp-http")]
+    http_metrics: Option<(crate::otlp::Envelope, crate::export::HttpOtlp)>,
     scope: InstrumentationScope,
     log: Option<Box<dyn Write + Send>>,
     log_sample_below: u64,
@@ -204,18 +212,19 @@ impl Worker {
         let WorkerSetup {
             config,
             dropped,
-            prometheus,
+            store,
             mut span_exporters,
             #[cfg(feature = "otlp-http")]
             http_spans,
+            #[cfg(feature = "otlp-http")]
+            http_metrics,
             metric_exporters,
             redactor,
         } = setup;
         let resource = resource(&config);
+        // The SDK aggregates only for exporters of pushed metrics; Prometheus reads the plain
+        // aggregates.
         let mut builder = SdkMeterProvider::builder().with_resource(resource.clone());
-        if let Some(p) = prometheus {
-            builder = builder.with_reader(p);
-        }
         let mut pushes = Vec::new();
         for e in metric_exporters {
             let reader = SharedReader(Arc::new(
@@ -232,9 +241,14 @@ impl Worker {
             .with_schema_url(SEMCONV_SCHEMA_URL)
             .build();
         let meter = provider.meter_with_scope(scope.clone());
-        let metrics = config
-            .metrics
-            .then(|| crate::metrics::Metrics::new(&meter, dropped, config.principal_label));
+        let metrics = config.metrics.then(|| {
+            crate::metrics::Metrics::new(
+                (!pushes.is_empty()).then_some(&meter),
+                &mut crate::agg::lock(&store),
+                dropped,
+                config.principal_label,
+            )
+        });
         for e in &mut span_exporters {
             e.set_resource_dyn(&resource);
         }
@@ -265,11 +279,19 @@ impl Worker {
             config,
             provider,
             metrics,
+            store,
             pushes,
             span_exporters,
             batch: Vec::new(),
             #[cfg(feature = "otlp-http")]
-            proto: http_spans.map(|h| (crate::otlp::ProtoSpans::new(&resource), h)),
+            proto: http_spans.map(|h| {
+                (
+                    crate::otlp::ProtoSpans::new(crate::otlp::Envelope::new(&resource)),
+                    h,
+                )
+            }),
+            #[cfg(feature = "otlp-http")]
+            http_metrics: http_metrics.map(|h| (crate::otlp::Envelope::new(&resource), h)),
             scope,
             log,
             log_sample_below,
@@ -353,6 +375,19 @@ impl Worker {
     fn export(&mut self, rt: &tokio::runtime::Runtime) {
         self.flush_log();
         self.export_spans(rt);
+        #[cfg(feature = "otlp-http")]
+        if let Some((env, sender)) = &self.http_metrics {
+            let body = crate::otlp::metrics_request(
+                &crate::agg::lock(&self.store),
+                env,
+                std::time::SystemTime::now(),
+            );
+            if let Some(body) = body
+                && let Err(err) = rt.block_on(sender.send(body))
+            {
+                tracing::warn!(error = %err, "metrics export failed");
+            }
+        }
         for (reader, exporter) in &self.pushes {
             let mut rm = ResourceMetrics::default();
             if reader.collect(&mut rm).is_ok()
@@ -401,7 +436,7 @@ impl Worker {
     fn record(&mut self, r: &Record) {
         let provider = provider_of(&self.config, r);
         if let Some(m) = &mut self.metrics {
-            m.record(r, provider);
+            m.record(&mut crate::agg::lock(&self.store), r, provider);
         }
         if self.config.traces && r.trace.is_some_and(|t| t.is_sampled()) {
             #[cfg(feature = "otlp-http")]

@@ -596,15 +596,23 @@ async fn a_compressing_chunked_upstream_is_recorded_as_a_plain_one() {
 /// of the request: what the collector decodes must be what the SDK's own conversion of the
 /// `SpanData` gives, field for field — attributes, events, status, parents, flags, times — for
 /// a plain request, a failed one with an incoming `traceparent`, and upstream attempts.
+/// Metrics likewise: the built-in exporter encodes the crate's plain aggregates, an SDK
+/// exporter is fed by the SDK's instruments; from the same requests both must say the same
+/// (names, descriptions, units, kinds, attributes, values, buckets, min and max; the times
+/// aside).
 #[tokio::test]
 async fn the_otlp_encoding_matches_the_sdk_conversion_field_for_field() {
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::metrics::v1::{Metric as ProtoMetric, metric::Data};
     use opentelemetry_proto::tonic::trace::v1::Span as ProtoSpan;
     let (collector, rx) = otlp_receiver().await;
     let sdk = InMemorySpanExporter::default();
+    let sdk_metrics = InMemoryMetricExporter::default();
     let telemetry = Telemetry::builder(
         TelemetryConfig::new().otlp(OtlpConfig::new(format!("http://{collector}"))),
     )
     .span_exporter(sdk.clone())
+    .metric_exporter(sdk_metrics.clone())
     .build()
     .unwrap();
     // Upstream: two attempts recorded as failover records them (the first fails), then the
@@ -694,4 +702,63 @@ async fn the_otlp_encoding_matches_the_sdk_conversion_field_for_field() {
         .find(|s| s.parent_span_id == [0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7])
         .expect("the failed request continues the incoming trace");
     assert_eq!(failed.status.as_ref().map(|s| s.code), Some(2));
+
+    // The metrics: the last (cumulative) export of each side, points and their attributes in
+    // one order (OTLP gives neither a meaning), no times.
+    let normalize = |req: &ExportMetricsServiceRequest| -> Vec<ProtoMetric> {
+        let mut ms: Vec<ProtoMetric> = req
+            .resource_metrics
+            .iter()
+            .flat_map(|r| &r.scope_metrics)
+            .flat_map(|s| s.metrics.clone())
+            .collect();
+        for m in &mut ms {
+            match m.data.as_mut() {
+                Some(Data::Sum(d)) => {
+                    for p in &mut d.data_points {
+                        (p.start_time_unix_nano, p.time_unix_nano) = (0, 0);
+                        p.attributes.sort_by(|a, b| a.key.cmp(&b.key));
+                    }
+                    d.data_points.sort_by_key(|p| format!("{:?}", p.attributes));
+                }
+                Some(Data::Gauge(d)) => {
+                    for p in &mut d.data_points {
+                        (p.start_time_unix_nano, p.time_unix_nano) = (0, 0);
+                        p.attributes.sort_by(|a, b| a.key.cmp(&b.key));
+                    }
+                    d.data_points.sort_by_key(|p| format!("{:?}", p.attributes));
+                }
+                Some(Data::Histogram(d)) => {
+                    for p in &mut d.data_points {
+                        (p.start_time_unix_nano, p.time_unix_nano) = (0, 0);
+                        p.attributes.sort_by(|a, b| a.key.cmp(&b.key));
+                    }
+                    d.data_points.sort_by_key(|p| format!("{:?}", p.attributes));
+                }
+                _ => {}
+            }
+        }
+        ms.sort_by(|a, b| a.name.cmp(&b.name));
+        ms
+    };
+    let sdk_side = sdk_metrics.get_finished_metrics().unwrap();
+    let expected = normalize(&ExportMetricsServiceRequest::from(
+        sdk_side.last().expect("the SDK exporter was given metrics"),
+    ));
+    let received = rx.metrics.lock().unwrap().clone();
+    let got = normalize(received.last().expect("metrics were exported over OTLP"));
+    let names: Vec<&str> = got.iter().map(|m| m.name.as_str()).collect();
+    for n in [
+        "gen_ai.client.token.usage",
+        "gen_ai.client.operation.duration",
+        "gen_ai.server.request.duration",
+        "infergate.requests",
+        "infergate.usage.tokens",
+        "infergate.failover.attempts",
+        "infergate.backend.up",
+        "infergate.telemetry.dropped",
+    ] {
+        assert!(names.contains(&n), "{n} not in {names:?}");
+    }
+    assert_eq!(got, expected);
 }

@@ -29,6 +29,20 @@ impl Processor for ReadsAnswers {
     }
 }
 
+/// A processor in every phase that does nothing: what any processor where telemetry sits
+/// costs the pipeline.
+pub(crate) struct Noop;
+
+#[async_trait]
+impl Processor for Noop {
+    fn name(&self) -> &str {
+        "noop"
+    }
+    fn phases(&self) -> Phases {
+        Phases::ALL
+    }
+}
+
 /// The request.
 pub(crate) const BODY: &str = r#"{"model":"gpt-4o-mini","max_tokens":64,"messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"What is the capital of France?"}]}"#;
 /// Its answer.
