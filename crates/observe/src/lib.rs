@@ -65,6 +65,7 @@ mod agg;
 mod config;
 mod export;
 mod extract;
+mod keys;
 mod metrics;
 #[cfg(feature = "otlp-http")]
 mod otlp;

@@ -1,10 +1,9 @@
 //! Metrics: the conventions' instruments and infergate's, recorded from request records on
-//! the telemetry thread through **bound** instruments cached per attribute set: a record costs
-//! a few lookups of small integer keys and atomic adds, not an attribute set hashed and
-//! allocated per instrument.
+//! the telemetry thread into the plain aggregates ([`crate::agg`]) through handles cached per
+//! attribute set: a record costs a few lookups of small integer keys and additions, not an
+//! attribute set hashed and allocated per instrument (and the SDK's bound instruments too, only
+//! when an SDK metric exporter is configured).
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -14,6 +13,7 @@ use opentelemetry::metrics::{
 use opentelemetry::{KeyValue, Value};
 
 use crate::agg::{Handle, Kind, Num, Store};
+use crate::keys::{FxMap, Static};
 use crate::record::Record;
 use crate::worker::{error_type, operation};
 
@@ -343,40 +343,6 @@ impl Instruments {
     }
 }
 
-/// A small, fast hasher for the caches' integer keys (FxHash's mix).
-#[derive(Default, Clone, Copy)]
-struct Fx(u64);
-
-impl Hasher for Fx {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(b));
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn write_u32(&mut self, n: u32) {
-        self.write_u64(u64::from(n));
-    }
-    fn write_u16(&mut self, n: u16) {
-        self.write_u64(u64::from(n));
-    }
-    fn write_u8(&mut self, n: u8) {
-        self.write_u64(u64::from(n));
-    }
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-}
-
-type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
-
 /// The most entries each cache keeps; past it a record is recorded unbound (correct, slower):
 /// a flood of distinct models or principals cannot grow memory without bound.
 const CACHE_MAX: usize = 4096;
@@ -386,25 +352,9 @@ const CACHE_MAX: usize = 4096;
 struct Interner {
     ids: FxMap<Box<str>, u32>,
     names: Vec<Arc<str>>,
-    /// The processors' names (process-wide, `'static`) by address.
-    by_addr: FxMap<usize, u32>,
 }
 
 impl Interner {
-    /// The id of a process-wide name, by its address (no hashing of the text after the first
-    /// time; a `'static` name's address is never another's).
-    fn id_static(&mut self, s: &'static str) -> u32 {
-        let addr = s.as_ptr() as usize;
-        if let Some(id) = self.by_addr.get(&addr) {
-            return *id;
-        }
-        let id = self.id(Some(s));
-        if self.by_addr.len() < CACHE_MAX {
-            self.by_addr.insert(addr, id);
-        }
-        id
-    }
-
     fn id(&mut self, s: Option<&str>) -> u32 {
         let Some(s) = s else { return 0 };
         if let Some(id) = self.ids.get(s) {
@@ -483,8 +433,8 @@ const TOKEN_TYPES: [&str; 5] = [
     "reasoning",
 ];
 
-/// A processor phase's key: processor, phase, decision, reason.
-type StageKey = (u32, u8, u8, u32);
+/// A processor phase's key: processor, phase, decision, reason (all process-wide names).
+type StageKey = (Static, Static, Static, Option<Static>);
 /// Its decision counter and duration histogram.
 type StageHandles = (Bound<BoundCounter<u64>>, Bound<BoundHistogram<f64>>);
 
@@ -497,21 +447,14 @@ pub(crate) struct Metrics {
     names: Interner,
     series: FxMap<SeriesKey, Series>,
     stages: FxMap<StageKey, StageHandles>,
+    /// Streams stopped, by processor and reason.
+    stream_stops: FxMap<(u32, u32), Bound<BoundCounter<u64>>>,
     attempts: FxMap<(u32, u32), Bound<BoundCounter<u64>>>,
     backend_up: FxMap<u32, Bound<BoundGauge<u64>>>,
     findings: FxMap<u32, Bound<BoundCounter<u64>>>,
     rejections: FxMap<RejectionKey, Bound<BoundCounter<u64>>>,
     ratelimit: FxMap<(u32, bool), Bound<BoundGauge<u64>>>,
     principal_label: bool,
-}
-
-fn phase_id(p: &str) -> u8 {
-    match p {
-        "request" => 0,
-        "response_head" => 1,
-        "response_body" => 2,
-        _ => 3,
-    }
 }
 
 impl Metrics {
@@ -528,6 +471,7 @@ impl Metrics {
             names: Interner::default(),
             series: FxMap::default(),
             stages: FxMap::default(),
+            stream_stops: FxMap::default(),
             attempts: FxMap::default(),
             backend_up: FxMap::default(),
             findings: FxMap::default(),
@@ -683,29 +627,32 @@ impl Metrics {
                 _ => None,
             };
             let k = (
-                self.names.id_static(stage.processor),
-                phase_id(stage.phase.as_str()),
-                stage_outcome_id(stage.outcome.as_str()),
-                self.names.id(reason),
+                Static(stage.processor),
+                Static(stage.phase.as_str()),
+                Static(stage.outcome.as_str()),
+                reason.map(Static),
             );
-            if let Some((c, h)) =
-                self.stage(st, k, stage.phase.as_str(), stage.outcome.as_str(), reason)
-            {
+            if let Some((c, h)) = self.stage(st, k) {
                 c.put(st, 1);
                 h.put(st, stage.elapsed.as_secs_f64());
             }
         }
         if let Some(by) = r.opt(r.stream_stopped_by) {
             let reason = r.rejection.unwrap_or("stopped");
-            let k = (
-                self.names.id(Some(by)),
-                phase_id("stream"),
-                stage_outcome_id("reject"),
-                self.names.id(Some(reason)),
-            );
-            if let Some((c, _)) = self.stage(st, k, "stream", "reject", Some(reason)) {
-                c.put(st, 1);
-            }
+            let k = (self.names.id(Some(by)), self.names.id(Some(reason)));
+            let (names, i) = (&self.names, &self.i);
+            let c = cached(&mut self.stream_stops, k, || {
+                i.decisions.bind(
+                    st,
+                    &[
+                        KeyValue::new("infergate.processor", names.value(k.0)),
+                        KeyValue::new("infergate.phase", "stream"),
+                        KeyValue::new("infergate.decision", "reject"),
+                        KeyValue::new("infergate.reason", names.value(k.1)),
+                    ],
+                )
+            });
+            c.put(st, 1);
         }
         for a in &r.attempts {
             let k = (
@@ -787,47 +734,32 @@ impl Metrics {
         }
     }
 
-    fn stage(
-        &mut self,
-        st: &mut Store,
-        k: StageKey,
-        phase: &'static str,
-        decision: &'static str,
-        reason: Option<&'static str>,
-    ) -> Option<&StageHandles> {
-        if !self.stages.contains_key(&k) {
-            if self.stages.len() >= CACHE_MAX {
-                return None;
+    /// The handles of a processor phase: one hash lookup when bound before.
+    fn stage(&mut self, st: &mut Store, k: StageKey) -> Option<&StageHandles> {
+        let full = self.stages.len() >= CACHE_MAX;
+        match self.stages.entry(k) {
+            std::collections::hash_map::Entry::Occupied(e) => Some(e.into_mut()),
+            std::collections::hash_map::Entry::Vacant(_) if full => None,
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let (processor, phase, decision, reason) = k;
+                let mut attrs = vec![
+                    KeyValue::new("infergate.processor", processor.0),
+                    KeyValue::new("infergate.phase", phase.0),
+                ];
+                let h = self.i.processor_duration.bind(st, &attrs);
+                attrs.push(KeyValue::new("infergate.decision", decision.0));
+                if let Some(r) = reason {
+                    attrs.push(KeyValue::new("infergate.reason", r.0));
+                }
+                let c = self.i.decisions.bind(st, &attrs);
+                Some(e.insert((c, h)))
             }
-            let processor = self.names.value(k.0);
-            let mut attrs = vec![
-                KeyValue::new("infergate.processor", processor.clone()),
-                KeyValue::new("infergate.phase", phase),
-            ];
-            let h = self.i.processor_duration.bind(st, &attrs);
-            attrs.push(KeyValue::new("infergate.decision", decision));
-            if let Some(r) = reason {
-                attrs.push(KeyValue::new("infergate.reason", r));
-            }
-            let c = self.i.decisions.bind(st, &attrs);
-            self.stages.insert(k, (c, h));
         }
-        self.stages.get(&k)
     }
 }
 
 fn kv(names: &Interner, key: &'static str, id: u32) -> Option<KeyValue> {
     (id != 0).then(|| KeyValue::new(key, names.value(id)))
-}
-
-fn stage_outcome_id(s: &str) -> u8 {
-    match s {
-        "continue" => 0,
-        "reject" => 1,
-        "respond" => 2,
-        "failed_open" => 3,
-        _ => 4,
-    }
 }
 
 /// The cached handle for `k`, made by `make` when missing (within [`CACHE_MAX`]; past it a

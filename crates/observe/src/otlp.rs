@@ -10,6 +10,7 @@ use opentelemetry_sdk::Resource;
 
 use crate::agg::{Kind, Num, Series, Store};
 use crate::config::SEMCONV_SCHEMA_URL;
+use crate::keys::{FxMap, Static};
 use crate::spans::{Head, SpanWriter};
 
 /// Protobuf wire types.
@@ -387,7 +388,15 @@ pub(crate) struct ProtoSpans {
     in_event: bool,
     /// The resource and scope around a batch.
     env: Envelope,
+    /// The string attributes of processor-phase events, encoded once per set of names.
+    stage_attrs: FxMap<StageNames, Vec<u8>>,
 }
+
+/// A processor-phase event's names: processor, phase, decision, reason.
+type StageNames = (Static, Static, Static, Option<Static>);
+
+/// The most sets of processor-phase names kept encoded (a pipeline has a few dozen).
+const STAGE_ATTRS_MAX: usize = 1024;
 
 impl ProtoSpans {
     /// Spans around `env`.
@@ -399,6 +408,7 @@ impl ProtoSpans {
             event: Vec::with_capacity(256),
             in_event: false,
             env,
+            stage_attrs: FxMap::default(),
         }
     }
 
@@ -488,6 +498,42 @@ impl SpanWriter for ProtoSpans {
         put_fixed64(&mut self.event, 1, nanos(at));
         put_bytes(&mut self.event, 2, name.as_bytes());
         self.in_event = true;
+    }
+    fn stage_event(
+        &mut self,
+        at: SystemTime,
+        names: [&'static str; 3],
+        reason: Option<&'static str>,
+        duration_s: f64,
+    ) {
+        self.event("infergate.processor", at);
+        let key = (
+            Static(names[0]),
+            Static(names[1]),
+            Static(names[2]),
+            reason.map(Static),
+        );
+        if let Some(attrs) = self.stage_attrs.get(&key) {
+            self.event.extend_from_slice(attrs);
+        } else {
+            let mut attrs = Vec::with_capacity(96);
+            put_kv(&mut attrs, 3, "infergate.processor", Any::Str(names[0]));
+            put_kv(&mut attrs, 3, "infergate.phase", Any::Str(names[1]));
+            put_kv(&mut attrs, 3, "infergate.decision", Any::Str(names[2]));
+            if let Some(r) = reason {
+                put_kv(&mut attrs, 3, "infergate.reason", Any::Str(r));
+            }
+            self.event.extend_from_slice(&attrs);
+            if self.stage_attrs.len() < STAGE_ATTRS_MAX {
+                self.stage_attrs.insert(key, attrs);
+            }
+        }
+        put_kv(
+            &mut self.event,
+            3,
+            "infergate.duration_s",
+            Any::Float(duration_s),
+        );
     }
     fn end(&mut self, error: Option<&str>) {
         self.close_event();

@@ -35,6 +35,24 @@ pub(crate) trait SpanWriter {
     fn strs<'a>(&mut self, key: &'static str, v: impl Iterator<Item = &'a str> + Clone);
     /// Starts an event of the span.
     fn event(&mut self, name: &'static str, at: SystemTime);
+    /// An `infergate.processor` event: what a processor's phase came to (`names`: processor,
+    /// phase, decision; all process-wide), why it rejected, and how long it took.
+    fn stage_event(
+        &mut self,
+        at: SystemTime,
+        names: [&'static str; 3],
+        reason: Option<&'static str>,
+        duration_s: f64,
+    ) {
+        self.event("infergate.processor", at);
+        self.str("infergate.processor", names[0]);
+        self.str("infergate.phase", names[1]);
+        self.str("infergate.decision", names[2]);
+        if let Some(r) = reason {
+            self.str("infergate.reason", r);
+        }
+        self.float("infergate.duration_s", duration_s);
+    }
     /// Ends the span (with an error status and its message, or unset).
     fn end(&mut self, error: Option<&str>);
 }
@@ -197,14 +215,16 @@ pub(crate) fn describe(
         if st.phase == infergate_core::StagePhase::Request {
             offset += st.elapsed;
         }
-        w.event("infergate.processor", at);
-        w.str("infergate.processor", st.processor);
-        w.str("infergate.phase", st.phase.as_str());
-        w.str("infergate.decision", st.outcome.as_str());
-        w.float("infergate.duration_s", st.elapsed.as_secs_f64());
-        if let infergate_core::StageOutcome::Rejected(k) = st.outcome {
-            w.str("infergate.reason", k.code());
-        }
+        let reason = match st.outcome {
+            infergate_core::StageOutcome::Rejected(k) => Some(k.code()),
+            _ => None,
+        };
+        w.stage_event(
+            at,
+            [st.processor, st.phase.as_str(), st.outcome.as_str()],
+            reason,
+            st.elapsed.as_secs_f64(),
+        );
     }
     if let Some(by) = r.opt(r.stream_stopped_by) {
         w.event("infergate.processor", end);
