@@ -22,6 +22,11 @@ pub const HOP_BY_HOP: [HeaderName; 9] = [
 
 /// Removes the hop-by-hop headers and every header that `Connection` names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none: one pass over the few names present, instead of a hashed
+    // removal per hop-by-hop name (`Connection` is one of them, so what it names goes too).
+    if !headers.keys().any(|k| HOP_BY_HOP.contains(k)) {
+        return;
+    }
     if headers.contains_key(header::CONNECTION) {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
@@ -62,5 +67,23 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key(header::CONTENT_TYPE));
+    }
+
+    #[test]
+    fn leaves_end_to_end_headers_alone() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+        h.insert(header::AUTHORIZATION, "Bearer k".parse().unwrap());
+        h.append("x-multi", "1".parse().unwrap());
+        h.append("x-multi", "2".parse().unwrap());
+        let before = h.clone();
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h, before);
+        for name in HOP_BY_HOP {
+            let mut one = before.clone();
+            one.insert(name.clone(), "x".parse().unwrap());
+            strip_hop_by_hop(&mut one);
+            assert_eq!(one, before, "{name}");
+        }
     }
 }
