@@ -2,39 +2,36 @@
 //! principal's id only), never prompt or completion text, never a guardrail's matched text
 //! (the checks' names only).
 
-use std::fmt::Write as _;
+use std::io::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::record::Record;
 use crate::worker::{error_type, operation};
 
-/// A JSON object written straight into a string (no intermediate values: this runs once per
-/// request on the telemetry thread).
-struct Obj {
-    s: String,
+/// A JSON object written straight into the line's buffer (no intermediate values or strings:
+/// this runs once per request on the telemetry thread, into one buffer reused for every line).
+struct Obj<'a> {
+    s: &'a mut Vec<u8>,
     first: bool,
 }
 
-impl Obj {
-    fn new() -> Self {
-        Self {
-            s: String::with_capacity(512),
-            first: true,
-        }
+impl<'a> Obj<'a> {
+    fn new(s: &'a mut Vec<u8>) -> Self {
+        Self { s, first: true }
     }
 
     fn key(&mut self, k: &str) {
-        self.s.push(if self.first { '{' } else { ',' });
+        self.s.push(if self.first { b'{' } else { b',' });
         self.first = false;
-        self.s.push('"');
-        self.s.push_str(k);
-        self.s.push_str("\":");
+        self.s.push(b'"');
+        self.s.extend_from_slice(k.as_bytes());
+        self.s.extend_from_slice(b"\":");
     }
 
     fn str(&mut self, k: &str, v: Option<&str>) {
         if let Some(v) = v {
             self.key(k);
-            esc(&mut self.s, v);
+            esc(self.s, v);
         }
     }
 
@@ -54,48 +51,57 @@ impl Obj {
 
     fn bool(&mut self, k: &str, v: bool) {
         self.key(k);
-        self.s.push_str(if v { "true" } else { "false" });
+        self.s.extend_from_slice(if v { b"true" } else { b"false" });
     }
 
-    fn list<'a>(&mut self, k: &str, items: impl Iterator<Item = &'a str>) {
+    fn list<'b>(&mut self, k: &str, items: impl Iterator<Item = &'b str>) {
         self.key(k);
-        self.s.push('[');
+        self.s.push(b'[');
         for (i, it) in items.enumerate() {
             if i > 0 {
-                self.s.push(',');
+                self.s.push(b',');
             }
-            esc(&mut self.s, it);
+            esc(self.s, it);
         }
-        self.s.push(']');
+        self.s.push(b']');
     }
 
-    fn end(mut self) -> String {
+    /// A nested object as the value of `k`.
+    fn object(&mut self, k: &str, fill: impl FnOnce(&mut Obj<'_>)) {
+        self.key(k);
+        let mut inner = Obj::new(self.s);
+        fill(&mut inner);
+        inner.end();
+    }
+
+    fn end(self) {
         if self.first {
-            self.s.push('{');
+            self.s.push(b'{');
         }
-        self.s.push('}');
-        self.s
+        self.s.push(b'}');
     }
 }
 
 /// A JSON string, escaped by serde_json (no escaper of our own beside the ones the project
-/// already has).
-fn esc(out: &mut String, v: &str) {
-    match serde_json::to_string(v) {
-        Ok(q) => out.push_str(&q),
-        Err(_) => out.push_str("\"\""),
+/// already has), written into `out`.
+fn esc(out: &mut Vec<u8>, v: &str) {
+    if serde_json::to_writer(&mut *out, v).is_err() {
+        out.extend_from_slice(b"\"\"");
     }
 }
 
-/// The line for one request (without the newline).
-pub(crate) fn line(r: &Record, provider: &str) -> String {
-    let mut o = Obj::new();
-    o.str(
-        "time",
-        Some(&rfc3339(r.start.unwrap_or_else(SystemTime::now))),
-    );
+/// Appends the line for one request (without the newline) to `out`.
+pub(crate) fn write_line(out: &mut Vec<u8>, r: &Record, provider: &str) {
+    let mut o = Obj::new(out);
+    o.key("time");
+    o.s.push(b'"');
+    write_rfc3339(o.s, r.start.unwrap_or_else(SystemTime::now));
+    o.s.push(b'"');
     if let Some(t) = r.trace {
-        o.str("trace_id", Some(&hex(&t.trace_id())));
+        o.key("trace_id");
+        o.s.push(b'"');
+        write_hex(o.s, &t.trace_id());
+        o.s.push(b'"');
     }
     o.str("path", Some(r.get(r.path)));
     o.str("operation", Some(operation(r)));
@@ -113,18 +119,17 @@ pub(crate) fn line(r: &Record, provider: &str) -> String {
     o.bool("stream", r.stream);
     o.u64("status", Some(u64::from(r.status)));
     if let Some(u) = r.usage {
-        o.key("usage");
-        let mut u_obj = Obj::new();
-        u_obj.u64("input_tokens", Some(u.input_tokens));
-        u_obj.u64("output_tokens", Some(u.output_tokens));
-        u_obj.u64("cache_read_input_tokens", Some(u.cache_read_input_tokens));
-        u_obj.u64(
-            "cache_creation_input_tokens",
-            Some(u.cache_creation_input_tokens),
-        );
-        u_obj.u64("reasoning_tokens", Some(u.reasoning_tokens));
-        u_obj.bool("estimated", r.usage_estimated);
-        o.s.push_str(&u_obj.end());
+        o.object("usage", |u_obj| {
+            u_obj.u64("input_tokens", Some(u.input_tokens));
+            u_obj.u64("output_tokens", Some(u.output_tokens));
+            u_obj.u64("cache_read_input_tokens", Some(u.cache_read_input_tokens));
+            u_obj.u64(
+                "cache_creation_input_tokens",
+                Some(u.cache_creation_input_tokens),
+            );
+            u_obj.u64("reasoning_tokens", Some(u.reasoning_tokens));
+            u_obj.bool("estimated", r.usage_estimated);
+        });
     }
     o.f64("cost_usd", r.cost_usd);
     o.f64("ttft_ms", r.ttft.map(|t| millis(t.as_secs_f64())));
@@ -140,25 +145,23 @@ pub(crate) fn line(r: &Record, provider: &str) -> String {
         o.list("finish_reasons", r.finish_reasons());
     }
     o.str("end", r.ending.map(crate::record::Ending::as_str));
-    o.end()
+    o.end();
 }
 
 fn millis(secs: f64) -> f64 {
     (secs * 1_000_000.0).round() / 1000.0
 }
 
-fn hex(b: &[u8]) -> String {
+fn write_hex(out: &mut Vec<u8>, b: &[u8]) {
     const H: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(b.len() * 2);
     for x in b {
-        s.push(H[usize::from(x >> 4)] as char);
-        s.push(H[usize::from(x & 15)] as char);
+        out.push(H[usize::from(x >> 4)]);
+        out.push(H[usize::from(x & 15)]);
     }
-    s
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC).
-pub(crate) fn rfc3339(t: SystemTime) -> String {
+/// Appends `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC).
+fn write_rfc3339(out: &mut Vec<u8>, t: SystemTime) {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
     let days = i64::try_from(secs / 86_400).unwrap_or(0);
@@ -174,13 +177,14 @@ pub(crate) fn rfc3339(t: SystemTime) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = if month <= 2 { y + 1 } else { y };
-    format!(
+    let _ = write!(
+        out,
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60,
         d.subsec_millis()
-    )
+    );
 }
 
 #[cfg(test)]
@@ -196,12 +200,20 @@ mod tests {
         r.principal = Some(r.put("we\"ird\n\u{1}name"));
         r.status = 200;
         r.add_finding("pii");
-        let line = line(&r, "openai");
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let mut out = b"previous line\n".to_vec();
+        write_line(&mut out, &r, "openai");
+        let line = std::str::from_utf8(&out[14..]).unwrap();
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
         assert_eq!(v["principal"], "we\"ird\n\u{1}name");
         assert_eq!(v["status"], 200);
         assert_eq!(v["guardrail"][0], "pii");
         assert!(line.starts_with("{\"time\":"));
+    }
+
+    fn rfc3339(t: SystemTime) -> String {
+        let mut out = Vec::new();
+        write_rfc3339(&mut out, t);
+        String::from_utf8(out).unwrap()
     }
 
     #[test]

@@ -195,6 +195,8 @@ pub(crate) struct Worker {
     http_metrics: Option<(crate::otlp::Envelope, crate::export::HttpOtlp)>,
     scope: InstrumentationScope,
     log: Option<Box<dyn Write + Send>>,
+    /// The access log line being written (one buffer for every line).
+    line: Vec<u8>,
     log_sample_below: u64,
     redactor: Option<Redactor>,
     resource: Resource,
@@ -294,6 +296,7 @@ impl Worker {
             http_metrics: http_metrics.map(|h| (crate::otlp::Envelope::new(&resource), h)),
             scope,
             log,
+            line: Vec::with_capacity(1024),
             log_sample_below,
             redactor,
             resource,
@@ -465,9 +468,11 @@ impl Worker {
                 || self.log_sample_below == u64::MAX
                 || u64::from_be_bytes(infergate_core::trace::new_span_id()) < self.log_sample_below
             {
-                let mut line = access_log::line(r, provider);
-                line.push('\n');
-                let _ = w.write_all(line.as_bytes());
+                let line = &mut self.line;
+                line.clear();
+                access_log::write_line(line, r, provider);
+                line.push(b'\n');
+                let _ = w.write_all(line);
             }
         }
     }
