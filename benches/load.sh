@@ -210,7 +210,7 @@ wrk -t1 -c"$CONNS" -d2s -s "$tmp/unique.lua" "http://$GWA/v1/chat/completions" >
 wrk -t1 -c"$CONNS" -d2s -s "$tmp/post.lua" "http://$GWP/v1/chat/completions" >/dev/null
 wrk -t1 -c"$CONNS" -d2s -s "$tmp/unique.lua" "http://$GWAP/v1/chat/completions" >/dev/null
 wrk -t1 -c"$CONNS" -d2s -s "$tmp/unique.lua" "http://$GWT/v1/chat/completions" >/dev/null
-for _ in $(seq 1 "$ROUNDS"); do
+for round in $(seq 1 "$ROUNDS"); do
   if [ "${ONLY:-}" = blocks ]; then
     run passthrough "$PASS" "$PASS_PID"
     run gateway-empty-misses "$GW" "$GW_PID" "$tmp/unique.lua"
@@ -221,9 +221,16 @@ for _ in $(seq 1 "$ROUNDS"); do
     continue
   fi
   if [ "${ONLY:-}" = telemetry ]; then
+    # The two gateways compared swap places every round: this machine drifts within a round,
+    # and a fixed order charged the drift to whichever ran second.
     run passthrough "$PASS" "$PASS_PID"
-    run gateway-all-blocks-misses "$GWA" "$GWA_PID" "$tmp/unique.lua"
-    run gateway-all-blocks-misses-telemetry "$GWT" "$GWT_PID" "$tmp/unique.lua"
+    if [ $((round % 2)) -eq 1 ]; then
+      run gateway-all-blocks-misses "$GWA" "$GWA_PID" "$tmp/unique.lua"
+      run gateway-all-blocks-misses-telemetry "$GWT" "$GWT_PID" "$tmp/unique.lua"
+    else
+      run gateway-all-blocks-misses-telemetry "$GWT" "$GWT_PID" "$tmp/unique.lua"
+      run gateway-all-blocks-misses "$GWA" "$GWA_PID" "$tmp/unique.lua"
+    fi
     continue
   fi
   run passthrough "$PASS" "$PASS_PID"
