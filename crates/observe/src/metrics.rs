@@ -141,97 +141,54 @@ struct Maker<'a> {
     st: &'a mut Store,
 }
 
+/// A maker's method: the instrument in the store and, when pushing, in the SDK.
+macro_rules! make {
+    ($fn:ident, $inst:ty, $builder:ident, histogram, $float:expr) => {
+        fn $fn(
+            &mut self,
+            name: &'static str,
+            unit: &'static str,
+            d: &'static str,
+            bounds: &'static [f64],
+        ) -> Inst<$inst> {
+            Inst {
+                fam: self
+                    .st
+                    .family(name, unit, d, Kind::Histogram(bounds), $float),
+                sdk: self.meter.map(|m| {
+                    m.$builder(name)
+                        .with_unit(unit)
+                        .with_description(d)
+                        .with_boundaries(bounds.to_vec())
+                        .build()
+                }),
+            }
+        }
+    };
+    ($fn:ident, $inst:ty, $builder:ident, $kind:expr, $float:expr) => {
+        fn $fn(&mut self, name: &'static str, unit: &'static str, d: &'static str) -> Inst<$inst> {
+            Inst {
+                fam: self.st.family(name, unit, d, $kind, $float),
+                sdk: self
+                    .meter
+                    .map(|m| m.$builder(name).with_unit(unit).with_description(d).build()),
+            }
+        }
+    };
+}
+
 impl Maker<'_> {
-    fn counter(
-        &mut self,
-        name: &'static str,
-        unit: &'static str,
-        d: &'static str,
-    ) -> Inst<Counter<u64>> {
-        Inst {
-            fam: self.st.family(name, unit, d, Kind::Counter, false),
-            sdk: self.meter.map(|m| {
-                m.u64_counter(name)
-                    .with_unit(unit)
-                    .with_description(d)
-                    .build()
-            }),
-        }
-    }
-
-    fn counter_f64(
-        &mut self,
-        name: &'static str,
-        unit: &'static str,
-        d: &'static str,
-    ) -> Inst<Counter<f64>> {
-        Inst {
-            fam: self.st.family(name, unit, d, Kind::Counter, true),
-            sdk: self.meter.map(|m| {
-                m.f64_counter(name)
-                    .with_unit(unit)
-                    .with_description(d)
-                    .build()
-            }),
-        }
-    }
-
-    fn gauge(
-        &mut self,
-        name: &'static str,
-        unit: &'static str,
-        d: &'static str,
-    ) -> Inst<Gauge<u64>> {
-        Inst {
-            fam: self.st.family(name, unit, d, Kind::Gauge, false),
-            sdk: self.meter.map(|m| {
-                m.u64_gauge(name)
-                    .with_unit(unit)
-                    .with_description(d)
-                    .build()
-            }),
-        }
-    }
-
-    fn histogram(
-        &mut self,
-        name: &'static str,
-        unit: &'static str,
-        d: &'static str,
-        bounds: &'static [f64],
-    ) -> Inst<Histogram<u64>> {
-        Inst {
-            fam: self
-                .st
-                .family(name, unit, d, Kind::Histogram(bounds), false),
-            sdk: self.meter.map(|m| {
-                m.u64_histogram(name)
-                    .with_unit(unit)
-                    .with_description(d)
-                    .with_boundaries(bounds.to_vec())
-                    .build()
-            }),
-        }
-    }
-
-    fn histogram_f64(
-        &mut self,
-        name: &'static str,
-        unit: &'static str,
-        d: &'static str,
-        bounds: &'static [f64],
-    ) -> Inst<Histogram<f64>> {
-        Inst {
-            fam: self.st.family(name, unit, d, Kind::Histogram(bounds), true),
-            sdk: self.meter.map(|m| {
-                m.f64_histogram(name)
-                    .with_unit(unit)
-                    .with_description(d)
-                    .with_boundaries(bounds.to_vec())
-                    .build()
-            }),
-        }
-    }
+    make!(counter, Counter<u64>, u64_counter, Kind::Counter, false);
+    make!(counter_f64, Counter<f64>, f64_counter, Kind::Counter, true);
+    make!(gauge, Gauge<u64>, u64_gauge, Kind::Gauge, false);
+    make!(histogram, Histogram<u64>, u64_histogram, histogram, false);
+    make!(
+        histogram_f64,
+        Histogram<f64>,
+        f64_histogram,
+        histogram,
+        true
+    );
 }
 
 impl Instruments {
