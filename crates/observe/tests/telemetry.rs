@@ -589,6 +589,18 @@ async fn a_compressing_chunked_upstream_is_recorded_as_a_plain_one() {
             Value::Array(opentelemetry::Array::String(vec!["stop".into()]))
         );
     }
+    // The metrics' own aggregates saw both answers' usage too (the plain and the streamed one).
+    gw.telemetry.caught_up().await;
+    let text = gw.telemetry.prometheus_text();
+    let input_count: u64 = text
+        .lines()
+        .filter(|l| {
+            l.starts_with("gen_ai_client_token_usage_count{")
+                && l.contains("gen_ai_token_type=\"input\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(input_count, 2, "{text}");
 }
 
 /// The built-in OTLP/HTTP exporter encodes spans itself (straight from the request record
