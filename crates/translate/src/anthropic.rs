@@ -768,8 +768,8 @@ struct BlockIn<'a> {
     id: Option<Cow<'a, str>>,
     #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     name: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    input: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow, deserialize_with = "crate::util::opt_raw_text", default)]
+    input: Option<&'a str>,
     #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     thinking: Option<Cow<'a, str>>,
     #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
@@ -780,12 +780,98 @@ struct BlockIn<'a> {
     cache_control: Option<Box<Value>>,
 }
 
+impl<'a> RespIn<'a> {
+    /// An answer read by the borrowed scanner ([`crate::json_scan`]); `None` for anything it
+    /// does not expect, which serde then reads.
+    fn scan(text: &'a str) -> Option<Self> {
+        let mut sc = crate::json_scan::Scan::new(text);
+        let mut v = RespIn {
+            id: None,
+            model: None,
+            content: None,
+            stop_reason: None,
+            stop_sequence: None,
+            usage: None,
+        };
+        sc.object(|k, sc| {
+            match k {
+                "id" => v.id = sc.opt_string()?,
+                "model" => v.model = sc.opt_string()?,
+                "content" => {
+                    if !sc.null() {
+                        let mut blocks = Vec::with_capacity(2);
+                        sc.array(|_, sc| {
+                            blocks.push(BlockIn::scan(sc)?);
+                            Some(())
+                        })?;
+                        v.content = Some(blocks);
+                    }
+                }
+                "stop_reason" => v.stop_reason = sc.opt_string()?,
+                "stop_sequence" => v.stop_sequence = sc.opt_string()?,
+                "usage" => {
+                    if !sc.null() {
+                        v.usage = Some(UsageIn::scan(sc)?);
+                    }
+                }
+                _ => sc.skip()?,
+            }
+            Some(())
+        })?;
+        sc.end()?;
+        Some(v)
+    }
+}
+
+impl<'a> BlockIn<'a> {
+    fn scan(sc: &mut crate::json_scan::Scan<'a>) -> Option<Self> {
+        let mut ty = None;
+        let mut b = BlockIn {
+            ty: Cow::Borrowed(""),
+            text: None,
+            id: None,
+            name: None,
+            input: None,
+            thinking: None,
+            signature: None,
+            data: None,
+            cache_control: None,
+        };
+        sc.object(|k, sc| {
+            match k {
+                "type" => ty = Some(sc.string()?),
+                "text" => b.text = sc.opt_string()?,
+                "id" => b.id = sc.opt_string()?,
+                "name" => b.name = sc.opt_string()?,
+                "input" => {
+                    if !sc.null() {
+                        b.input = Some(sc.raw()?);
+                    }
+                }
+                "thinking" => b.thinking = sc.opt_string()?,
+                "signature" => b.signature = sc.opt_string()?,
+                "data" => b.data = sc.opt_string()?,
+                // Refused by the fast path either way: serde reads it.
+                "cache_control" => return None,
+                _ => sc.skip()?,
+            }
+            Some(())
+        })?;
+        b.ty = ty?;
+        Some(b)
+    }
+}
+
 /// The typed fast path of [`decode_response`]; `None` when the general decoder must read it.
 fn decode_response_fast(body: &[u8], opts: &Options) -> Option<ChatResponse> {
     if body.len() > opts.max_body_len {
         return None;
     }
-    let v: RespIn<'_> = crate::util::from_json(body).ok()?;
+    let text = std::str::from_utf8(body).ok()?;
+    let v = match RespIn::scan(text) {
+        Some(v) => v,
+        None => serde_json::from_str(text).ok()?,
+    };
     let mut r = ChatResponse {
         id: v.id.map(Cow::into_owned).unwrap_or_default(),
         model: v.model.map(Cow::into_owned).unwrap_or_default(),
@@ -805,7 +891,7 @@ fn decode_response_fast(body: &[u8], opts: &Options) -> Option<ChatResponse> {
             "tool_use" => Part::ToolCall {
                 id: b.id?.into_owned(),
                 name: b.name?.into_owned(),
-                arguments: crate::util::args_text(b.input),
+                arguments: crate::util::args_text_of(b.input),
                 cache: None,
             },
             "thinking" => Part::Reasoning {
@@ -1467,6 +1553,32 @@ impl StreamEncoder {
 #[cfg(test)]
 mod hand_written_tests {
     use super::*;
+
+    /// The answer scanner takes typical answers (it is not silently handed to serde) and
+    /// reads them as the general decoder does.
+    #[test]
+    fn the_answer_scanner_takes_typical_answers() {
+        let opts = Options::default();
+        for body in [
+            r#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"Tomorrow: \"rain\"\n"},{"type":"tool_use","id":"toolu_1","name":"get_weather","input":{ "city" : "Paris", "n": [1, null, true] }}],"stop_reason":"tool_use","stop_sequence":null,"usage":{"input_tokens":412,"cache_creation_input_tokens":0,"cache_read_input_tokens":128,"output_tokens":61,"service_tier":"standard"}}"#,
+            r#"{"id":"m","model":"c","content":[{"type":"thinking","thinking":"hm","signature":"sig"},{"type":"redacted_thinking","data":"xx"},{"type":"text","text":"ok"}],"stop_reason":"end_turn","usage":{"input_tokens":null,"output_tokens":3}}"#,
+        ] {
+            assert!(RespIn::scan(body).is_some(), "{body}");
+            assert_eq!(
+                decode_response_fast(body.as_bytes(), &opts),
+                decode_response_general(body.as_bytes(), &opts).ok(),
+                "{body}"
+            );
+        }
+        for odd in [
+            r#"{"id":"m","id":"n","content":[]}"#,
+            r#"{"content":[{"type":"text","text":"x","cache_control":{"type":"ephemeral"}}]}"#,
+            r#"{"content":[{"text":"no type"}]}"#,
+            r#"{"content":[]} x"#,
+        ] {
+            assert!(RespIn::scan(odd).is_none(), "{odd}");
+        }
+    }
 
     /// The borrowed event scanner and serde agree on every event the scanner accepts: the
     /// captured Messages streams and hand-made edge cases.

@@ -875,8 +875,8 @@ struct ToolUseIn<'a> {
     id: Cow<'a, str>,
     #[serde(borrow)]
     name: Cow<'a, str>,
-    #[serde(borrow, default)]
-    input: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow, deserialize_with = "crate::util::opt_raw_text", default)]
+    input: Option<&'a str>,
 }
 
 #[derive(Deserialize)]
@@ -901,12 +901,149 @@ struct ReasoningTextIn<'a> {
     signature: Option<Cow<'a, str>>,
 }
 
+impl<'a> RespIn<'a> {
+    /// An answer read by the borrowed scanner ([`crate::json_scan`]); `None` for anything it
+    /// does not expect, which serde then reads.
+    fn scan(text: &'a str) -> Option<Self> {
+        let mut sc = crate::json_scan::Scan::new(text);
+        let mut v = RespIn {
+            stop_reason: None,
+            amrf: None,
+            usage: None,
+            output: None,
+        };
+        sc.object(|k, sc| {
+            match k {
+                "stopReason" => v.stop_reason = sc.opt_string()?,
+                "additionalModelResponseFields" => v.amrf = sc.opt_value()?.map(Box::new),
+                "usage" => {
+                    if !sc.null() {
+                        v.usage = Some(UsageIn::scan(sc)?);
+                    }
+                }
+                "output" => {
+                    if !sc.null() {
+                        let mut message = None;
+                        sc.object(|k, sc| {
+                            if k != "message" {
+                                return sc.skip();
+                            }
+                            if !sc.null() {
+                                let mut content = None;
+                                sc.object(|k, sc| {
+                                    if k != "content" {
+                                        return sc.skip();
+                                    }
+                                    if !sc.null() {
+                                        let mut blocks = Vec::with_capacity(2);
+                                        sc.array(|_, sc| {
+                                            blocks.push(BlockIn::scan(sc)?);
+                                            Some(())
+                                        })?;
+                                        content = Some(blocks);
+                                    }
+                                    Some(())
+                                })?;
+                                message = Some(MsgIn { content });
+                            }
+                            Some(())
+                        })?;
+                        v.output = Some(OutputIn { message });
+                    }
+                }
+                _ => sc.skip()?,
+            }
+            Some(())
+        })?;
+        sc.end()?;
+        Some(v)
+    }
+}
+
+impl<'a> BlockIn<'a> {
+    fn scan(sc: &mut crate::json_scan::Scan<'a>) -> Option<Self> {
+        let mut b = BlockIn {
+            text: None,
+            tool_use: None,
+            reasoning: None,
+        };
+        sc.object(|k, sc| {
+            match k {
+                "text" => b.text = sc.opt_string()?,
+                "toolUse" => {
+                    if !sc.null() {
+                        let (mut id, mut name, mut input) = (None, None, None);
+                        sc.object(|k, sc| {
+                            match k {
+                                "toolUseId" => id = Some(sc.string()?),
+                                "name" => name = Some(sc.string()?),
+                                "input" => {
+                                    if !sc.null() {
+                                        input = Some(sc.raw()?);
+                                    }
+                                }
+                                _ => sc.skip()?,
+                            }
+                            Some(())
+                        })?;
+                        b.tool_use = Some(ToolUseIn {
+                            id: id?,
+                            name: name?,
+                            input,
+                        });
+                    }
+                }
+                "reasoningContent" => {
+                    if !sc.null() {
+                        let mut rc = ReasoningIn {
+                            text: None,
+                            redacted: None,
+                        };
+                        sc.object(|k, sc| {
+                            match k {
+                                "reasoningText" => {
+                                    if !sc.null() {
+                                        let mut rt = ReasoningTextIn {
+                                            text: None,
+                                            signature: None,
+                                        };
+                                        sc.object(|k, sc| {
+                                            match k {
+                                                "text" => rt.text = sc.opt_string()?,
+                                                "signature" => rt.signature = sc.opt_string()?,
+                                                _ => sc.skip()?,
+                                            }
+                                            Some(())
+                                        })?;
+                                        rc.text = Some(rt);
+                                    }
+                                }
+                                "redactedContent" => rc.redacted = sc.opt_string()?,
+                                _ => return None,
+                            }
+                            Some(())
+                        })?;
+                        b.reasoning = Some(rc);
+                    }
+                }
+                _ => return None,
+            }
+            Some(())
+        })?;
+        Some(b)
+    }
+}
+
 /// The typed fast path of [`decode_response`]; `None` when the general decoder must read it.
 fn decode_response_fast(body: &[u8], opts: &Options) -> Option<ChatResponse> {
     if body.len() > opts.max_body_len {
         return None;
     }
-    let v: RespIn<'_> = crate::util::from_json(body).ok()?;
+    let text = std::str::from_utf8(body).ok()?;
+    let v = match RespIn::scan(text) {
+        Some(v) => v,
+        None => serde_json::from_str(text).ok()?,
+    };
     let mut r = ChatResponse {
         finish: v.stop_reason.as_deref().map(finish_from),
         stop_sequence: v
@@ -931,7 +1068,7 @@ fn decode_response_fast(body: &[u8], opts: &Options) -> Option<ChatResponse> {
             (None, Some(tu), None) => r.content.push(Part::ToolCall {
                 id: tu.id.into_owned(),
                 name: tu.name.into_owned(),
-                arguments: crate::util::args_text(tu.input),
+                arguments: crate::util::args_text_of(tu.input),
                 cache: None,
             }),
             (None, None, Some(rc)) => match (rc.text, rc.redacted) {
@@ -1579,6 +1716,31 @@ impl StreamEncoder {
 #[cfg(test)]
 mod hand_written_tests {
     use super::*;
+
+    /// The answer scanner takes typical answers (it is not silently handed to serde) and
+    /// reads them as the general decoder does.
+    #[test]
+    fn the_answer_scanner_takes_typical_answers() {
+        let opts = Options::default();
+        for body in [
+            r#"{"output":{"message":{"role":"assistant","content":[{"text":"Tomorrow: \"rain\"\n"},{"toolUse":{"toolUseId":"tooluse_1","name":"get_weather","input":{ "city" : "Paris" }}}]}},"stopReason":"tool_use","usage":{"inputTokens":412,"outputTokens":61,"totalTokens":473,"cacheReadInputTokens":128},"metrics":{"latencyMs":900}}"#,
+            r#"{"output":{"message":{"role":"assistant","content":[{"reasoningContent":{"reasoningText":{"text":"hm","signature":"sig"}}},{"reasoningContent":{"redactedContent":"eA=="}},{"text":"ok"}]}},"stopReason":"end_turn","additionalModelResponseFields":{"stop_sequence":"END"},"usage":{"inputTokens":1,"outputTokens":1}}"#,
+        ] {
+            assert!(RespIn::scan(body).is_some(), "{body}");
+            assert_eq!(
+                decode_response_fast(body.as_bytes(), &opts),
+                decode_response_general(body.as_bytes(), &opts).ok(),
+                "{body}"
+            );
+        }
+        for odd in [
+            r#"{"output":{"message":{"content":[{"text":"x","extra":1}]}}}"#,
+            r#"{"output":{"message":{"content":[{"toolUse":{"name":"f"}}]}}}"#,
+            r#"{"stopReason":"end_turn","stopReason":"x"}"#,
+        ] {
+            assert!(RespIn::scan(odd).is_none(), "{odd}");
+        }
+    }
 
     /// The borrowed payload scanner and serde agree on every payload the scanner accepts: the
     /// captured ConverseStream payloads and hand-made edge cases.

@@ -951,10 +951,130 @@ struct PartIn<'a> {
 struct CallIn<'a> {
     #[serde(borrow)]
     name: Cow<'a, str>,
-    #[serde(borrow, default)]
-    args: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow, deserialize_with = "crate::util::opt_raw_text", default)]
+    args: Option<&'a str>,
     #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     id: Option<Cow<'a, str>>,
+}
+
+impl<'a> RespIn<'a> {
+    /// An answer read by the borrowed scanner ([`crate::json_scan`]); `None` for anything it
+    /// does not expect, which serde then reads.
+    fn scan(text: &'a str) -> Option<Self> {
+        let mut sc = crate::json_scan::Scan::new(text);
+        let mut v = RespIn {
+            candidates: None,
+            usage: None,
+            model: None,
+            id: None,
+        };
+        sc.object(|k, sc| {
+            match k {
+                "candidates" => {
+                    if !sc.null() {
+                        let mut cands = Vec::with_capacity(1);
+                        sc.array(|_, sc| {
+                            cands.push(CandIn::scan(sc)?);
+                            Some(())
+                        })?;
+                        v.candidates = Some(cands);
+                    }
+                }
+                "usageMetadata" => {
+                    if !sc.null() {
+                        v.usage = Some(UsageIn::scan(sc)?);
+                    }
+                }
+                "modelVersion" => v.model = sc.opt_string()?,
+                "responseId" => v.id = sc.opt_string()?,
+                _ => sc.skip()?,
+            }
+            Some(())
+        })?;
+        sc.end()?;
+        Some(v)
+    }
+}
+
+impl<'a> CandIn<'a> {
+    fn scan(sc: &mut crate::json_scan::Scan<'a>) -> Option<Self> {
+        let mut c = CandIn {
+            content: None,
+            finish: None,
+        };
+        sc.object(|k, sc| {
+            match k {
+                "content" => {
+                    if !sc.null() {
+                        let mut parts = None;
+                        sc.object(|k, sc| {
+                            if k != "parts" {
+                                return sc.skip();
+                            }
+                            if !sc.null() {
+                                let mut ps = Vec::with_capacity(2);
+                                sc.array(|_, sc| {
+                                    ps.push(PartIn::scan(sc)?);
+                                    Some(())
+                                })?;
+                                parts = Some(ps);
+                            }
+                            Some(())
+                        })?;
+                        c.content = Some(ContentIn { parts });
+                    }
+                }
+                "finishReason" => c.finish = sc.opt_string()?,
+                _ => sc.skip()?,
+            }
+            Some(())
+        })?;
+        Some(c)
+    }
+}
+
+impl<'a> PartIn<'a> {
+    fn scan(sc: &mut crate::json_scan::Scan<'a>) -> Option<Self> {
+        let mut p = PartIn {
+            text: None,
+            thought: None,
+            sig: None,
+            call: None,
+        };
+        sc.object(|k, sc| {
+            match k {
+                "text" => p.text = sc.opt_string()?,
+                "thought" => p.thought = sc.opt_bool()?,
+                "thoughtSignature" => p.sig = sc.opt_string()?,
+                "functionCall" => {
+                    if !sc.null() {
+                        let (mut name, mut args, mut id) = (None, None, None);
+                        sc.object(|k, sc| {
+                            match k {
+                                "name" => name = Some(sc.string()?),
+                                "args" => {
+                                    if !sc.null() {
+                                        args = Some(sc.raw()?);
+                                    }
+                                }
+                                "id" => id = sc.opt_string()?,
+                                _ => return None,
+                            }
+                            Some(())
+                        })?;
+                        p.call = Some(CallIn {
+                            name: name?,
+                            args,
+                            id,
+                        });
+                    }
+                }
+                _ => return None,
+            }
+            Some(())
+        })?;
+        Some(p)
+    }
 }
 
 /// The typed fast path of [`decode_response`]; `None` when the general decoder must read it.
@@ -962,7 +1082,11 @@ fn decode_response_fast(body: &[u8], opts: &Options) -> Option<ChatResponse> {
     if body.len() > opts.max_body_len {
         return None;
     }
-    let v: RespIn<'_> = crate::util::from_json(body).ok()?;
+    let text = std::str::from_utf8(body).ok()?;
+    let v = match RespIn::scan(text) {
+        Some(v) => v,
+        None => serde_json::from_str(text).ok()?,
+    };
     let id = v.id.map(Cow::into_owned).unwrap_or_default();
     let mut r = ChatResponse {
         model: v.model.map(Cow::into_owned).unwrap_or_default(),
@@ -1006,7 +1130,7 @@ fn decode_response_fast(body: &[u8], opts: &Options) -> Option<ChatResponse> {
                     _ => format!("call_{prefix}_{calls}"),
                 };
                 calls += 1;
-                let arguments = crate::util::args_text(fc.args);
+                let arguments = crate::util::args_text_of(fc.args);
                 r.content.push(Part::ToolCall {
                     id,
                     name: fc.name.into_owned(),
@@ -1678,6 +1802,31 @@ impl StreamEncoder {
 #[cfg(test)]
 mod hand_written_tests {
     use super::*;
+
+    /// The answer scanner takes typical answers (it is not silently handed to serde) and
+    /// reads them as the general decoder does.
+    #[test]
+    fn the_answer_scanner_takes_typical_answers() {
+        let opts = Options::default();
+        for body in [
+            r#"{"candidates":[{"content":{"role":"model","parts":[{"text":"Tomorrow: \"rain\"\n"},{"functionCall":{"name":"get_weather","args":{ "city" : "Paris" }},"thoughtSignature":"c2ln"}]},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":412,"candidatesTokenCount":61,"totalTokenCount":473,"cachedContentTokenCount":128,"promptTokensDetails":[{"modality":"TEXT","tokenCount":412}]},"modelVersion":"gemini-2.5-flash","responseId":"abc-1"}"#,
+            r#"{"candidates":[{"content":{"parts":[{"text":"hm","thought":true},{"text":"ok"}]},"finishReason":"MAX_TOKENS"}],"usageMetadata":{"promptTokenCount":3,"thoughtsTokenCount":null,"candidatesTokenCount":4}}"#,
+        ] {
+            assert!(RespIn::scan(body).is_some(), "{body}");
+            assert_eq!(
+                decode_response_fast(body.as_bytes(), &opts),
+                decode_response_general(body.as_bytes(), &opts).ok(),
+                "{body}"
+            );
+        }
+        for odd in [
+            r#"{"candidates":[{"content":{"parts":[{"text":"x","extra":1}]}}]}"#,
+            r#"{"candidates":[{"content":{"parts":[{"functionCall":{"args":{}}}]}}]}"#,
+            r#"{"modelVersion":"a","modelVersion":"b"}"#,
+        ] {
+            assert!(RespIn::scan(odd).is_none(), "{odd}");
+        }
+    }
 
     /// The borrowed chunk scanner and serde agree on every chunk the scanner accepts: the
     /// captured Gemini chunks and hand-made edge cases.

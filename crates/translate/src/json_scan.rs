@@ -173,7 +173,8 @@ impl<'a> Scan<'a> {
                     }
                 });
             }
-            let o = owned.get_or_insert_with(|| String::with_capacity(at - start + 16));
+            let o =
+                owned.get_or_insert_with(|| String::with_capacity(at - start + escaped_len(b, at)));
             o.push_str(self.s.get(run..at)?);
             let esc = *b.get(at + 1)?;
             let mut next = at + 2;
@@ -243,6 +244,46 @@ impl<'a> Scan<'a> {
         self.s[start..self.i].parse().ok().map(Some)
     }
 
+    /// `null` or a number read as serde reads it into an `f64` (short integers directly, the
+    /// rest by serde itself, so the two never round differently).
+    pub(crate) fn opt_f64(&mut self) -> Option<Option<f64>> {
+        if self.null() {
+            return Some(None);
+        }
+        let text = self.number_text()?;
+        if text.len() <= 15 && text.bytes().all(|c| c.is_ascii_digit()) {
+            return text.parse::<u64>().ok().map(|n| Some(n as f64));
+        }
+        serde_json::from_str::<f64>(text).ok().map(Some)
+    }
+
+    /// `null` or a signed integer (`-0` gives up: serde reads it as a float).
+    pub(crate) fn opt_i64(&mut self) -> Option<Option<i64>> {
+        if self.null() {
+            return Some(None);
+        }
+        let text = self.number_text()?;
+        if text == "-0" || text.bytes().any(|c| matches!(c, b'.' | b'e' | b'E')) {
+            return None;
+        }
+        text.parse().ok().map(Some)
+    }
+
+    /// Whether the next value is an array (not consumed).
+    pub(crate) fn at_array(&mut self) -> bool {
+        self.peek() == Some(b'[')
+    }
+
+    fn number_text(&mut self) -> Option<&'a str> {
+        self.ws();
+        let start = self.i;
+        if !matches!(self.b().get(start), Some(b'-' | b'0'..=b'9')) {
+            return None;
+        }
+        self.number()?;
+        self.s.get(start..self.i)
+    }
+
     /// `null` or a boolean.
     pub(crate) fn opt_bool(&mut self) -> Option<Option<bool>> {
         if self.null() {
@@ -255,12 +296,42 @@ impl<'a> Scan<'a> {
         }
     }
 
-    /// `null` or any value, as serde reads it into a [`serde_json::Value`].
+    /// `null` or any value, as serde reads it into a [`serde_json::Value`] (a string or an
+    /// unsigned integer read directly).
     pub(crate) fn opt_value(&mut self) -> Option<Option<serde_json::Value>> {
         if self.null() {
             return Some(None);
         }
+        match self.peek()? {
+            b'"' => {
+                return self
+                    .string()
+                    .map(|s| Some(serde_json::Value::String(s.into_owned())));
+            }
+            b'0'..=b'9' => {
+                let text = self.number_text()?;
+                if text.bytes().all(|c| c.is_ascii_digit()) {
+                    return text.parse::<u64>().ok().map(|n| Some(n.into()));
+                }
+                return serde_json::from_str(text).ok().map(Some);
+            }
+            _ => {}
+        }
         serde_json::from_str(self.raw()?).ok().map(Some)
+    }
+
+    /// `null` or a value kept as written, checked by serde alone (one pass, not a skip and a
+    /// check).
+    pub(crate) fn opt_raw_value(&mut self) -> Option<Option<Box<serde_json::value::RawValue>>> {
+        if self.null() {
+            return Some(None);
+        }
+        let rest = self.s.get(self.i..)?;
+        let mut values = serde_json::Deserializer::from_str(rest)
+            .into_iter::<Box<serde_json::value::RawValue>>();
+        let value = values.next()?.ok()?;
+        self.i += values.byte_offset();
+        Some(Some(value))
     }
 
     /// The next value's text, skipped (to hand a rarely read field to serde whole).
@@ -337,6 +408,19 @@ impl<'a> Scan<'a> {
         self.b()[self.i..]
             .starts_with(lit)
             .then(|| self.i += lit.len())
+    }
+}
+
+/// The length of the rest of a string from its first escape at `at` to its closing quote:
+/// room enough for its unescaped text (an escape is never shorter than what it stands for).
+fn escaped_len(b: &[u8], at: usize) -> usize {
+    let mut j = at;
+    loop {
+        match b.get(j) {
+            Some(b'\\') => j = crate::util::next_special(b, j.saturating_add(2)),
+            Some(b'"') | None => return j - at,
+            Some(_) => j = crate::util::next_special(b, j.saturating_add(1)),
+        }
     }
 }
 

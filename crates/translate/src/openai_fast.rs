@@ -16,6 +16,7 @@ use crate::{
     ir::{
         ChatRequest, Effort, ImageSource, Message, Part, RawJson, Reasoning, Role, SystemPart, Tool,
     },
+    json_scan::Scan,
     openai::{decode_response_format, decode_tool_choice},
     util::parse_data_url,
 };
@@ -179,6 +180,248 @@ struct FnDef<'a> {
     strict: Option<bool>,
 }
 
+impl<'a> Req<'a> {
+    /// Reads a request with the borrowed scanner, where serde's derived visitors spend most of
+    /// a request's decoding time; `None` (anything unexpected, a key seen twice, a number
+    /// written oddly) hands the body to serde, which reads every body this accepts alike.
+    fn scan(s: &'a str) -> Option<Self> {
+        let mut sc = Scan::new(s);
+        let mut r = Req {
+            model: Cow::Borrowed(""),
+            messages: Vec::new(),
+            tools: None,
+            tool_choice: None,
+            parallel_tool_calls: None,
+            response_format: None,
+            max_tokens: None,
+            max_completion_tokens: None,
+            temperature: None,
+            top_p: None,
+            stop: None,
+            seed: None,
+            presence_penalty: None,
+            frequency_penalty: None,
+            reasoning_effort: None,
+            stream: None,
+            stream_options: None,
+            user: None,
+        };
+        sc.object(|key, sc| {
+            match key {
+                "model" => r.model = sc.string()?,
+                "messages" => {
+                    r.messages.reserve(8);
+                    sc.array(|_, sc| {
+                        r.messages.push(Msg::scan(sc)?);
+                        Some(())
+                    })?;
+                }
+                "tools" => {
+                    if !sc.null() {
+                        let mut tools = Vec::with_capacity(2);
+                        sc.array(|_, sc| {
+                            tools.push(ToolDef::scan(sc)?);
+                            Some(())
+                        })?;
+                        r.tools = Some(tools);
+                    }
+                }
+                "tool_choice" => r.tool_choice = sc.opt_value()?,
+                "parallel_tool_calls" => r.parallel_tool_calls = sc.opt_bool()?,
+                "response_format" => r.response_format = sc.opt_value()?,
+                "max_tokens" => r.max_tokens = opt_u32(sc)?,
+                "max_completion_tokens" => r.max_completion_tokens = opt_u32(sc)?,
+                "temperature" => r.temperature = sc.opt_f64()?,
+                "top_p" => r.top_p = sc.opt_f64()?,
+                "stop" => r.stop = sc.opt_value()?,
+                "seed" => r.seed = sc.opt_i64()?,
+                "presence_penalty" => r.presence_penalty = sc.opt_f64()?,
+                "frequency_penalty" => r.frequency_penalty = sc.opt_f64()?,
+                "reasoning_effort" => r.reasoning_effort = sc.opt_string()?,
+                "stream" => r.stream = sc.opt_bool()?,
+                "stream_options" => r.stream_options = sc.opt_value()?,
+                "user" => r.user = sc.opt_string()?,
+                _ => return None,
+            }
+            Some(())
+        })?;
+        sc.end()?;
+        Some(r)
+    }
+}
+
+/// `null` or an unsigned integer that fits a `u32`.
+#[allow(clippy::option_option)]
+fn opt_u32(sc: &mut Scan<'_>) -> Option<Option<u32>> {
+    match sc.opt_u64()? {
+        None => Some(None),
+        Some(n) => u32::try_from(n).ok().map(Some),
+    }
+}
+
+impl<'a> Msg<'a> {
+    fn scan(sc: &mut Scan<'a>) -> Option<Self> {
+        let mut role = None;
+        let mut m = Msg {
+            role: Cow::Borrowed(""),
+            content: None,
+            tool_calls: None,
+            tool_call_id: None,
+            reasoning_content: None,
+            refusal: None,
+        };
+        sc.object(|key, sc| {
+            match key {
+                "role" => role = Some(sc.string()?),
+                "content" => {
+                    m.content = if sc.null() {
+                        None
+                    } else if sc.at_array() {
+                        let mut parts = Vec::with_capacity(2);
+                        sc.array(|_, sc| {
+                            parts.push(CPart::scan(sc)?);
+                            Some(())
+                        })?;
+                        Some(Content::Parts(parts))
+                    } else {
+                        Some(Content::Text(sc.string()?))
+                    };
+                }
+                "tool_calls" => {
+                    if !sc.null() {
+                        let mut calls = Vec::with_capacity(1);
+                        sc.array(|_, sc| {
+                            calls.push(Call::scan(sc)?);
+                            Some(())
+                        })?;
+                        m.tool_calls = Some(calls);
+                    }
+                }
+                "tool_call_id" => m.tool_call_id = sc.opt_string()?,
+                "reasoning_content" => m.reasoning_content = sc.opt_string()?,
+                "refusal" => m.refusal = sc.opt_string()?,
+                _ => return None,
+            }
+            Some(())
+        })?;
+        m.role = role?;
+        Some(m)
+    }
+}
+
+impl<'a> CPart<'a> {
+    fn scan(sc: &mut Scan<'a>) -> Option<Self> {
+        let mut ty = None;
+        let mut p = CPart {
+            ty: Cow::Borrowed(""),
+            text: None,
+            refusal: None,
+            image_url: None,
+        };
+        sc.object(|key, sc| {
+            match key {
+                "type" => ty = Some(sc.string()?),
+                "text" => p.text = sc.opt_string()?,
+                "refusal" => p.refusal = sc.opt_string()?,
+                "image_url" => {
+                    if !sc.null() {
+                        let (mut url, mut detail) = (None, None);
+                        sc.object(|key, sc| {
+                            match key {
+                                "url" => url = Some(sc.string()?),
+                                "detail" => detail = sc.opt_string()?,
+                                _ => return None,
+                            }
+                            Some(())
+                        })?;
+                        p.image_url = Some(ImageUrl { url: url?, detail });
+                    }
+                }
+                _ => return None,
+            }
+            Some(())
+        })?;
+        p.ty = ty?;
+        Some(p)
+    }
+}
+
+impl<'a> Call<'a> {
+    fn scan(sc: &mut Scan<'a>) -> Option<Self> {
+        let (mut id, mut ty, mut function, mut extra_content) = (None, None, None, None);
+        sc.object(|key, sc| {
+            match key {
+                "id" => id = Some(sc.string()?),
+                "type" => ty = sc.opt_string()?,
+                "function" => {
+                    let (mut name, mut arguments) = (None, None);
+                    sc.object(|key, sc| {
+                        match key {
+                            "name" => name = Some(sc.string()?),
+                            "arguments" => arguments = sc.opt_string()?,
+                            _ => return None,
+                        }
+                        Some(())
+                    })?;
+                    function = Some(CallFn {
+                        name: name?,
+                        arguments,
+                    });
+                }
+                "extra_content" => extra_content = sc.opt_value()?,
+                _ => return None,
+            }
+            Some(())
+        })?;
+        Some(Call {
+            id: id?,
+            _ty: ty,
+            function: function?,
+            extra_content,
+        })
+    }
+}
+
+impl<'a> ToolDef<'a> {
+    fn scan(sc: &mut Scan<'a>) -> Option<Self> {
+        let (mut ty, mut function) = (None, None);
+        sc.object(|key, sc| {
+            match key {
+                "type" => ty = Some(sc.string()?),
+                "function" => {
+                    let mut f = FnDef {
+                        name: Cow::Borrowed(""),
+                        description: None,
+                        parameters: None,
+                        strict: None,
+                    };
+                    let mut name = None;
+                    sc.object(|key, sc| {
+                        match key {
+                            "name" => name = Some(sc.string()?),
+                            "description" => f.description = sc.opt_string()?,
+                            "parameters" => {
+                                f.parameters = sc.opt_raw_value()?;
+                            }
+                            "strict" => f.strict = sc.opt_bool()?,
+                            _ => return None,
+                        }
+                        Some(())
+                    })?;
+                    f.name = name?;
+                    function = Some(f);
+                }
+                _ => return None,
+            }
+            Some(())
+        })?;
+        Some(ToolDef {
+            ty: ty?,
+            function: function?,
+        })
+    }
+}
+
 /// A sequence read into a `Vec` that starts with room for eight (serde's starts with none
 /// when JSON gives no length, and a conversation of five messages then grows it twice).
 fn presized<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
@@ -234,7 +477,13 @@ pub(crate) fn decode_request(body: &[u8], opts: &Options) -> Option<ChatRequest>
     if body.len() > opts.max_body_len {
         return None;
     }
-    let req: Req<'_> = crate::util::from_json(body).ok()?;
+    let req = match std::str::from_utf8(body) {
+        Ok(s) => match Req::scan(s) {
+            Some(req) => req,
+            None => serde_json::from_str(s).ok()?,
+        },
+        Err(_) => return None,
+    };
     let mut r = ChatRequest {
         model: req.model.into_owned(),
         ..ChatRequest::default()
@@ -402,6 +651,21 @@ pub(crate) fn decode_request(body: &[u8], opts: &Options) -> Option<ChatRequest>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The request scanner takes the common shapes (it is not silently handed to serde).
+    #[test]
+    fn the_request_scanner_takes_the_common_shapes() {
+        let body = r#"{"model":"gpt-4o","messages":[
+            {"role":"system","content":"You are brief."},
+            {"role":"user","content":[{"type":"text","text":"look"},{"type":"image_url","image_url":{"url":"https://x/y.png","detail":"low"}}]},
+            {"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},
+            {"role":"tool","tool_call_id":"call_1","content":"{\"temp\":18}"}],
+            "tools":[{"type":"function","function":{"name":"get_weather","description":"d","parameters":{"type":"object","properties":{"city":{"type":"string"}}},"strict":true}}],
+            "tool_choice":"auto","max_tokens":512,"temperature":0.3,"top_p":1,"seed":-3,"stop":["x"],"stream":false}"#;
+        assert!(Req::scan(body).is_some());
+        assert!(Req::scan(r#"{"model":"m","messages":[],"seed":-0}"#).is_none());
+        assert!(Req::scan(r#"{"model":"m","messages":[],"max_tokens":4294967296}"#).is_none());
+    }
 
     #[test]
     fn takes_the_common_shapes_and_gives_up_on_the_rest() {

@@ -120,6 +120,21 @@ macro_rules! usage_fields {
 
         impl $name {
             const KEYS: &'static [&'static str] = &[$($key),*];
+
+            /// Reads the counters with the borrowed scanner (the others skipped); `None`
+            /// gives up.
+            #[allow(dead_code)]
+            fn scan(sc: &mut crate::json_scan::Scan<'_>) -> Option<Self> {
+                let mut vals: [Option<serde_json::Value>; [$($key),*].len()] = Default::default();
+                sc.object(|k, sc| {
+                    match Self::KEYS.iter().position(|key| *key == k) {
+                        Some(i) => vals[i] = Some(sc.opt_value()?.unwrap_or(serde_json::Value::Null)),
+                        None => sc.skip()?,
+                    }
+                    Some(())
+                })?;
+                Some($name(vals))
+            }
         }
 
         impl<'de> serde::Deserialize<'de> for $name {
@@ -247,6 +262,16 @@ pub(crate) fn extra_fields(
     Ok(())
 }
 
+/// Deserializes an optional JSON value as its text, borrowed from the input and checked by
+/// serde. Use with `#[serde(borrow, default, deserialize_with = ..)]`.
+pub(crate) fn opt_raw_text<'de: 'a, 'a, D>(d: D) -> Result<Option<&'a str>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::Deserialize;
+    Option::<&'de RawValue>::deserialize(d).map(|r| r.map(RawValue::get))
+}
+
 /// Deserializes an optional string borrowed from the input when it has no escapes. Serde
 /// borrows a `Cow<str>` field only when it is exactly that type: in an `Option` it always
 /// copies (serde-rs/serde#1497). Use with `#[serde(borrow, default, deserialize_with = ..)]`.
@@ -312,16 +337,22 @@ pub(crate) fn args_object(args: &str, param: impl FnOnce() -> String) -> Result<
 /// Tool-call arguments from a provider's JSON value: its text without the whitespace between
 /// tokens, keys in the order the provider wrote them (nothing is parsed into a tree); `{}` when
 /// absent.
+#[cfg(test)]
 pub(crate) fn args_text(raw: Option<&RawValue>) -> String {
+    args_text_of(raw.map(RawValue::get))
+}
+
+/// [`args_text`] of a JSON text already checked (by serde or [`crate::json_scan`]).
+pub(crate) fn args_text_of(raw: Option<&str>) -> String {
     let Some(raw) = raw else {
         return "{}".to_owned();
     };
-    let text = raw.get().as_bytes();
+    let text = raw.as_bytes();
     if !text
         .iter()
         .any(|b| matches!(b, b' ' | b'\n' | b'\r' | b'\t'))
     {
-        return raw.get().to_owned();
+        return raw.to_owned();
     }
     let mut out = Vec::with_capacity(text.len());
     let (mut in_string, mut escaped) = (false, false);
