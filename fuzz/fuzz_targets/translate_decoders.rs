@@ -1,7 +1,8 @@
 //! Every decoder of `infergate-translate` on hostile bytes: requests, answers and errors of each
 //! protocol, translated to every other; the SSE stream translators of each protocol to every
 //! client API, fed in two parts. Nothing panics; a translated request or answer is valid JSON;
-//! a refusal names a status of 400 or 502.
+//! a refusal names a status of 400 or 502; the fast Chat Completions request decoder agrees with
+//! the general one.
 #![no_main]
 
 use infergate_translate::{
@@ -49,4 +50,14 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let _ = decode_error(from, 500, input, Some("ThrottlingException"));
+    if from == Protocol::OpenAiChat {
+        // The fast decoder (the borrowed scanner, then serde's typed structs) reads whatever it
+        // accepts exactly as the general one does.
+        if let Ok(fast) = infergate_translate::decode_request(from, input, &strict) {
+            assert_eq!(
+                Ok(fast),
+                infergate_translate::openai::decode_request_general(input, &strict)
+            );
+        }
+    }
 });

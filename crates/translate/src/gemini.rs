@@ -420,9 +420,67 @@ struct GReq<'a> {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tools: Vec<GTools<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    tool_config: Option<Value>,
+    tool_config: Option<GToolConfig<'a>>,
+    #[serde(skip_serializing_if = "GGen::is_empty")]
+    generation_config: GGen<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GToolConfig<'a> {
+    function_calling_config: GCallingConfig<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GCallingConfig<'a> {
+    mode: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    allowed_function_names: Option<[&'a str; 1]>,
+}
+
+/// `generationConfig`, its keys in the order a sorted map wrote them.
+#[derive(Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct GGen<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    frequency_penalty: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_output_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    presence_penalty: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_json_schema: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_mime_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<i64>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stop_sequences: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
     #[serde(skip_serializing_if = "Obj::is_empty")]
-    generation_config: Obj,
+    thinking_config: Obj,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_k: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f64>,
+}
+
+impl GGen<'_> {
+    fn is_empty(&self) -> bool {
+        self.frequency_penalty.is_none()
+            && self.max_output_tokens.is_none()
+            && self.presence_penalty.is_none()
+            && self.response_json_schema.is_none()
+            && self.response_mime_type.is_none()
+            && self.seed.is_none()
+            && self.stop_sequences.is_empty()
+            && self.temperature.is_none()
+            && self.thinking_config.is_empty()
+            && self.top_k.is_none()
+            && self.top_p.is_none()
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -701,13 +759,18 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
         });
     }
     let tool_config = r.tool_choice.as_ref().map(|tc| {
-        let fc = match tc {
-            ToolChoice::None => json!({"mode": "NONE"}),
-            ToolChoice::Required => json!({"mode": "ANY"}),
-            ToolChoice::Named(n) => json!({"mode": "ANY", "allowedFunctionNames": [n]}),
-            _ => json!({"mode": "AUTO"}),
+        let (mode, allowed_function_names) = match tc {
+            ToolChoice::None => ("NONE", None),
+            ToolChoice::Required => ("ANY", None),
+            ToolChoice::Named(n) => ("ANY", Some([n.as_str()])),
+            _ => ("AUTO", None),
         };
-        json!({"functionCallingConfig": fc})
+        GToolConfig {
+            function_calling_config: GCallingConfig {
+                mode,
+                allowed_function_names,
+            },
+        }
     });
     if r.parallel_tool_calls == Some(false) {
         lossy(
@@ -717,39 +780,21 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
             "Gemini cannot forbid parallel function calls",
         )?;
     }
-    let mut g = Obj::new();
-    if let Some(t) = r.temperature {
-        g.insert("temperature".into(), t.into());
-    }
-    if let Some(t) = r.top_p {
-        g.insert("topP".into(), t.into());
-    }
-    if let Some(k) = r.top_k {
-        g.insert("topK".into(), k.into());
-    }
-    if let Some(m) = r.max_tokens {
-        g.insert("maxOutputTokens".into(), m.into());
-    }
-    if !r.stop.is_empty() {
-        g.insert("stopSequences".into(), r.stop.clone().into());
-    }
-    if let Some(s) = r.seed {
-        g.insert("seed".into(), s.into());
-    }
-    if let Some(v) = r.presence_penalty {
-        g.insert("presencePenalty".into(), v.into());
-    }
-    if let Some(v) = r.frequency_penalty {
-        g.insert("frequencyPenalty".into(), v.into());
-    }
+    let mut g = GGen {
+        frequency_penalty: r.frequency_penalty,
+        max_output_tokens: r.max_tokens,
+        presence_penalty: r.presence_penalty,
+        seed: r.seed,
+        stop_sequences: &r.stop,
+        temperature: r.temperature,
+        top_k: r.top_k,
+        top_p: r.top_p,
+        ..GGen::default()
+    };
     match &r.response_format {
         None => {}
-        Some(ResponseFormat::Text) => {
-            g.insert("responseMimeType".into(), "text/plain".into());
-        }
-        Some(ResponseFormat::JsonObject) => {
-            g.insert("responseMimeType".into(), "application/json".into());
-        }
+        Some(ResponseFormat::Text) => g.response_mime_type = Some("text/plain"),
+        Some(ResponseFormat::JsonObject) => g.response_mime_type = Some("application/json"),
         Some(ResponseFormat::JsonSchema {
             schema,
             strict,
@@ -766,8 +811,8 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
             }
             // The schema's name and description do not constrain the output: not sent.
             let _ = (name, description);
-            g.insert("responseMimeType".into(), "application/json".into());
-            g.insert("responseJsonSchema".into(), schema.clone());
+            g.response_mime_type = Some("application/json");
+            g.response_json_schema = Some(schema);
         }
     }
     if let Some(re) = &r.reasoning {
@@ -798,9 +843,7 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
         if let Some(i) = re.include_thoughts {
             tc.insert("includeThoughts".into(), i.into());
         }
-        if !tc.is_empty() {
-            g.insert("thinkingConfig".into(), Value::Object(tc));
-        }
+        g.thinking_config = tc;
     }
     if r.user.is_some() {
         lossy(opts, "user", P, "Gemini has no end-user id")?;

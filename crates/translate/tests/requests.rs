@@ -705,3 +705,62 @@ fn hostile_bodies_are_errors_not_panics() {
         .is_err()
     );
 }
+
+#[test]
+fn gemini_generation_config_carries_every_sampling_field() {
+    let body = serde_json::to_vec(&json!({
+        "model": "gemini-2.5-flash",
+        "messages": [{"role": "user", "content": "hi"}],
+        "temperature": 0.3, "top_p": 0.9, "max_completion_tokens": 512, "seed": -7,
+        "stop": ["END", "STOP"], "presence_penalty": 0.5, "frequency_penalty": -0.25,
+        "reasoning_effort": "low",
+        "response_format": {"type": "json_schema", "json_schema": {"name": "w", "schema": {"type": "object"}}}
+    }))
+    .expect("json");
+    let out = translate_request(
+        Protocol::OpenAiChat,
+        Protocol::Gemini,
+        &body,
+        &Options::default(),
+    )
+    .expect("gemini");
+    let g = v(&out);
+    assert_eq!(
+        g["generationConfig"],
+        json!({
+            "frequencyPenalty": -0.25, "maxOutputTokens": 512, "presencePenalty": 0.5,
+            "responseJsonSchema": {"type": "object"}, "responseMimeType": "application/json",
+            "seed": -7, "stopSequences": ["END", "STOP"], "temperature": 0.3,
+            "thinkingConfig": {"thinkingLevel": "low"}, "topP": 0.9
+        })
+    );
+    // The keys in sorted order, as the map that wrote them before did.
+    let text = String::from_utf8(out).expect("utf-8");
+    let keys = [
+        "frequencyPenalty",
+        "maxOutputTokens",
+        "presencePenalty",
+        "responseJsonSchema",
+        "responseMimeType",
+        "seed",
+        "stopSequences",
+        "temperature",
+        "thinkingConfig",
+        "topP",
+    ];
+    let at: Vec<usize> = keys
+        .iter()
+        .map(|k| text.find(&format!("\"{k}\"")).expect(k))
+        .collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "{text}");
+    // No sampling field: no generationConfig at all.
+    let bare = br#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
+    let g = v(&translate_request(
+        Protocol::OpenAiChat,
+        Protocol::Gemini,
+        bare,
+        &Options::default(),
+    )
+    .expect("gemini"));
+    assert!(g.get("generationConfig").is_none());
+}
