@@ -440,12 +440,24 @@ enum BTool<'a> {
     CachePoint(BCache),
 }
 
+/// `toolConfig.toolChoice`: `{"auto":{}}`, `{"any":{}}` or `{"tool":{"name":..}}`.
+#[derive(Serialize)]
+#[serde(rename_all = "lowercase")]
+enum BToolChoice<'a> {
+    Auto(BEmpty),
+    Any(BEmpty),
+    Tool { name: &'a str },
+}
+
+#[derive(Serialize)]
+struct BEmpty {}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct BToolConfig<'a> {
     tools: Vec<BTool<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    tool_choice: Option<Value>,
+    tool_choice: Option<BToolChoice<'a>>,
 }
 
 #[derive(Serialize)]
@@ -541,9 +553,9 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
             }
         }
         let tool_choice = match &r.tool_choice {
-            Some(ToolChoice::Auto) => Some(json!({"auto": {}})),
-            Some(ToolChoice::Required) => Some(json!({"any": {}})),
-            Some(ToolChoice::Named(n)) => Some(json!({"tool": {"name": n}})),
+            Some(ToolChoice::Auto) => Some(BToolChoice::Auto(BEmpty {})),
+            Some(ToolChoice::Required) => Some(BToolChoice::Any(BEmpty {})),
+            Some(ToolChoice::Named(n)) => Some(BToolChoice::Tool { name: n }),
             _ => None,
         };
         tool_config = Some(BToolConfig { tools, tool_choice });
