@@ -448,7 +448,335 @@ struct AReq<'a> {
 }
 
 /// Encodes a Messages request. Consecutive messages of one role are merged into one turn.
+///
+/// Written by hand from the request, byte for byte what [`encode_request_general`] writes
+/// through serde (a property test checks it): no intermediate structure, no per-field
+/// serializer dispatch.
 pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error> {
+    use crate::util::{write_json_str, write_u64};
+    let mut out = Vec::with_capacity(crate::json_out::request_size_hint(r));
+    out.extend_from_slice(b"{\"model\":");
+    write_json_str(&mut out, &r.model);
+    out.extend_from_slice(b",\"max_tokens\":");
+    write_u64(
+        &mut out,
+        u64::from(r.max_tokens.unwrap_or(opts.default_max_tokens)),
+    );
+    if !r.system.is_empty() {
+        out.extend_from_slice(b",\"system\":[");
+        for (k, s) in r.system.iter().enumerate() {
+            if k > 0 {
+                out.push(b',');
+            }
+            write_text_block(&mut out, &s.text, s.cache.as_ref());
+        }
+        out.push(b']');
+    }
+    out.extend_from_slice(b",\"messages\":[");
+    for (i, turn) in merged_turns(&r.messages).enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"role\":");
+        write_json_str(&mut out, turn.role.as_str());
+        out.extend_from_slice(b",\"content\":[");
+        for (j, part) in turn.parts().enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            write_block(
+                &mut out,
+                part,
+                &|| format!("messages[{i}].content[{j}]"),
+                opts,
+            )?;
+        }
+        out.extend_from_slice(b"]}");
+    }
+    out.push(b']');
+    if !r.tools.is_empty() {
+        out.extend_from_slice(b",\"tools\":[");
+        for (k, t) in r.tools.iter().enumerate() {
+            if k > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"name\":");
+            write_json_str(&mut out, &t.name);
+            if let Some(d) = &t.description {
+                out.extend_from_slice(b",\"description\":");
+                write_json_str(&mut out, d);
+            }
+            out.extend_from_slice(b",\"input_schema\":");
+            out.extend_from_slice(t.parameters.get().as_bytes());
+            if let Some(strict) = t.strict {
+                out.extend_from_slice(if strict {
+                    b",\"strict\":true"
+                } else {
+                    b",\"strict\":false"
+                });
+            }
+            write_cache(&mut out, t.cache.as_ref());
+            out.push(b'}');
+        }
+        out.push(b']');
+    }
+    let disable_parallel = r.parallel_tool_calls == Some(false);
+    if r.tool_choice.is_some() || disable_parallel {
+        let (ty, name) = match r.tool_choice.as_ref().unwrap_or(&ToolChoice::Auto) {
+            ToolChoice::None => ("none", None),
+            ToolChoice::Required => ("any", None),
+            ToolChoice::Named(n) => ("tool", Some(n.as_str())),
+            _ => ("auto", None),
+        };
+        out.extend_from_slice(b",\"tool_choice\":{\"type\":");
+        write_json_str(&mut out, ty);
+        if let Some(n) = name {
+            out.extend_from_slice(b",\"name\":");
+            write_json_str(&mut out, n);
+        }
+        if disable_parallel {
+            out.extend_from_slice(b",\"disable_parallel_tool_use\":true");
+        }
+        out.push(b'}');
+    }
+    match &r.response_format {
+        None | Some(ResponseFormat::Text) => {}
+        Some(ResponseFormat::JsonObject) => {
+            lossy(
+                opts,
+                "response_format",
+                P,
+                "Anthropic has no JSON mode; it maps to the schema {\"type\":\"object\"}",
+            )?;
+            out.extend_from_slice(
+                b",\"output_config\":{\"format\":{\"schema\":{\"type\":\"object\"},\"type\":\"json_schema\"}}",
+            );
+        }
+        Some(ResponseFormat::JsonSchema { schema, .. }) => {
+            out.extend_from_slice(b",\"output_config\":{\"format\":{\"schema\":");
+            write_value(&mut out, schema)?;
+            out.extend_from_slice(b",\"type\":\"json_schema\"}}");
+        }
+    }
+    if let Some(t) = r.temperature {
+        out.extend_from_slice(b",\"temperature\":");
+        crate::json_out::write_f64(&mut out, t);
+    }
+    if let Some(t) = r.top_p {
+        out.extend_from_slice(b",\"top_p\":");
+        crate::json_out::write_f64(&mut out, t);
+    }
+    if let Some(k) = r.top_k {
+        out.extend_from_slice(b",\"top_k\":");
+        write_u64(&mut out, u64::from(k));
+    }
+    if !r.stop.is_empty() {
+        out.extend_from_slice(b",\"stop_sequences\":[");
+        for (k, s) in r.stop.iter().enumerate() {
+            if k > 0 {
+                out.push(b',');
+            }
+            write_json_str(&mut out, s);
+        }
+        out.push(b']');
+    }
+    if r.seed.is_some() {
+        lossy(opts, "seed", P, "Anthropic has no seed")?;
+    }
+    if r.presence_penalty.is_some() {
+        lossy(
+            opts,
+            "presence_penalty",
+            P,
+            "Anthropic has no presence penalty",
+        )?;
+    }
+    if r.frequency_penalty.is_some() {
+        lossy(
+            opts,
+            "frequency_penalty",
+            P,
+            "Anthropic has no frequency penalty",
+        )?;
+    }
+    if let Some(thinking) = thinking_of(r, opts)? {
+        out.extend_from_slice(b",\"thinking\":");
+        write_value(&mut out, &thinking)?;
+    }
+    if r.stream {
+        out.extend_from_slice(b",\"stream\":true");
+    }
+    if let Some(u) = r.user.as_deref() {
+        out.extend_from_slice(b",\"metadata\":{\"user_id\":");
+        write_json_str(&mut out, u);
+        out.push(b'}');
+    }
+    let mut extra = Obj::new();
+    extra_fields(r, P, opts, &mut extra)?;
+    for (k, v) in &extra {
+        out.push(b',');
+        write_json_str(&mut out, k);
+        out.push(b':');
+        write_value(&mut out, v)?;
+    }
+    out.push(b'}');
+    Ok(out)
+}
+
+/// A JSON value, as the serde encoder writes it.
+fn write_value(out: &mut Vec<u8>, v: &Value) -> Result<(), Error> {
+    crate::json_out::to_writer(out, v).map_err(|e| Error::invalid("", e.to_string()))
+}
+
+/// `,"cache_control":{..}` when there is one.
+fn write_cache(out: &mut Vec<u8>, c: Option<&CacheControl>) {
+    let Some(c) = c else { return };
+    out.extend_from_slice(b",\"cache_control\":{\"type\":\"ephemeral\"");
+    if let Some(ttl) = &c.ttl {
+        out.extend_from_slice(b",\"ttl\":");
+        crate::util::write_json_str(out, ttl);
+    }
+    out.push(b'}');
+}
+
+fn write_text_block(out: &mut Vec<u8>, text: &str, cache: Option<&CacheControl>) {
+    out.extend_from_slice(b"{\"type\":\"text\",\"text\":");
+    crate::util::write_json_str(out, text);
+    write_cache(out, cache);
+    out.push(b'}');
+}
+
+/// One content block of a request, as [`block`] builds it for serde; `p` names it in an error.
+fn write_block(
+    out: &mut Vec<u8>,
+    part: &Part,
+    p: &dyn Fn() -> String,
+    opts: &Options,
+) -> Result<(), Error> {
+    use crate::util::write_json_str;
+    match part {
+        Part::Text { text, cache } => write_text_block(out, text, cache.as_ref()),
+        Part::Image {
+            source,
+            detail,
+            cache,
+        } => {
+            if detail.is_some() {
+                lossy(opts, "detail", P, "Anthropic images have no detail level")?;
+            }
+            out.extend_from_slice(b"{\"type\":\"image\",\"source\":{\"type\":");
+            match source {
+                ImageSource::Base64 { media_type, data } => {
+                    out.extend_from_slice(b"\"base64\",\"media_type\":");
+                    write_json_str(out, media_type);
+                    out.extend_from_slice(b",\"data\":");
+                    write_json_str(out, data);
+                }
+                ImageSource::Url(url) => {
+                    out.extend_from_slice(b"\"url\",\"url\":");
+                    write_json_str(out, url);
+                }
+            }
+            out.push(b'}');
+            write_cache(out, cache.as_ref());
+            out.push(b'}');
+        }
+        Part::ToolCall {
+            id,
+            name,
+            arguments,
+            cache,
+        } => {
+            let input = crate::util::args_object(arguments, p)?;
+            out.extend_from_slice(b"{\"type\":\"tool_use\",\"id\":");
+            write_json_str(out, id);
+            out.extend_from_slice(b",\"name\":");
+            write_json_str(out, name);
+            out.extend_from_slice(b",\"input\":");
+            out.extend_from_slice(input.get().as_bytes());
+            write_cache(out, cache.as_ref());
+            out.push(b'}');
+        }
+        Part::ToolResult {
+            call_id,
+            content,
+            is_error,
+            cache,
+            ..
+        } => {
+            out.extend_from_slice(b"{\"type\":\"tool_result\",\"tool_use_id\":");
+            write_json_str(out, call_id);
+            out.extend_from_slice(b",\"content\":[");
+            for (k, x) in content.iter().enumerate() {
+                if k > 0 {
+                    out.push(b',');
+                }
+                write_block(out, x, &|| format!("{}.content[{k}]", p()), opts)?;
+            }
+            out.push(b']');
+            if *is_error {
+                out.extend_from_slice(b",\"is_error\":true");
+            }
+            write_cache(out, cache.as_ref());
+            out.push(b'}');
+        }
+        Part::Reasoning {
+            text,
+            signature,
+            redacted,
+        } => {
+            if let Some(d) = redacted {
+                out.extend_from_slice(b"{\"type\":\"redacted_thinking\",\"data\":");
+                write_json_str(out, d);
+            } else {
+                out.extend_from_slice(b"{\"type\":\"thinking\",\"thinking\":");
+                write_json_str(out, text);
+                out.extend_from_slice(b",\"signature\":");
+                write_json_str(out, signature.as_deref().unwrap_or(""));
+            }
+            out.push(b'}');
+        }
+    }
+    Ok(())
+}
+
+/// `thinking`, from the request's reasoning settings (refusing what maps only lossily).
+fn thinking_of(r: &ChatRequest, opts: &Options) -> Result<Option<Value>, Error> {
+    let Some(re) = &r.reasoning else {
+        return Ok(None);
+    };
+    if re.include_thoughts == Some(false) {
+        lossy(
+            opts,
+            "include_thoughts",
+            P,
+            "Anthropic returns thinking whenever it is enabled",
+        )?;
+    }
+    Ok(if re.disabled {
+        Some(json!({"type": "disabled"}))
+    } else if let Some(b) = re.budget_tokens {
+        Some(json!({"type": "enabled", "budget_tokens": b}))
+    } else if let Some(e) = re.effort {
+        lossy(
+            opts,
+            "reasoning_effort",
+            P,
+            "reasoning_effort maps to a thinking budget only approximately",
+        )?;
+        Some(if e == Effort::None {
+            json!({"type": "disabled"})
+        } else {
+            json!({"type": "enabled", "budget_tokens": e.budget_tokens()})
+        })
+    } else {
+        None
+    })
+}
+
+/// Encodes a Messages request through serde's derived structures: the reference the
+/// hand-written [`encode_request`] is tested against, byte for byte.
+pub fn encode_request_general(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error> {
     let system = r
         .system
         .iter()

@@ -154,6 +154,13 @@ fn write_i64(out: &mut Vec<u8>, v: i64) {
 }
 
 /// Hands a value serde_json writes best (floats, 128-bit integers) to serde_json.
+/// Writes a float as serde_json does (`null` when not finite).
+pub(crate) fn write_f64(out: &mut Vec<u8>, v: f64) {
+    if via_serde_json(&mut *out, v).is_err() {
+        out.extend_from_slice(b"null");
+    }
+}
+
 fn via_serde_json<T: Serialize>(out: &mut Vec<u8>, v: T) -> Result<(), OutError> {
     serde_json::to_writer(out, &v).map_err(|e| OutError(e.to_string()))
 }

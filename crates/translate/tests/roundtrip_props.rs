@@ -392,8 +392,69 @@ proptest! {
     }
 
     #[test]
+    fn the_hand_written_anthropic_encoder_writes_what_serde_writes(req in request()) {
+        let strict = Options::default();
+        let mut all = Options::default();
+        all.lossy_all = true;
+        for opts in [&strict, &all] {
+            let hand = encode_request(Protocol::Anthropic, &req, opts);
+            let general = infergate_translate::anthropic::encode_request_general(&req, opts);
+            if let (Ok(a), Ok(b)) = (&hand, &general) {
+                prop_assert_eq!(String::from_utf8_lossy(a), String::from_utf8_lossy(b));
+            } else {
+                prop_assert_eq!(hand.map_err(|e| e.to_string()), general.map_err(|e| e.to_string()));
+            }
+        }
+    }
+
+    #[test]
     fn any_bytes_are_an_error_or_a_request(body in prop::collection::vec(any::<u8>(), 0..256), a in protocol(), b in protocol()) {
         let _ = infergate_translate::translate_request(a, b, &body, &Options::default());
         let _ = infergate_translate::translate_response(a, b, &body, &Options::default());
     }
+}
+
+/// The hand-written Anthropic encoder and serde's write the same bytes for a request using
+/// every field Anthropic has (and one it does not know, passed through).
+#[test]
+fn the_hand_written_anthropic_encoder_writes_every_field_as_serde_does() {
+    let body = json!({
+        "model": "claude-sonnet-4-5", "max_tokens": 1024,
+        "system": [{"type": "text", "text": "Be \"brief\"\n\u{1}é", "cache_control": {"type": "ephemeral", "ttl": "1h"}}],
+        "messages": [
+            {"role": "user", "content": [
+                {"type": "text", "text": "look"},
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
+                {"type": "image", "source": {"type": "url", "url": "https://x/y.png"}, "cache_control": {"type": "ephemeral"}}]},
+            {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "hm", "signature": "sig"},
+                {"type": "redacted_thinking", "data": "eA=="},
+                {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {"a": [1, "b"]}}]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_1", "is_error": true, "content": [{"type": "text", "text": "boom"}]},
+                {"type": "text", "text": "again?"}]}],
+        "tools": [{"name": "f", "description": "d", "input_schema": {"type": "object"}, "strict": true, "cache_control": {"type": "ephemeral"}},
+                  {"name": "g", "input_schema": {"type": "object", "properties": {}}}],
+        "tool_choice": {"type": "tool", "name": "f", "disable_parallel_tool_use": true},
+        "output_config": {"format": {"type": "json_schema", "schema": {"type": "object", "properties": {"x": {"type": "number"}}}}},
+        "temperature": 0.7, "top_p": 0.95, "top_k": 40, "stop_sequences": ["END", "\"q\""],
+        "thinking": {"type": "enabled", "budget_tokens": 2048},
+        "stream": true, "metadata": {"user_id": "u-1"},
+        "service_tier": "auto"
+    });
+    let body = serde_json::to_vec(&body).expect("json");
+    let opts = Options::default();
+    let req = decode_request(Protocol::Anthropic, &body, &opts).expect("decodes");
+    let hand = encode_request(Protocol::Anthropic, &req, &opts).expect("hand");
+    let general =
+        infergate_translate::anthropic::encode_request_general(&req, &opts).expect("serde");
+    assert_eq!(
+        String::from_utf8_lossy(&hand),
+        String::from_utf8_lossy(&general)
+    );
+    // And what it wrote is the request it read.
+    assert_eq!(
+        serde_json::from_slice::<Value>(&hand).expect("json"),
+        serde_json::from_slice::<Value>(&body).expect("json")
+    );
 }
