@@ -490,7 +490,376 @@ struct BReq<'a> {
 }
 
 /// Encodes a Converse request body (the model goes in the URL: [`ChatRequest::model`]).
+///
+/// Written by hand from the request, byte for byte what [`encode_request_general`] writes
+/// through serde (a property test checks it).
 pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error> {
+    use crate::util::{write_json_str, write_u64};
+    let mut out = Vec::with_capacity(crate::json_out::request_size_hint(r));
+    let mut has_tool_blocks = false;
+    out.extend_from_slice(b"{\"messages\":[");
+    for (i, turn) in merged_turns(&r.messages).enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"role\":");
+        write_json_str(&mut out, turn.role.as_str());
+        out.extend_from_slice(b",\"content\":[");
+        for (j, part) in turn.parts().enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            has_tool_blocks |= matches!(part, Part::ToolCall { .. } | Part::ToolResult { .. });
+            write_part(
+                &mut out,
+                part,
+                &|| format!("messages[{i}].content[{j}]"),
+                opts,
+            )?;
+        }
+        out.extend_from_slice(b"]}");
+    }
+    out.push(b']');
+    if !r.system.is_empty() {
+        out.extend_from_slice(b",\"system\":[");
+        for (k, s) in r.system.iter().enumerate() {
+            if k > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"text\":");
+            write_json_str(&mut out, &s.text);
+            out.push(b'}');
+            if let Some(c) = &s.cache {
+                encode_cache_point(c, opts)?;
+                out.extend_from_slice(CACHE_POINT);
+            }
+        }
+        out.push(b']');
+    }
+    if r.max_tokens.is_some() || r.temperature.is_some() || r.top_p.is_some() || !r.stop.is_empty()
+    {
+        out.extend_from_slice(b",\"inferenceConfig\":{");
+        let mut first = true;
+        let mut key = |out: &mut Vec<u8>, k: &[u8]| {
+            if !std::mem::take(&mut first) {
+                out.push(b',');
+            }
+            out.extend_from_slice(k);
+        };
+        if let Some(m) = r.max_tokens {
+            key(&mut out, b"\"maxTokens\":");
+            write_u64(&mut out, u64::from(m));
+        }
+        if let Some(t) = r.temperature {
+            key(&mut out, b"\"temperature\":");
+            crate::json_out::write_f64(&mut out, t);
+        }
+        if let Some(t) = r.top_p {
+            key(&mut out, b"\"topP\":");
+            crate::json_out::write_f64(&mut out, t);
+        }
+        if !r.stop.is_empty() {
+            key(&mut out, b"\"stopSequences\":[");
+            for (k, s) in r.stop.iter().enumerate() {
+                if k > 0 {
+                    out.push(b',');
+                }
+                write_json_str(&mut out, s);
+            }
+            out.push(b']');
+        }
+        out.push(b'}');
+    }
+    let choice_none = r.tool_choice == Some(ToolChoice::None);
+    if choice_none && has_tool_blocks {
+        lossy(
+            opts,
+            "tool_choice",
+            P,
+            "Bedrock has no tool_choice none while the conversation holds tool calls; tools stay offered",
+        )?;
+    }
+    if !r.tools.is_empty() && (!choice_none || has_tool_blocks) {
+        out.extend_from_slice(b",\"toolConfig\":{\"tools\":[");
+        for (k, t) in r.tools.iter().enumerate() {
+            if k > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"toolSpec\":{\"name\":");
+            write_json_str(&mut out, &t.name);
+            if let Some(d) = &t.description {
+                out.extend_from_slice(b",\"description\":");
+                write_json_str(&mut out, d);
+            }
+            out.extend_from_slice(b",\"inputSchema\":{\"json\":");
+            out.extend_from_slice(t.parameters.get().as_bytes());
+            out.push(b'}');
+            if let Some(strict) = t.strict {
+                out.extend_from_slice(if strict {
+                    b",\"strict\":true"
+                } else {
+                    b",\"strict\":false"
+                });
+            }
+            out.extend_from_slice(b"}}");
+            if let Some(c) = &t.cache {
+                encode_cache_point(c, opts)?;
+                out.extend_from_slice(CACHE_POINT);
+            }
+        }
+        out.push(b']');
+        match &r.tool_choice {
+            Some(ToolChoice::Auto) => out.extend_from_slice(b",\"toolChoice\":{\"auto\":{}}"),
+            Some(ToolChoice::Required) => out.extend_from_slice(b",\"toolChoice\":{\"any\":{}}"),
+            Some(ToolChoice::Named(n)) => {
+                out.extend_from_slice(b",\"toolChoice\":{\"tool\":{\"name\":");
+                write_json_str(&mut out, n);
+                out.extend_from_slice(b"}}");
+            }
+            _ => {}
+        }
+        out.push(b'}');
+    }
+    if r.parallel_tool_calls == Some(false) {
+        lossy(
+            opts,
+            "parallel_tool_calls",
+            P,
+            "Converse cannot forbid parallel tool calls",
+        )?;
+    }
+    if let Some(oc) = output_config(r, opts)? {
+        out.extend_from_slice(b",\"outputConfig\":");
+        write_value(&mut out, &oc)?;
+    }
+    let (amrf, extra) = request_fields(r, opts)?;
+    if !amrf.is_empty() {
+        out.extend_from_slice(b",\"additionalModelRequestFields\":");
+        write_value(&mut out, &amrf)?;
+    }
+    for (k, v) in &extra {
+        out.push(b',');
+        write_json_str(&mut out, k);
+        out.push(b':');
+        write_value(&mut out, v)?;
+    }
+    out.push(b'}');
+    Ok(out)
+}
+
+/// A cache point block (or tool), after the one it follows (`,` included).
+const CACHE_POINT: &[u8] = b",{\"cachePoint\":{\"type\":\"default\"}}";
+
+/// A JSON value, as the serde encoder writes it.
+fn write_value<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) -> Result<(), Error> {
+    crate::json_out::to_writer(out, v).map_err(|e| Error::invalid("", e.to_string()))
+}
+
+/// One part of a request's turn, as [`encode_part`] builds it for serde (its cache point
+/// after it); `p` names it in an error.
+fn write_part(
+    out: &mut Vec<u8>,
+    part: &Part,
+    p: &dyn Fn() -> String,
+    opts: &Options,
+) -> Result<(), Error> {
+    use crate::util::write_json_str;
+    match part {
+        Part::Text { text, .. } => {
+            out.extend_from_slice(b"{\"text\":");
+            write_json_str(out, text);
+            out.push(b'}');
+        }
+        Part::Image { source, detail, .. } => {
+            if detail.is_some() {
+                lossy(opts, "detail", P, "Bedrock images have no detail level")?;
+            }
+            write_image(out, &encode_image(source, p)?);
+        }
+        Part::ToolCall {
+            id,
+            name,
+            arguments,
+            ..
+        } => {
+            let input = args_object(arguments, p)?;
+            out.extend_from_slice(b"{\"toolUse\":{\"toolUseId\":");
+            write_json_str(out, id);
+            out.extend_from_slice(b",\"name\":");
+            write_json_str(out, name);
+            out.extend_from_slice(b",\"input\":");
+            out.extend_from_slice(input.get().as_bytes());
+            out.extend_from_slice(b"}}");
+        }
+        Part::ToolResult {
+            call_id,
+            content,
+            is_error,
+            ..
+        } => {
+            out.extend_from_slice(b"{\"toolResult\":{\"toolUseId\":");
+            write_json_str(out, call_id);
+            out.extend_from_slice(b",\"content\":[");
+            for (k, x) in content.iter().enumerate() {
+                if k > 0 {
+                    out.push(b',');
+                }
+                match x {
+                    Part::Text { text, .. } => {
+                        out.extend_from_slice(b"{\"text\":");
+                        write_json_str(out, text);
+                        out.push(b'}');
+                    }
+                    Part::Image { source, .. } => write_image(
+                        out,
+                        &encode_image(source, &|| format!("{}.content[{k}]", p()))?,
+                    ),
+                    _ => {
+                        return Err(Error::invalid(
+                            format!("{}.content[{k}]", p()),
+                            "a tool result holds text and images only",
+                        ));
+                    }
+                }
+            }
+            out.extend_from_slice(if *is_error {
+                b"],\"status\":\"error\"}}"
+            } else {
+                b"],\"status\":\"success\"}}"
+            });
+        }
+        Part::Reasoning {
+            text,
+            signature,
+            redacted,
+        } => {
+            if let Some(d) = redacted {
+                out.extend_from_slice(b"{\"reasoningContent\":{\"redactedContent\":");
+                write_json_str(out, d);
+            } else {
+                out.extend_from_slice(b"{\"reasoningContent\":{\"reasoningText\":{\"text\":");
+                write_json_str(out, text);
+                if let Some(sig) = signature {
+                    out.extend_from_slice(b",\"signature\":");
+                    write_json_str(out, sig);
+                }
+                out.push(b'}');
+            }
+            out.extend_from_slice(b"}}");
+        }
+    }
+    if let Some(c) = part.cache() {
+        encode_cache_point(c, opts)?;
+        out.extend_from_slice(CACHE_POINT);
+    }
+    Ok(())
+}
+
+fn write_image(out: &mut Vec<u8>, img: &BImage<'_>) {
+    out.extend_from_slice(b"{\"image\":{\"format\":");
+    crate::util::write_json_str(out, img.format);
+    out.extend_from_slice(b",\"source\":{\"bytes\":");
+    crate::util::write_json_str(out, img.source.bytes);
+    out.extend_from_slice(b"}}}");
+}
+
+/// `outputConfig`, from the response format (refusing what maps only lossily).
+fn output_config(r: &ChatRequest, opts: &Options) -> Result<Option<Value>, Error> {
+    let Some(rf) = &r.response_format else {
+        return Ok(None);
+    };
+    let (schema, name, description) = match rf {
+        ResponseFormat::JsonObject => {
+            lossy(
+                opts,
+                "response_format",
+                P,
+                "Bedrock has no JSON mode; it maps to the schema {\"type\":\"object\"}",
+            )?;
+            (Some(r#"{"type":"object"}"#.to_owned()), None, None)
+        }
+        ResponseFormat::JsonSchema {
+            name,
+            description,
+            schema,
+            ..
+        } => (
+            Some(serde_json::to_string(schema).unwrap_or_default()),
+            name.as_deref(),
+            description.as_deref(),
+        ),
+        _ => (None, None, None),
+    };
+    Ok(schema.map(|schema| {
+        let mut js = Obj::new();
+        js.insert("schema".into(), schema.into());
+        js.insert("name".into(), name.unwrap_or("response").into());
+        if let Some(d) = description {
+            js.insert("description".into(), d.into());
+        }
+        json!({"textFormat": {"type": "json_schema", "structure": {"jsonSchema": js}}})
+    }))
+}
+
+/// `additionalModelRequestFields` and the operator's extra fields, refusing the parameters
+/// Converse has not.
+fn request_fields(r: &ChatRequest, opts: &Options) -> Result<(Obj, Obj), Error> {
+    let mut amrf = Obj::new();
+    if let Some(k) = r.top_k {
+        amrf.insert("top_k".into(), k.into());
+    }
+    if let Some(re) = &r.reasoning {
+        if re.include_thoughts == Some(false) {
+            lossy(
+                opts,
+                "include_thoughts",
+                P,
+                "Claude on Bedrock returns reasoning whenever it is enabled",
+            )?;
+        }
+        if re.disabled {
+            amrf.insert("thinking".into(), json!({"type": "disabled"}));
+        } else if let Some(b) = re.budget_tokens {
+            amrf.insert(
+                "thinking".into(),
+                json!({"type": "enabled", "budget_tokens": b}),
+            );
+        } else if let Some(e) = re.effort {
+            lossy(
+                opts,
+                "reasoning_effort",
+                P,
+                "reasoning_effort maps to a thinking budget only approximately",
+            )?;
+            if e != Effort::None {
+                amrf.insert(
+                    "thinking".into(),
+                    json!({"type": "enabled", "budget_tokens": e.budget_tokens()}),
+                );
+            }
+        }
+    }
+    for (name, present) in [
+        ("seed", r.seed.is_some()),
+        ("presence_penalty", r.presence_penalty.is_some()),
+        ("frequency_penalty", r.frequency_penalty.is_some()),
+        ("user", r.user.is_some()),
+    ] {
+        if present {
+            lossy(opts, name, P, "Converse has no such parameter")?;
+        }
+    }
+    let mut extra = Obj::new();
+    extra_fields(r, P, opts, &mut extra)?;
+    if let Some(Value::Object(more)) = extra.remove("additionalModelRequestFields") {
+        amrf.extend(more);
+    }
+    Ok((amrf, extra))
+}
+
+/// Encodes a Converse request body through serde's derived structures: the reference the
+/// hand-written [`encode_request`] is tested against, byte for byte.
+pub fn encode_request_general(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error> {
     let mut messages = Vec::with_capacity(r.messages.len());
     let mut has_tool_blocks = false;
     for (i, turn) in merged_turns(&r.messages).enumerate() {

@@ -392,13 +392,16 @@ proptest! {
     }
 
     #[test]
-    fn the_hand_written_anthropic_encoder_writes_what_serde_writes(req in request()) {
+    fn the_hand_written_encoders_write_what_serde_writes(req in request()) {
         let strict = Options::default();
         let mut all = Options::default();
         all.lossy_all = true;
-        for opts in [&strict, &all] {
-            let hand = encode_request(Protocol::Anthropic, &req, opts);
-            let general = infergate_translate::anthropic::encode_request_general(&req, opts);
+        for (p, opts) in [(Protocol::Anthropic, &strict), (Protocol::Anthropic, &all), (Protocol::Bedrock, &strict), (Protocol::Bedrock, &all)] {
+            let hand = encode_request(p, &req, opts);
+            let general = match p {
+                Protocol::Anthropic => infergate_translate::anthropic::encode_request_general(&req, opts),
+                _ => infergate_translate::bedrock::encode_request_general(&req, opts),
+            };
             if let (Ok(a), Ok(b)) = (&hand, &general) {
                 prop_assert_eq!(String::from_utf8_lossy(a), String::from_utf8_lossy(b));
             } else {
@@ -453,6 +456,49 @@ fn the_hand_written_anthropic_encoder_writes_every_field_as_serde_does() {
         String::from_utf8_lossy(&general)
     );
     // And what it wrote is the request it read.
+    assert_eq!(
+        serde_json::from_slice::<Value>(&hand).expect("json"),
+        serde_json::from_slice::<Value>(&body).expect("json")
+    );
+}
+
+/// The hand-written Converse encoder and serde's write the same bytes for a request using
+/// every field Converse has.
+#[test]
+fn the_hand_written_bedrock_encoder_writes_every_field_as_serde_does() {
+    let body = json!({
+        "system": [{"text": "Be \"brief\"\n\u{1}é"}, {"cachePoint": {"type": "default"}}],
+        "messages": [
+            {"role": "user", "content": [
+                {"text": "look"},
+                {"image": {"format": "png", "source": {"bytes": "iVBORw0KGgo="}}},
+                {"cachePoint": {"type": "default"}}]},
+            {"role": "assistant", "content": [
+                {"reasoningContent": {"reasoningText": {"text": "hm", "signature": "sig"}}},
+                {"reasoningContent": {"reasoningText": {"text": "unsigned"}}},
+                {"reasoningContent": {"redactedContent": "eA=="}},
+                {"toolUse": {"toolUseId": "tooluse_1", "name": "f", "input": {"a": [1, "b"]}}}]},
+            {"role": "user", "content": [
+                {"toolResult": {"toolUseId": "tooluse_1", "status": "error", "content": [{"text": "boom"}, {"image": {"format": "jpeg", "source": {"bytes": "/9j/"}}}]}},
+                {"toolResult": {"toolUseId": "tooluse_1", "status": "success", "content": [{"text": "ok"}]}},
+                {"text": "again?"}]}],
+        "inferenceConfig": {"maxTokens": 1024, "temperature": 0.7, "topP": 0.95, "stopSequences": ["END", "\"q\""]},
+        "toolConfig": {"tools": [
+            {"toolSpec": {"name": "f", "description": "d", "inputSchema": {"json": {"type": "object"}}, "strict": false}},
+            {"cachePoint": {"type": "default"}},
+            {"toolSpec": {"name": "g", "inputSchema": {"json": {"type": "object", "properties": {}}}}}],
+            "toolChoice": {"tool": {"name": "f"}}},
+        "additionalModelRequestFields": {"top_k": 40, "thinking": {"type": "enabled", "budget_tokens": 2048}}
+    });
+    let body = serde_json::to_vec(&body).expect("json");
+    let opts = Options::default();
+    let req = decode_request(Protocol::Bedrock, &body, &opts).expect("decodes");
+    let hand = encode_request(Protocol::Bedrock, &req, &opts).expect("hand");
+    let general = infergate_translate::bedrock::encode_request_general(&req, &opts).expect("serde");
+    assert_eq!(
+        String::from_utf8_lossy(&hand),
+        String::from_utf8_lossy(&general)
+    );
     assert_eq!(
         serde_json::from_slice::<Value>(&hand).expect("json"),
         serde_json::from_slice::<Value>(&body).expect("json")
