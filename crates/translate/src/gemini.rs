@@ -680,7 +680,159 @@ fn decode_generation_config(g: &Obj, r: &mut ChatRequest) -> Result<(), Error> {
 }
 
 /// Encodes a `generateContent` request body (the model goes in the URL).
+///
+/// Written by hand, byte for byte what [`encode_request_general`] writes through serde (a
+/// property test checks it).
 pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error> {
+    use crate::util::write_json_str;
+    let (req, extra) = build_request(r, opts)?;
+    let mut out = Vec::with_capacity(crate::json_out::request_size_hint(r));
+    out.extend_from_slice(b"{\"contents\":[");
+    for (i, c) in req.contents.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"role\":");
+        write_json_str(&mut out, c.role);
+        out.extend_from_slice(b",\"parts\":");
+        write_parts(&mut out, &c.parts);
+        out.push(b'}');
+    }
+    out.push(b']');
+    if let Some(si) = &req.system_instruction {
+        out.extend_from_slice(b",\"systemInstruction\":{\"parts\":");
+        write_parts(&mut out, &si.parts);
+        out.push(b'}');
+    }
+    if !req.tools.is_empty() {
+        out.extend_from_slice(b",\"tools\":[");
+        for (i, t) in req.tools.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"functionDeclarations\":[");
+            for (k, d) in t.function_declarations.iter().enumerate() {
+                if k > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(b"{\"name\":");
+                write_json_str(&mut out, d.name);
+                if let Some(desc) = d.description {
+                    out.extend_from_slice(b",\"description\":");
+                    write_json_str(&mut out, desc);
+                }
+                out.extend_from_slice(b",\"parametersJsonSchema\":");
+                out.extend_from_slice(d.parameters_json_schema.get().as_bytes());
+                out.push(b'}');
+            }
+            out.extend_from_slice(b"]}");
+        }
+        out.push(b']');
+    }
+    if let Some(tc) = &req.tool_config {
+        out.extend_from_slice(b",\"toolConfig\":");
+        write_value(&mut out, tc)?;
+    }
+    if !req.generation_config.is_empty() {
+        out.extend_from_slice(b",\"generationConfig\":");
+        write_value(&mut out, &req.generation_config)?;
+    }
+    for (k, v) in &extra {
+        out.push(b',');
+        write_json_str(&mut out, k);
+        out.push(b':');
+        write_value(&mut out, v)?;
+    }
+    out.push(b'}');
+    Ok(out)
+}
+
+/// A value, as the serde encoder writes it.
+fn write_value<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) -> Result<(), Error> {
+    crate::json_out::to_writer(out, v).map_err(|e| Error::invalid("", e.to_string()))
+}
+
+/// A list of parts, as serde writes [`GPart`]s.
+fn write_parts(out: &mut Vec<u8>, parts: &[GPart<'_>]) {
+    use crate::util::write_json_str;
+    out.push(b'[');
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'{');
+        let mut first = true;
+        let mut key = |out: &mut Vec<u8>, k: &[u8]| {
+            if !std::mem::take(&mut first) {
+                out.push(b',');
+            }
+            out.extend_from_slice(k);
+        };
+        if let Some(t) = p.text {
+            key(out, b"\"text\":");
+            write_json_str(out, t);
+        }
+        if let Some(t) = p.thought {
+            key(
+                out,
+                if t {
+                    b"\"thought\":true"
+                } else {
+                    b"\"thought\":false"
+                },
+            );
+        }
+        if let Some(s) = p.thought_signature {
+            key(out, b"\"thoughtSignature\":");
+            write_json_str(out, s);
+        }
+        if let Some(b) = &p.inline_data {
+            key(out, b"\"inlineData\":{\"mimeType\":");
+            write_json_str(out, b.mime_type);
+            out.extend_from_slice(b",\"data\":");
+            write_json_str(out, b.data);
+            out.push(b'}');
+        }
+        if let Some(f) = &p.file_data {
+            key(out, b"\"fileData\":{\"mimeType\":");
+            write_json_str(out, f.mime_type);
+            out.extend_from_slice(b",\"fileUri\":");
+            write_json_str(out, f.file_uri);
+            out.push(b'}');
+        }
+        if let Some(c) = &p.function_call {
+            key(out, b"\"functionCall\":{\"id\":");
+            write_json_str(out, c.id);
+            out.extend_from_slice(b",\"name\":");
+            write_json_str(out, c.name);
+            out.extend_from_slice(b",\"args\":");
+            out.extend_from_slice(c.args.get().as_bytes());
+            out.push(b'}');
+        }
+        if let Some(r) = &p.function_response {
+            key(out, b"\"functionResponse\":{\"id\":");
+            write_json_str(out, r.id);
+            out.extend_from_slice(b",\"name\":");
+            write_json_str(out, r.name);
+            out.extend_from_slice(b",\"response\":");
+            out.extend_from_slice(r.response.get().as_bytes());
+            out.push(b'}');
+        }
+        out.push(b'}');
+    }
+    out.push(b']');
+}
+
+/// Encodes a `generateContent` request body through serde's derived structures: the
+/// reference the hand-written [`encode_request`] is tested against, byte for byte.
+pub fn encode_request_general(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error> {
+    let (req, extra) = build_request(r, opts)?;
+    crate::json_out::to_vec_with_extra(&req, &extra, crate::json_out::request_size_hint(r))
+        .map_err(|e| Error::invalid("", e.to_string()))
+}
+
+/// The request's parts, borrowed and typed, and the operator's extra fields.
+fn build_request<'a>(r: &'a ChatRequest, opts: &Options) -> Result<(GReq<'a>, Obj), Error> {
     let names: Vec<(&str, &str)> = r
         .messages
         .iter()
@@ -857,8 +1009,7 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
         tool_config,
         generation_config: g,
     };
-    crate::json_out::to_vec_with_extra(&req, &extra, crate::json_out::request_size_hint(r))
-        .map_err(|e| Error::invalid("", e.to_string()))
+    Ok((req, extra))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -396,11 +396,12 @@ proptest! {
         let strict = Options::default();
         let mut all = Options::default();
         all.lossy_all = true;
-        for (p, opts) in [(Protocol::Anthropic, &strict), (Protocol::Anthropic, &all), (Protocol::Bedrock, &strict), (Protocol::Bedrock, &all)] {
+        for (p, opts) in [Protocol::Anthropic, Protocol::Bedrock, Protocol::Gemini].into_iter().flat_map(|p| [(p, &strict), (p, &all)]) {
             let hand = encode_request(p, &req, opts);
             let general = match p {
                 Protocol::Anthropic => infergate_translate::anthropic::encode_request_general(&req, opts),
-                _ => infergate_translate::bedrock::encode_request_general(&req, opts),
+                Protocol::Bedrock => infergate_translate::bedrock::encode_request_general(&req, opts),
+                _ => infergate_translate::gemini::encode_request_general(&req, opts),
             };
             if let (Ok(a), Ok(b)) = (&hand, &general) {
                 prop_assert_eq!(String::from_utf8_lossy(a), String::from_utf8_lossy(b));
@@ -495,6 +496,46 @@ fn the_hand_written_bedrock_encoder_writes_every_field_as_serde_does() {
     let req = decode_request(Protocol::Bedrock, &body, &opts).expect("decodes");
     let hand = encode_request(Protocol::Bedrock, &req, &opts).expect("hand");
     let general = infergate_translate::bedrock::encode_request_general(&req, &opts).expect("serde");
+    assert_eq!(
+        String::from_utf8_lossy(&hand),
+        String::from_utf8_lossy(&general)
+    );
+    assert_eq!(
+        serde_json::from_slice::<Value>(&hand).expect("json"),
+        serde_json::from_slice::<Value>(&body).expect("json")
+    );
+}
+
+/// The hand-written Gemini encoder and serde's write the same bytes for a request using every
+/// field Gemini has.
+#[test]
+fn the_hand_written_gemini_encoder_writes_every_field_as_serde_does() {
+    let body = json!({
+        "systemInstruction": {"parts": [{"text": "Be \"brief\"\n\u{1}é"}]},
+        "contents": [
+            {"role": "user", "parts": [
+                {"text": "look"},
+                {"inlineData": {"mimeType": "image/png", "data": "iVBORw0KGgo="}},
+                {"fileData": {"mimeType": "image/png", "fileUri": "https://x/y.png"}}]},
+            {"role": "model", "parts": [
+                {"text": "hm", "thought": true, "thoughtSignature": "c2ln"},
+                {"functionCall": {"id": "c1", "name": "f", "args": {"a": [1, "b"]}}, "thoughtSignature": "c2lnMg=="}]},
+            {"role": "user", "parts": [
+                {"functionResponse": {"id": "c1", "name": "f", "response": {"temp": 18}}},
+                {"text": "again?"}]}],
+        "tools": [{"functionDeclarations": [
+            {"name": "f", "description": "d", "parametersJsonSchema": {"type": "object"}},
+            {"name": "g", "parametersJsonSchema": {"type": "object", "properties": {}}}]}],
+        "toolConfig": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["f"]}},
+        "generationConfig": {"temperature": 0.7, "topP": 0.95, "topK": 40, "maxOutputTokens": 1024,
+            "stopSequences": ["END"], "seed": 3, "responseMimeType": "application/json",
+            "responseJsonSchema": {"type": "object"}, "thinkingConfig": {"thinkingBudget": 1024}}
+    });
+    let body = serde_json::to_vec(&body).expect("json");
+    let opts = Options::default();
+    let req = decode_request(Protocol::Gemini, &body, &opts).expect("decodes");
+    let hand = encode_request(Protocol::Gemini, &req, &opts).expect("hand");
+    let general = infergate_translate::gemini::encode_request_general(&req, &opts).expect("serde");
     assert_eq!(
         String::from_utf8_lossy(&hand),
         String::from_utf8_lossy(&general)
