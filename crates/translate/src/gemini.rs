@@ -1291,7 +1291,8 @@ fn decode_response_fast(body: &[u8], opts: &Options) -> Option<ChatResponse> {
     }
     // No candidate (a blocked prompt): the general decoder says why.
     let c = v.candidates?.into_iter().next()?;
-    let prefix = sanitize_id(&id);
+    // Made only for a call without an id of its own.
+    let mut prefix: Option<String> = None;
     let mut calls = 0usize;
     for part in c.content.and_then(|c| c.parts).unwrap_or_default() {
         if part.thought == Some(true) {
@@ -1321,7 +1322,10 @@ fn decode_response_fast(body: &[u8], opts: &Options) -> Option<ChatResponse> {
             (None, Some(fc)) => {
                 let id = match fc.id {
                     Some(id) if !id.is_empty() => id.into_owned(),
-                    _ => format!("call_{prefix}_{calls}"),
+                    _ => format!(
+                        "call_{}_{calls}",
+                        prefix.get_or_insert_with(|| sanitize_id(&id))
+                    ),
                 };
                 calls += 1;
                 let arguments = crate::util::args_text_of(fc.args);

@@ -31,7 +31,11 @@ impl<'a> Scan<'a> {
 
     fn ws(&mut self) {
         let b = self.b();
-        while self.i < b.len() && matches!(b[self.i], b' ' | b'\n' | b'\r' | b'\t') {
+        // Compact JSON: the next byte is a token's (above the space) at once.
+        while let Some(&c) = b.get(self.i) {
+            if c > b' ' || !matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
+                return;
+            }
             self.i += 1;
         }
     }

@@ -420,10 +420,14 @@ pub(crate) fn parse_data_url(url: &str) -> Option<(String, String)> {
 
 /// A tool-call id acceptable to every protocol (`[A-Za-z0-9_-]`, at most 64 bytes).
 pub(crate) fn sanitize_id(s: &str) -> String {
-    s.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+    // Only ASCII bytes are kept (every byte of a wider character is above 0x7f), so the bytes
+    // are UTF-8.
+    let kept: Vec<u8> = s
+        .bytes()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')
         .take(64)
-        .collect()
+        .collect();
+    String::from_utf8(kept).unwrap_or_default()
 }
 
 /// Consecutive messages of one role: one turn for the protocols that want turns to alternate.
