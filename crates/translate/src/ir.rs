@@ -11,41 +11,49 @@ use serde_json::value::RawValue;
 
 /// A JSON value kept as its text: read without building a tree and written back verbatim (a
 /// tool's schema goes from one protocol to another unchanged, so nothing needs its parts).
-/// Equality compares the values, not the texts.
+/// The text is always well-formed JSON (checked when it was read). Equality compares the
+/// values, not the texts.
 #[derive(Clone)]
-pub struct RawJson(Box<RawValue>);
+pub struct RawJson(Box<str>);
 
 impl RawJson {
-    /// Parses a JSON text (checked, kept as written).
+    /// Parses a JSON text (checked, kept as written, without the whitespace around it).
     pub fn from_text(text: &str) -> Result<Self, serde_json::Error> {
-        RawValue::from_string(text.to_owned()).map(Self)
+        serde_json::from_str::<&RawValue>(text).map(|raw| Self(raw.get().into()))
+    }
+
+    /// A text the borrowed scanner ([`crate::json_scan`]) read as one well-formed value (its
+    /// grammar is serde's, or stricter).
+    pub(crate) fn checked(text: &str) -> Self {
+        Self(text.into())
     }
 
     /// The JSON text.
     pub fn get(&self) -> &str {
-        self.0.get()
+        &self.0
     }
 
     /// The value, parsed. Fails for a well-formed text no `Value` holds (a number out of
     /// `f64`'s range, a lone surrogate escape), which is passed on verbatim otherwise.
     pub fn to_value(&self) -> Result<Value, serde_json::Error> {
-        serde_json::from_str(self.0.get())
-    }
-
-    /// The raw value, to embed in a serialized structure.
-    pub fn as_raw(&self) -> &RawValue {
-        &self.0
+        serde_json::from_str(&self.0)
     }
 
     /// Whether the value is a JSON object.
     pub fn is_object(&self) -> bool {
-        self.0.get().trim_start().starts_with('{')
+        self.0.trim_start().starts_with('{')
     }
 }
 
 impl From<Box<RawValue>> for RawJson {
     fn from(v: Box<RawValue>) -> Self {
-        Self(v)
+        Self(v.into())
+    }
+}
+
+impl From<&RawValue> for RawJson {
+    fn from(v: &RawValue) -> Self {
+        Self(v.get().into())
     }
 }
 
@@ -58,12 +66,12 @@ impl From<Value> for RawJson {
 impl From<&Value> for RawJson {
     fn from(v: &Value) -> Self {
         // A `Value` always serializes (its map keys are strings).
-        Self(serde_json::value::to_raw_value(v).unwrap_or_else(|_| null_raw()))
+        Self(
+            serde_json::to_string(v)
+                .unwrap_or_else(|_| "null".to_owned())
+                .into(),
+        )
     }
-}
-
-fn null_raw() -> Box<RawValue> {
-    RawValue::NULL.to_owned()
 }
 
 impl PartialEq for RawJson {
@@ -85,9 +93,16 @@ impl std::fmt::Debug for RawJson {
     }
 }
 
+/// The name serde_json's `RawValue` serializes under (a struct of one field of that name,
+/// its text), which serde_json's serializers (and [`crate::json_out`]) write verbatim.
+const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
+
 impl serde::Serialize for RawJson {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(s)
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct(RAW_VALUE_TOKEN, 1)?;
+        st.serialize_field(RAW_VALUE_TOKEN, &*self.0)?;
+        st.end()
     }
 }
 

@@ -324,20 +324,6 @@ impl<'a> Scan<'a> {
         serde_json::from_str(self.raw()?).ok().map(Some)
     }
 
-    /// `null` or a value kept as written, checked by serde alone (one pass, not a skip and a
-    /// check).
-    pub(crate) fn opt_raw_value(&mut self) -> Option<Option<Box<serde_json::value::RawValue>>> {
-        if self.null() {
-            return Some(None);
-        }
-        let rest = self.s.get(self.i..)?;
-        let mut values = serde_json::Deserializer::from_str(rest)
-            .into_iter::<Box<serde_json::value::RawValue>>();
-        let value = values.next()?.ok()?;
-        self.i += values.byte_offset();
-        Some(Some(value))
-    }
-
     /// The next value's text, skipped (to hand a rarely read field to serde whole).
     pub(crate) fn raw(&mut self) -> Option<&'a str> {
         self.ws();
@@ -356,14 +342,65 @@ impl<'a> Scan<'a> {
             return None;
         }
         match self.peek()? {
-            b'"' => self.string().map(drop),
-            b'{' => self.object(|_, s| s.skip_at(depth + 1)),
+            b'"' => self.skip_string(),
+            b'{' => self.skip_object(depth),
             b'[' => self.array(|_, s| s.skip_at(depth + 1)),
             b't' => self.literal(b"true"),
             b'f' => self.literal(b"false"),
             b'n' => self.literal(b"null"),
             b'-' | b'0'..=b'9' => self.number(),
             _ => None,
+        }
+    }
+
+    /// Skips an object's members. Nothing is kept, so keys seen twice do not matter (serde
+    /// ignores a skipped value's keys alike).
+    fn skip_object(&mut self, depth: u32) -> Option<()> {
+        self.eat(b'{')?;
+        if self.peek()? == b'}' {
+            self.i += 1;
+            return Some(());
+        }
+        loop {
+            self.key()?;
+            self.eat(b':')?;
+            self.skip_at(depth + 1)?;
+            match self.peek()? {
+                b',' => self.i += 1,
+                b'}' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// Skips a string, checking its escapes without unescaping it (a `\u` escape is read
+    /// whole, as [`Self::string`] reads it).
+    fn skip_string(&mut self) -> Option<()> {
+        let start = self.i;
+        self.eat(b'"')?;
+        let b = self.b();
+        let mut at = self.i;
+        loop {
+            at = crate::util::next_special(b, at);
+            match *b.get(at)? {
+                b'"' => {
+                    self.i = at + 1;
+                    return Some(());
+                }
+                b'\\' => match *b.get(at + 1)? {
+                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => at += 2,
+                    b'u' => {
+                        self.i = start;
+                        return self.string().map(drop);
+                    }
+                    _ => return None,
+                },
+                // A control character.
+                _ => return None,
+            }
         }
     }
 

@@ -9,7 +9,7 @@ use std::fmt;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
-use serde_json::{Value, json, value::RawValue};
+use serde_json::{Value, json};
 
 use crate::{
     Options,
@@ -174,8 +174,8 @@ struct FnDef<'a> {
     name: Cow<'a, str>,
     #[serde(borrow, deserialize_with = "crate::util::opt_cow", default)]
     description: Option<Cow<'a, str>>,
-    #[serde(default)]
-    parameters: Option<Box<RawValue>>,
+    #[serde(borrow, deserialize_with = "crate::util::opt_raw_text", default)]
+    parameters: Option<&'a str>,
     #[serde(default)]
     strict: Option<bool>,
 }
@@ -401,7 +401,9 @@ impl<'a> ToolDef<'a> {
                             "name" => name = Some(sc.string()?),
                             "description" => f.description = sc.opt_string()?,
                             "parameters" => {
-                                f.parameters = sc.opt_raw_value()?;
+                                if !sc.null() {
+                                    f.parameters = Some(sc.raw()?);
+                                }
                             }
                             "strict" => f.strict = sc.opt_bool()?,
                             _ => return None,
@@ -598,7 +600,7 @@ pub(crate) fn decode_request(body: &[u8], opts: &Options) -> Option<ChatRequest>
             f.name.into_owned(),
             f.parameters.map_or_else(
                 || json!({"type": "object", "properties": {}}).into(),
-                RawJson::from,
+                RawJson::checked,
             ),
         );
         tool.description = f.description.map(Cow::into_owned);
