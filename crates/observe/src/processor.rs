@@ -118,8 +118,11 @@ impl Processor for Observe {
         context.inject(cx.headers_mut());
         let trace = RequestTrace::new(context);
         cx.extensions_mut().insert(trace.clone());
-        let payload = cx.payload();
         let mut record = self.shared.sink.fresh();
+        // The pipeline records into the recycled record's list (no allocation per request);
+        // the list comes back whole at the end (`read_exchange`).
+        cx.recycle_stage_records(&mut record.stages);
+        let payload = cx.payload();
         record.start = Some(start);
         record.trace = Some(context);
         record.remote_parent = parent.map(|p| p.span_id());

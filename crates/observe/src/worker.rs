@@ -83,6 +83,7 @@ impl Sink for Queue {
             // A record's texts (path, host, models, ids) fit in this without regrowing.
             let mut r = Box::<Record>::default();
             r.text.reserve(256);
+            r.stages.reserve(16);
             r
         })
     }

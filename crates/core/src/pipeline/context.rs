@@ -172,6 +172,16 @@ impl RequestContext {
         &mut self.state
     }
 
+    /// Hands the pipeline `buf` to record this request's stages into, the records so far moved
+    /// to its front, and leaves in `buf` the pipeline's former list, emptied: a telemetry
+    /// processor recycling the list of an earlier request makes recording allocate nothing
+    /// (see [`Exchange::swap_stage_records`] for taking them back at the end).
+    pub fn recycle_stage_records(&mut self, buf: &mut Vec<super::StageRecord>) {
+        buf.clear();
+        buf.append(&mut self.records);
+        std::mem::swap(&mut self.records, buf);
+    }
+
     /// The routing decision so far.
     pub fn route(&self) -> Option<&RouteDecision> {
         self.route.as_ref()
