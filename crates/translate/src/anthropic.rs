@@ -859,34 +859,7 @@ pub fn encode_request_general(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>
             "Anthropic has no frequency penalty",
         )?;
     }
-    let mut thinking = None;
-    if let Some(re) = &r.reasoning {
-        if re.include_thoughts == Some(false) {
-            lossy(
-                opts,
-                "include_thoughts",
-                P,
-                "Anthropic returns thinking whenever it is enabled",
-            )?;
-        }
-        if re.disabled {
-            thinking = Some(json!({"type": "disabled"}));
-        } else if let Some(b) = re.budget_tokens {
-            thinking = Some(json!({"type": "enabled", "budget_tokens": b}));
-        } else if let Some(e) = re.effort {
-            lossy(
-                opts,
-                "reasoning_effort",
-                P,
-                "reasoning_effort maps to a thinking budget only approximately",
-            )?;
-            thinking = Some(if e == Effort::None {
-                json!({"type": "disabled"})
-            } else {
-                json!({"type": "enabled", "budget_tokens": e.budget_tokens()})
-            });
-        }
-    }
+    let thinking = thinking_of(r, opts)?;
     let mut extra = Obj::new();
     extra_fields(r, P, opts, &mut extra)?;
     let req = AReq {
