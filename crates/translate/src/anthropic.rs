@@ -554,7 +554,7 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
         }
         Some(ResponseFormat::JsonSchema { schema, .. }) => {
             out.extend_from_slice(b",\"output_config\":{\"format\":{\"schema\":");
-            write_value(&mut out, schema)?;
+            crate::json_out::write_value(&mut out, schema)?;
             out.extend_from_slice(b",\"type\":\"json_schema\"}}");
         }
     }
@@ -571,37 +571,13 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
         write_u64(&mut out, u64::from(k));
     }
     if !r.stop.is_empty() {
-        out.extend_from_slice(b",\"stop_sequences\":[");
-        for (k, s) in r.stop.iter().enumerate() {
-            if k > 0 {
-                out.push(b',');
-            }
-            write_json_str(&mut out, s);
-        }
-        out.push(b']');
+        out.extend_from_slice(b",\"stop_sequences\":");
+        crate::json_out::write_str_array(&mut out, &r.stop);
     }
-    if r.seed.is_some() {
-        lossy(opts, "seed", P, "Anthropic has no seed")?;
-    }
-    if r.presence_penalty.is_some() {
-        lossy(
-            opts,
-            "presence_penalty",
-            P,
-            "Anthropic has no presence penalty",
-        )?;
-    }
-    if r.frequency_penalty.is_some() {
-        lossy(
-            opts,
-            "frequency_penalty",
-            P,
-            "Anthropic has no frequency penalty",
-        )?;
-    }
+    refuse_unsupported_sampling(r, opts)?;
     if let Some(thinking) = thinking_of(r, opts)? {
         out.extend_from_slice(b",\"thinking\":");
-        write_value(&mut out, &thinking)?;
+        crate::json_out::write_value(&mut out, &thinking)?;
     }
     if r.stream {
         out.extend_from_slice(b",\"stream\":true");
@@ -613,19 +589,9 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
     }
     let mut extra = Obj::new();
     extra_fields(r, P, opts, &mut extra)?;
-    for (k, v) in &extra {
-        out.push(b',');
-        write_json_str(&mut out, k);
-        out.push(b':');
-        write_value(&mut out, v)?;
-    }
+    crate::json_out::write_extra(&mut out, &extra)?;
     out.push(b'}');
     Ok(out)
-}
-
-/// A JSON value, as the serde encoder writes it.
-fn write_value(out: &mut Vec<u8>, v: &Value) -> Result<(), Error> {
-    crate::json_out::to_writer(out, v).map_err(|e| Error::invalid("", e.to_string()))
 }
 
 /// `,"cache_control":{..}` when there is one.
@@ -740,6 +706,30 @@ fn write_block(
     Ok(())
 }
 
+/// Refuses the sampling parameters Anthropic has not (unless mapped lossily by choice).
+fn refuse_unsupported_sampling(r: &ChatRequest, opts: &Options) -> Result<(), Error> {
+    if r.seed.is_some() {
+        lossy(opts, "seed", P, "Anthropic has no seed")?;
+    }
+    if r.presence_penalty.is_some() {
+        lossy(
+            opts,
+            "presence_penalty",
+            P,
+            "Anthropic has no presence penalty",
+        )?;
+    }
+    if r.frequency_penalty.is_some() {
+        lossy(
+            opts,
+            "frequency_penalty",
+            P,
+            "Anthropic has no frequency penalty",
+        )?;
+    }
+    Ok(())
+}
+
 /// `thinking`, from the request's reasoning settings (refusing what maps only lossily).
 fn thinking_of(r: &ChatRequest, opts: &Options) -> Result<Option<Value>, Error> {
     let Some(re) = &r.reasoning else {
@@ -840,25 +830,7 @@ pub fn encode_request_general(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>
             Some(json!({"format": {"type": "json_schema", "schema": schema}}))
         }
     };
-    if r.seed.is_some() {
-        lossy(opts, "seed", P, "Anthropic has no seed")?;
-    }
-    if r.presence_penalty.is_some() {
-        lossy(
-            opts,
-            "presence_penalty",
-            P,
-            "Anthropic has no presence penalty",
-        )?;
-    }
-    if r.frequency_penalty.is_some() {
-        lossy(
-            opts,
-            "frequency_penalty",
-            P,
-            "Anthropic has no frequency penalty",
-        )?;
-    }
+    refuse_unsupported_sampling(r, opts)?;
     let thinking = thinking_of(r, opts)?;
     let mut extra = Obj::new();
     extra_fields(r, P, opts, &mut extra)?;
@@ -1099,14 +1071,7 @@ impl<'a> RespIn<'a> {
                 "id" => v.id = sc.opt_string()?,
                 "model" => v.model = sc.opt_string()?,
                 "content" => {
-                    if !sc.null() {
-                        let mut blocks = Vec::with_capacity(2);
-                        sc.array(|_, sc| {
-                            blocks.push(BlockIn::scan(sc)?);
-                            Some(())
-                        })?;
-                        v.content = Some(blocks);
-                    }
+                    v.content = sc.opt_list(2, BlockIn::scan)?;
                 }
                 "stop_reason" => v.stop_reason = sc.opt_string()?,
                 "stop_sequence" => v.stop_sequence = sc.opt_string()?,

@@ -559,14 +559,8 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
             crate::json_out::write_f64(&mut out, t);
         }
         if !r.stop.is_empty() {
-            key(&mut out, b"\"stopSequences\":[");
-            for (k, s) in r.stop.iter().enumerate() {
-                if k > 0 {
-                    out.push(b',');
-                }
-                write_json_str(&mut out, s);
-            }
-            out.push(b']');
+            key(&mut out, b"\"stopSequences\":");
+            crate::json_out::write_str_array(&mut out, &r.stop);
         }
         out.push(b'}');
     }
@@ -630,30 +624,20 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
     }
     if let Some(oc) = output_config(r, opts)? {
         out.extend_from_slice(b",\"outputConfig\":");
-        write_value(&mut out, &oc)?;
+        crate::json_out::write_value(&mut out, &oc)?;
     }
     let (amrf, extra) = request_fields(r, opts)?;
     if !amrf.is_empty() {
         out.extend_from_slice(b",\"additionalModelRequestFields\":");
-        write_value(&mut out, &amrf)?;
+        crate::json_out::write_value(&mut out, &amrf)?;
     }
-    for (k, v) in &extra {
-        out.push(b',');
-        write_json_str(&mut out, k);
-        out.push(b':');
-        write_value(&mut out, v)?;
-    }
+    crate::json_out::write_extra(&mut out, &extra)?;
     out.push(b'}');
     Ok(out)
 }
 
 /// A cache point block (or tool), after the one it follows (`,` included).
 const CACHE_POINT: &[u8] = b",{\"cachePoint\":{\"type\":\"default\"}}";
-
-/// A JSON value, as the serde encoder writes it.
-fn write_value<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) -> Result<(), Error> {
-    crate::json_out::to_writer(out, v).map_err(|e| Error::invalid("", e.to_string()))
-}
 
 /// One part of a request's turn, as [`encode_part`] builds it for serde (its cache point
 /// after it); `p` names it in an error.
@@ -1231,14 +1215,7 @@ impl<'a> RespIn<'a> {
                                     if k != "content" {
                                         return sc.skip();
                                     }
-                                    if !sc.null() {
-                                        let mut blocks = Vec::with_capacity(2);
-                                        sc.array(|_, sc| {
-                                            blocks.push(BlockIn::scan(sc)?);
-                                            Some(())
-                                        })?;
-                                        content = Some(blocks);
-                                    }
+                                    content = sc.opt_list(2, BlockIn::scan)?;
                                     Some(())
                                 })?;
                                 message = Some(MsgIn { content });

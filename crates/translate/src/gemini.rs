@@ -731,25 +731,15 @@ pub fn encode_request(r: &ChatRequest, opts: &Options) -> Result<Vec<u8>, Error>
     }
     if let Some(tc) = &req.tool_config {
         out.extend_from_slice(b",\"toolConfig\":");
-        write_value(&mut out, tc)?;
+        crate::json_out::write_value(&mut out, tc)?;
     }
     if !req.generation_config.is_empty() {
         out.extend_from_slice(b",\"generationConfig\":");
-        write_value(&mut out, &req.generation_config)?;
+        crate::json_out::write_value(&mut out, &req.generation_config)?;
     }
-    for (k, v) in &extra {
-        out.push(b',');
-        write_json_str(&mut out, k);
-        out.push(b':');
-        write_value(&mut out, v)?;
-    }
+    crate::json_out::write_extra(&mut out, &extra)?;
     out.push(b'}');
     Ok(out)
-}
-
-/// A value, as the serde encoder writes it.
-fn write_value<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) -> Result<(), Error> {
-    crate::json_out::to_writer(out, v).map_err(|e| Error::invalid("", e.to_string()))
 }
 
 /// A list of parts, as serde writes [`GPart`]s.
@@ -1165,14 +1155,7 @@ impl<'a> RespIn<'a> {
         sc.object(|k, sc| {
             match k {
                 "candidates" => {
-                    if !sc.null() {
-                        let mut cands = Vec::with_capacity(1);
-                        sc.array(|_, sc| {
-                            cands.push(CandIn::scan(sc)?);
-                            Some(())
-                        })?;
-                        v.candidates = Some(cands);
-                    }
+                    v.candidates = sc.opt_list(1, CandIn::scan)?;
                 }
                 "usageMetadata" => {
                     if !sc.null() {
@@ -1205,14 +1188,7 @@ impl<'a> CandIn<'a> {
                             if k != "parts" {
                                 return sc.skip();
                             }
-                            if !sc.null() {
-                                let mut ps = Vec::with_capacity(2);
-                                sc.array(|_, sc| {
-                                    ps.push(PartIn::scan(sc)?);
-                                    Some(())
-                                })?;
-                                parts = Some(ps);
-                            }
+                            parts = sc.opt_list(2, PartIn::scan)?;
                             Some(())
                         })?;
                         c.content = Some(ContentIn { parts });

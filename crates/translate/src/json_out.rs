@@ -68,18 +68,50 @@ pub(crate) fn to_vec_with_extra<T: Serialize + ?Sized>(
     if out.pop() != Some(b'}') {
         return Err(OutError("extra fields need an object".to_owned()));
     }
-    let mut first = out.last() == Some(&b'{');
-    for (k, v) in extra {
-        if !first {
-            out.push(b',');
-        }
-        first = false;
-        write_json_str(&mut out, k);
-        out.push(b':');
-        to_writer(&mut out, v)?;
-    }
+    let first = out.last() == Some(&b'{');
+    write_members(&mut out, extra, first)?;
     out.push(b'}');
     Ok(out)
+}
+
+/// Writes `extra`'s members into an object being written (a `,` before each, but before the
+/// first when `first`).
+fn write_members(out: &mut Vec<u8>, extra: &crate::util::Obj, first: bool) -> Result<(), OutError> {
+    let mut first = first;
+    for (k, v) in extra {
+        if !std::mem::take(&mut first) {
+            out.push(b',');
+        }
+        write_json_str(out, k);
+        out.push(b':');
+        to_writer(out, v)?;
+    }
+    Ok(())
+}
+
+/// A value, as the serde-driven encoders write it (for the hand-written encoders' rare parts).
+pub(crate) fn write_value<T: Serialize + ?Sized>(
+    out: &mut Vec<u8>,
+    v: &T,
+) -> Result<(), crate::Error> {
+    to_writer(out, v).map_err(|e| crate::Error::invalid("", e.to_string()))
+}
+
+/// The operator's extra fields, after the members a hand-written encoder wrote.
+pub(crate) fn write_extra(out: &mut Vec<u8>, extra: &crate::util::Obj) -> Result<(), crate::Error> {
+    write_members(out, extra, false).map_err(|e| crate::Error::invalid("", e.to_string()))
+}
+
+/// A JSON array of strings.
+pub(crate) fn write_str_array(out: &mut Vec<u8>, items: &[String]) {
+    out.push(b'[');
+    for (k, s) in items.iter().enumerate() {
+        if k > 0 {
+            out.push(b',');
+        }
+        write_json_str(out, s);
+    }
+    out.push(b']');
 }
 
 /// About how many bytes the JSON of a request holding `r` takes in any protocol: its texts,

@@ -288,6 +288,23 @@ impl<'a> Scan<'a> {
         self.s.get(start..self.i)
     }
 
+    /// `null` or an array whose elements `f` reads (into a `Vec` with room for `room`).
+    pub(crate) fn opt_list<T>(
+        &mut self,
+        room: usize,
+        mut f: impl FnMut(&mut Self) -> Option<T>,
+    ) -> Option<Option<Vec<T>>> {
+        if self.null() {
+            return Some(None);
+        }
+        let mut items = Vec::with_capacity(room);
+        self.array(|_, sc| {
+            items.push(f(sc)?);
+            Some(())
+        })?;
+        Some(Some(items))
+    }
+
     /// `null` or a boolean.
     pub(crate) fn opt_bool(&mut self) -> Option<Option<bool>> {
         if self.null() {

@@ -217,14 +217,7 @@ impl<'a> Req<'a> {
                     })?;
                 }
                 "tools" => {
-                    if !sc.null() {
-                        let mut tools = Vec::with_capacity(2);
-                        sc.array(|_, sc| {
-                            tools.push(ToolDef::scan(sc)?);
-                            Some(())
-                        })?;
-                        r.tools = Some(tools);
-                    }
+                    r.tools = sc.opt_list(2, ToolDef::scan)?;
                 }
                 "tool_choice" => r.tool_choice = sc.opt_value()?,
                 "parallel_tool_calls" => r.parallel_tool_calls = sc.opt_bool()?,
@@ -288,14 +281,7 @@ impl<'a> Msg<'a> {
                     };
                 }
                 "tool_calls" => {
-                    if !sc.null() {
-                        let mut calls = Vec::with_capacity(1);
-                        sc.array(|_, sc| {
-                            calls.push(Call::scan(sc)?);
-                            Some(())
-                        })?;
-                        m.tool_calls = Some(calls);
-                    }
+                    m.tool_calls = sc.opt_list(1, Call::scan)?;
                 }
                 "tool_call_id" => m.tool_call_id = sc.opt_string()?,
                 "reasoning_content" => m.reasoning_content = sc.opt_string()?,
