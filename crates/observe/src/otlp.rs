@@ -374,16 +374,51 @@ fn histogram_point(out: &mut Vec<u8>, s: &Series, bounds: &[f64], start: u64, no
     }
 }
 
-/// Spans encoded for OTLP, a batch at a time.
+/// Reserves a length prefix of `width` bytes where `out` ends; [`close_len`] fills it once the
+/// message after it is written. The message is written once, in place, instead of into a
+/// buffer of its own that is then copied into its parent.
+fn open_len(out: &mut Vec<u8>, width: usize) -> usize {
+    let at = out.len();
+    out.resize(at + width, 0);
+    at
+}
+
+/// Fills the length prefix reserved at `at`: the length of what follows it, as a varint padded
+/// to `width` bytes (continuation bits on the leading bytes, as Perfetto's protozero writes
+/// nested messages; protobuf decoders read the redundant bytes as any other varint). A length
+/// too large for the width is written minimally and the message moved to fit.
+fn close_len(out: &mut Vec<u8>, at: usize, width: usize) {
+    let len = out.len() - at - width;
+    if width < 10 && (len as u64) >= 1u64 << (7 * width) {
+        let mut prefix = Vec::with_capacity(10);
+        put_varint(&mut prefix, len as u64);
+        out.splice(at..at + width, prefix);
+        return;
+    }
+    for (i, b) in out[at..at + width].iter_mut().enumerate() {
+        let group = ((len >> (7 * i)) & 0x7f) as u8;
+        *b = if i + 1 < width { group | 0x80 } else { group };
+    }
+}
+
+/// The width of a span's length prefix (spans up to 2 MiB; a larger one is moved to fit).
+const SPAN_LEN: usize = 3;
+/// The width of the envelope's two length prefixes.
+const BATCH_LEN: usize = 5;
+
+/// Spans encoded for OTLP, a batch at a time, straight into the export request's bytes.
 #[derive(Debug)]
 pub(crate) struct ProtoSpans {
-    /// The batch: `ScopeSpans.spans` fields, one per span.
+    /// The export request being written: the envelope's head, then `ScopeSpans.spans` fields.
     spans: Vec<u8>,
+    /// Where the envelope's two length prefixes are (`ResourceSpans`, `ScopeSpans`).
+    slots: [usize; 2],
+    /// Where the open span's length prefix is.
+    span_at: usize,
     /// How many spans the batch holds.
     pub(crate) count: usize,
-    /// The span being written.
-    span: Vec<u8>,
-    /// The event being written.
+    /// An event written attribute by attribute (other than a processor-phase event, which is
+    /// written whole in place).
     event: Vec<u8>,
     in_event: bool,
     /// The resource and scope around a batch.
@@ -401,15 +436,31 @@ const STAGE_ATTRS_MAX: usize = 1024;
 impl ProtoSpans {
     /// Spans around `env`.
     pub(crate) fn new(env: Envelope) -> Self {
-        Self {
+        let mut p = Self {
             spans: Vec::new(),
+            slots: [0; 2],
+            span_at: 0,
             count: 0,
-            span: Vec::with_capacity(1024),
             event: Vec::with_capacity(256),
             in_event: false,
             env,
             stage_attrs: FxMap::default(),
-        }
+        };
+        p.start_batch(1 << 16);
+        p
+    }
+
+    /// Starts a batch: the request's head up to the scope, its lengths left open.
+    fn start_batch(&mut self, capacity: usize) {
+        let mut out = Vec::with_capacity(capacity);
+        put_tag(&mut out, 1, LEN);
+        let resource_spans = open_len(&mut out, BATCH_LEN);
+        out.extend_from_slice(&self.env.resource);
+        put_tag(&mut out, 2, LEN);
+        let scope_spans = open_len(&mut out, BATCH_LEN);
+        out.extend_from_slice(&self.env.scope);
+        self.slots = [resource_spans, scope_spans];
+        self.spans = out;
     }
 
     /// The `ExportTraceServiceRequest` of the batch, which is emptied (`None` when empty).
@@ -417,9 +468,14 @@ impl ProtoSpans {
         if self.count == 0 {
             return None;
         }
-        let out = self.env.request(&self.spans);
-        self.spans.clear();
+        put_bytes(&mut self.spans, 3, SEMCONV_SCHEMA_URL.as_bytes());
+        // The inner length first: filling the outer one could move what follows it.
+        close_len(&mut self.spans, self.slots[1], BATCH_LEN);
+        close_len(&mut self.spans, self.slots[0], BATCH_LEN);
+        let capacity = self.spans.len().next_power_of_two();
+        let out = std::mem::take(&mut self.spans);
         self.count = 0;
+        self.start_batch(capacity);
         Some(out)
     }
 
@@ -428,25 +484,31 @@ impl ProtoSpans {
         if self.in_event {
             put_kv(&mut self.event, 3, key, v);
         } else {
-            put_kv(&mut self.span, 9, key, v);
+            put_kv(&mut self.spans, 9, key, v);
         }
     }
 
     fn close_event(&mut self) {
         if self.in_event {
-            put_bytes(&mut self.span, 11, &self.event);
+            put_bytes(&mut self.spans, 11, &self.event);
             self.event.clear();
             self.in_event = false;
         }
     }
 }
 
+/// A `KeyValue` field's encoded size.
+fn kv_len(field: u32, key: &str, v: Any<'_>) -> usize {
+    field_len(field, field_len(1, key.len()) + field_len(2, v.len()))
+}
+
 impl SpanWriter for ProtoSpans {
     fn begin(&mut self, h: &Head<'_>) {
         self.in_event = false;
         self.event.clear();
-        let s = &mut self.span;
-        s.clear();
+        let s = &mut self.spans;
+        put_tag(s, 2, LEN);
+        self.span_at = open_len(s, SPAN_LEN);
         put_bytes(s, 1, &h.trace_id);
         put_bytes(s, 2, &h.span_id);
         if let Some((p, _)) = h.parent {
@@ -489,7 +551,7 @@ impl SpanWriter for ProtoSpans {
         let out = if self.in_event {
             (&mut self.event, 3)
         } else {
-            (&mut self.span, 9)
+            (&mut self.spans, 9)
         };
         put_kv_strs(out.0, out.1, key, v);
     }
@@ -506,16 +568,16 @@ impl SpanWriter for ProtoSpans {
         reason: Option<&'static str>,
         duration_s: f64,
     ) {
-        self.event("infergate.processor", at);
+        const NAME: &str = "infergate.processor";
+        const DURATION: &str = "infergate.duration_s";
+        self.close_event();
         let key = (
             Static(names[0]),
             Static(names[1]),
             Static(names[2]),
             reason.map(Static),
         );
-        if let Some(attrs) = self.stage_attrs.get(&key) {
-            self.event.extend_from_slice(attrs);
-        } else {
+        let attrs = self.stage_attrs.entry(key).or_insert_with(|| {
             let mut attrs = Vec::with_capacity(96);
             put_kv(&mut attrs, 3, "infergate.processor", Any::Str(names[0]));
             put_kv(&mut attrs, 3, "infergate.phase", Any::Str(names[1]));
@@ -523,31 +585,35 @@ impl SpanWriter for ProtoSpans {
             if let Some(r) = reason {
                 put_kv(&mut attrs, 3, "infergate.reason", Any::Str(r));
             }
-            self.event.extend_from_slice(&attrs);
-            if self.stage_attrs.len() < STAGE_ATTRS_MAX {
-                self.stage_attrs.insert(key, attrs);
-            }
+            attrs
+        });
+        // The event's size is known before it is written: written whole, in place.
+        let duration = Any::Float(duration_s);
+        let len = 9 + field_len(2, NAME.len()) + attrs.len() + kv_len(3, DURATION, duration);
+        let s = &mut self.spans;
+        put_tag(s, 11, LEN);
+        put_varint(s, len as u64);
+        put_fixed64(s, 1, nanos(at));
+        put_bytes(s, 2, NAME.as_bytes());
+        s.extend_from_slice(attrs);
+        put_kv(s, 3, DURATION, duration);
+        if self.stage_attrs.len() > STAGE_ATTRS_MAX {
+            self.stage_attrs.clear();
         }
-        put_kv(
-            &mut self.event,
-            3,
-            "infergate.duration_s",
-            Any::Float(duration_s),
-        );
     }
     fn end(&mut self, error: Option<&str>) {
         self.close_event();
+        let s = &mut self.spans;
         if let Some(e) = error {
             // Status { message = 2, code = 3 (ERROR = 2) }
             let len = field_len(2, e.len()) + 2;
-            put_tag(&mut self.span, 15, LEN);
-            put_varint(&mut self.span, len as u64);
-            put_bytes(&mut self.span, 2, e.as_bytes());
-            put_tag(&mut self.span, 3, VARINT);
-            self.span.push(2);
+            put_tag(s, 15, LEN);
+            put_varint(s, len as u64);
+            put_bytes(s, 2, e.as_bytes());
+            put_tag(s, 3, VARINT);
+            s.push(2);
         }
-        put_bytes(&mut self.spans, 2, &self.span);
-        self.span.clear();
+        close_len(s, self.span_at, SPAN_LEN);
         self.count += 1;
     }
 }
@@ -616,6 +682,37 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A padded length reads back as the length (by prost, as every protobuf decoder reads
+    /// it), and a length too large for its width is written minimally, the message moved.
+    #[test]
+    fn padded_lengths_read_back() {
+        use prost::Message as _;
+        for len in [0usize, 1, 127, 128, 16_383, 16_384, (1 << 21) - 1, 1 << 21] {
+            let mut out = vec![0x0a]; // field 1, LEN: a `bytes` field
+            let at = open_len(&mut out, SPAN_LEN);
+            out.extend(std::iter::repeat_n(7u8, len));
+            close_len(&mut out, at, SPAN_LEN);
+            let read = prost_bytes(&out);
+            assert_eq!(read.len(), len);
+            if len < 1 << 21 {
+                assert_eq!(out.len(), 1 + SPAN_LEN + len);
+            }
+            assert!(read.iter().all(|&b| b == 7));
+            let _ = Wrapper::decode(out.as_slice()).expect("decodes");
+        }
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct Wrapper {
+        #[prost(bytes = "vec", tag = "1")]
+        field: Vec<u8>,
+    }
+
+    fn prost_bytes(b: &[u8]) -> Vec<u8> {
+        use prost::Message as _;
+        Wrapper::decode(b).expect("decodes").field
     }
 
     #[test]

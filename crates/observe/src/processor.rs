@@ -1,18 +1,18 @@
 //! The processor: first in the pipeline, it sees the request before every other processor and
 //! the response after them, and hands one record per request to the telemetry thread.
 
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Instant, SystemTime};
+use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use http::HeaderMap;
-use infergate_core::pipeline::Phases;
+use infergate_core::pipeline::{PhaseFuture, Phases, continued};
 use infergate_core::sse::SseEvent;
 use infergate_core::trace::{RequestTrace, TRACEPARENT, TraceContext};
 use infergate_core::usage::{Usage, UsageBasis, UsageMeter};
 use infergate_core::{
-    ApiKind, Decision, Exchange, FailureMode, Principal, Processor, ProcessorError, Rejection,
-    RequestContext, ResponseBody, ResponseContext, StreamEnd, StreamProcessor, StreamStop,
+    ApiKind, Exchange, FailureMode, Principal, Processor, Rejection, RequestContext, ResponseBody,
+    ResponseContext, StreamEnd, StreamProcessor, StreamStop,
 };
 
 use crate::extract;
@@ -46,25 +46,19 @@ pub(crate) struct Shared {
     pub(crate) sink: Arc<dyn Sink>,
 }
 
-/// The request's record in flight, in the exchange's state (taken by the stream processor).
-#[derive(Clone)]
-struct Slot(Arc<Mutex<Option<Flight>>>);
+/// The request's record in flight, in the exchange's state (taken by the response phase that
+/// ends the request). The record moves, it is never copied: a clone of the state (none is made
+/// on the pipeline's path) gets an empty slot, so a record is sent once at most.
+struct Slot(Option<Flight>);
 
-impl Slot {
-    fn take(&self) -> Option<Flight> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+impl Clone for Slot {
+    fn clone(&self) -> Self {
+        Self(None)
     }
+}
 
-    fn with(&self, f: impl FnOnce(&mut Flight)) {
-        if let Some(fl) = self
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_mut()
-        {
-            f(fl);
-        }
-    }
+fn take(state: &mut http::Extensions) -> Option<Flight> {
+    state.get_mut::<Slot>().and_then(|s| s.0.take())
 }
 
 impl Observe {
@@ -80,27 +74,12 @@ impl Observe {
     }
 }
 
-#[async_trait]
-impl Processor for Observe {
-    fn name(&self) -> &str {
-        "telemetry"
-    }
-
-    fn failure_mode(&self) -> FailureMode {
-        FailureMode::FailOpen
-    }
-
-    fn phases(&self) -> Phases {
-        Phases::ALL
-    }
-
-    fn observes_stages(&self) -> bool {
-        true
-    }
-
-    async fn on_request(&self, cx: &mut RequestContext) -> Result<Decision, ProcessorError> {
-        let started = Instant::now();
-        let start = SystemTime::now();
+impl Observe {
+    /// The request phase's work: the record started.
+    fn begin(&self, cx: &mut RequestContext) {
+        // The pipeline's reading just before this (first) stage: no clock read of its own. The
+        // wall-clock start is derived from it on the telemetry thread.
+        let started = cx.phase_clock().unwrap_or_else(Instant::now);
         let parent = if self.shared.trust_traceparent {
             cx.headers()
                 .get(TRACEPARENT)
@@ -123,7 +102,6 @@ impl Processor for Observe {
         // the list comes back whole at the end (`read_exchange`).
         cx.recycle_stage_records(&mut record.stages);
         let payload = cx.payload();
-        record.start = Some(start);
         record.trace = Some(context);
         record.remote_parent = parent.map(|p| p.span_id());
         record.api = Some(cx.api());
@@ -152,30 +130,16 @@ impl Processor for Observe {
             trace: Some(trace),
             sink: Some(self.shared.sink.clone()),
         };
-        cx.state_mut()
-            .insert(Slot(Arc::new(Mutex::new(Some(flight)))));
-        Ok(Decision::Continue)
+        cx.state_mut().insert(Slot(Some(flight)));
     }
 
-    async fn on_response(&self, cx: &mut ResponseContext<'_>) -> Result<Decision, ProcessorError> {
-        let Some(slot) = cx.exchange().state().get::<Slot>().cloned() else {
-            return Ok(Decision::Continue);
+    /// The whole-body phase's work: the record read from the answer and sent.
+    fn end_answered(&self, cx: &mut ResponseContext<'_>, body: &mut ResponseBody) {
+        let Some(mut flight) = take(cx.exchange_mut().state_mut()) else {
+            return;
         };
-        // The status only: the rest is read once, at the body or the stream (or, for an answer
-        // no later phase sees, when the record is dropped).
-        let status = cx.status().as_u16();
-        slot.with(|fl| fl.rec().status = status);
-        Ok(Decision::Continue)
-    }
-
-    async fn on_response_body(
-        &self,
-        cx: &mut ResponseContext<'_>,
-        body: &mut ResponseBody,
-    ) -> Result<Decision, ProcessorError> {
-        let Some(mut flight) = cx.exchange().state().get::<Slot>().and_then(Slot::take) else {
-            return Ok(Decision::Continue);
-        };
+        // The end: the pipeline's reading after the stages within this one.
+        let now = cx.phase_clock();
         read_head(flight.rec(), cx);
         let api = cx.exchange().api();
         if let Some(v) = body.json() {
@@ -186,12 +150,80 @@ impl Processor for Observe {
                 r.output_content = extract::output_text(api, v);
             }
         }
-        flight.finish(Ending::Answered);
-        Ok(Decision::Continue)
+        flight.finish_at(Ending::Answered, now);
+    }
+}
+
+#[async_trait]
+impl Processor for Observe {
+    fn name(&self) -> &str {
+        "telemetry"
+    }
+
+    fn failure_mode(&self) -> FailureMode {
+        FailureMode::FailOpen
+    }
+
+    fn phases(&self) -> Phases {
+        Phases::ALL
+    }
+
+    fn observes_stages(&self) -> bool {
+        true
+    }
+
+    // The phases do their work before returning an already-finished future (nothing to wait
+    // for: no allocation per phase, unlike an `async fn`'s future).
+    fn on_request<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        cx: &'life1 mut RequestContext,
+    ) -> PhaseFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        self.begin(cx);
+        continued()
+    }
+
+    fn on_response<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
+        cx: &'life1 mut ResponseContext<'life2>,
+    ) -> PhaseFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
+        // The status only: the rest is read once, at the body or the stream (or, for an answer
+        // no later phase sees, when the record is dropped).
+        let status = cx.status().as_u16();
+        if let Some(Slot(Some(fl))) = cx.exchange_mut().state_mut().get_mut::<Slot>() {
+            fl.rec().status = status;
+        }
+        continued()
+    }
+
+    fn on_response_body<'life0, 'life1, 'life2, 'life3, 'async_trait>(
+        &'life0 self,
+        cx: &'life1 mut ResponseContext<'life2>,
+        body: &'life3 mut ResponseBody,
+    ) -> PhaseFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        'life3: 'async_trait,
+        Self: 'async_trait,
+    {
+        self.end_answered(cx, body);
+        continued()
     }
 
     fn on_stream(&self, cx: &mut ResponseContext<'_>) -> Option<Box<dyn StreamProcessor>> {
-        let mut flight = cx.exchange().state().get::<Slot>().and_then(Slot::take)?;
+        let mut flight = take(cx.exchange_mut().state_mut())?;
         read_head(flight.rec(), cx);
         let api = cx.exchange().api();
         let input_estimate = 0;
@@ -206,7 +238,7 @@ impl Processor for Observe {
     }
 
     fn on_upstream_error(&self, exchange: &mut Exchange) {
-        if let Some(mut flight) = exchange.state().get::<Slot>().and_then(Slot::take) {
+        if let Some(mut flight) = take(exchange.state_mut()) {
             read_exchange(flight.rec(), exchange);
             flight.rec().status = 502;
             flight.rec().error_type = Some("upstream_error");

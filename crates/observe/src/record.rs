@@ -51,6 +51,9 @@ const MAX_PIECE: usize = 256;
 #[derive(Debug, Default)]
 pub(crate) struct Record {
     pub(crate) text: String,
+    /// The monotonic start (the request path reads no wall clock).
+    pub(crate) started: Option<Instant>,
+    /// The wall-clock start, derived from `started` by the telemetry thread.
     pub(crate) start: Option<SystemTime>,
     pub(crate) duration: Duration,
     pub(crate) trace: Option<TraceContext>,
@@ -211,11 +214,18 @@ impl Flight {
 
     /// Ends the record now and sends it.
     pub(crate) fn finish(&mut self, ending: Ending) {
+        self.finish_at(ending, None);
+    }
+
+    /// Ends the record at `now` (the pipeline's clock reading, when there is one: else the
+    /// clock is read) and sends it.
+    pub(crate) fn finish_at(&mut self, ending: Ending, now: Option<Instant>) {
         let (Some(sink), Some(mut record)) = (self.sink.take(), self.record.take()) else {
             return;
         };
-        let now = Instant::now();
+        let now = now.unwrap_or_else(Instant::now);
         let r = &mut *record;
+        r.started = Some(self.started);
         r.duration = now.saturating_duration_since(self.started);
         if let Some(t) = self.trace.take() {
             r.attempts.extend(t.attempts());

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::future::BoxFuture;
 use opentelemetry::metrics::MeterProvider as _;
@@ -79,13 +79,18 @@ const FREE_MAX: usize = 4096;
 
 impl Sink for Queue {
     fn fresh(&self) -> Box<Record> {
-        lock(&self.free).pop().unwrap_or_else(|| {
+        let reused = lock(&self.free).pop();
+        if let Some(mut r) = reused {
+            r.clear();
+            return r;
+        }
+        {
             // A record's texts (path, host, models, ids) fit in this without regrowing.
             let mut r = Box::<Record>::default();
             r.text.reserve(256);
             r.stages.reserve(16);
             r
-        })
+        }
     }
 
     fn send(&self, record: Box<Record>) {
@@ -325,12 +330,19 @@ impl Worker {
             let mut batch =
                 std::mem::replace(&mut *lock(&queue.records), std::mem::take(&mut spare));
             let mut done = Vec::with_capacity(batch.len());
+            // Wall-clock times from the monotonic ones the request path read: one pair of
+            // clock reads per batch, not one wall-clock read per request.
+            let (mono, wall) = (Instant::now(), SystemTime::now());
             for mut r in batch.drain(..) {
+                if r.start.is_none() {
+                    r.start = r.started.map(|t| wall - mono.saturating_duration_since(t));
+                }
                 self.record(&r);
                 if self.batch.len() >= 512 || self.proto_pending() >= 512 {
                     self.export_spans(rt);
                 }
-                r.clear();
+                // Emptied by the request path when it takes the record again: the thread
+                // only reads it (its memory then needs no round trip between the cores).
                 done.push(r);
             }
             spare = batch;

@@ -1,4 +1,5 @@
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Uri, header};
@@ -81,6 +82,8 @@ pub struct RequestContext {
     /// Whether a processor that ran reads response bodies or events (set by the pipeline):
     /// the upstream is then offered only the codings that are cheap to decode.
     pub(crate) reads_response: bool,
+    /// The pipeline's clock reading just before the current stage (when it records stages).
+    pub(crate) clock: Option<Instant>,
 }
 
 impl RequestContext {
@@ -102,7 +105,16 @@ impl RequestContext {
             records: Vec::new(),
             ran: 0,
             reads_response: true,
+            clock: None,
         }
+    }
+
+    /// When the pipeline records stage timings (a processor
+    /// [observes stages](super::Processor::observes_stages)): its clock reading just before this
+    /// processor's phase began, which is also the previous stage's end. A stage-observing
+    /// processor takes its time here instead of reading the clock again. `None` otherwise.
+    pub fn phase_clock(&self) -> Option<Instant> {
+        self.clock
     }
 
     /// The method.
@@ -385,12 +397,24 @@ impl Exchange {
 pub struct ResponseContext<'a> {
     pub(crate) head: &'a mut http::response::Parts,
     pub(crate) exchange: &'a mut Exchange,
+    pub(crate) clock: Option<Instant>,
 }
 
 impl<'a> ResponseContext<'a> {
     /// A context over a response head and its exchange (for drivers).
     pub fn new(head: &'a mut http::response::Parts, exchange: &'a mut Exchange) -> Self {
-        Self { head, exchange }
+        Self {
+            head,
+            exchange,
+            clock: None,
+        }
+    }
+
+    /// When the pipeline records stage timings: its clock reading just before this
+    /// processor's phase began (see [`RequestContext::phase_clock`]). `None` otherwise, and in
+    /// [`Processor::on_stream`](super::Processor::on_stream).
+    pub fn phase_clock(&self) -> Option<Instant> {
+        self.clock
     }
 
     /// The status.

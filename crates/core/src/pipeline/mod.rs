@@ -44,7 +44,8 @@ pub use context::{
     ResponseBody, ResponseContext, RouteDecision,
 };
 pub use processor::{
-    Decision, FailureMode, Phases, Processor, StreamEnd, StreamProcessor, StreamStop,
+    Decision, FailureMode, PhaseFuture, Phases, Processor, StreamEnd, StreamProcessor, StreamStop,
+    continued,
 };
 pub use record::{StageOutcome, StagePhase, StageRecord};
 pub use stream::StreamChain;
@@ -421,6 +422,7 @@ impl Pipeline {
             if !stage.phases.contains(Phases::REQUEST) {
                 continue;
             }
+            cx.clock = started;
             let res = Bounded::new(
                 stage.processor.on_request(cx),
                 self.timeout_of(stage),
@@ -480,6 +482,7 @@ impl Pipeline {
             }
             let res = {
                 let mut cx = ResponseContext::new(head, exchange);
+                cx.clock = clock;
                 Bounded::new(
                     stage.processor.on_response(&mut cx),
                     self.timeout_of(stage),
@@ -609,6 +612,7 @@ impl Pipeline {
             }
             let res = {
                 let mut cx = ResponseContext::new(head, exchange);
+                cx.clock = clock;
                 Bounded::new(
                     stage.processor.on_response_body(&mut cx, &mut body),
                     self.timeout_of(stage),

@@ -1,4 +1,7 @@
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -99,6 +102,60 @@ pub enum Decision {
 impl From<Rejection> for Decision {
     fn from(r: Rejection) -> Self {
         Self::Reject(r)
+    }
+}
+
+/// The future an async phase of a [`Processor`] returns (what its `async fn`s desugar to under
+/// `#[async_trait]`).
+pub type PhaseFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Decision, ProcessorError>> + Send + 'a>>;
+
+/// A phase already done that continues, without allocating (the future is zero-sized): for a
+/// processor whose phase has nothing to wait for. It does its work, then returns this from the
+/// phase method written out without `async` (an `async fn` phase allocates its future on every
+/// call).
+///
+/// ```
+/// use async_trait::async_trait;
+/// use infergate_core::pipeline::{PhaseFuture, continued};
+/// use infergate_core::{Phases, Processor, RequestContext};
+///
+/// struct Tag;
+///
+/// #[async_trait]
+/// impl Processor for Tag {
+///     fn name(&self) -> &str {
+///         "tag"
+///     }
+///     fn phases(&self) -> Phases {
+///         Phases::REQUEST
+///     }
+///     fn on_request<'life0, 'life1, 'async_trait>(
+///         &'life0 self,
+///         cx: &'life1 mut RequestContext,
+///     ) -> PhaseFuture<'async_trait>
+///     where
+///         'life0: 'async_trait,
+///         'life1: 'async_trait,
+///         Self: 'async_trait,
+///     {
+///         cx.headers_mut().insert("x-tagged", http::HeaderValue::from_static("1"));
+///         continued()
+///     }
+/// }
+/// ```
+pub fn continued<'a>() -> PhaseFuture<'a> {
+    Box::pin(Continued)
+}
+
+/// The zero-sized future of [`continued`].
+struct Continued;
+
+impl Future for Continued {
+    type Output = Result<Decision, ProcessorError>;
+
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Self::Output> {
+        Poll::Ready(Ok(Decision::Continue))
     }
 }
 
