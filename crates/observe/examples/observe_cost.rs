@@ -7,6 +7,9 @@
 //! for n in 0 2000; do valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null \
 //!   target/release/examples/observe_cost spans $n 2>&1 | grep 'I *refs'; done
 //! ```
+//! With `OBSERVE_COST_THREAD_CPU` set it prints the CPU time of the thread that runs the
+//! requests (the request path, the telemetry thread excluded).
+//!
 //! The difference of the two counts over 2000 is the instructions per request; the same for
 //! `without` gives the pipeline's own, and their difference telemetry's. `MODE` is `without`
 //! (no telemetry processor), `noop` (a processor in telemetry's place and phases that does
@@ -72,6 +75,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         b = b.processor(common::Noop);
     }
     let svc = b.processor(ReadsAnswers).build().layer().layer(upstream);
+    let main_cpu = cpu_time::ThreadTime::now();
     rt.block_on(async {
         for _ in 0..n {
             let req = http::Request::post("/v1/chat/completions")
@@ -85,6 +89,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         Ok::<_, Box<dyn std::error::Error>>(())
     })?;
+    if std::env::var_os("OBSERVE_COST_THREAD_CPU").is_some() {
+        // The request path's share (this thread's CPU), beside the process's (`perf stat`).
+        eprintln!("main_thread_cpu_ns {}", main_cpu.elapsed().as_nanos());
+    }
     drop(collector);
     Ok(())
 }

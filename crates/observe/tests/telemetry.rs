@@ -23,6 +23,28 @@ use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
 use serde_json::{Value as Json, json};
 use tower::Layer;
 
+/// A processor after telemetry that lets everything through: what telemetry records of the
+/// others (its own phases are not recorded).
+struct Pass;
+
+#[async_trait::async_trait]
+impl infergate_core::Processor for Pass {
+    fn name(&self) -> &str {
+        "pass"
+    }
+    fn phases(&self) -> infergate_core::Phases {
+        infergate_core::Phases::REQUEST
+    }
+}
+
+/// Telemetry first, then [`Pass`].
+fn pipeline(telemetry: &Telemetry) -> Pipeline {
+    Pipeline::builder()
+        .processor(telemetry.processor())
+        .processor(Pass)
+        .build()
+}
+
 struct Setup {
     addr: SocketAddr,
     telemetry: Telemetry,
@@ -54,7 +76,7 @@ where
     S::Future: Send,
 {
     let (telemetry, spans, metrics) = build(config);
-    let pipeline = Pipeline::builder().processor(telemetry.processor()).build();
+    let pipeline = pipeline(&telemetry);
     let addr = serve(pipeline.layer().layer(upstream)).await;
     Setup {
         addr,
@@ -183,13 +205,17 @@ async fn a_non_streamed_request_is_one_span_with_the_conventions_attributes() {
     let tp = infergate_core::trace::TraceContext::parse(sent.to_str().unwrap()).unwrap();
     assert_eq!(tp.trace_id(), span.span_context.trace_id().to_bytes());
     assert_eq!(tp.span_id(), span.span_context.span_id().to_bytes());
-    // An event for the telemetry processor's own request phase.
-    assert!(
-        span.events
-            .events
-            .iter()
-            .any(|e| e.name == "infergate.processor")
-    );
+    // An event for the other processor's request phase (none for telemetry's own).
+    let processors: Vec<String> = span
+        .events
+        .events
+        .iter()
+        .filter(|e| e.name == "infergate.processor")
+        .flat_map(|e| &e.attributes)
+        .filter(|kv| kv.key.as_str() == "infergate.processor")
+        .map(|kv| kv.value.to_string())
+        .collect();
+    assert_eq!(processors, ["pass"]);
 
     // Metrics: the token histogram once per type, with the conventions' attributes.
     let rm = gw.metrics.get_finished_metrics().unwrap();
@@ -461,7 +487,7 @@ async fn otlp_over_http_delivers_spans_and_metrics_with_the_resource() {
             .otlp(OtlpConfig::new(format!("http://{collector}"))),
     )
     .unwrap();
-    let pipeline = Pipeline::builder().processor(telemetry.processor()).build();
+    let pipeline = pipeline(&telemetry);
     let addr = serve(pipeline.layer().layer(upstream)).await;
     let r = post(addr, "/v1/chat/completions", &chat(false), &[]).await;
     assert_eq!(r.status, 200);
@@ -544,7 +570,11 @@ async fn metrics_are_served_in_the_prometheus_text_format() {
         .unwrap();
     assert!(line.ends_with(&format!(" {input}")), "{line}");
     assert!(text.contains("# TYPE infergate_requests_total counter"));
-    assert!(text.contains("infergate_processor_decisions_total{infergate_decision=\"continue\",infergate_phase=\"request\",infergate_processor=\"telemetry\"} 2"), "{text}");
+    assert!(text.contains("infergate_processor_decisions_total{infergate_decision=\"continue\",infergate_phase=\"request\",infergate_processor=\"pass\"} 2"), "{text}");
+    assert!(
+        !text.contains("infergate_processor=\"telemetry\""),
+        "{text}"
+    );
     assert!(text.contains("gen_ai_server_request_duration_seconds_bucket{"));
 }
 

@@ -73,6 +73,9 @@ pub struct Stage {
     mode: FailureMode,
     timeout: Option<Duration>,
     phases: Phases,
+    /// The processor observes the other stages: its own are not recorded (it could not see
+    /// them), nor timed.
+    observes: bool,
 }
 
 impl Stage {
@@ -84,6 +87,7 @@ impl Stage {
             mode: processor.failure_mode(),
             timeout: processor.timeout(),
             phases: processor.phases(),
+            observes: processor.observes_stages(),
             processor: Box::new(processor),
         }
     }
@@ -222,8 +226,9 @@ impl PipelineBuilder {
 
     /// Records what each processor's phase came to and how long it took, for every request
     /// ([`Exchange::stage_records`]). On by itself when a processor
-    /// [observes stages](Processor::observes_stages) (a telemetry processor); off by default,
-    /// as it reads the clock twice per processor and phase.
+    /// [observes stages](Processor::observes_stages) (a telemetry processor; the phases of
+    /// one that observes are not recorded); off by default, as it reads the clock once per
+    /// processor and phase.
     pub fn record_stages(mut self, on: bool) -> Self {
         self.record = on;
         self
@@ -414,15 +419,13 @@ impl Pipeline {
             cx.reads_response = self.reads_any_response(cx.ran);
             return RequestOutcome::Forward;
         }
-        let deadline = self.deadline();
-        // One clock read per stage: a stage's end is the next one's start.
-        let mut started = self.inner.record.then(std::time::Instant::now);
+        let (deadline, mut clock) = self.phase_start();
         for (i, stage) in self.inner.stages.iter().enumerate() {
             cx.ran = i + 1;
             if !stage.phases.contains(Phases::REQUEST) {
                 continue;
             }
-            cx.clock = started;
+            cx.clock = clock.before(stage);
             let res = Bounded::new(
                 stage.processor.on_request(cx),
                 self.timeout_of(stage),
@@ -430,15 +433,9 @@ impl Pipeline {
             )
             .await;
             let settled = Self::settle(stage, res, &mut cx.report);
-            if let Some(t) = started {
-                let now = std::time::Instant::now();
-                cx.records.push(record_of(
-                    stage,
-                    StagePhase::Request,
-                    &settled,
-                    now.saturating_duration_since(t),
-                ));
-                started = Some(now);
+            if let Some(elapsed) = clock.after(stage) {
+                cx.records
+                    .push(record_of(stage, StagePhase::Request, &settled, elapsed));
             }
             match settled {
                 Settled::Skipped(_) | Settled::Decided(Decision::Continue) => {}
@@ -473,16 +470,15 @@ impl Pipeline {
         if !self.inner.phases.contains(Phases::RESPONSE) {
             return None;
         }
-        let deadline = self.deadline();
+        let (deadline, mut clock) = self.phase_start();
         let mut replaced = None;
-        let mut clock = self.inner.record.then(std::time::Instant::now);
         for stage in self.inner.stages[..exchange.ran].iter().rev() {
             if !stage.phases.contains(Phases::RESPONSE) {
                 continue;
             }
             let res = {
                 let mut cx = ResponseContext::new(head, exchange);
-                cx.clock = clock;
+                cx.clock = clock.before(stage);
                 Bounded::new(
                     stage.processor.on_response(&mut cx),
                     self.timeout_of(stage),
@@ -490,7 +486,7 @@ impl Pipeline {
                 )
                 .await
             };
-            let elapsed = lap(&mut clock);
+            let elapsed = clock.after(stage);
             let Some(resp) =
                 self.replacement(stage, res, exchange, StagePhase::ResponseHead, elapsed)
             else {
@@ -603,16 +599,15 @@ impl Pipeline {
         head: &mut http::response::Parts,
         bytes: Bytes,
     ) -> Body {
-        let deadline = self.deadline();
+        let (deadline, mut clock) = self.phase_start();
         let mut body = ResponseBody::new(bytes);
-        let mut clock = self.inner.record.then(std::time::Instant::now);
         for stage in self.inner.stages[..exchange.ran].iter().rev() {
             if !stage.phases.contains(Phases::RESPONSE_BODY) {
                 continue;
             }
             let res = {
                 let mut cx = ResponseContext::new(head, exchange);
-                cx.clock = clock;
+                cx.clock = clock.before(stage);
                 Bounded::new(
                     stage.processor.on_response_body(&mut cx, &mut body),
                     self.timeout_of(stage),
@@ -620,7 +615,7 @@ impl Pipeline {
                 )
                 .await
             };
-            let elapsed = lap(&mut clock);
+            let elapsed = clock.after(stage);
             let Some(resp) =
                 self.replacement(stage, res, exchange, StagePhase::ResponseBody, elapsed)
             else {
@@ -685,8 +680,24 @@ impl Pipeline {
         error_response(api, rejection)
     }
 
-    fn deadline(&self) -> Option<Instant> {
-        self.inner.config.deadline.map(|d| Instant::now() + d)
+    /// A phase's deadline and its stage clock, from one clock read.
+    fn phase_start(&self) -> (Option<Instant>, StageClock) {
+        let now = (self.inner.record || self.inner.config.deadline.is_some())
+            .then(std::time::Instant::now);
+        let deadline = self
+            .inner
+            .config
+            .deadline
+            .zip(now)
+            .map(|(d, t)| Instant::from_std(t) + d);
+        let last = if self.inner.record { now } else { None };
+        (
+            deadline,
+            StageClock {
+                on: self.inner.record,
+                last,
+            },
+        )
     }
 
     fn timeout_of(&self, stage: &Stage) -> Option<Duration> {
@@ -797,12 +808,40 @@ enum Settled {
     Failed(Rejection, FailureClass),
 }
 
-/// Time since the last lap (one clock read per stage: a stage's end is the next one's start).
-fn lap(clock: &mut Option<std::time::Instant>) -> Option<Duration> {
-    let t = (*clock)?;
-    let now = std::time::Instant::now();
-    *clock = Some(now);
-    Some(now.saturating_duration_since(t))
+/// A phase's stage timings: one clock read per stage recorded (a stage's end is the next
+/// one's start). A stage that observes stages is neither timed nor recorded: the clock is not
+/// read after it, and is read again before the next recorded stage only if one comes.
+struct StageClock {
+    /// Whether the pipeline records stages.
+    on: bool,
+    /// The last reading, if it is still the current time (nothing ran since).
+    last: Option<std::time::Instant>,
+}
+
+impl StageClock {
+    /// Before `stage` runs: the reading it starts at (taken now if the last one is stale and
+    /// the stage is timed), for [`RequestContext::phase_clock`].
+    fn before(&mut self, stage: &Stage) -> Option<std::time::Instant> {
+        if self.on && self.last.is_none() && !stage.observes {
+            self.last = Some(std::time::Instant::now());
+        }
+        self.last
+    }
+
+    /// After `stage` ran: how long it took, if it is recorded.
+    fn after(&mut self, stage: &Stage) -> Option<Duration> {
+        if !self.on {
+            return None;
+        }
+        if stage.observes {
+            self.last = None;
+            return None;
+        }
+        let start = self.last?;
+        let now = std::time::Instant::now();
+        self.last = Some(now);
+        Some(now.saturating_duration_since(start))
+    }
 }
 
 /// The record of one stage's phase, from how it settled.

@@ -230,7 +230,8 @@ pub trait Processor: Send + Sync + 'static {
 
     /// Whether this processor reads what the other processors' phases came to
     /// ([`Exchange::stage_records`](super::Exchange::stage_records)): a pipeline holding one
-    /// records them for every request. Default: `false`.
+    /// records them for every request. Its own phases are not recorded (nor timed: it could
+    /// not see them). Default: `false`.
     fn observes_stages(&self) -> bool {
         false
     }
