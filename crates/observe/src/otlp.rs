@@ -11,7 +11,7 @@ use opentelemetry_sdk::Resource;
 use crate::agg::{Kind, Num, Series, Store};
 use crate::config::SEMCONV_SCHEMA_URL;
 use crate::keys::{FxMap, Static};
-use crate::spans::{Head, SpanWriter};
+use crate::spans::{Head, Nanos, SpanWriter, nanos};
 
 /// Protobuf wire types.
 const LEN: u8 = 2;
@@ -58,11 +58,6 @@ fn put_bytes(out: &mut Vec<u8>, field: u32, b: &[u8]) {
 fn put_fixed64(out: &mut Vec<u8>, field: u32, v: u64) {
     put_tag(out, field, I64);
     out.extend_from_slice(&v.to_le_bytes());
-}
-
-fn nanos(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// An attribute value (`AnyValue`).
@@ -526,8 +521,8 @@ impl SpanWriter for ProtoSpans {
         // kind = 6: SERVER 2, CLIENT 3
         put_tag(s, 6, VARINT);
         s.push(if h.server { 2 } else { 3 });
-        put_fixed64(s, 7, nanos(h.start));
-        put_fixed64(s, 8, nanos(h.end));
+        put_fixed64(s, 7, h.start);
+        put_fixed64(s, 8, h.end);
         let mut flags = u32::from(h.sampled) | HAS_IS_REMOTE;
         if h.parent.is_some_and(|p| p.1) {
             flags |= IS_REMOTE;
@@ -555,15 +550,15 @@ impl SpanWriter for ProtoSpans {
         };
         put_kv_strs(out.0, out.1, key, v);
     }
-    fn event(&mut self, name: &'static str, at: SystemTime) {
+    fn event(&mut self, name: &'static str, at: Nanos) {
         self.close_event();
-        put_fixed64(&mut self.event, 1, nanos(at));
+        put_fixed64(&mut self.event, 1, at);
         put_bytes(&mut self.event, 2, name.as_bytes());
         self.in_event = true;
     }
     fn stage_event(
         &mut self,
-        at: SystemTime,
+        at: Nanos,
         names: [&'static str; 3],
         reason: Option<&'static str>,
         duration_s: f64,
@@ -593,7 +588,7 @@ impl SpanWriter for ProtoSpans {
         let s = &mut self.spans;
         put_tag(s, 11, LEN);
         put_varint(s, len as u64);
-        put_fixed64(s, 1, nanos(at));
+        put_fixed64(s, 1, at);
         put_bytes(s, 2, NAME.as_bytes());
         s.extend_from_slice(attrs);
         put_kv(s, 3, DURATION, duration);

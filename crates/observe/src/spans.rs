@@ -34,12 +34,12 @@ pub(crate) trait SpanWriter {
     /// A string-array attribute.
     fn strs<'a>(&mut self, key: &'static str, v: impl Iterator<Item = &'a str> + Clone);
     /// Starts an event of the span.
-    fn event(&mut self, name: &'static str, at: SystemTime);
+    fn event(&mut self, name: &'static str, at: Nanos);
     /// An `infergate.processor` event: what a processor's phase came to (`names`: processor,
     /// phase, decision; all process-wide), why it rejected, and how long it took.
     fn stage_event(
         &mut self,
-        at: SystemTime,
+        at: Nanos,
         names: [&'static str; 3],
         reason: Option<&'static str>,
         duration_s: f64,
@@ -57,6 +57,25 @@ pub(crate) trait SpanWriter {
     fn end(&mut self, error: Option<&str>);
 }
 
+/// A time as nanoseconds since the Unix epoch (OTLP's; span times are computed in it, not
+/// converted from `SystemTime` per event).
+pub(crate) type Nanos = u64;
+
+/// `t` in [`Nanos`] (0 before the epoch, saturated far after it).
+pub(crate) fn nanos(t: SystemTime) -> Nanos {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+fn ns(d: Duration) -> Nanos {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// A [`Nanos`] as a `SystemTime` (for the SDK's `SpanData`).
+fn system_time(t: Nanos) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_nanos(t)
+}
+
 /// The fixed part of a span.
 pub(crate) struct Head<'a> {
     pub(crate) trace_id: [u8; 16],
@@ -69,8 +88,8 @@ pub(crate) struct Head<'a> {
     /// `{operation} {model}` make the name.
     pub(crate) op: &'static str,
     pub(crate) model: Option<&'a str>,
-    pub(crate) start: SystemTime,
-    pub(crate) end: SystemTime,
+    pub(crate) start: Nanos,
+    pub(crate) end: Nanos,
 }
 
 fn n(v: u64) -> i64 {
@@ -113,8 +132,8 @@ pub(crate) fn describe(
     w: &mut impl SpanWriter,
 ) {
     let Some(trace) = r.trace else { return };
-    let start = r.start.unwrap_or_else(SystemTime::now);
-    let end = start + r.duration;
+    let start = nanos(r.start.unwrap_or_else(SystemTime::now));
+    let end = start.saturating_add(ns(r.duration));
     let op = operation(r);
     let err = error_type(r);
     let model = r.opt(r.request_model);
@@ -206,14 +225,14 @@ pub(crate) fn describe(
         content(r, redactor, w);
     }
     // One event per processor phase: what it came to and how long it took.
-    let mut offset = Duration::ZERO;
+    let mut offset: Nanos = 0;
     for st in &r.stages {
         let at = match st.phase {
-            infergate_core::StagePhase::Request => start + offset,
+            infergate_core::StagePhase::Request => start.saturating_add(offset),
             _ => end,
         };
         if st.phase == infergate_core::StagePhase::Request {
-            offset += st.elapsed;
+            offset = offset.saturating_add(ns(st.elapsed));
         }
         let reason = match st.outcome {
             infergate_core::StageOutcome::Rejected(k) => Some(k.code()),
@@ -245,8 +264,8 @@ pub(crate) fn describe(
             server: false,
             op,
             model,
-            start: at.start,
-            end: at.start + at.elapsed,
+            start: nanos(at.start),
+            end: nanos(at.start).saturating_add(ns(at.elapsed)),
         });
         w.str("gen_ai.operation.name", op);
         w.str(
@@ -344,8 +363,8 @@ impl SpanWriter for SdkWriter<'_> {
                 Some(m) => format!("{} {m}", h.op),
                 None => h.op.to_owned(),
             }),
-            start_time: h.start,
-            end_time: h.end,
+            start_time: system_time(h.start),
+            end_time: system_time(h.end),
             attributes: Vec::with_capacity(32),
             dropped_attributes_count: 0,
             events: SpanEvents::default(),
@@ -374,9 +393,14 @@ impl SpanWriter for SdkWriter<'_> {
             )),
         ));
     }
-    fn event(&mut self, name: &'static str, at: SystemTime) {
+    fn event(&mut self, name: &'static str, at: Nanos) {
         self.close_event();
-        self.event = Some(opentelemetry::trace::Event::new(name, at, Vec::new(), 0));
+        self.event = Some(opentelemetry::trace::Event::new(
+            name,
+            system_time(at),
+            Vec::new(),
+            0,
+        ));
     }
     fn end(&mut self, error: Option<&str>) {
         self.close_event();
