@@ -95,7 +95,7 @@ pub(crate) fn write_line(out: &mut Vec<u8>, r: &Record, provider: &str) {
     let mut o = Obj::new(out);
     o.key("time");
     o.s.push(b'"');
-    write_rfc3339(o.s, r.start.unwrap_or_else(SystemTime::now));
+    write_rfc3339(o.s, r.wall_start().unwrap_or_else(SystemTime::now));
     o.s.push(b'"');
     if let Some(t) = r.trace {
         o.key("trace_id");

@@ -528,7 +528,7 @@ impl Metrics {
         }
         let base = &s.base;
         // The upstream operation: from the first attempt to the end (none for a local answer).
-        if let (Some(first), Some(start)) = (r.attempts.first(), r.start) {
+        if let (Some(first), Some(start)) = (r.attempts.first(), r.wall_start()) {
             let since = first.start.duration_since(start).unwrap_or_default();
             let err = s.error.clone();
             lazy(&mut s.operation_duration, || {

@@ -120,7 +120,7 @@ impl Observe {
             record.request_model = Some(record.put(m));
         }
         if self.shared.capture_content {
-            record.input_content = Some(cx.raw_body().clone());
+            record.content_mut().input = Some(cx.raw_body().clone());
         }
         let flight = Flight {
             record: Some(record),
@@ -147,7 +147,7 @@ impl Observe {
             r.usage = Usage::from_response_json(api, v);
             extract::answer(api, v, r);
             if self.shared.capture_content {
-                r.output_content = extract::output_text(api, v);
+                r.content_mut().output = extract::output_text(api, v);
             }
         }
         flight.finish_at(Ending::Answered, now);
@@ -386,7 +386,7 @@ impl StreamProcessor for ObserveStream {
             r.error_type = Some("upstream_error");
         }
         if self.capture && !self.text.is_empty() {
-            r.output_content = Some(std::mem::take(&mut self.text));
+            r.content_mut().output = Some(std::mem::take(&mut self.text));
         }
         self.flight.finish(ending);
         Ok(())

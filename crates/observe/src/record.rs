@@ -35,11 +35,38 @@ impl Ending {
     }
 }
 
-/// A piece of a record's text.
+/// A piece of a record's text (whose whole is at most [`MAX_TEXT`] bytes: two `u16`s, so
+/// that the record stays a few cache lines, which go to the telemetry thread and back).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Span {
-    start: u32,
-    len: u32,
+    start: u16,
+    len: u16,
+}
+
+/// The most text a record keeps: what a client or an upstream sends is not trusted to be
+/// small, nor to repeat a field only once (a stream may restate its model in every event).
+const MAX_TEXT: usize = u16::MAX as usize;
+
+/// When a request started: read monotonic on the request path, made wall-clock by the
+/// telemetry thread.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) enum Start {
+    /// Not known (a record that was never started).
+    #[default]
+    Unknown,
+    /// As the request path read it.
+    Mono(Instant),
+    /// As the telemetry thread made it.
+    Wall(SystemTime),
+}
+
+/// Captured content (opt-in), kept apart so that a record without it stays small.
+#[derive(Debug, Default)]
+pub(crate) struct Content {
+    /// The request's body.
+    pub(crate) input: Option<bytes::Bytes>,
+    /// The answer's text.
+    pub(crate) output: Option<String>,
 }
 
 /// The longest piece of text kept (a model name, a route, a principal id): what a client or
@@ -51,10 +78,8 @@ const MAX_PIECE: usize = 256;
 #[derive(Debug, Default)]
 pub(crate) struct Record {
     pub(crate) text: String,
-    /// The monotonic start (the request path reads no wall clock).
-    pub(crate) started: Option<Instant>,
-    /// The wall-clock start, derived from `started` by the telemetry thread.
-    pub(crate) start: Option<SystemTime>,
+    /// The start (the request path reads no wall clock).
+    pub(crate) start: Start,
     pub(crate) duration: Duration,
     pub(crate) trace: Option<TraceContext>,
     pub(crate) remote_parent: Option<[u8; 8]>,
@@ -91,8 +116,8 @@ pub(crate) struct Record {
     pub(crate) stages: Vec<StageRecord>,
     pub(crate) stream_stopped_by: Option<Span>,
     pub(crate) ending: Option<Ending>,
-    pub(crate) input_content: Option<bytes::Bytes>,
-    pub(crate) output_content: Option<String>,
+    /// Opt-in captured content.
+    pub(crate) content: Option<Box<Content>>,
 }
 
 impl Record {
@@ -112,25 +137,39 @@ impl Record {
         };
     }
 
-    /// Keeps `s` (at most [`MAX_PIECE`] bytes of it, cut at a character boundary).
+    /// Keeps `s` (at most [`MAX_PIECE`] bytes of it, cut at a character boundary; an empty
+    /// piece once the record holds [`MAX_TEXT`] bytes).
     pub(crate) fn put(&mut self, s: &str) -> Span {
-        let mut end = s.len().min(MAX_PIECE);
+        let start = self.text.len();
+        let mut end = s.len().min(MAX_PIECE).min(MAX_TEXT.saturating_sub(start));
         while !s.is_char_boundary(end) {
             end -= 1;
         }
-        let start = self.text.len();
         self.text.push_str(&s[..end]);
         Span {
-            start: u32::try_from(start).unwrap_or(u32::MAX),
-            len: u32::try_from(end).unwrap_or(0),
+            start: u16::try_from(start).unwrap_or(u16::MAX),
+            len: u16::try_from(end).unwrap_or(0),
         }
+    }
+
+    /// The wall-clock start, once the telemetry thread made it.
+    pub(crate) fn wall_start(&self) -> Option<SystemTime> {
+        match self.start {
+            Start::Wall(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// The captured content, made on first use.
+    pub(crate) fn content_mut(&mut self) -> &mut Content {
+        self.content.get_or_insert_default()
     }
 
     /// The text of a piece.
     pub(crate) fn get(&self, span: Span) -> &str {
-        let start = span.start as usize;
+        let start = usize::from(span.start);
         self.text
-            .get(start..start.saturating_add(span.len as usize))
+            .get(start..start.saturating_add(usize::from(span.len)))
             .unwrap_or("")
     }
 
@@ -225,7 +264,7 @@ impl Flight {
         };
         let now = now.unwrap_or_else(Instant::now);
         let r = &mut *record;
-        r.started = Some(self.started);
+        r.start = Start::Mono(self.started);
         r.duration = now.saturating_duration_since(self.started);
         if let Some(t) = self.trace.take() {
             r.attempts.extend(t.attempts());
@@ -253,5 +292,28 @@ impl Drop for Flight {
         // A request whose end no phase saw (a path that answers without the response phases
         // finishing): recorded with what is known, never lost.
         self.finish(Ending::Answered);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An upstream restating a field in every event cannot grow a record past its bound; the
+    /// pieces kept before it still read back.
+    #[test]
+    fn a_record_keeps_at_most_its_bound_of_text() {
+        let mut r = Record::default();
+        let first = r.put("gpt-4o");
+        let long = "é".repeat(200); // 400 bytes, cut at a character boundary
+        for _ in 0..1000 {
+            let s = r.put(&long);
+            assert!(r.get(s).chars().all(|c| c == 'é'));
+        }
+        assert!(r.text.len() <= MAX_TEXT);
+        assert_eq!(r.get(first), "gpt-4o");
+        let more = r.put("more");
+        assert!("more".starts_with(r.get(more)));
+        assert!(r.text.len() <= MAX_TEXT);
     }
 }

@@ -132,7 +132,7 @@ pub(crate) fn describe(
     w: &mut impl SpanWriter,
 ) {
     let Some(trace) = r.trace else { return };
-    let start = nanos(r.start.unwrap_or_else(SystemTime::now));
+    let start = nanos(r.wall_start().unwrap_or_else(SystemTime::now));
     let end = start.saturating_add(ns(r.duration));
     let op = operation(r);
     let err = error_type(r);
@@ -220,7 +220,7 @@ pub(crate) fn describe(
     if let Some(e) = r.ending {
         w.str("infergate.end", e.as_str());
     }
-    if r.input_content.is_some() || r.output_content.is_some() {
+    if r.content.is_some() {
         // Without a redactor, content is recorded as given (the operator opted in).
         content(r, redactor, w);
     }
@@ -419,7 +419,8 @@ fn content(r: &Record, redact: Option<&Redactor>, w: &mut impl SpanWriter) {
         Some(f) => f(t),
         None => t.to_owned(),
     };
-    if let Some(raw) = &r.input_content
+    let Some(c) = &r.content else { return };
+    if let Some(raw) = &c.input
         && let Ok(v) = serde_json::from_slice::<serde_json::Value>(raw)
     {
         let msgs = v
@@ -434,7 +435,7 @@ fn content(r: &Record, redact: Option<&Redactor>, w: &mut impl SpanWriter) {
             w.str("gen_ai.system_instructions", &redact(&sys.to_string()));
         }
     }
-    if let Some(text) = &r.output_content {
+    if let Some(text) = &c.output {
         let msg = json!([{
             "role": "assistant",
             "parts": [{"type": "text", "content": redact(text)}],

@@ -104,8 +104,12 @@ impl Sink for Queue {
     }
 }
 
-/// How often the thread takes the queue.
-const DRAIN_EVERY: Duration = Duration::from_millis(20);
+/// How often the thread takes the queue while records come: often enough that the records in
+/// flight (a few hundred at 100 000 requests/s) stay in the two cores' caches as they go to the
+/// thread and back to the request path.
+const DRAIN_BUSY: Duration = Duration::from_millis(2);
+/// How often the thread looks at an idle queue.
+const DRAIN_IDLE: Duration = Duration::from_millis(20);
 
 /// A span exporter behind a pointer.
 pub(crate) trait DynSpanExporter: Send + Sync {
@@ -321,21 +325,25 @@ impl Worker {
         );
         let mut next = Instant::now() + interval;
         let mut spare: Vec<Box<Record>> = Vec::new();
+        let mut wait = DRAIN_IDLE;
         loop {
-            std::thread::park_timeout(
-                DRAIN_EVERY.min(next.saturating_duration_since(Instant::now())),
-            );
+            std::thread::park_timeout(wait.min(next.saturating_duration_since(Instant::now())));
             // Requests first: every record queued before a request is then in the batch.
             let requests = std::mem::take(&mut *lock(&queue.requests));
             let mut batch =
                 std::mem::replace(&mut *lock(&queue.records), std::mem::take(&mut spare));
+            wait = if batch.is_empty() {
+                DRAIN_IDLE
+            } else {
+                DRAIN_BUSY
+            };
             let mut done = Vec::with_capacity(batch.len());
             // Wall-clock times from the monotonic ones the request path read: one pair of
             // clock reads per batch, not one wall-clock read per request.
             let (mono, wall) = (Instant::now(), SystemTime::now());
             for mut r in batch.drain(..) {
-                if r.start.is_none() {
-                    r.start = r.started.map(|t| wall - mono.saturating_duration_since(t));
+                if let crate::record::Start::Mono(t) = r.start {
+                    r.start = crate::record::Start::Wall(wall - mono.saturating_duration_since(t));
                 }
                 self.record(&r);
                 if self.batch.len() >= 512 || self.proto_pending() >= 512 {
