@@ -2,7 +2,6 @@
 //! principal's id only), never prompt or completion text, never a guardrail's matched text
 //! (the checks' names only).
 
-use std::io::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::record::Record;
@@ -38,14 +37,16 @@ impl<'a> Obj<'a> {
     fn u64(&mut self, k: &str, v: Option<u64>) {
         if let Some(v) = v {
             self.key(k);
-            let _ = write!(self.s, "{v}");
+            self.s
+                .extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
         }
     }
 
     fn f64(&mut self, k: &str, v: Option<f64>) {
         if let Some(v) = v.filter(|v| v.is_finite()) {
             self.key(k);
-            let _ = write!(self.s, "{v}");
+            self.s
+                .extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
         }
     }
 
@@ -82,12 +83,28 @@ impl<'a> Obj<'a> {
     }
 }
 
-/// A JSON string, escaped by serde_json (no escaper of our own beside the ones the project
-/// already has), written into `out`.
+/// A JSON string written into `out`: as it is when nothing in it needs escaping (the common
+/// case: names, ids, paths), else escaped by serde_json.
 fn esc(out: &mut Vec<u8>, v: &str) {
-    if serde_json::to_writer(&mut *out, v).is_err() {
+    if v.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(v.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(v.as_bytes());
+        out.push(b'"');
+    } else if serde_json::to_writer(&mut *out, v).is_err() {
         out.extend_from_slice(b"\"\"");
     }
+}
+
+/// `v` in `width` decimal digits, zero-padded (`v` below `10^width`).
+fn digits(out: &mut Vec<u8>, v: u64, width: usize) {
+    let mut buf = [b'0'; 20];
+    let mut x = v;
+    for i in (0..width.min(20)).rev() {
+        buf[i] = b'0' + (x % 10) as u8;
+        x /= 10;
+    }
+    out.extend_from_slice(&buf[..width.min(20)]);
 }
 
 /// Appends the line for one request (without the newline) to `out`.
@@ -177,14 +194,20 @@ fn write_rfc3339(out: &mut Vec<u8>, t: SystemTime) {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = if month <= 2 { y + 1 } else { y };
-    let _ = write!(
-        out,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_millis()
-    );
+    let year = u64::try_from(year).unwrap_or(0).min(9999);
+    let parts = [
+        (year, 4, b'-'),
+        (u64::try_from(month).unwrap_or(0), 2, b'-'),
+        (u64::try_from(day).unwrap_or(0), 2, b'T'),
+        (rem / 3600, 2, b':'),
+        (rem % 3600 / 60, 2, b':'),
+        (rem % 60, 2, b'.'),
+        (u64::from(d.subsec_millis()), 3, b'Z'),
+    ];
+    for (v, width, sep) in parts {
+        digits(out, v, width);
+        out.push(sep);
+    }
 }
 
 #[cfg(test)]
@@ -208,6 +231,21 @@ mod tests {
         assert_eq!(v["status"], 200);
         assert_eq!(v["guardrail"][0], "pii");
         assert!(line.starts_with("{\"time\":"));
+    }
+
+    #[test]
+    fn numbers_are_json_numbers() {
+        let mut r = Record::default();
+        r.path = r.put("/v1/chat/completions");
+        r.status = 503;
+        r.cost_usd = Some(0.000_000_123);
+        r.duration = Duration::from_micros(1_234_567);
+        let mut out = Vec::new();
+        write_line(&mut out, &r, "openai");
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["status"], 503);
+        assert_eq!(v["cost_usd"].as_f64(), Some(0.000_000_123));
+        assert_eq!(v["duration_ms"].as_f64(), Some(1234.567));
     }
 
     fn rfc3339(t: SystemTime) -> String {

@@ -288,17 +288,40 @@ fn read_head(r: &mut Record, cx: &mut ResponseContext<'_>) {
 /// One pass over the response headers (cheaper than a lookup per name): what the other
 /// processors and the egress layers said.
 fn read_headers(r: &mut Record, h: &HeaderMap) {
+    /// A header the record reads.
+    enum Said {
+        Backend,
+        Attempts,
+        Route,
+        Cache,
+        Findings,
+        Cost,
+        RemainingRequests,
+        RemainingTokens,
+    }
     for (name, value) in h {
         let name = name.as_str();
         if !name.starts_with("x-") {
             continue;
         }
+        // The name first: the value is checked only for the headers read.
+        let said = match name {
+            "x-infergate-backend" => Said::Backend,
+            "x-infergate-attempts" => Said::Attempts,
+            "x-infergate-route" => Said::Route,
+            "x-cache" => Said::Cache,
+            "x-guardrail-findings" => Said::Findings,
+            "x-infergate-cost-usd" => Said::Cost,
+            "x-ratelimit-remaining-requests" => Said::RemainingRequests,
+            "x-ratelimit-remaining-tokens" => Said::RemainingTokens,
+            _ => continue,
+        };
         let Ok(v) = value.to_str() else { continue };
-        match name {
-            "x-infergate-backend" => r.backend = Some(r.put(v)),
-            "x-infergate-attempts" => r.attempt_count = v.parse().ok(),
-            "x-infergate-route" => r.route = Some(r.put(v)),
-            "x-cache" => {
+        match said {
+            Said::Backend => r.backend = Some(r.put(v)),
+            Said::Attempts => r.attempt_count = v.parse().ok(),
+            Said::Route => r.route = Some(r.put(v)),
+            Said::Cache => {
                 r.cache = Some(if v.eq_ignore_ascii_case("hit") {
                     "hit"
                 } else if v.eq_ignore_ascii_case("miss") {
@@ -309,13 +332,12 @@ fn read_headers(r: &mut Record, h: &HeaderMap) {
                     "other"
                 });
             }
-            "x-guardrail-findings" => extract::finding_checks(v, r),
-            "x-infergate-cost-usd" => {
+            Said::Findings => extract::finding_checks(v, r),
+            Said::Cost => {
                 r.cost_usd = v.parse::<f64>().ok().filter(|c| c.is_finite() && *c >= 0.0);
             }
-            "x-ratelimit-remaining-requests" => r.ratelimit_remaining_requests = v.parse().ok(),
-            "x-ratelimit-remaining-tokens" => r.ratelimit_remaining_tokens = v.parse().ok(),
-            _ => {}
+            Said::RemainingRequests => r.ratelimit_remaining_requests = v.parse().ok(),
+            Said::RemainingTokens => r.ratelimit_remaining_tokens = v.parse().ok(),
         }
     }
 }
