@@ -81,16 +81,15 @@ impl Sink for Queue {
     fn fresh(&self) -> Box<Record> {
         let reused = lock(&self.free).pop();
         if let Some(mut r) = reused {
+            // Emptied here, not by the telemetry thread (which only reads it).
             r.clear();
             return r;
         }
-        {
-            // A record's texts (path, host, models, ids) fit in this without regrowing.
-            let mut r = Box::<Record>::default();
-            r.text.reserve(256);
-            r.stages.reserve(16);
-            r
-        }
+        // A record's texts (path, host, models, ids) fit in this without regrowing.
+        let mut r = Box::<Record>::default();
+        r.text.reserve(256);
+        r.stages.reserve(16);
+        r
     }
 
     fn send(&self, record: Box<Record>) {
@@ -347,7 +346,10 @@ impl Worker {
             let (mono, wall) = (Instant::now(), SystemTime::now());
             for mut r in batch.drain(..) {
                 if let crate::record::Start::Mono(t) = r.start {
-                    r.start = crate::record::Start::Wall(wall - mono.saturating_duration_since(t));
+                    r.start = crate::record::Start::Wall(
+                        wall.checked_sub(mono.saturating_duration_since(t))
+                            .unwrap_or(SystemTime::UNIX_EPOCH),
+                    );
                 }
                 self.record(&r);
                 if self.batch.len() >= 512 || self.proto_pending() >= 512 {

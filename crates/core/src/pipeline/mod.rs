@@ -680,17 +680,16 @@ impl Pipeline {
         error_response(api, rejection)
     }
 
-    /// A phase's deadline and its stage clock, from one clock read.
+    /// A phase's deadline and its stage clock, from one clock read (tokio's: the deadline
+    /// follows a paused test clock, as its timer does).
     fn phase_start(&self) -> (Option<Instant>, StageClock) {
-        let now = (self.inner.record || self.inner.config.deadline.is_some())
-            .then(std::time::Instant::now);
-        let deadline = self
-            .inner
-            .config
-            .deadline
-            .zip(now)
-            .map(|(d, t)| Instant::from_std(t) + d);
-        let last = if self.inner.record { now } else { None };
+        let now = (self.inner.record || self.inner.config.deadline.is_some()).then(Instant::now);
+        let deadline = self.inner.config.deadline.zip(now).map(|(d, t)| t + d);
+        let last = if self.inner.record {
+            now.map(Instant::into_std)
+        } else {
+            None
+        };
         (
             deadline,
             StageClock {
