@@ -107,12 +107,12 @@ fn digits(out: &mut Vec<u8>, v: u64, width: usize) {
     out.extend_from_slice(&buf[..width.min(20)]);
 }
 
-/// Appends the line for one request (without the newline) to `out`.
-pub(crate) fn write_line(out: &mut Vec<u8>, r: &Record, provider: &str) {
+/// Appends the line for one request that started at `start` (without the newline) to `out`.
+pub(crate) fn write_line(out: &mut Vec<u8>, r: &Record, start: SystemTime, provider: &str) {
     let mut o = Obj::new(out);
     o.key("time");
     o.s.push(b'"');
-    write_rfc3339(o.s, r.wall_start().unwrap_or_else(SystemTime::now));
+    write_rfc3339(o.s, start);
     o.s.push(b'"');
     if let Some(t) = r.trace {
         o.key("trace_id");
@@ -224,7 +224,7 @@ mod tests {
         r.status = 200;
         r.add_finding("pii");
         let mut out = b"previous line\n".to_vec();
-        write_line(&mut out, &r, "openai");
+        write_line(&mut out, &r, SystemTime::now(), "openai");
         let line = std::str::from_utf8(&out[14..]).unwrap();
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         assert_eq!(v["principal"], "we\"ird\n\u{1}name");
@@ -241,7 +241,7 @@ mod tests {
         r.cost_usd = Some(0.000_000_123);
         r.duration = Duration::from_micros(1_234_567);
         let mut out = Vec::new();
-        write_line(&mut out, &r, "openai");
+        write_line(&mut out, &r, SystemTime::now(), "openai");
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["status"], 503);
         assert_eq!(v["cost_usd"].as_f64(), Some(0.000_000_123));

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
 
 use opentelemetry::metrics::{
     BoundCounter, BoundGauge, BoundHistogram, Counter, Gauge, Histogram, Meter,
@@ -486,7 +487,7 @@ impl Metrics {
     }
 
     /// Records one request.
-    pub(crate) fn record(&mut self, st: &mut Store, r: &Record, provider: &str) {
+    pub(crate) fn record(&mut self, st: &mut Store, r: &Record, start: SystemTime, provider: &str) {
         let principal = if self.principal_label {
             r.opt(r.principal)
         } else {
@@ -508,19 +509,26 @@ impl Metrics {
         if !self.series.contains_key(&key) {
             let mut s = self.series(st, &key);
             if self.series.len() >= CACHE_MAX {
-                Self::record_series(&self.i, st, &mut s, r, err.is_none());
+                Self::record_series(&self.i, st, &mut s, r, start, err.is_none());
                 self.record_rest(st, r, key);
                 return;
             }
             self.series.insert(key, s);
         }
         if let Some(s) = self.series.get_mut(&key) {
-            Self::record_series(&self.i, st, s, r, err.is_none());
+            Self::record_series(&self.i, st, s, r, start, err.is_none());
         }
         self.record_rest(st, r, key);
     }
 
-    fn record_series(i: &Instruments, st: &mut Store, s: &mut Series, r: &Record, ok: bool) {
+    fn record_series(
+        i: &Instruments,
+        st: &mut Store,
+        s: &mut Series,
+        r: &Record,
+        start: SystemTime,
+        ok: bool,
+    ) {
         s.request_duration.put(st, r.duration.as_secs_f64());
         s.requests.put(st, 1);
         if let Some(c) = &s.cache {
@@ -528,7 +536,7 @@ impl Metrics {
         }
         let base = &s.base;
         // The upstream operation: from the first attempt to the end (none for a local answer).
-        if let (Some(first), Some(start)) = (r.attempts.first(), r.wall_start()) {
+        if let Some(first) = r.attempts.first() {
             let since = first.start.duration_since(start).unwrap_or_default();
             let err = s.error.clone();
             lazy(&mut s.operation_duration, || {

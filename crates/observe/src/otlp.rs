@@ -11,7 +11,10 @@ use opentelemetry_sdk::Resource;
 use crate::agg::{Kind, Num, Series, Store};
 use crate::config::SEMCONV_SCHEMA_URL;
 use crate::keys::{FxMap, Static};
-use crate::spans::{Head, Nanos, SpanWriter, nanos};
+use crate::spans::{
+    Head, Nanos, STAGE_DECISION, STAGE_DURATION, STAGE_EVENT, STAGE_PHASE, STAGE_PROCESSOR,
+    STAGE_REASON, SpanWriter, nanos,
+};
 
 /// Protobuf wire types.
 const LEN: u8 = 2;
@@ -146,9 +149,14 @@ fn put_kv(out: &mut Vec<u8>, field: u32, key: &str, v: Any<'_>) {
 }
 
 /// [`put_kv`] for any key and value.
+/// A `KeyValue` message's encoded size (without its own tag and length).
+fn kv_body_len(key: &str, v: Any<'_>) -> usize {
+    field_len(1, key.len()) + field_len(2, v.len())
+}
+
 fn put_kv_general(out: &mut Vec<u8>, field: u32, key: &str, v: Any<'_>) {
     let value = v.len();
-    let kv = field_len(1, key.len()) + field_len(2, value);
+    let kv = kv_body_len(key, v);
     put_tag(out, field, LEN);
     put_varint(out, kv as u64);
     put_bytes(out, 1, key.as_bytes());
@@ -492,11 +500,6 @@ impl ProtoSpans {
     }
 }
 
-/// A `KeyValue` field's encoded size.
-fn kv_len(field: u32, key: &str, v: Any<'_>) -> usize {
-    field_len(field, field_len(1, key.len()) + field_len(2, v.len()))
-}
-
 impl SpanWriter for ProtoSpans {
     fn begin(&mut self, h: &Head<'_>) {
         self.in_event = false;
@@ -563,8 +566,6 @@ impl SpanWriter for ProtoSpans {
         reason: Option<&'static str>,
         duration_s: f64,
     ) {
-        const NAME: &str = "infergate.processor";
-        const DURATION: &str = "infergate.duration_s";
         self.close_event();
         let key = (
             Static(names[0]),
@@ -574,24 +575,27 @@ impl SpanWriter for ProtoSpans {
         );
         let attrs = self.stage_attrs.entry(key).or_insert_with(|| {
             let mut attrs = Vec::with_capacity(96);
-            put_kv(&mut attrs, 3, "infergate.processor", Any::Str(names[0]));
-            put_kv(&mut attrs, 3, "infergate.phase", Any::Str(names[1]));
-            put_kv(&mut attrs, 3, "infergate.decision", Any::Str(names[2]));
+            put_kv(&mut attrs, 3, STAGE_PROCESSOR, Any::Str(names[0]));
+            put_kv(&mut attrs, 3, STAGE_PHASE, Any::Str(names[1]));
+            put_kv(&mut attrs, 3, STAGE_DECISION, Any::Str(names[2]));
             if let Some(r) = reason {
-                put_kv(&mut attrs, 3, "infergate.reason", Any::Str(r));
+                put_kv(&mut attrs, 3, STAGE_REASON, Any::Str(r));
             }
             attrs
         });
         // The event's size is known before it is written: written whole, in place.
         let duration = Any::Float(duration_s);
-        let len = 9 + field_len(2, NAME.len()) + attrs.len() + kv_len(3, DURATION, duration);
+        let len = 9
+            + field_len(2, STAGE_EVENT.len())
+            + attrs.len()
+            + field_len(3, kv_body_len(STAGE_DURATION, duration));
         let s = &mut self.spans;
         put_tag(s, 11, LEN);
         put_varint(s, len as u64);
         put_fixed64(s, 1, at);
-        put_bytes(s, 2, NAME.as_bytes());
+        put_bytes(s, 2, STAGE_EVENT.as_bytes());
         s.extend_from_slice(attrs);
-        put_kv(s, 3, DURATION, duration);
+        put_kv(s, 3, STAGE_DURATION, duration);
         if self.stage_attrs.len() > STAGE_ATTRS_MAX {
             self.stage_attrs.clear();
         }

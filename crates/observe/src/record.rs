@@ -2,7 +2,7 @@
 //! formatting, no attribute sets), then handed whole to the telemetry thread.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use infergate_core::trace::{AttemptRecord, TraceContext};
 use infergate_core::usage::Usage;
@@ -47,19 +47,6 @@ pub(crate) struct Span {
 /// small, nor to repeat a field only once (a stream may restate its model in every event).
 const MAX_TEXT: usize = u16::MAX as usize;
 
-/// When a request started: read monotonic on the request path, made wall-clock by the
-/// telemetry thread.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) enum Start {
-    /// Not known (a record that was never started).
-    #[default]
-    Unknown,
-    /// As the request path read it.
-    Mono(Instant),
-    /// As the telemetry thread made it.
-    Wall(SystemTime),
-}
-
 /// Captured content (opt-in), kept apart so that a record without it stays small.
 #[derive(Debug, Default)]
 pub(crate) struct Content {
@@ -78,8 +65,9 @@ const MAX_PIECE: usize = 256;
 #[derive(Debug, Default)]
 pub(crate) struct Record {
     pub(crate) text: String,
-    /// The start (the request path reads no wall clock).
-    pub(crate) start: Start,
+    /// The start, monotonic: the request path reads no wall clock (the telemetry thread
+    /// derives it, without writing the record).
+    pub(crate) started: Option<Instant>,
     pub(crate) duration: Duration,
     pub(crate) trace: Option<TraceContext>,
     pub(crate) remote_parent: Option<[u8; 8]>,
@@ -149,14 +137,6 @@ impl Record {
         Span {
             start: u16::try_from(start).unwrap_or(u16::MAX),
             len: u16::try_from(end).unwrap_or(0),
-        }
-    }
-
-    /// The wall-clock start, once the telemetry thread made it.
-    pub(crate) fn wall_start(&self) -> Option<SystemTime> {
-        match self.start {
-            Start::Wall(t) => Some(t),
-            _ => None,
         }
     }
 
@@ -264,7 +244,7 @@ impl Flight {
         };
         let now = now.unwrap_or_else(Instant::now);
         let r = &mut *record;
-        r.start = Start::Mono(self.started);
+        r.started = Some(self.started);
         r.duration = now.saturating_duration_since(self.started);
         if let Some(t) = self.trace.take() {
             r.attempts.extend(t.attempts());

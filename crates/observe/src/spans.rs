@@ -44,18 +44,26 @@ pub(crate) trait SpanWriter {
         reason: Option<&'static str>,
         duration_s: f64,
     ) {
-        self.event("infergate.processor", at);
-        self.str("infergate.processor", names[0]);
-        self.str("infergate.phase", names[1]);
-        self.str("infergate.decision", names[2]);
+        self.event(STAGE_EVENT, at);
+        self.str(STAGE_PROCESSOR, names[0]);
+        self.str(STAGE_PHASE, names[1]);
+        self.str(STAGE_DECISION, names[2]);
         if let Some(r) = reason {
-            self.str("infergate.reason", r);
+            self.str(STAGE_REASON, r);
         }
-        self.float("infergate.duration_s", duration_s);
+        self.float(STAGE_DURATION, duration_s);
     }
     /// Ends the span (with an error status and its message, or unset).
     fn end(&mut self, error: Option<&str>);
 }
+
+/// A processor-phase event's name and attribute keys (one spelling for every writer).
+pub(crate) const STAGE_EVENT: &str = "infergate.processor";
+pub(crate) const STAGE_PROCESSOR: &str = "infergate.processor";
+pub(crate) const STAGE_PHASE: &str = "infergate.phase";
+pub(crate) const STAGE_DECISION: &str = "infergate.decision";
+pub(crate) const STAGE_REASON: &str = "infergate.reason";
+pub(crate) const STAGE_DURATION: &str = "infergate.duration_s";
 
 /// A time as nanoseconds since the Unix epoch (OTLP's; span times are computed in it, not
 /// converted from `SystemTime` per event).
@@ -63,8 +71,7 @@ pub(crate) type Nanos = u64;
 
 /// `t` in [`Nanos`] (0 before the epoch, saturated far after it).
 pub(crate) fn nanos(t: SystemTime) -> Nanos {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, ns)
 }
 
 fn ns(d: Duration) -> Nanos {
@@ -126,13 +133,14 @@ fn usage_attrs(r: &Record, w: &mut impl SpanWriter) {
 /// phase) and a child per upstream attempt.
 pub(crate) fn describe(
     r: &Record,
+    start: SystemTime,
     provider: &str,
     providers: &std::collections::BTreeMap<String, String>,
     redactor: Option<&Redactor>,
     w: &mut impl SpanWriter,
 ) {
     let Some(trace) = r.trace else { return };
-    let start = nanos(r.wall_start().unwrap_or_else(SystemTime::now));
+    let start = nanos(start);
     let end = start.saturating_add(ns(r.duration));
     let op = operation(r);
     let err = error_type(r);
@@ -246,10 +254,10 @@ pub(crate) fn describe(
         );
     }
     if let Some(by) = r.opt(r.stream_stopped_by) {
-        w.event("infergate.processor", end);
-        w.str("infergate.processor", by);
-        w.str("infergate.phase", "stream");
-        w.str("infergate.decision", "reject");
+        w.event(STAGE_EVENT, end);
+        w.str(STAGE_PROCESSOR, by);
+        w.str(STAGE_PHASE, "stream");
+        w.str(STAGE_DECISION, "reject");
     }
     let failed = r.status >= 500 || r.error_type.is_some();
     w.end(failed.then(|| err.as_deref().unwrap_or("error")));

@@ -344,14 +344,12 @@ impl Worker {
             // Wall-clock times from the monotonic ones the request path read: one pair of
             // clock reads per batch, not one wall-clock read per request.
             let (mono, wall) = (Instant::now(), SystemTime::now());
-            for mut r in batch.drain(..) {
-                if let crate::record::Start::Mono(t) = r.start {
-                    r.start = crate::record::Start::Wall(
-                        wall.checked_sub(mono.saturating_duration_since(t))
-                            .unwrap_or(SystemTime::UNIX_EPOCH),
-                    );
-                }
-                self.record(&r);
+            for r in batch.drain(..) {
+                let start = r.started.map_or(wall, |t| {
+                    wall.checked_sub(mono.saturating_duration_since(t))
+                        .unwrap_or(SystemTime::UNIX_EPOCH)
+                });
+                self.record(&r, start);
                 if self.batch.len() >= 512 || self.proto_pending() >= 512 {
                     self.export_spans(rt);
                 }
@@ -463,16 +461,18 @@ impl Worker {
         }
     }
 
-    fn record(&mut self, r: &Record) {
+    /// Metrics, spans and the access log line of a record that started at `start`.
+    fn record(&mut self, r: &Record, start: SystemTime) {
         let provider = provider_of(&self.config, r);
         if let Some(m) = &mut self.metrics {
-            m.record(&mut crate::agg::lock(&self.store), r, provider);
+            m.record(&mut crate::agg::lock(&self.store), r, start, provider);
         }
         if self.config.traces && r.trace.is_some_and(|t| t.is_sampled()) {
             #[cfg(feature = "otlp-http")]
             if let Some((p, _)) = &mut self.proto {
                 spans::describe(
                     r,
+                    start,
                     provider,
                     &self.config.providers,
                     self.redactor.as_ref(),
@@ -482,6 +482,7 @@ impl Worker {
             if !self.span_exporters.is_empty() {
                 spans::describe(
                     r,
+                    start,
                     provider,
                     &self.config.providers,
                     self.redactor.as_ref(),
@@ -497,7 +498,7 @@ impl Worker {
             {
                 let line = &mut self.line;
                 line.clear();
-                access_log::write_line(line, r, provider);
+                access_log::write_line(line, r, start, provider);
                 line.push(b'\n');
                 let _ = w.write_all(line);
             }
