@@ -11,6 +11,8 @@
 //!   collector in a child process (this binary started again as a sink, so the collector's
 //!   CPU is not counted); `metrics_and_spans_sdk_exporter` hands `SpanData` to an SDK
 //!   exporter that drops them.
+//! - `telemetry_request_thread_cpu/*`: the CPU time of the thread that runs the pipeline only
+//!   (the request path), the telemetry thread and the exports excluded.
 #![allow(missing_docs)]
 
 #[path = "common/mod.rs"]
@@ -168,6 +170,34 @@ fn bench(c: &mut Criterion) {
                         t.flush().await;
                     }
                     start.elapsed()
+                })
+            });
+        });
+    }
+    g.finish();
+
+    // CPU time of the thread that runs the pipeline only (the request path; the telemetry
+    // thread and the exports excluded): what telemetry adds where the requests are served.
+    let mut g = c.benchmark_group("telemetry_request_thread_cpu");
+    for (name, t) in [
+        ("without", None),
+        ("metrics", Some(&metrics_only)),
+        ("metrics_and_spans", Some(&otlp)),
+    ] {
+        let svc = pipeline(t).layer().layer(upstream);
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let svc = svc.clone();
+                rt.block_on(async move {
+                    let start = cpu_time::ThreadTime::now();
+                    for _ in 0..iters {
+                        svc.clone().oneshot(request()).await.expect("answered");
+                    }
+                    let spent = start.elapsed();
+                    if let Some(t) = t {
+                        t.flush().await;
+                    }
+                    spent
                 })
             });
         });

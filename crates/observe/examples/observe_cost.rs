@@ -8,7 +8,8 @@
 //!   target/release/examples/observe_cost spans $n 2>&1 | grep 'I *refs'; done
 //! ```
 //! With `OBSERVE_COST_THREAD_CPU` set it prints the CPU time of the thread that runs the
-//! requests (the request path, the telemetry thread excluded).
+//! requests (the request path, the telemetry thread excluded) and of the whole process (the
+//! collector's child process excluded).
 //!
 //! The difference of the two counts over 2000 is the instructions per request; the same for
 //! `without` gives the pipeline's own, and their difference telemetry's. `MODE` is `without`
@@ -76,6 +77,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let svc = b.processor(ReadsAnswers).build().layer().layer(upstream);
     let main_cpu = cpu_time::ThreadTime::now();
+    let process_cpu = cpu_time::ProcessTime::now();
     rt.block_on(async {
         for _ in 0..n {
             let req = http::Request::post("/v1/chat/completions")
@@ -92,6 +94,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::env::var_os("OBSERVE_COST_THREAD_CPU").is_some() {
         // The request path's share (this thread's CPU), beside the process's (`perf stat`).
         eprintln!("main_thread_cpu_ns {}", main_cpu.elapsed().as_nanos());
+        // This process's (the collector's child process excluded), as the criterion rows.
+        eprintln!("process_cpu_ns {}", process_cpu.elapsed().as_nanos());
     }
     drop(collector);
     Ok(())
